@@ -1,0 +1,33 @@
+//! The hub: what every actor on a node shares — configuration, ports and node-wide registries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::admission::Admission;
+use crate::connections::Connections;
+use crate::ports::TokenVerifier;
+
+/// Per-connection behaviour (from the `[ws]` config section).
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Close a socket that has not authenticated within this time.
+    pub auth_timeout: Duration,
+    /// Requests per second a connection may sustain.
+    pub rate_per_sec: f64,
+    /// Requests a connection may send in a burst.
+    pub rate_burst: f64,
+    /// Frames queued for a connection before it counts as a slow consumer.
+    pub outbound_queue: usize,
+}
+
+/// Shared by every actor on the node.
+pub struct Hub {
+    /// Per-connection behaviour.
+    pub session: SessionConfig,
+    /// Verifies bearer tokens.
+    pub verifier: Arc<dyn TokenVerifier>,
+    /// Connection limits.
+    pub admission: Arc<Admission>,
+    /// Live connections.
+    pub connections: Connections,
+}

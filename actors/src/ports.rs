@@ -1,0 +1,29 @@
+//! Ports: the traits actors need from the outside world, implemented by the server crate.
+
+use corral_protocol::{Role, UserId};
+
+/// Who a connection speaks for, once authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The user.
+    pub user_id: UserId,
+    /// Their role, as carried by the token.
+    pub role: Role,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The token has expired.
+    #[error("token expired")]
+    Expired,
+    /// Bad signature, wrong issuer, unreadable claims.
+    #[error("invalid token")]
+    Invalid,
+}
+
+/// Checks bearer tokens (JWTs signed with the node's key).
+pub trait TokenVerifier: Send + Sync + 'static {
+    /// Verifies `token` and returns the identity it carries.
+    fn verify(&self, token: &str) -> Result<Identity, AuthError>;
+}

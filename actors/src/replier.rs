@@ -1,0 +1,54 @@
+//! Answers one request exactly once, recording the reply metrics. Movable into the future
+//! that computes an asynchronous reply.
+
+use std::time::Instant;
+
+use bytestring::ByteString;
+use corral_protocol::{ErrorCode, reply};
+use serde::Serialize;
+
+use crate::outbound::Outbound;
+
+/// The pending reply to one request.
+pub struct Replier {
+    id: Option<u64>,
+    op: &'static str,
+    started: Instant,
+    out: Outbound,
+}
+
+impl Replier {
+    /// A reply to request `id` (op `op`, received at `started`) on `out`.
+    pub fn new(id: Option<u64>, op: &'static str, started: Instant, out: Outbound) -> Self {
+        Replier {
+            id,
+            op,
+            started,
+            out,
+        }
+    }
+
+    /// Sends `{"re", "ok"}`.
+    pub fn ok<T: Serialize>(self, ok: &T) {
+        let text = match self.id {
+            Some(id) => reply::ok(id, ok),
+            None => reply::error(None, ErrorCode::Internal, "reply without request id"),
+        };
+        self.finish(text, "ok");
+    }
+
+    /// Sends `{"re", "error"}`.
+    pub fn error(self, code: ErrorCode, message: &str) {
+        let text = reply::error(self.id, code, message);
+        self.finish(text, code.as_str());
+    }
+
+    fn finish(self, text: String, outcome: &'static str) {
+        let op = self.op;
+        metrics::counter!("corral_frames_out_total", "kind" => "reply", "op" => op).increment(1);
+        metrics::counter!("corral_replies_total", "op" => op, "outcome" => outcome).increment(1);
+        metrics::histogram!("corral_reply_latency_seconds", "op" => op)
+            .record(self.started.elapsed().as_secs_f64());
+        self.out.send(ByteString::from(text));
+    }
+}

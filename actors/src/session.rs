@@ -1,0 +1,232 @@
+//! The Session actor: one per WebSocket connection.
+//!
+//! It owns the connection's protocol state — authentication, the request rate limiter — and
+//! answers every request exactly once through its [`Outbound`] queue. The connection's I/O
+//! loop (in the server crate) feeds it text frames through a [`SessionHandle`] and writes what
+//! the queue yields.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use corral_protocol::limits::close;
+use corral_protocol::ops::{AuthOk, AuthParams, TimeSyncOk};
+use corral_protocol::{ErrorCode, Op, Request, decode_request};
+
+use crate::admission::UserPermit;
+use crate::clock::now_ms;
+use crate::hub::Hub;
+use crate::outbound::{CloseReason, Outbound};
+use crate::ports::{AuthError, Identity};
+use crate::rate_limit::TokenBucket;
+use crate::replier::Replier;
+
+/// One connection's actor.
+pub struct Session {
+    conn_id: u64,
+    hub: Arc<Hub>,
+    out: Outbound,
+    identity: Option<Identity>,
+    /// Holds the connection's place in its user's connection count.
+    user_permit: Option<UserPermit>,
+    bucket: TokenBucket,
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.identity.is_none() {
+            ctx.run_later(self.hub.session.auth_timeout, |act, ctx| {
+                if act.identity.is_none() {
+                    metrics::counter!("corral_auth_failures_total", "reason" => "timeout")
+                        .increment(1);
+                    act.out.close(CloseReason::graceful(
+                        close::POLICY,
+                        "authentication timeout",
+                    ));
+                    ctx.stop();
+                }
+            });
+        }
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.hub.connections.remove(self.conn_id);
+    }
+}
+
+/// A text frame from the client.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Inbound(ByteString);
+
+/// The client went away.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Disconnected;
+
+impl Handler<Inbound> for Session {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(text): Inbound, ctx: &mut Self::Context) {
+        let started = Instant::now();
+        if !self.bucket.try_take() {
+            let id = decode_request(&text).ok().map(|r| r.id);
+            metrics::counter!("corral_rate_limited_total", "scope" => "connection").increment(1);
+            self.replier(id, "rate_limited", started)
+                .error(ErrorCode::RateLimited, "too many requests, slow down");
+            return;
+        }
+        match decode_request(&text) {
+            Ok(request) => {
+                let op = request.op.name();
+                metrics::counter!("corral_frames_in_total", "op" => op).increment(1);
+                self.dispatch(request, started, ctx);
+            }
+            Err(err) => {
+                let op = err
+                    .op
+                    .as_deref()
+                    .map(corral_protocol::Op::static_name)
+                    .unwrap_or("invalid");
+                metrics::counter!("corral_frames_in_total", "op" => op).increment(1);
+                self.replier(err.id, op, started)
+                    .error(err.code, &err.message);
+            }
+        }
+    }
+}
+
+impl Handler<Disconnected> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: Disconnected, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Session {
+    fn replier(&self, id: Option<u64>, op: &'static str, started: Instant) -> Replier {
+        Replier::new(id, op, started, self.out.clone())
+    }
+
+    fn dispatch(&mut self, request: Request, started: Instant, _ctx: &mut Context<Self>) {
+        let replier = self.replier(Some(request.id), request.op.name(), started);
+        let identity = match (&request.op, self.identity) {
+            (Op::Auth(params), _) => return self.authenticate(params, replier),
+            (Op::TimeSync(params), _) => {
+                return replier.ok(&TimeSyncOk {
+                    client_time: params.client_time,
+                    server_time: now_ms(),
+                });
+            }
+            (_, None) => {
+                return replier.error(
+                    ErrorCode::Unauthenticated,
+                    "authenticate first with the `auth` op",
+                );
+            }
+            (_, Some(identity)) => identity,
+        };
+        let _ = identity;
+        replier.error(
+            ErrorCode::Unavailable,
+            "this operation is not served by this node yet",
+        );
+    }
+
+    fn authenticate(&mut self, params: &AuthParams, replier: Replier) {
+        let identity = match self.hub.verifier.verify(&params.token) {
+            Ok(identity) => identity,
+            Err(err) => {
+                let reason = match err {
+                    AuthError::Expired => "expired",
+                    AuthError::Invalid => "invalid",
+                };
+                metrics::counter!("corral_auth_failures_total", "reason" => reason).increment(1);
+                return replier.error(ErrorCode::Unauthenticated, &err.to_string());
+            }
+        };
+        if let Some(current) = self.identity {
+            if current.user_id != identity.user_id {
+                return replier.error(
+                    ErrorCode::Conflict,
+                    "this connection is already authenticated as another user",
+                );
+            }
+        } else {
+            match self.hub.admission.admit_user(identity.user_id) {
+                Ok(permit) => self.user_permit = Some(permit),
+                Err(refusal) => {
+                    replier.error(ErrorCode::LimitReached, &refusal.to_string());
+                    self.out.close(CloseReason::graceful(
+                        close::POLICY,
+                        "too many connections for this user",
+                    ));
+                    return;
+                }
+            }
+        }
+        self.identity = Some(identity);
+        replier.ok(&AuthOk {
+            user_id: identity.user_id,
+            role: identity.role,
+            server_time: now_ms(),
+        });
+    }
+}
+
+/// How the server crate talks to a Session actor.
+#[derive(Clone)]
+pub struct SessionHandle {
+    addr: Addr<Session>,
+}
+
+/// The session refused a connection pre-authenticated by a bearer header.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SessionRefused(pub crate::admission::Refusal);
+
+impl SessionHandle {
+    /// Starts the actor for a new connection whose frames go to `out`. `identity` is set
+    /// when the upgrade request carried a valid `Authorization: Bearer` token.
+    pub fn start(
+        hub: Arc<Hub>,
+        out: Outbound,
+        identity: Option<Identity>,
+    ) -> Result<SessionHandle, SessionRefused> {
+        let user_permit = match identity {
+            Some(identity) => Some(
+                hub.admission
+                    .admit_user(identity.user_id)
+                    .map_err(SessionRefused)?,
+            ),
+            None => None,
+        };
+        let conn_id = hub.connections.register(out.clone());
+        let bucket = TokenBucket::new(hub.session.rate_per_sec, hub.session.rate_burst);
+        let addr = Session {
+            conn_id,
+            hub,
+            out,
+            identity,
+            user_permit,
+            bucket,
+        }
+        .start();
+        Ok(SessionHandle { addr })
+    }
+
+    /// Hands a client text frame to the session, waiting while it is busy (this is the
+    /// connection's backpressure: a flooding client is read no faster than it is served).
+    pub async fn inbound(&self, text: ByteString) {
+        let _ = self.addr.send(Inbound(text)).await;
+    }
+
+    /// Tells the session its client is gone.
+    pub fn disconnected(&self) {
+        self.addr.do_send(Disconnected);
+    }
+}

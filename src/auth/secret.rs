@@ -1,0 +1,64 @@
+//! The token signing key: configured, or generated once into the data directory.
+
+use std::io::Write;
+use std::path::Path;
+
+use rand::RngCore;
+
+use crate::config::Secret;
+
+/// Returns the configured key, or the one in `<data_dir>/jwt.secret`, creating that file
+/// (mode 0600, 32 random bytes, hex) on first start.
+pub fn load_or_generate(configured: &Secret, data_dir: &Path) -> std::io::Result<Secret> {
+    if !configured.is_empty() {
+        return Ok(configured.clone());
+    }
+    let path = data_dir.join("jwt.secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if !existing.is_empty() {
+            return Ok(Secret::new(existing));
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    file.write_all(key.as_bytes())?;
+    file.sync_all()?;
+    tracing::info!(path = %path.display(), "generated a new token signing key");
+    Ok(Secret::new(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_with_private_permissions() {
+        let dir = tempfile::tempdir().ok();
+        let Some(dir) = dir else { return };
+        let first =
+            load_or_generate(&Secret::default(), dir.path()).map(|s| s.expose().to_string());
+        let second =
+            load_or_generate(&Secret::default(), dir.path()).map(|s| s.expose().to_string());
+        assert_eq!(first.as_ref().ok().map(String::len), Some(64));
+        assert_eq!(first.ok(), second.ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("jwt.secret"))
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok();
+            assert_eq!(mode, Some(0o600));
+        }
+    }
+}

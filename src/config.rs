@@ -1,0 +1,203 @@
+//! Typed, layered configuration: the built-in `config/default.toml`, an optional profile file,
+//! an optional `--config` file, `CORRAL_...` environment variables, then CLI overrides.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The built-in defaults; the same file documents every key.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// All of Corral's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Listener, data directory, workers, draining.
+    pub server: ServerSettings,
+    /// The SQL store.
+    pub database: DatabaseSettings,
+    /// The optional Redis (cluster mode).
+    pub redis: RedisSettings,
+    /// Tokens.
+    pub auth: AuthSettings,
+    /// WebSocket connections and their limits.
+    pub ws: WsSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Bind address (`host:port`; port 0 picks a free one).
+    pub listen: String,
+    /// Where the embedded database and generated secrets live.
+    pub data_dir: PathBuf,
+    /// HTTP worker threads (0 = one per core).
+    pub workers: usize,
+    /// Drain time on shutdown, in ms.
+    pub drain_ms: u64,
+    /// Upper bound of the reconnect delay told to clients, in ms.
+    pub reconnect_jitter_ms: u64,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Connection URL; empty means SQLite in `data_dir`.
+    pub url: Secret,
+    /// Pool size.
+    pub max_connections: u32,
+    /// SQLite `synchronous` pragma (`full` or `normal`).
+    pub sqlite_synchronous: String,
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Connection URL; empty means no Redis.
+    pub url: Secret,
+    /// Prefix of every key.
+    pub key_prefix: String,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 key; empty means generated into `data_dir/jwt.secret`.
+    pub jwt_secret: Secret,
+    /// Token issuer.
+    pub issuer: String,
+    /// Token lifetime in seconds.
+    pub token_ttl_secs: u64,
+}
+
+/// `[ws]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsSettings {
+    /// Largest client frame in bytes.
+    pub max_frame_bytes: usize,
+    /// Authentication deadline in ms.
+    pub auth_timeout_ms: u64,
+    /// Ping interval in ms.
+    pub heartbeat_interval_ms: u64,
+    /// Silence after which a socket is closed, in ms.
+    pub idle_timeout_ms: u64,
+    /// Outbound queue length per connection.
+    pub outbound_queue: usize,
+    /// Sustained requests per second per connection.
+    pub rate_per_sec: f64,
+    /// Request burst per connection.
+    pub rate_burst: f64,
+    /// Connections per node.
+    pub max_connections: usize,
+    /// Connections per client IP.
+    pub max_per_ip: usize,
+    /// Connections per user.
+    pub max_per_user: usize,
+    /// New connections per second, node-wide.
+    pub new_per_sec: f64,
+    /// New-connection burst.
+    pub new_burst: f64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// env-filter directives.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// A string that never appears in logs or `Debug` output.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is empty (i.e. not configured).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(#[from] config::ConfigError);
+
+impl Settings {
+    /// Loads the layers: defaults, `config/<CORRAL_PROFILE>.toml` (if the variable is set),
+    /// `file` (if given), then `CORRAL_...` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Ok(profile) = std::env::var("CORRAL_PROFILE") {
+            builder =
+                builder.add_source(File::with_name(&format!("config/{profile}")).required(true));
+        }
+        if let Some(file) = file {
+            builder = builder.add_source(File::from(file).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("CORRAL")
+                .prefix_separator("_")
+                .separator("__")
+                .ignore_empty(false),
+        );
+        Ok(builder.build()?.try_deserialize()?)
+    }
+
+    /// The built-in defaults alone (tests start from these).
+    pub fn defaults() -> Result<Settings, ConfigError> {
+        Ok(Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()?
+            .try_deserialize()?)
+    }
+}
+
+impl WsSettings {
+    /// Authentication deadline.
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_hide_secrets() {
+        let settings = Settings::defaults();
+        assert!(settings.is_ok(), "{settings:?}");
+        let secret = Secret::new("hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,106 @@
+//! `POST /api/v1/auth/register` and `POST /api/v1/auth/login`.
+
+use actix_web::{HttpResponse, web};
+use corral_protocol::{ErrorCode, Role, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::password;
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// Registers the auth routes under `/api/v1`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/register", web::post().to(register))
+        .route("/auth/login", web::post().to(login));
+}
+
+/// Register and login bodies.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// 3 to 32 characters: letters, digits, `_`, `-`, `.`.
+    pub username: String,
+    /// 8 to 128 characters.
+    pub password: String,
+}
+
+#[derive(Serialize)]
+struct Registered {
+    user_id: UserId,
+}
+
+#[derive(Serialize)]
+struct LoggedIn {
+    token: String,
+    user_id: UserId,
+    role: Role,
+}
+
+fn validate(creds: &Credentials) -> Result<(), ApiError> {
+    let name_ok = (3..=32).contains(&creds.username.chars().count())
+        && creds
+            .username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !name_ok {
+        return Err(ApiError::bad_request(
+            "username must be 3-32 characters of letters, digits, '_', '-' or '.'",
+        ));
+    }
+    if !(8..=128).contains(&creds.password.chars().count()) {
+        return Err(ApiError::bad_request("password must be 8-128 characters"));
+    }
+    Ok(())
+}
+
+async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let creds = body.into_inner();
+    validate(&creds)?;
+    let hash = password::hash(creds.password)
+        .await
+        .map_err(ApiError::internal)?;
+    let user_id = state
+        .db
+        .create_user(
+            &creds.username,
+            &hash,
+            Role::User,
+            corral_actors::clock::now_ms(),
+        )
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            err if err.code == ErrorCode::Conflict => {
+                ApiError::new(ErrorCode::Conflict, "username is taken")
+            }
+            err => err,
+        })?;
+    Ok(HttpResponse::Created().json(Registered { user_id }))
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let creds = body.into_inner();
+    let refused = || ApiError::unauthenticated("invalid username or password");
+    let Some(user) = state.db.user_by_name(&creds.username).await? else {
+        metrics::counter!("corral_auth_failures_total", "reason" => "login").increment(1);
+        return Err(refused());
+    };
+    if !password::verify(creds.password, user.password_hash).await {
+        metrics::counter!("corral_auth_failures_total", "reason" => "login").increment(1);
+        return Err(refused());
+    }
+    let token = state
+        .keys
+        .issue(user.id, user.role)
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(LoggedIn {
+        token,
+        user_id: user.id,
+        role: user.role,
+    }))
+}

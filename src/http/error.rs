@@ -1,0 +1,97 @@
+//! HTTP error bodies: `{"error": {"code", "message"}}` with the protocol's stable codes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use corral_protocol::{ErrorBody, ErrorCode};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// The human explanation.
+    pub message: String,
+    /// A status other than the code's usual one (e.g. 429 for a connection limit).
+    pub status: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a ErrorBody,
+}
+
+impl ApiError {
+    /// An error with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            status: None,
+        }
+    }
+
+    /// The same error answered with another HTTP status.
+    pub fn with_status(mut self, status: u16) -> ApiError {
+        self.status = Some(status);
+        self
+    }
+
+    /// `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::BadRequest, message)
+    }
+
+    /// `unauthenticated`.
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Unauthenticated, message)
+    }
+
+    /// `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
+    /// `internal`, logging the cause (which is not shown to the client).
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%cause, "internal error");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status.unwrap_or(self.code.http_status()))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = ErrorBody::new(self.code, self.message.clone());
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(Body { error: &body })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(msg) => ApiError::new(ErrorCode::Conflict, msg),
+            StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "not found"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl actix_web::Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _req: &actix_web::HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}

@@ -1,0 +1,67 @@
+//! Request extractors: the caller's identity from `Authorization: Bearer <token>`.
+
+use std::future::{Ready, ready};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use corral_actors::{AuthError, Identity, TokenVerifier};
+use corral_protocol::Role;
+
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Identity);
+
+impl Caller {
+    /// Refuses callers without one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs the {} role",
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )))
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Caller, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(caller(req))
+    }
+}
+
+fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("app state missing"))?;
+    let token =
+        bearer_token(req).ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
+    state.keys.verify(token).map(Caller).map_err(|e| {
+        let reason = match e {
+            AuthError::Expired => "expired",
+            AuthError::Invalid => "invalid",
+        };
+        metrics::counter!("corral_auth_failures_total", "reason" => reason).increment(1);
+        ApiError::unauthenticated(e.to_string())
+    })
+}

@@ -1,0 +1,14 @@
+//! Corral, the server: configuration, HTTP routes, the WebSocket upgrade, authentication, and
+//! the storage adapters that implement the actors' ports. `startup` wires them together.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod shutdown;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod ws;
+
+pub use startup::Application;

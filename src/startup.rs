@@ -1,0 +1,127 @@
+//! Builds a node: storage, keys, actors' hub, the HTTP server bound to its listener.
+//! `Application::build` binds first, so tests can ask for port 0 and read the real port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use corral_actors::{Admission, AdmissionConfig, Connections, Hub, SessionConfig};
+
+use crate::auth::{JwtKeys, secret};
+use crate::config::Settings;
+use crate::state::AppState;
+use crate::store::redis::{RedisError, RedisStore};
+use crate::store::{Db, StoreError};
+use crate::telemetry;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// SQL trouble.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Redis trouble.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// Binding, files.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built node, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects storage, runs migrations, binds the listener.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
+        db.migrate().await?;
+        let redis = if settings.redis.url.is_empty() {
+            None
+        } else {
+            Some(RedisStore::connect(&settings.redis).await?)
+        };
+        let key = secret::load_or_generate(&settings.auth.jwt_secret, &settings.server.data_dir)?;
+        let keys = Arc::new(JwtKeys::new(
+            &key,
+            &settings.auth.issuer,
+            settings.auth.token_ttl_secs,
+        ));
+        let ws = &settings.ws;
+        let hub = Arc::new(Hub {
+            session: SessionConfig {
+                auth_timeout: ws.auth_timeout(),
+                rate_per_sec: ws.rate_per_sec,
+                rate_burst: ws.rate_burst,
+                outbound_queue: ws.outbound_queue,
+            },
+            verifier: keys.clone(),
+            admission: Admission::new(AdmissionConfig {
+                max_connections: ws.max_connections,
+                max_per_ip: ws.max_per_ip,
+                max_per_user: ws.max_per_user,
+                new_per_sec: ws.new_per_sec,
+                new_burst: ws.new_burst,
+            }),
+            connections: Connections::default(),
+        });
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let listen = settings.server.listen.clone();
+        let state = web::Data::new(AppState::new(
+            settings,
+            db,
+            redis,
+            keys,
+            hub,
+            telemetry::metrics_handle(),
+        ));
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(crate::http::routes)
+        })
+        .workers(workers)
+        .backlog(8192)
+        .max_connections(50_000)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .client_request_timeout(Duration::from_secs(10))
+        .bind(&listen)?;
+        let port = server.addrs().first().map(|a| a.port()).unwrap_or(0);
+        let server = server.run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The port the listener is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The node's shared state.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle that stops the HTTP server.
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,135 @@
+//! The SQL store: one connection pool over SQLite (embedded) or PostgreSQL (cluster), chosen
+//! by `database.url`, and the adapters built on it.
+//!
+//! Queries are runtime-checked (`sqlx::query` through the `Any` driver) and written once for
+//! both engines: `$n` placeholders (SQLite accepts them), `RETURNING`, `ON CONFLICT`, integer
+//! epoch-millisecond times. Only the DDL differs, in `migrations/sqlite` and
+//! `migrations/postgres`.
+
+pub mod redis;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DatabaseSettings;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Pragmas every embedded connection starts with (the `synchronous` level is appended).
+macro_rules! sqlite_pragmas {
+    () => {
+        "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; "
+    };
+}
+
+/// Which SQL engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite in WAL mode.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL names an engine Corral does not speak.
+    #[error("unsupported database url scheme (use sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    /// A uniqueness rule was violated (e.g. a taken username).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Filesystem trouble preparing the embedded database.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database error.
+    #[error("database: {0}")]
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_string())
+            }
+            _ => StoreError::Sql(err),
+        }
+    }
+}
+
+/// The connection pool and what it talks to.
+#[derive(Clone)]
+pub struct Db {
+    /// The pool.
+    pub pool: AnyPool,
+    /// The engine.
+    pub backend: Backend,
+}
+
+impl Db {
+    /// Connects to `settings.url`, or to `<data_dir>/corral.db` (created, WAL) when empty.
+    pub async fn connect(settings: &DatabaseSettings, data_dir: &Path) -> Result<Db, StoreError> {
+        install_default_drivers();
+        let url = if settings.url.is_empty() {
+            std::fs::create_dir_all(data_dir)?;
+            format!("sqlite://{}?mode=rwc", data_dir.join("corral.db").display())
+        } else {
+            settings.url.expose().to_string()
+        };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let pragmas = match settings.sqlite_synchronous.as_str() {
+            "normal" => concat!(sqlite_pragmas!(), "PRAGMA synchronous=NORMAL;"),
+            _ => concat!(sqlite_pragmas!(), "PRAGMA synchronous=FULL;"),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(pragmas).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Applies the engine's migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A round trip to the database (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

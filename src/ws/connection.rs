@@ -1,0 +1,132 @@
+//! One connection's I/O loop: a `select!` over the client's frames, the outbound queue, the
+//! close signal and the heartbeat. Frame size and continuation limits are enforced here;
+//! protocol work happens in the Session actor.
+
+use std::time::{Duration, Instant};
+
+use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError};
+use corral_actors::{CloseReason, ConnPermit, OutboundRx, SessionHandle};
+use corral_protocol::limits::close;
+
+use crate::config::WsSettings;
+
+/// The I/O loop's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Largest frame (and largest message after continuations), in bytes.
+    pub max_frame: usize,
+    /// Ping interval.
+    pub heartbeat: Duration,
+    /// Silence before the socket is closed.
+    pub idle: Duration,
+}
+
+impl From<&WsSettings> for ConnectionLimits {
+    fn from(ws: &WsSettings) -> Self {
+        ConnectionLimits {
+            max_frame: ws.max_frame_bytes,
+            heartbeat: Duration::from_millis(ws.heartbeat_interval_ms.max(100)),
+            idle: Duration::from_millis(ws.idle_timeout_ms.max(200)),
+        }
+    }
+}
+
+/// Frames written per wake-up before looking at the client again (keeps one busy room from
+/// starving reads on the same connection).
+const WRITE_BATCH: usize = 64;
+
+/// Runs the connection until either side closes it.
+pub async fn run(
+    mut ws: actix_ws::Session,
+    stream: MessageStream,
+    mut out: OutboundRx,
+    session: SessionHandle,
+    permit: ConnPermit,
+    limits: ConnectionLimits,
+) {
+    let mut stream = stream
+        .max_frame_size(limits.max_frame)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_frame);
+    let mut heartbeat = tokio::time::interval(limits.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+
+    let reason: Option<CloseReason> = 'conn: loop {
+        tokio::select! {
+            biased;
+            reason = out.close.closed() => break Some(reason),
+            frame = out.rx.recv() => {
+                let Some(mut frame) = frame else { break None };
+                for _ in 0..WRITE_BATCH {
+                    tokio::select! {
+                        biased;
+                        reason = out.close.closed() => break 'conn Some(reason),
+                        sent = ws.text(frame) => if sent.is_err() { break 'conn None },
+                    }
+                    match out.rx.try_recv() {
+                        Ok(next) => frame = next,
+                        Err(_) => break,
+                    }
+                }
+            }
+            msg = stream.recv() => {
+                last_heard = Instant::now();
+                match msg {
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        metrics::counter!("corral_bytes_in_total").increment(text.len() as u64);
+                        session.inbound(text).await;
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        break Some(CloseReason::graceful(
+                            close::UNSUPPORTED,
+                            "binary frames are not part of corral.v1; send JSON text",
+                        ));
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        if ws.pong(&bytes).await.is_err() { break None }
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(_))) | None => break None,
+                    Some(Err(ProtocolError::Overflow)) => {
+                        metrics::counter!("corral_oversize_frames_total").increment(1);
+                        break Some(CloseReason::abrupt(
+                            close::TOO_LARGE,
+                            format!("frame larger than {} bytes", limits.max_frame),
+                        ));
+                    }
+                    Some(Err(err)) => {
+                        break Some(CloseReason::abrupt(1002, format!("protocol error: {err}")));
+                    }
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > limits.idle {
+                    metrics::counter!("corral_idle_disconnects_total").increment(1);
+                    break Some(CloseReason::abrupt(close::IDLE, "no heartbeat"));
+                }
+                if ws.ping(b"").await.is_err() { break None }
+            }
+        }
+    };
+
+    session.disconnected();
+    if let Some(reason) = reason {
+        if reason.flush {
+            while let Ok(frame) = out.rx.try_recv() {
+                if ws.text(frame).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = ws
+            .close(Some(actix_ws::CloseReason {
+                code: CloseCode::from(reason.code),
+                description: Some(reason.reason),
+            }))
+            .await;
+    } else {
+        let _ = ws.close(None).await;
+    }
+    drop(permit);
+}

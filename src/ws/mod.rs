@@ -1,0 +1,60 @@
+//! `GET /ws`: admission checks, the `corral.v1` upgrade, and one Session actor plus one I/O
+//! loop per connection.
+
+mod connection;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use corral_actors::{Outbound, Refusal, SessionHandle, TokenVerifier};
+use corral_protocol::{ErrorCode, SUBPROTOCOL};
+
+use crate::http::ApiError;
+use crate::http::extract::bearer_token;
+use crate::state::AppState;
+
+pub use connection::ConnectionLimits;
+
+fn refused(refusal: Refusal) -> ApiError {
+    let (code, status) = match refusal {
+        Refusal::Rate => (ErrorCode::RateLimited, 429),
+        Refusal::PerUser => (ErrorCode::LimitReached, 429),
+        Refusal::NodeFull | Refusal::PerIp => (ErrorCode::Unavailable, 503),
+    };
+    ApiError::new(code, refusal.to_string()).with_status(status)
+}
+
+/// Upgrades a request to a Corral WebSocket.
+pub async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if state.is_draining() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "node is shutting down; connect to another",
+        ));
+    }
+    let identity = match bearer_token(&req) {
+        Some(token) => Some(state.keys.verify(token).map_err(|e| {
+            metrics::counter!("corral_auth_failures_total", "reason" => "bearer").increment(1);
+            ApiError::unauthenticated(e.to_string())
+        })?),
+        None => None,
+    };
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let permit = state.hub.admission.admit(ip).map_err(refused)?;
+    let (response, ws, stream) = actix_ws::handle_with_protocols(&req, body, &[SUBPROTOCOL])
+        .map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;
+    let (out, rx) = Outbound::channel(state.hub.session.outbound_queue);
+    let session =
+        SessionHandle::start(state.hub.clone(), out, identity).map_err(|e| refused(e.0))?;
+    metrics::counter!("corral_connections_total").increment(1);
+    let limits = ConnectionLimits::from(&state.settings.ws);
+    actix_web::rt::spawn(connection::run(ws, stream, rx, session, permit, limits));
+    Ok(response)
+}

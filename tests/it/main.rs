@@ -1,0 +1,11 @@
+//! Integration tests: each starts a real Corral node on 127.0.0.1:0 with its own data
+//! directory (and, for PostgreSQL, its own database) and talks to it over real HTTP and
+//! WebSocket connections, like a client would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod http_auth;
+mod store;
+mod ws_protocol;
