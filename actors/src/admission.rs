@@ -196,8 +196,11 @@ mod tests {
         assert!(p3.is_ok());
         assert_eq!(adm.admit(b).err(), Some(Refusal::NodeFull));
         drop(p1);
-        assert!(adm.admit(b).is_ok());
+        let p4 = adm.admit(b);
+        assert!(p4.is_ok());
         assert_eq!(adm.open(), 3);
+        drop((p2, p3, p4));
+        assert_eq!(adm.open(), 0);
     }
 
     #[test]
