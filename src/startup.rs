@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
-use corral_actors::{Admission, AdmissionConfig, Connections, Hub, SessionConfig};
+use corral_actors::{
+    Admission, AdmissionConfig, Arbiters, Connections, Hub, SessionConfig, UserSessions,
+};
 
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
@@ -52,6 +54,10 @@ impl Application {
             &settings.auth.issuer,
             settings.auth.token_ttl_secs,
         ));
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
         let ws = &settings.ws;
         let hub = Arc::new(Hub {
             session: SessionConfig {
@@ -69,11 +75,9 @@ impl Application {
                 new_burst: ws.new_burst,
             }),
             connections: Connections::default(),
+            users: UserSessions::default(),
+            arbiters: Arbiters::start(workers),
         });
-        let workers = match settings.server.workers {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        };
         let listen = settings.server.listen.clone();
         let state = web::Data::new(AppState::new(
             settings,

@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::admission::Admission;
 use crate::connections::Connections;
 use crate::ports::TokenVerifier;
+use crate::registry::Arbiters;
+use crate::users::UserSessions;
 
 /// Per-connection behaviour (from the `[ws]` config section).
 #[derive(Debug, Clone)]
@@ -30,4 +32,8 @@ pub struct Hub {
     pub admission: Arc<Admission>,
     /// Live connections.
     pub connections: Connections,
+    /// Online users' sessions, for personal pushes.
+    pub users: UserSessions,
+    /// The threads room, user and activity actors run on.
+    pub arbiters: Arc<Arbiters>,
 }

@@ -12,12 +12,16 @@ pub mod hub;
 pub mod outbound;
 pub mod ports;
 pub mod rate_limit;
+pub mod registry;
 pub mod replier;
 pub mod session;
+pub mod users;
 
 pub use admission::{Admission, AdmissionConfig, ConnPermit, Refusal, UserPermit};
 pub use connections::Connections;
 pub use hub::{Hub, SessionConfig};
 pub use outbound::{CloseReason, CloseSignal, Outbound, OutboundRx};
 pub use ports::{AuthError, Identity, TokenVerifier};
+pub use registry::{Arbiters, Registry};
 pub use session::SessionHandle;
+pub use users::UserSessions;

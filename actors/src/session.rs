@@ -14,6 +14,11 @@ use corral_protocol::limits::close;
 use corral_protocol::ops::{AuthOk, AuthParams, TimeSyncOk};
 use corral_protocol::{ErrorCode, Op, Request, decode_request};
 
+mod activity;
+mod chat;
+mod claim;
+mod feed;
+
 use crate::admission::UserPermit;
 use crate::clock::now_ms;
 use crate::hub::Hub;
@@ -54,6 +59,9 @@ impl Actor for Session {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.hub.connections.remove(self.conn_id);
+        if let Some(identity) = self.identity {
+            self.hub.users.detach(identity.user_id, self.conn_id);
+        }
     }
 }
 
@@ -112,9 +120,9 @@ impl Session {
         Replier::new(id, op, started, self.out.clone())
     }
 
-    fn dispatch(&mut self, request: Request, started: Instant, _ctx: &mut Context<Self>) {
+    fn dispatch(&mut self, request: Request, started: Instant, ctx: &mut Context<Self>) {
         let replier = self.replier(Some(request.id), request.op.name(), started);
-        let identity = match (&request.op, self.identity) {
+        let who = match (&request.op, self.identity) {
             (Op::Auth(params), _) => return self.authenticate(params, replier),
             (Op::TimeSync(params), _) => {
                 return replier.ok(&TimeSyncOk {
@@ -130,11 +138,24 @@ impl Session {
             }
             (_, Some(identity)) => identity,
         };
-        let _ = identity;
-        replier.error(
-            ErrorCode::Unavailable,
-            "this operation is not served by this node yet",
-        );
+        match request.op {
+            op @ (Op::RoomJoin(_)
+            | Op::RoomLeave(_)
+            | Op::RoomSend(_)
+            | Op::RoomHistory(_)
+            | Op::DmSend(_)) => self.chat(op, who, replier, ctx),
+            op @ (Op::Follow(_) | Op::Unfollow(_) | Op::FeedPost(_) | Op::FeedTimeline(_)) => {
+                self.feed(op, who, replier, ctx)
+            }
+            op @ (Op::ActivitySubscribe(_) | Op::ActivityUnsubscribe(_)) => {
+                self.activity(op, who, replier, ctx)
+            }
+            op @ (Op::Claim(_) | Op::ClaimCancel(_)) => self.claim(op, who, replier, ctx),
+            other => replier.error(
+                ErrorCode::UnknownOp,
+                &format!("`{}` is not served here", other.name()),
+            ),
+        }
     }
 
     fn authenticate(&mut self, params: &AuthParams, replier: Replier) {
@@ -168,6 +189,11 @@ impl Session {
                     return;
                 }
             }
+        }
+        if self.identity.is_none() {
+            self.hub
+                .users
+                .attach(identity.user_id, self.conn_id, self.out.clone());
         }
         self.identity = Some(identity);
         replier.ok(&AuthOk {
@@ -206,6 +232,9 @@ impl SessionHandle {
             None => None,
         };
         let conn_id = hub.connections.register(out.clone());
+        if let Some(identity) = identity {
+            hub.users.attach(identity.user_id, conn_id, out.clone());
+        }
         let bucket = TokenBucket::new(hub.session.rate_per_sec, hub.session.rate_burst);
         let addr = Session {
             conn_id,

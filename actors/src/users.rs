@@ -1,0 +1,72 @@
+//! Per-user fan-in: every live session (device) of every user on this node, so a personal
+//! push (a DM, a claim update, a feed event) reaches each of the user's devices.
+
+use bytestring::ByteString;
+use corral_protocol::UserId;
+use dashmap::DashMap;
+
+use crate::outbound::Outbound;
+
+/// The node's online users and their sessions' outbound queues.
+#[derive(Default)]
+pub struct UserSessions {
+    online: DashMap<UserId, Vec<(u64, Outbound)>>,
+}
+
+impl UserSessions {
+    /// Records that connection `conn_id` speaks for `user`.
+    pub fn attach(&self, user: UserId, conn_id: u64, out: Outbound) {
+        self.online.entry(user).or_default().push((conn_id, out));
+    }
+
+    /// Forgets connection `conn_id` of `user`.
+    pub fn detach(&self, user: UserId, conn_id: u64) {
+        self.online.remove_if_mut(&user, |_, sessions| {
+            sessions.retain(|(id, _)| *id != conn_id);
+            sessions.is_empty()
+        });
+    }
+
+    /// Sends `frame` to every session of `user` on this node; returns how many took it.
+    pub fn deliver(&self, user: UserId, frame: &ByteString) -> usize {
+        let Some(sessions) = self.online.get(&user) else {
+            return 0;
+        };
+        sessions
+            .iter()
+            .filter(|(_, out)| out.send(frame.clone()))
+            .count()
+    }
+
+    /// Whether `user` has a session on this node.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.online.contains_key(&user)
+    }
+
+    /// How many users are online on this node.
+    pub fn online_count(&self) -> usize {
+        self.online.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn delivers_to_every_device_and_forgets_closed_ones() {
+        let users = UserSessions::default();
+        let (a, mut rx_a) = Outbound::channel(4);
+        let (b, mut rx_b) = Outbound::channel(4);
+        users.attach(1, 10, a);
+        users.attach(1, 11, b);
+        assert_eq!(users.deliver(1, &ByteString::from("hi")), 2);
+        assert_eq!(rx_a.rx.recv().await.as_deref(), Some("hi"));
+        assert_eq!(rx_b.rx.recv().await.as_deref(), Some("hi"));
+        users.detach(1, 10);
+        assert_eq!(users.deliver(1, &ByteString::from("again")), 1);
+        users.detach(1, 11);
+        assert!(!users.is_online(1));
+        assert_eq!(users.deliver(2, &ByteString::from("nobody")), 0);
+    }
+}
