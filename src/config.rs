@@ -25,6 +25,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// WebSocket connections and their limits.
     pub ws: WsSettings,
+    /// Chat rooms and messages.
+    pub chat: ChatSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -107,6 +109,53 @@ pub struct WsSettings {
     pub new_per_sec: f64,
     /// New-connection burst.
     pub new_burst: f64,
+}
+
+/// `[chat]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Longest message text, in characters.
+    pub max_text_chars: usize,
+    /// Rooms one connection may have joined at once.
+    pub rooms_per_connection: usize,
+    /// Online users of a public room, stored members of a private one.
+    pub members_per_room: usize,
+    /// Newest messages each room keeps in memory for re-joins.
+    pub catch_up_window: usize,
+    /// Largest `room.history` page.
+    pub history_page_max: u32,
+    /// Wait for a missing seq before reading it from the store, in ms.
+    pub gap_wait_ms: u64,
+    /// Most messages committed in one transaction.
+    pub batch_max: usize,
+    /// How long a batch waits for more messages once the first arrived, in ms.
+    pub batch_linger_ms: u64,
+    /// Messages waiting for the batcher before senders wait.
+    pub batch_queue: usize,
+}
+
+impl ChatSettings {
+    /// The rooms' behaviour.
+    pub fn rooms(&self) -> corral_actors::ChatConfig {
+        corral_actors::ChatConfig {
+            max_text_chars: self.max_text_chars,
+            rooms_per_connection: self.rooms_per_connection,
+            members_per_room: self.members_per_room,
+            catch_up_window: self.catch_up_window,
+            history_page_max: self.history_page_max,
+            gap_wait: Duration::from_millis(self.gap_wait_ms),
+        }
+    }
+
+    /// The group-commit batcher's behaviour.
+    pub fn batch(&self) -> crate::store::chat::BatchConfig {
+        crate::store::chat::BatchConfig {
+            max: self.batch_max.max(1),
+            linger: Duration::from_millis(self.batch_linger_ms),
+            queue: self.batch_queue.max(1),
+        }
+    }
 }
 
 /// `[log]`

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
+use corral_actors::ports::chat::Broker;
 use corral_actors::{
-    Admission, AdmissionConfig, Arbiters, Connections, Hub, SessionConfig, UserSessions,
+    Admission, AdmissionConfig, Arbiters, Connections, Hub, Rooms, SessionConfig, UserSessions,
 };
 
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
 use crate::state::AppState;
+use crate::store::chat::{LocalBroker, RedisBroker, SqlMessageStore};
 use crate::store::redis::{RedisError, RedisStore};
 use crate::store::{Db, StoreError};
 use crate::telemetry;
@@ -58,6 +60,24 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
+        let broker: Arc<dyn Broker> = match &redis {
+            Some(redis) => Arc::new(
+                RedisBroker::start(
+                    settings.redis.url.expose(),
+                    &redis.prefix,
+                    redis.conn.clone(),
+                )
+                .await?,
+            ),
+            None => Arc::new(LocalBroker::default()),
+        };
+        let arbiters = Arbiters::start(workers);
+        let rooms = Rooms::new(
+            settings.chat.rooms(),
+            SqlMessageStore::start(db.clone(), settings.chat.batch()),
+            broker,
+            arbiters.clone(),
+        );
         let ws = &settings.ws;
         let hub = Arc::new(Hub {
             session: SessionConfig {
@@ -76,7 +96,8 @@ impl Application {
             }),
             connections: Connections::default(),
             users: UserSessions::default(),
-            arbiters: Arbiters::start(workers),
+            arbiters,
+            rooms,
         });
         let listen = settings.server.listen.clone();
         let state = web::Data::new(AppState::new(

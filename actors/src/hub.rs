@@ -7,6 +7,7 @@ use crate::admission::Admission;
 use crate::connections::Connections;
 use crate::ports::TokenVerifier;
 use crate::registry::Arbiters;
+use crate::rooms::Rooms;
 use crate::users::UserSessions;
 
 /// Per-connection behaviour (from the `[ws]` config section).
@@ -36,4 +37,6 @@ pub struct Hub {
     pub users: UserSessions,
     /// The threads room, user and activity actors run on.
     pub arbiters: Arc<Arbiters>,
+    /// Chat rooms.
+    pub rooms: Rooms,
 }

@@ -6,6 +6,7 @@
 //! actor runtime stays an implementation detail.
 
 pub mod admission;
+pub mod chat_reply;
 pub mod clock;
 pub mod connections;
 pub mod hub;
@@ -14,6 +15,8 @@ pub mod ports;
 pub mod rate_limit;
 pub mod registry;
 pub mod replier;
+pub mod room;
+pub mod rooms;
 pub mod session;
 pub mod users;
 
@@ -23,5 +26,6 @@ pub use hub::{Hub, SessionConfig};
 pub use outbound::{CloseReason, CloseSignal, Outbound, OutboundRx};
 pub use ports::{AuthError, Identity, TokenVerifier};
 pub use registry::{Arbiters, Registry};
+pub use rooms::{ChatConfig, Rooms};
 pub use session::SessionHandle;
 pub use users::UserSessions;

@@ -27,3 +27,5 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` and returns the identity it carries.
     fn verify(&self, token: &str) -> Result<Identity, AuthError>;
 }
+
+pub mod chat;

@@ -36,6 +36,8 @@ pub struct Session {
     /// Holds the connection's place in its user's connection count.
     user_permit: Option<UserPermit>,
     bucket: TokenBucket,
+    /// Rooms joined and DM rooms known.
+    chat: chat::ChatState,
 }
 
 impl Actor for Session {
@@ -61,6 +63,7 @@ impl Actor for Session {
         self.hub.connections.remove(self.conn_id);
         if let Some(identity) = self.identity {
             self.hub.users.detach(identity.user_id, self.conn_id);
+            self.leave_rooms(identity.user_id);
         }
     }
 }
@@ -243,6 +246,7 @@ impl SessionHandle {
             identity,
             user_permit,
             bucket,
+            chat: chat::ChatState::default(),
         }
         .start();
         Ok(SessionHandle { addr })
