@@ -744,7 +744,7 @@ async fn a_killed_server_loses_no_acknowledged_message() {
     let mut server = Server::start(dir.path(), port);
     wait_ready(&http, port).await;
     let base = format!("http://127.0.0.1:{port}/api/v1");
-    let creds = json!({"username": unique("k")[..20].to_string(), "password": "correct-horse"});
+    let creds = json!({"username": unique("k").chars().take(32).collect::<String>(), "password": "correct-horse"});
     let resp = http
         .post(format!("{base}/auth/register"))
         .json(&creds)
