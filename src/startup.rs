@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
+use corral_actors::claims::{ClaimLedger, Claims};
 use corral_actors::{
     Admission, AdmissionConfig, Arbiters, Connections, Hub, SessionConfig, UserSessions,
 };
@@ -13,8 +14,11 @@ use corral_actors::{
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
 use crate::state::AppState;
+use crate::store::claims::{ClaimRows, SqlCatalog};
+use crate::store::ledger::{BookArbiter, DurableLedger};
 use crate::store::redis::{RedisError, RedisStore};
-use crate::store::{Db, StoreError};
+use crate::store::redis_ledger::RedisArbiter;
+use crate::store::{Backend, Db, StoreError};
 use crate::telemetry;
 
 /// Why a node could not start.
@@ -29,6 +33,27 @@ pub enum StartupError {
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The claim ledger the configuration asks for: Redis arbitration with durable rows in SQL
+/// when `redis.url` is set, the in-process book with durable rows otherwise.
+async fn claim_ledger(
+    db: &Db,
+    redis: Option<&RedisStore>,
+) -> Result<Arc<dyn ClaimLedger>, StartupError> {
+    // SQLite has one writer; PostgreSQL commits batches in parallel.
+    let writers = match db.backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    };
+    let rows = ClaimRows::start(db.clone(), writers);
+    Ok(match redis {
+        Some(redis) => Arc::new(DurableLedger::new(
+            RedisArbiter::new(redis.clone()).await?,
+            rows,
+        )),
+        None => Arc::new(DurableLedger::new(BookArbiter::default(), rows)),
+    })
 }
 
 /// A built node, bound and ready to run.
@@ -58,6 +83,12 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
+        let users = Arc::new(UserSessions::default());
+        let claims = Claims::new(
+            claim_ledger(&db, redis.as_ref()).await?,
+            Arc::new(SqlCatalog::new(db.clone())),
+            users.clone(),
+        );
         let ws = &settings.ws;
         let hub = Arc::new(Hub {
             session: SessionConfig {
@@ -75,8 +106,20 @@ impl Application {
                 new_burst: ws.new_burst,
             }),
             connections: Connections::default(),
-            users: UserSessions::default(),
+            users,
             arbiters: Arbiters::start(workers),
+            claims: claims.clone(),
+        });
+        // Re-arm the expiries of holds left by a previous run (they also recover lazily on
+        // first use of their activity).
+        actix_web::rt::spawn(async move {
+            match claims.recover().await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(activities = n, "recovered outstanding claim holds")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "claim recovery failed; will retry on first use"),
+            }
         });
         let listen = settings.server.listen.clone();
         let state = web::Data::new(AppState::new(

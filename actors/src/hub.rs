@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Admission;
+use crate::claims::Claims;
 use crate::connections::Connections;
 use crate::ports::TokenVerifier;
 use crate::registry::Arbiters;
@@ -32,8 +33,10 @@ pub struct Hub {
     pub admission: Arc<Admission>,
     /// Live connections.
     pub connections: Connections,
-    /// Online users' sessions, for personal pushes.
-    pub users: UserSessions,
+    /// Online users' sessions, for personal pushes (shared with the claim desk).
+    pub users: Arc<UserSessions>,
     /// The threads room, user and activity actors run on.
     pub arbiters: Arc<Arbiters>,
+    /// The claim desk (claims, cancels, payments, expiries).
+    pub claims: Arc<Claims>,
 }

@@ -6,6 +6,7 @@
 //! actor runtime stays an implementation detail.
 
 pub mod admission;
+pub mod claims;
 pub mod clock;
 pub mod connections;
 pub mod hub;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ops::{ActivityId, ClaimStatus};
+
 /// Every push event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "ev")]
@@ -13,6 +15,28 @@ pub enum Push {
     GoingAway {
         /// How long to wait before reconnecting.
         reconnect_after_ms: u64,
+    },
+
+    // --- Claims ---
+    /// A claim of the receiving user changed (sent to every device of the claimant).
+    #[serde(rename = "claim.updated")]
+    ClaimUpdated {
+        /// The claim.
+        claim_id: i64,
+        /// Its activity.
+        activity: ActivityId,
+        /// Its item.
+        item: i64,
+        /// The new status.
+        status: ClaimStatus,
+    },
+    /// Free slots left in an activity (coalesced: at most ~10 per second per activity).
+    #[serde(rename = "activity.stock")]
+    ActivityStock {
+        /// The activity.
+        activity: ActivityId,
+        /// Slots neither held nor confirmed.
+        left: i64,
     },
 }
 

@@ -1,9 +1,11 @@
 //! The HTTP API (`/api/v1`), health, readiness and metrics endpoints, and the WebSocket route.
 
 pub mod auth;
+pub mod claims;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod payments;
 
 use actix_web::web;
 
@@ -28,7 +30,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
     .route("/ws", web::get().to(crate::ws::upgrade))
-    .service(web::scope("/api/v1").configure(auth::routes))
+    .service(
+        web::scope("/api/v1")
+            .configure(auth::routes)
+            .configure(claims::routes)
+            .configure(payments::routes),
+    )
     .default_service(web::to(|| async {
         ApiError::new(corral_protocol::ErrorCode::NotFound, "no such route")
     }));

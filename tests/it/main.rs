@@ -6,6 +6,7 @@
 
 mod support;
 
+mod claims;
 mod http_auth;
 mod store;
 mod ws_protocol;
