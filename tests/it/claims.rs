@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corral::auth::JwtKeys;
@@ -275,6 +276,7 @@ pub fn crowd(
     activity: i64,
     at: i64,
     threads: usize,
+    answered: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<Vec<Event>> {
     std::thread::spawn(move || {
         let users = Arc::new(users);
@@ -283,6 +285,7 @@ pub fn crowd(
             .map(|t| {
                 let users = users.clone();
                 let ports = ports.clone();
+                let answered = answered.clone();
                 std::thread::spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
@@ -295,10 +298,9 @@ pub fn crowd(
                             .enumerate()
                             .map(|(i, (user, token))| {
                                 let port = ports[(t + i) % ports.len()];
-                                (
-                                    user,
-                                    tokio::spawn(one_client(port, user, token, activity, at)),
-                                )
+                                let answered = answered.clone();
+                                let client = one_client(port, user, token, activity, at, answered);
+                                (user, tokio::spawn(client))
                             })
                             .collect();
                         let mut out = Vec::new();
@@ -323,7 +325,14 @@ pub fn crowd(
     })
 }
 
-async fn one_client(port: u16, user: i64, token: String, activity: i64, at: i64) -> Event {
+async fn one_client(
+    port: u16,
+    user: i64,
+    token: String,
+    activity: i64,
+    at: i64,
+    answered: Arc<AtomicUsize>,
+) -> Event {
     let key = format!("k-{user}"); // also in `crowd`
     let unknown = Event {
         user,
@@ -351,6 +360,7 @@ async fn one_client(port: u16, user: i64, token: String, activity: i64, at: i64)
         .send_op("claim", json!({"activity": activity, "key": key}))
         .await;
     let reply = tokio::time::timeout(Duration::from_secs(30), ws.reply_to(Some(id))).await;
+    answered.fetch_add(1, Ordering::Relaxed);
     match reply {
         Ok(reply) => Event {
             user,
@@ -400,7 +410,7 @@ async fn flash_crowd(app: &TestApp, ports: Vec<u16>) {
         ..Promo::open(SLOTS)
     };
     let (activity, items, _) = seed(app, &promo).await;
-    let crowd = crowd(ports, users, activity, start, 4);
+    let crowd = crowd(ports, users, activity, start, 4, Arc::default());
     let history = loop {
         if crowd.is_finished() {
             break crowd.join().expect("crowd");
@@ -907,10 +917,11 @@ async fn sigkill_mid_crowd_loses_no_acknowledged_hold() {
         ..Promo::open(SLOTS)
     };
     let (activity, items, _) = seed_in(&pool, &keys, &promo).await;
-    let crowd = crowd(vec![port], users, activity, start, 2);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let crowd = crowd(vec![port], users, activity, start, 2, answered.clone());
     // Kill the node while the crowd is being answered.
-    while now_ms() < start + 40 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    while answered.load(Ordering::Relaxed) < 100 && now_ms() < start + 10_000 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     node.kill();
     let history = loop {
