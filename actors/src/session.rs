@@ -91,6 +91,15 @@ impl Handler<Inbound> for Session {
             Ok(request) => {
                 let op = request.op.name();
                 metrics::counter!("corral_frames_in_total", "op" => op).increment(1);
+                let user = self.identity.map(|i| i.user_id);
+                let _span = tracing::debug_span!(
+                    "request",
+                    conn = self.conn_id,
+                    id = request.id,
+                    op,
+                    ?user
+                )
+                .entered();
                 self.dispatch(request, started, ctx);
             }
             Err(err) => {

@@ -6,6 +6,8 @@
 
 mod support;
 
+mod binary;
 mod http_auth;
+mod process;
 mod store;
 mod ws_protocol;

@@ -246,6 +246,20 @@ async fn connection_limits_refuse_before_the_upgrade() {
 }
 
 #[actix_web::test]
+async fn per_ip_limit_refuses_with_503() {
+    let app = TestApp::spawn_with(E, |s| s.ws.max_per_ip = 2).await;
+    let _a = WsClient::connect(&app.ws_url(), None).await.expect("first");
+    let _b = WsClient::connect(&app.ws_url(), None)
+        .await
+        .expect("second");
+    let c = WsClient::connect(&app.ws_url(), None).await;
+    assert!(
+        matches!(c, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 503),
+        "{c:?}"
+    );
+}
+
+#[actix_web::test]
 async fn new_connection_rate_is_limited() {
     let app = TestApp::spawn_with(E, |s| {
         s.ws.new_per_sec = 0.01;
