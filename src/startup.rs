@@ -90,6 +90,9 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::request_id::request_id,
+                ))
                 .app_data(app_state.clone())
                 .configure(crate::http::routes)
         })
