@@ -245,36 +245,33 @@ async fn connection_limits_refuse_before_the_upgrade() {
     assert!(text.contains("corral_connections_refused_total{reason=\"per_user\"}"));
 }
 
-#[actix_web::test]
-async fn per_ip_limit_refuses_with_503() {
-    let app = TestApp::spawn_with(E, |s| s.ws.max_per_ip = 2).await;
+/// Opens two sockets, then expects the third to be refused with `status`.
+async fn third_socket_refused(app: &TestApp, status: u16) {
     let _a = WsClient::connect(&app.ws_url(), None).await.expect("first");
     let _b = WsClient::connect(&app.ws_url(), None)
         .await
         .expect("second");
     let c = WsClient::connect(&app.ws_url(), None).await;
     assert!(
-        matches!(c, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 503),
+        matches!(c, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == status),
         "{c:?}"
     );
 }
 
 #[actix_web::test]
-async fn new_connection_rate_is_limited() {
+async fn per_ip_limit_refuses_with_503() {
+    let app = TestApp::spawn_with(E, |s| s.ws.max_per_ip = 2).await;
+    third_socket_refused(&app, 503).await;
+}
+
+#[actix_web::test]
+async fn new_connection_rate_is_limited_with_429() {
     let app = TestApp::spawn_with(E, |s| {
         s.ws.new_per_sec = 0.01;
         s.ws.new_burst = 2.0;
     })
     .await;
-    let _a = WsClient::connect(&app.ws_url(), None).await.expect("first");
-    let _b = WsClient::connect(&app.ws_url(), None)
-        .await
-        .expect("second");
-    let c = WsClient::connect(&app.ws_url(), None).await;
-    assert!(
-        matches!(c, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 429),
-        "{c:?}"
-    );
+    third_socket_refused(&app, 429).await;
 }
 
 #[actix_web::test]
