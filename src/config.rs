@@ -27,6 +27,38 @@ pub struct Settings {
     pub ws: WsSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Ordered load shedding.
+    pub overload: OverloadSettings,
+}
+
+/// `[overload]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadSettings {
+    /// Whether the lag probe runs.
+    pub enabled: bool,
+    /// Probe period in ms.
+    pub probe_interval_ms: u64,
+    /// Lag (ms) above which feeds and history are shed.
+    pub shed_low_lag_ms: u64,
+    /// Lag (ms) above which chat is shed too.
+    pub shed_medium_lag_ms: u64,
+    /// Lag (ms) above which claims and countdowns are shed too.
+    pub shed_high_lag_ms: u64,
+}
+
+impl OverloadSettings {
+    /// The actors' view of these settings.
+    pub fn to_config(&self) -> corral_actors::OverloadConfig {
+        let ms = Duration::from_millis;
+        corral_actors::OverloadConfig {
+            enabled: self.enabled,
+            interval: ms(self.probe_interval_ms.max(10)),
+            shed_low: ms(self.shed_low_lag_ms),
+            shed_medium: ms(self.shed_medium_lag_ms),
+            shed_high: ms(self.shed_high_lag_ms),
+        }
+    }
 }
 
 /// `[server]`

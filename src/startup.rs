@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use corral_actors::{
-    Admission, AdmissionConfig, Arbiters, Connections, Hub, SessionConfig, UserSessions,
+    Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, SessionConfig, UserSessions,
 };
 
 use crate::auth::{JwtKeys, secret};
@@ -77,7 +77,11 @@ impl Application {
             connections: Connections::default(),
             users: UserSessions::default(),
             arbiters: Arbiters::start(workers),
+            overload: Arc::new(Overload::default()),
         });
+        // The probe runs on an actor thread: its lag is the lag actors see.
+        let probe = hub.overload.clone().probe(settings.overload.to_config());
+        hub.arbiters.pick().spawn(probe);
         let listen = settings.server.listen.clone();
         let state = web::Data::new(AppState::new(
             settings,

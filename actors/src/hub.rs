@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::admission::Admission;
 use crate::connections::Connections;
+use crate::overload::Overload;
 use crate::ports::TokenVerifier;
 use crate::registry::Arbiters;
 use crate::users::UserSessions;
@@ -36,4 +37,6 @@ pub struct Hub {
     pub users: UserSessions,
     /// The threads room, user and activity actors run on.
     pub arbiters: Arc<Arbiters>,
+    /// The current overload level (ordered shedding).
+    pub overload: Arc<Overload>,
 }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod connections;
 pub mod hub;
 pub mod outbound;
+pub mod overload;
 pub mod ports;
 pub mod rate_limit;
 pub mod registry;
@@ -21,6 +22,7 @@ pub use admission::{Admission, AdmissionConfig, ConnPermit, Refusal, UserPermit}
 pub use connections::Connections;
 pub use hub::{Hub, SessionConfig};
 pub use outbound::{CloseReason, CloseSignal, Outbound, OutboundRx};
+pub use overload::{Overload, OverloadConfig, Priority};
 pub use ports::{AuthError, Identity, TokenVerifier};
 pub use registry::{Arbiters, Registry};
 pub use session::SessionHandle;

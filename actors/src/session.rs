@@ -23,6 +23,7 @@ use crate::admission::UserPermit;
 use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::outbound::{CloseReason, Outbound};
+use crate::overload::Priority;
 use crate::ports::{AuthError, Identity};
 use crate::rate_limit::TokenBucket;
 use crate::replier::Replier;
@@ -147,6 +148,12 @@ impl Session {
             }
             (_, Some(identity)) => identity,
         };
+        if self.hub.overload.sheds(Priority::of(&request.op)) {
+            return replier.error(
+                ErrorCode::Unavailable,
+                "the node is overloaded; retry shortly",
+            );
+        }
         match request.op {
             op @ (Op::RoomJoin(_)
             | Op::RoomLeave(_)

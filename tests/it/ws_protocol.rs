@@ -311,3 +311,33 @@ async fn shutdown_sends_going_away_then_closes() {
     // New sockets are refused while draining.
     assert!(WsClient::connect(&app.ws_url(), None).await.is_err());
 }
+
+#[actix_web::test]
+async fn overload_sheds_feeds_first_then_chat_then_claims() {
+    let app = TestApp::spawn_with(E, |s| s.overload.enabled = false).await;
+    let (_, token) = app.user("g").await;
+    let mut ws = app.client(Some(&token)).await;
+    let feed = json!({"limit": 10});
+    let chat = json!({"room": 1});
+    let claim = json!({"activity": 1, "key": "k"});
+    let shed = |r: Result<serde_json::Value, corral_protocol::ErrorBody>| {
+        r.err()
+            .is_some_and(|e| e.code.as_str() == "unavailable" && e.message.contains("overloaded"))
+    };
+    let probe = async |ws: &mut WsClient| {
+        [
+            shed(ws.request("feed.timeline", feed.clone()).await),
+            shed(ws.request("room.leave", chat.clone()).await),
+            shed(ws.request("claim", claim.clone()).await),
+        ]
+    };
+    assert_eq!(probe(&mut ws).await, [false, false, false]);
+    app.state.hub.overload.set_level(1);
+    assert_eq!(probe(&mut ws).await, [true, false, false]);
+    app.state.hub.overload.set_level(2);
+    assert_eq!(probe(&mut ws).await, [true, true, false]);
+    app.state.hub.overload.set_level(3);
+    assert_eq!(probe(&mut ws).await, [true, true, true]);
+    // Clock sync is never shed.
+    assert!(ws.is_open().await);
+}
