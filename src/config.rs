@@ -25,6 +25,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// WebSocket connections and their limits.
     pub ws: WsSettings,
+    /// Merchant accounts.
+    pub merchants: MerchantSettings,
     /// Logging.
     pub log: LogSettings,
     /// Ordered load shedding.
@@ -141,6 +143,14 @@ pub struct WsSettings {
     pub new_burst: f64,
 }
 
+/// `[merchants]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantSettings {
+    /// Approve applications at once (otherwise an admin approves them).
+    pub auto_approve: bool,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,10 +236,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cluster_example_parses_and_needs_approval() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.example.toml");
+        let settings = Settings::load(Some(&example));
+        assert!(settings.is_ok(), "{settings:?}");
+        assert!(settings.is_ok_and(|s| !s.merchants.auto_approve));
+    }
+
+    #[test]
     fn defaults_parse_and_hide_secrets() {
         let settings = Settings::defaults();
         assert!(settings.is_ok(), "{settings:?}");
         let secret = Secret::new("hunter2");
+        assert!(settings.is_ok_and(|s| s.merchants.auto_approve));
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 }

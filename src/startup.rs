@@ -7,7 +7,8 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use corral_actors::{
-    Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, SessionConfig, UserSessions,
+    Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, SessionConfig,
+    StoreFailure, UserSessions,
 };
 
 use crate::auth::{JwtKeys, secret};
@@ -26,6 +27,9 @@ pub enum StartupError {
     /// Redis trouble.
     #[error(transparent)]
     Redis(#[from] RedisError),
+    /// Arming the activities' timers failed.
+    #[error(transparent)]
+    Activities(#[from] StoreFailure),
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -59,6 +63,9 @@ impl Application {
             n => n,
         };
         let ws = &settings.ws;
+        let arbiters = Arbiters::start(workers);
+        let activity_store = Arc::new(db.clone());
+        let activities = Activities::new(arbiters.clone(), activity_store.clone(), activity_store);
         let hub = Arc::new(Hub {
             session: SessionConfig {
                 auth_timeout: ws.auth_timeout(),
@@ -76,8 +83,9 @@ impl Application {
             }),
             connections: Connections::default(),
             users: UserSessions::default(),
-            arbiters: Arbiters::start(workers),
+            arbiters,
             overload: Arc::new(Overload::default()),
+            activities,
         });
         // The probe runs on an actor thread: its lag is the lag actors see.
         let probe = hub.overload.clone().probe(settings.overload.to_config());
@@ -91,6 +99,9 @@ impl Application {
             hub,
             telemetry::metrics_handle(),
         ));
+        // Timers are rebuilt from the database: every activity not over gets its actor now
+        // (after the metrics recorder exists, so the actors' gauges count).
+        state.hub.activities.resume().await?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

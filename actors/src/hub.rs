@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::activities::Activities;
 use crate::admission::Admission;
 use crate::connections::Connections;
 use crate::overload::Overload;
@@ -39,4 +40,6 @@ pub struct Hub {
     pub arbiters: Arc<Arbiters>,
     /// The current overload level (ordered shedding).
     pub overload: Arc<Overload>,
+    /// Live promotions: their actors and subscribers.
+    pub activities: Activities,
 }

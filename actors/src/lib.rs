@@ -5,6 +5,8 @@
 //! this crate reaches the actors through small handle types (e.g. [`SessionHandle`]), so the
 //! actor runtime stays an implementation detail.
 
+pub mod activities;
+pub mod activity;
 pub mod admission;
 pub mod clock;
 pub mod connections;
@@ -18,6 +20,9 @@ pub mod replier;
 pub mod session;
 pub mod users;
 
+pub use activities::{Activities, ActivityError, ActivitySnapshot};
+pub use activity::port::{ActivityItem, ActivityRecord, ActivityStore, StockView, StoreFailure};
+pub use activity::subscribers::Subscriber;
 pub use admission::{Admission, AdmissionConfig, ConnPermit, Refusal, UserPermit};
 pub use connections::Connections;
 pub use hub::{Hub, SessionConfig};

@@ -6,6 +6,7 @@
 //! epoch-millisecond times. Only the DDL differs, in `migrations/sqlite` and
 //! `migrations/postgres`.
 
+pub mod promotions;
 pub mod redis;
 pub mod users;
 

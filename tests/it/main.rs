@@ -9,5 +9,6 @@ mod support;
 mod binary;
 mod http_auth;
 mod process;
+mod promotions;
 mod store;
 mod ws_protocol;
