@@ -25,10 +25,44 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// WebSocket connections and their limits.
     pub ws: WsSettings,
+    /// Merchant accounts.
+    pub merchants: MerchantSettings,
     /// Logging.
     pub log: LogSettings,
     /// The payment webhook.
     pub payments: PaymentSettings,
+    /// Ordered load shedding.
+    pub overload: OverloadSettings,
+}
+
+/// `[overload]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadSettings {
+    /// Whether the lag probe runs.
+    pub enabled: bool,
+    /// Probe period in ms.
+    pub probe_interval_ms: u64,
+    /// Lag (ms) above which feeds and history are shed.
+    pub shed_low_lag_ms: u64,
+    /// Lag (ms) above which chat is shed too.
+    pub shed_medium_lag_ms: u64,
+    /// Lag (ms) above which claims and countdowns are shed too.
+    pub shed_high_lag_ms: u64,
+}
+
+impl OverloadSettings {
+    /// The actors' view of these settings.
+    pub fn to_config(&self) -> corral_actors::OverloadConfig {
+        let ms = Duration::from_millis;
+        corral_actors::OverloadConfig {
+            enabled: self.enabled,
+            interval: ms(self.probe_interval_ms.max(10)),
+            shed_low: ms(self.shed_low_lag_ms),
+            shed_medium: ms(self.shed_medium_lag_ms),
+            shed_high: ms(self.shed_high_lag_ms),
+        }
+    }
 }
 
 /// `[server]`
@@ -128,6 +162,14 @@ impl PaymentSettings {
     }
 }
 
+/// `[merchants]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantSettings {
+    /// Approve applications at once (otherwise an admin approves them).
+    pub auto_approve: bool,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -213,10 +255,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cluster_example_parses_and_needs_approval() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.example.toml");
+        let settings = Settings::load(Some(&example));
+        assert!(settings.is_ok(), "{settings:?}");
+        assert!(settings.is_ok_and(|s| !s.merchants.auto_approve));
+    }
+
+    #[test]
     fn defaults_parse_and_hide_secrets() {
         let settings = Settings::defaults();
         assert!(settings.is_ok(), "{settings:?}");
         let secret = Secret::new("hunter2");
+        assert!(settings.is_ok_and(|s| s.merchants.auto_approve));
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 }

@@ -8,7 +8,8 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use corral_actors::claims::{ClaimLedger, Claims};
 use corral_actors::{
-    Admission, AdmissionConfig, Arbiters, Connections, Hub, SessionConfig, UserSessions,
+    Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, SessionConfig,
+    StoreFailure, UserSessions,
 };
 
 use crate::auth::{JwtKeys, secret};
@@ -30,6 +31,9 @@ pub enum StartupError {
     /// Redis trouble.
     #[error(transparent)]
     Redis(#[from] RedisError),
+    /// Arming the activities' timers failed.
+    #[error(transparent)]
+    Activities(#[from] StoreFailure),
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -86,10 +90,13 @@ impl Application {
         let users = Arc::new(UserSessions::default());
         let claims = Claims::new(
             claim_ledger(&db, redis.as_ref()).await?,
-            Arc::new(SqlCatalog::new(db.clone())),
+            Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
             users.clone(),
         );
         let ws = &settings.ws;
+        let arbiters = Arbiters::start(workers);
+        let activity_store = Arc::new(db.clone());
+        let activities = Activities::new(arbiters.clone(), activity_store, claims.clone());
         let hub = Arc::new(Hub {
             session: SessionConfig {
                 auth_timeout: ws.auth_timeout(),
@@ -107,9 +114,13 @@ impl Application {
             }),
             connections: Connections::default(),
             users,
-            arbiters: Arbiters::start(workers),
+            arbiters,
+            overload: Arc::new(Overload::default()),
+            activities: activities.clone(),
             claims: claims.clone(),
         });
+        // Stock changes reach the activities' subscribers through their actors.
+        claims.attach(activities);
         // Re-arm the expiries of holds left by a previous run (they also recover lazily on
         // first use of their activity).
         actix_web::rt::spawn(async move {
@@ -121,6 +132,9 @@ impl Application {
                 Err(err) => tracing::warn!(%err, "claim recovery failed; will retry on first use"),
             }
         });
+        // The probe runs on an actor thread: its lag is the lag actors see.
+        let probe = hub.overload.clone().probe(settings.overload.to_config());
+        hub.arbiters.pick().spawn(probe);
         let listen = settings.server.listen.clone();
         let state = web::Data::new(AppState::new(
             settings,
@@ -130,9 +144,15 @@ impl Application {
             hub,
             telemetry::metrics_handle(),
         ));
+        // Timers are rebuilt from the database: every activity not over gets its actor now
+        // (after the metrics recorder exists, so the actors' gauges count).
+        state.hub.activities.resume().await?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::request_id::request_id,
+                ))
                 .app_data(app_state.clone())
                 .configure(crate::http::routes)
         })

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::activities::Activities;
 use crate::admission::Admission;
 use crate::claims::Claims;
 use crate::connections::Connections;
+use crate::overload::Overload;
 use crate::ports::TokenVerifier;
 use crate::registry::Arbiters;
 use crate::users::UserSessions;
@@ -39,4 +41,8 @@ pub struct Hub {
     pub arbiters: Arc<Arbiters>,
     /// The claim desk (claims, cancels, payments, expiries).
     pub claims: Arc<Claims>,
+    /// The current overload level (ordered shedding).
+    pub overload: Arc<Overload>,
+    /// Live promotions: their actors and subscribers.
+    pub activities: Activities,
 }

@@ -23,6 +23,7 @@ use crate::admission::UserPermit;
 use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::outbound::{CloseReason, Outbound};
+use crate::overload::Priority;
 use crate::ports::{AuthError, Identity};
 use crate::rate_limit::TokenBucket;
 use crate::replier::Replier;
@@ -91,6 +92,15 @@ impl Handler<Inbound> for Session {
             Ok(request) => {
                 let op = request.op.name();
                 metrics::counter!("corral_frames_in_total", "op" => op).increment(1);
+                let user = self.identity.map(|i| i.user_id);
+                let _span = tracing::debug_span!(
+                    "request",
+                    conn = self.conn_id,
+                    id = request.id,
+                    op,
+                    ?user
+                )
+                .entered();
                 self.dispatch(request, started, ctx);
             }
             Err(err) => {
@@ -138,6 +148,12 @@ impl Session {
             }
             (_, Some(identity)) => identity,
         };
+        if self.hub.overload.sheds(Priority::of(&request.op)) {
+            return replier.error(
+                ErrorCode::Unavailable,
+                "the node is overloaded; retry shortly",
+            );
+        }
         match request.op {
             op @ (Op::RoomJoin(_)
             | Op::RoomLeave(_)

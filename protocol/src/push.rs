@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ops::{ActivityId, ClaimStatus};
+use crate::EpochMs;
+use crate::ops::{ActivityId, ClaimStatus, EndReason};
 
 /// Every push event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,47 @@ pub enum Push {
     GoingAway {
         /// How long to wait before reconnecting.
         reconnect_after_ms: u64,
+    },
+
+    // --- Promotions (activity.*) ---
+    /// A countdown tick before an activity starts: every 10 s while more than a minute is
+    /// left, then every second (see protocol/README.md, "Promotions").
+    #[serde(rename = "activity.countdown")]
+    ActivityCountdown {
+        /// The activity.
+        activity: ActivityId,
+        /// Whole seconds until `starts_at` (the tick is sent at `starts_at - seconds_left * 1000`).
+        seconds_left: i64,
+        /// The server clock when the tick was sent.
+        server_time: EpochMs,
+    },
+    /// The server clock reached `starts_at`: claims are open.
+    #[serde(rename = "activity.started")]
+    ActivityStarted {
+        /// The activity.
+        activity: ActivityId,
+        /// The server clock when the frame was sent (never before `starts_at`).
+        server_time: EpochMs,
+    },
+    /// The activity is over.
+    #[serde(rename = "activity.ended")]
+    ActivityEnded {
+        /// The activity.
+        activity: ActivityId,
+        /// Why.
+        reason: EndReason,
+        /// The server clock when the frame was sent.
+        server_time: EpochMs,
+    },
+    /// A message from the activity's merchant to its watchers.
+    #[serde(rename = "activity.broadcast")]
+    ActivityBroadcast {
+        /// The activity.
+        activity: ActivityId,
+        /// The merchant's text.
+        text: String,
+        /// When the server accepted it.
+        ts: EpochMs,
     },
 
     // --- Claims ---
@@ -55,5 +97,29 @@ mod tests {
             r#"{"ev":"server.going_away","reconnect_after_ms":1500}"#
         );
         assert_eq!(serde_json::from_str::<Push>(&text).ok(), Some(push));
+    }
+
+    #[test]
+    fn activity_pushes_use_their_wire_names() {
+        let ended = Push::ActivityEnded {
+            activity: 3,
+            reason: EndReason::SoldOut,
+            server_time: 10,
+        };
+        let text = crate::reply::push(&ended);
+        assert_eq!(
+            text,
+            r#"{"ev":"activity.ended","activity":3,"reason":"sold_out","server_time":10}"#
+        );
+        assert_eq!(serde_json::from_str::<Push>(&text).ok(), Some(ended));
+        let tick = Push::ActivityCountdown {
+            activity: 3,
+            seconds_left: 9,
+            server_time: 11,
+        };
+        assert_eq!(
+            crate::reply::push(&tick),
+            r#"{"ev":"activity.countdown","activity":3,"seconds_left":9,"server_time":11}"#
+        );
     }
 }

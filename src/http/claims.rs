@@ -1,6 +1,7 @@
 //! `GET /api/v1/activities/{id}/claims`: the merchant's view of an activity's claims, with a
 //! summary by status (its merchant or an admin only).
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use corral_protocol::ops::ClaimStatus;
 use corral_protocol::{ErrorCode, Role};
@@ -8,12 +9,15 @@ use serde::Serialize;
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
-/// Registers the route under `/api/v1`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/activities/{id}/claims", web::get().to(list));
-}
+/// The claims routes, under `/api/v1`.
+pub const ROUTES: &[ApiRoute] = &[ApiRoute {
+    method: Method::GET,
+    path: "/activities/{id}/claims",
+    handler: |r| r.to(list),
+}];
 
 #[derive(Serialize)]
 struct ClaimView {

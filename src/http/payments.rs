@@ -6,6 +6,7 @@
 //! outcome and changes nothing). The event is recorded `pending` before it is applied, so a
 //! delivery that failed halfway is applied again when the provider retries it.
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use corral_actors::claims::PaymentOutcome;
 use corral_protocol::ErrorCode;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::http::ApiError;
+use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
 /// Header carrying the call's time (epoch ms).
@@ -24,10 +26,12 @@ pub const NONCE_HEADER: &str = "X-Corral-Nonce";
 /// Header carrying hex HMAC-SHA256(secret, timestamp + "." + nonce + "." + body).
 pub const SIGNATURE_HEADER: &str = "X-Corral-Signature";
 
-/// Registers the webhook under `/api/v1`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/payments/webhook", web::post().to(webhook));
-}
+/// The webhook route, under `/api/v1`.
+pub const ROUTES: &[ApiRoute] = &[ApiRoute {
+    method: Method::POST,
+    path: "/payments/webhook",
+    handler: |r| r.to(webhook),
+}];
 
 /// The webhook body.
 #[derive(Debug, Deserialize)]

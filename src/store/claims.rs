@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use corral_actors::ActivityStore;
 use corral_actors::claims::{
     ActivityCatalog, ActivitySpec, ClaimRecord, ItemSpec, LedgerError, RestoredClaim,
 };
@@ -306,67 +307,46 @@ impl Db {
     }
 }
 
-/// Activity specs from the promotions tables (`activities`, `activity_items`).
+/// Activity specs for the claim desk, read through the promotions store.
 pub struct SqlCatalog {
-    db: Db,
+    db: Arc<Db>,
 }
 
 impl SqlCatalog {
-    /// A catalog over `db`.
-    pub fn new(db: Db) -> SqlCatalog {
-        SqlCatalog { db }
+    /// A catalog over the promotions store (which is `Db` itself).
+    pub fn new(activities: Arc<Db>) -> SqlCatalog {
+        SqlCatalog { db: activities }
     }
 }
 
 #[async_trait]
 impl ActivityCatalog for SqlCatalog {
     async fn spec(&self, id: ActivityId) -> Result<Option<ActivitySpec>, LedgerError> {
-        let row = sqlx::query(
-            "SELECT merchant_id, starts_at, ends_at, per_user_limit, hold_seconds, status \
-             FROM activities WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.db.pool)
-        .await
-        .map_err(StoreError::from)?;
-        let Some(row) = row else { return Ok(None) };
-        let status: String = row.try_get(5).map_err(StoreError::from)?;
-        if status == "cancelled" {
-            return Ok(None);
-        }
-        let items =
-            sqlx::query("SELECT id, slots FROM activity_items WHERE activity_id = $1 ORDER BY id")
-                .bind(id)
-                .fetch_all(&self.db.pool)
-                .await
-                .map_err(StoreError::from)?
-                .iter()
-                .map(|r| {
-                    Ok(ItemSpec {
-                        item_id: r.try_get(0)?,
-                        slots: r.try_get(1)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(StoreError::from)?;
-        let get = |i: usize| -> Result<i64, LedgerError> {
-            row.try_get::<i64, _>(i)
-                .map_err(|e| LedgerError::from(StoreError::from(e)))
-        };
-        Ok(Some(ActivitySpec {
+        let record = ActivityStore::activity(self.db.as_ref(), id)
+            .await
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        Ok(record.filter(|r| !r.cancelled).map(|r| ActivitySpec {
             id,
-            merchant_id: get(0)?,
-            starts_at: get(1)?,
-            ends_at: get(2)?,
-            per_user_limit: get(3)?,
-            hold_ms: get(4)?.saturating_mul(1000),
-            items,
+            merchant_id: r.merchant_id,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            per_user_limit: r.per_user_limit,
+            hold_ms: r.hold_seconds.saturating_mul(1000),
+            items: r
+                .items
+                .iter()
+                .map(|i| ItemSpec {
+                    item_id: i.item_id,
+                    slots: i.slots,
+                })
+                .collect(),
         }))
     }
 
     async fn with_outstanding_holds(&self) -> Result<Vec<ActivityId>, LedgerError> {
+        let db = &self.db;
         let rows = sqlx::query("SELECT DISTINCT activity_id FROM claims WHERE status = 'held'")
-            .fetch_all(&self.db.pool)
+            .fetch_all(&db.pool)
             .await
             .map_err(StoreError::from)?;
         rows.iter()

@@ -9,6 +9,7 @@
 pub mod claims;
 pub mod ledger;
 pub mod payments;
+pub mod promotions;
 pub mod redis;
 pub mod redis_ledger;
 pub mod users;

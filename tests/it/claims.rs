@@ -16,18 +16,6 @@ use sqlx::{AnyPool, Row};
 
 use crate::support::{Engine, TestApp, WsClient, redis_url, unique};
 
-/// The promotions tables (shared schema), for nodes built before that migration exists.
-const PROMOTIONS_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS animals (id BIGINT PRIMARY KEY, merchant_id BIGINT, name TEXT, \
-     species TEXT, description TEXT, image_urls TEXT, price_cents BIGINT, slots BIGINT, \
-     retired BIGINT, created_at BIGINT, updated_at BIGINT)",
-    "CREATE TABLE IF NOT EXISTS activities (id BIGINT PRIMARY KEY, merchant_id BIGINT, title TEXT, \
-     starts_at BIGINT, ends_at BIGINT, per_user_limit BIGINT, hold_seconds BIGINT, status TEXT, \
-     created_at BIGINT, updated_at BIGINT)",
-    "CREATE TABLE IF NOT EXISTS activity_items (id BIGINT PRIMARY KEY, activity_id BIGINT, \
-     animal_id BIGINT, slots BIGINT)",
-];
-
 /// Ids for seeded rows, unique across the nodes of one test process.
 fn next_id() -> i64 {
     use std::sync::atomic::{AtomicI64, Ordering};
@@ -68,9 +56,6 @@ pub async fn seed(app: &TestApp, promo: &Promo) -> (i64, Vec<i64>, String) {
 
 /// [`seed`] through a pool and token keys.
 pub async fn seed_in(pool: &AnyPool, keys: &JwtKeys, promo: &Promo) -> (i64, Vec<i64>, String) {
-    for ddl in PROMOTIONS_SCHEMA {
-        sqlx::query(*ddl).execute(pool).await.expect("schema");
-    }
     let merchant = bulk_users_in(pool, keys, 1, Role::Merchant).await.remove(0);
     let activity = next_id();
     sqlx::query(
@@ -91,7 +76,7 @@ pub async fn seed_in(pool: &AnyPool, keys: &JwtKeys, promo: &Promo) -> (i64, Vec
         let animal = next_id();
         sqlx::query(
             "INSERT INTO animals (id, merchant_id, name, species, description, image_urls, price_cents, \
-             slots, retired, created_at, updated_at) VALUES ($1, $2, 'a', 'sheep', '', '[]', 100, $3, 0, 0, 0)",
+             slots, created_at, updated_at) VALUES ($1, $2, 'a', 'sheep', '', '[]', 100, $3, 0, 0)",
         )
         .bind(animal)
         .bind(merchant.0)
@@ -589,6 +574,12 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
     let (_, bob) = bulk_users(&app, 1, Role::User).await.remove(0);
     let mut a = app.client(Some(&alice)).await;
     let mut b = app.client(Some(&bob)).await;
+    let mut watcher = app.client(Some(&bob)).await;
+    let sub = watcher
+        .request("activity.subscribe", json!({"activity": activity}))
+        .await
+        .expect("subscribe");
+    assert_eq!(sub["stock_left"], 1);
     let held = a
         .request("claim", json!({"activity": activity, "key": "a1"}))
         .await
@@ -611,6 +602,20 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
         .await
         .expect("stock returns in time")
         .expect("stock");
+    // Subscribers saw the slot go, then come back.
+    let gone = watcher
+        .next_event("activity.stock")
+        .await
+        .expect("stock push");
+    assert_eq!(
+        (gone["activity"].as_i64(), gone["left"].as_i64()),
+        (Some(activity), Some(0))
+    );
+    let back = watcher
+        .next_event("activity.stock")
+        .await
+        .expect("stock push");
+    assert_eq!(back["left"], 1);
     // Bob takes it, then gives it back early.
     let bob_hold = b
         .request("claim", json!({"activity": activity, "key": "b2"}))

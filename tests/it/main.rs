@@ -6,7 +6,10 @@
 
 mod support;
 
+mod binary;
 mod claims;
 mod http_auth;
+mod process;
+mod promotions;
 mod store;
 mod ws_protocol;

@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytestring::ByteString;
@@ -20,6 +20,8 @@ use super::{
     ActivityCatalog, ActivitySpec, ClaimLedger, ClaimRecord, HoldOutcome, LedgerError,
     PaymentOutcome, StockView,
 };
+use crate::activities::Activities;
+use crate::activity::port::{ActivityRecord, StoreFailure};
 use crate::clock::now_ms;
 use crate::users::UserSessions;
 
@@ -130,20 +132,32 @@ pub struct Claims {
     catalog: Arc<dyn ActivityCatalog>,
     users: Arc<UserSessions>,
     desks: DashMap<ActivityId, Arc<OnceCell<Arc<Desk>>>>,
+    /// Itself, for the `&self` entry points that load desks.
+    me: Weak<Claims>,
+    /// The node's activities, told about stock changes (set once at start).
+    activities: OnceLock<Activities>,
 }
 
 impl Claims {
+    /// Sends each activity's coalesced stock changes to its actor (`activity.stock`,
+    /// `activity.ended {sold_out}`).
+    pub fn attach(&self, activities: Activities) {
+        let _ = self.activities.set(activities);
+    }
+
     /// A desk over `ledger` and `catalog`, pushing to `users`.
     pub fn new(
         ledger: Arc<dyn ClaimLedger>,
         catalog: Arc<dyn ActivityCatalog>,
         users: Arc<UserSessions>,
     ) -> Arc<Claims> {
-        Arc::new(Claims {
+        Arc::new_cyclic(|me| Claims {
+            me: me.clone(),
             ledger,
             catalog,
             users,
             desks: DashMap::new(),
+            activities: OnceLock::new(),
         })
     }
 
@@ -367,6 +381,9 @@ impl Claims {
                 match self.ledger.stock(spec).await {
                     Ok(stock) => {
                         desk.stock.send_replace(stock);
+                        if let Some(activities) = self.activities.get() {
+                            activities.stock_changed(spec.id, stock);
+                        }
                     }
                     Err(err) => {
                         desk.dirty.store(true, Ordering::Release);
@@ -393,6 +410,27 @@ impl Claims {
                 _ = tokio::time::sleep(wait) => {}
                 _ = desk.wake.notified() => {}
             }
+        }
+    }
+}
+
+/// The activity actors' stock seam: slots left, from the ledger.
+#[async_trait::async_trait]
+impl crate::activity::port::StockView for Claims {
+    async fn stock_left(&self, activity: &ActivityRecord) -> Result<i64, StoreFailure> {
+        let failed = |e: LedgerError| StoreFailure(e.to_string());
+        let Some(me) = self.me.upgrade() else {
+            return Ok(activity.total_slots());
+        };
+        match me.desk(activity.id).await.map_err(failed)? {
+            Some(desk) => self
+                .ledger
+                .stock(&desk.spec)
+                .await
+                .map(|s| s.left)
+                .map_err(failed),
+            // Cancelled: nothing can be claimed.
+            None => Ok(0),
         }
     }
 }
