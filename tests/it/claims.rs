@@ -150,6 +150,8 @@ pub struct Event {
     pub user: i64,
     pub key: String,
     pub outcome: Outcome,
+    /// From sending the claim to its reply (zero when unknown).
+    pub latency: Duration,
 }
 
 fn outcome_of(reply: Result<Value, corral_protocol::ErrorBody>) -> Outcome {
@@ -296,6 +298,7 @@ pub fn crowd(
                                 user,
                                 key: format!("k-{user}"),
                                 outcome: Outcome::Unknown,
+                                latency: Duration::ZERO,
                             }));
                         }
                         out
@@ -323,6 +326,7 @@ async fn one_client(
         user,
         key: key.clone(),
         outcome: Outcome::Unknown,
+        latency: Duration::ZERO,
     };
     let url = format!("ws://127.0.0.1:{port}/ws");
     let mut ws = None;
@@ -341,6 +345,7 @@ async fn one_client(
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
     }
+    let sent = std::time::Instant::now();
     let id = ws
         .send_op("claim", json!({"activity": activity, "key": key}))
         .await;
@@ -351,6 +356,7 @@ async fn one_client(
             user,
             key,
             outcome: outcome_of(reply),
+            latency: sent.elapsed(),
         },
         Err(_) => {
             eprintln!("client {user} got no reply from {port}");
@@ -420,6 +426,93 @@ async fn flash_crowd(app: &TestApp, ports: Vec<u16>) {
         })
         .collect();
     assert_eq!(owners.len(), SLOTS, "each slot has exactly one owner");
+    let mut latencies: Vec<Duration> = history.iter().map(|e| e.latency).collect();
+    latencies.sort();
+    eprintln!(
+        "crowd of {CLIENTS} on {} node(s): claim reply p50 {:?}, p99 {:?}, max {:?}",
+        history.len() / CLIENTS.max(1),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100],
+        latencies[latencies.len() - 1],
+    );
+}
+
+/// Claim decisions per second end to end (WebSocket in, durable hold, reply out): `CLIENTS`
+/// sockets each claim `PER` times in a row with fresh keys from a large stock. Run with
+/// `cargo test --release --test it claims::bench -- --ignored --nocapture`.
+async fn decisions_per_second(app: &TestApp, label: &str) {
+    const CLIENTS: usize = 200;
+    const PER: usize = 100;
+    let users = bulk_users(app, CLIENTS, Role::User).await;
+    let promo = Promo {
+        slots: vec![1_000_000],
+        per_user_limit: 1_000_000,
+        ..Promo::open(0)
+    };
+    let (activity, _, _) = seed(app, &promo).await;
+    let url = app.ws_url();
+    let started = std::time::Instant::now();
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let tasks: Vec<_> = users
+                .into_iter()
+                .map(|(user, token)| {
+                    let url = url.clone();
+                    tokio::spawn(async move {
+                        let mut ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
+                        let mut held = 0;
+                        for i in 0..PER {
+                            let r = ws
+                                .request(
+                                    "claim",
+                                    json!({"activity": activity, "key": format!("{user}-{i}")}),
+                                )
+                                .await;
+                            held += usize::from(r.is_ok());
+                        }
+                        held
+                    })
+                })
+                .collect();
+            let mut held = 0;
+            for t in tasks {
+                held += t.await.expect("client");
+            }
+            held
+        })
+    });
+    let held = loop {
+        if handle.is_finished() {
+            break handle.join().expect("bench");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(held, CLIENTS * PER);
+    eprintln!(
+        "{label}: {} durable claim decisions in {secs:.2} s = {:.0}/s ({CLIENTS} sockets, sequential per socket)",
+        CLIENTS * PER,
+        (CLIENTS * PER) as f64 / secs
+    );
+}
+
+#[actix_web::test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+async fn bench_decisions_embedded() {
+    let app = TestApp::spawn_with(Engine::Sqlite, roomy).await;
+    decisions_per_second(&app, "embedded (SQLite)").await;
+}
+
+#[actix_web::test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+async fn bench_decisions_redis() {
+    let prefix = unique("corral_bench") + ":";
+    let app = TestApp::spawn_with(Engine::Postgres, redis_mode(&prefix)).await;
+    decisions_per_second(&app, "Redis + PostgreSQL").await;
 }
 
 #[actix_web::test]
@@ -475,7 +568,12 @@ async fn limit_holds_across_devices_and_keys_repeat(engine: Engine) {
         }
         for (d, id, key) in sent {
             let outcome = outcome_of(devices[d].reply_to(Some(id)).await);
-            history.push(Event { user, key, outcome });
+            history.push(Event {
+                user,
+                key,
+                outcome,
+                latency: Duration::ZERO,
+            });
         }
     }
     let held: Vec<_> = history
