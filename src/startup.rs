@@ -77,6 +77,7 @@ impl Application {
             connections: Connections::default(),
             users: UserSessions::default(),
             arbiters: Arbiters::start(workers),
+            social: Arc::new(db.clone()),
         });
         let listen = settings.server.listen.clone();
         let state = web::Data::new(AppState::new(

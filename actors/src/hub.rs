@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::admission::Admission;
 use crate::connections::Connections;
-use crate::ports::TokenVerifier;
+use crate::ports::{SocialStore, TokenVerifier};
 use crate::registry::Arbiters;
 use crate::users::UserSessions;
 
@@ -36,4 +36,6 @@ pub struct Hub {
     pub users: UserSessions,
     /// The threads room, user and activity actors run on.
     pub arbiters: Arc<Arbiters>,
+    /// Follows, posts and timelines.
+    pub social: Arc<dyn SocialStore>,
 }

@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod clock;
 pub mod connections;
+pub mod feeds;
 pub mod hub;
 pub mod outbound;
 pub mod ports;

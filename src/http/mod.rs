@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod feeds;
 pub mod health;
 
 use actix_web::web;
@@ -28,7 +29,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
     .route("/ws", web::get().to(crate::ws::upgrade))
-    .service(web::scope("/api/v1").configure(auth::routes))
+    .service(
+        web::scope("/api/v1")
+            .configure(auth::routes)
+            .configure(feeds::routes),
+    )
     .default_service(web::to(|| async {
         ApiError::new(corral_protocol::ErrorCode::NotFound, "no such route")
     }));

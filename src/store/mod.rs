@@ -7,6 +7,7 @@
 //! `migrations/postgres`.
 
 pub mod redis;
+pub mod social;
 pub mod users;
 
 use std::path::Path;

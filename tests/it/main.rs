@@ -6,6 +6,7 @@
 
 mod support;
 
+mod feeds;
 mod http_auth;
 mod store;
 mod ws_protocol;
