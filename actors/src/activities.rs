@@ -13,7 +13,7 @@ use dashmap::DashMap;
 
 use crate::activity::port::{ActivityRecord, ActivityStore, StockView, StoreFailure};
 use crate::activity::subscribers::{Subscriber, Subscribers};
-use crate::activity::{Activity, Broadcast, Reload, Snapshot, Subscribe, SubscribeReply};
+use crate::activity::{Activity, Broadcast, Reload, SetStock, Snapshot, Subscribe, SubscribeReply};
 use crate::clock::now_ms;
 use crate::registry::{Arbiters, Registry};
 use crate::replier::Replier;
@@ -225,6 +225,25 @@ impl Activities {
             stock_left,
             server_time,
         })
+    }
+
+    /// Claims seam: the claim ledger's count of slots left in `id` changed. The running
+    /// actor keeps it for subscribe replies and `GET /activities/{id}`; after a restart it
+    /// reads it again through the [`StockView`] port.
+    pub fn stock_changed(&self, id: ActivityId, left: i64) {
+        if let Some(addr) = self.shared.registry.get(&id) {
+            addr.do_send(SetStock(left));
+        }
+    }
+
+    /// Claims seam: queues a pre-encoded frame (e.g. a coalesced `activity.stock`) to the
+    /// subscribers of `id` on this node, without a hop through the actor; returns how many
+    /// took it.
+    pub fn push(&self, id: ActivityId, frame: &ByteString) -> usize {
+        self.shared
+            .directory
+            .get(&id)
+            .map_or(0, |set| set.send(frame))
     }
 
     /// How many activity actors run on this node.

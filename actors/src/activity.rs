@@ -359,6 +359,21 @@ impl Handler<Broadcast> for Activity {
     }
 }
 
+/// The claim ledger's count of slots left changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SetStock(pub(crate) i64);
+
+impl Handler<SetStock> for Activity {
+    type Result = ();
+
+    fn handle(&mut self, SetStock(left): SetStock, _ctx: &mut Self::Context) {
+        if let Some(live) = &mut self.live {
+            live.stock_left = left;
+        }
+    }
+}
+
 /// The stored activity changed (edited or cancelled): reload it and re-arm the timers.
 #[derive(Message)]
 #[rtype(result = "()")]
