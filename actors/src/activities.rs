@@ -228,8 +228,9 @@ impl Activities {
     }
 
     /// Claims seam: the claim ledger's count of slots left in `id` changed. The running
-    /// actor keeps it for subscribe replies and `GET /activities/{id}`; after a restart it
-    /// reads it again through the [`StockView`] port.
+    /// actor keeps it for subscribe replies and `GET /activities/{id}` until its next (re)load,
+    /// which reads it through the [`StockView`] port: the claim work implements that port from
+    /// its ledger so both agree.
     pub fn stock_changed(&self, id: ActivityId, left: i64) {
         if let Some(addr) = self.shared.registry.get(&id) {
             addr.do_send(SetStock(left));

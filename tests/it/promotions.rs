@@ -753,6 +753,29 @@ async fn a_supervised_restart_of_the_activity_actor_keeps_its_subscribers() {
 }
 
 #[actix_web::test]
+async fn a_change_made_elsewhere_reaches_the_running_actor() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let api = Api::of(&app);
+    let (merchant_id, merchant) = api.merchant("far").await;
+    let animal = api.animal(&merchant, 1).await;
+    let (activity, _, _) = api.activity(&merchant, animal, 60_000, 60_000).await;
+    let (_, token) = api.user("near").await;
+    let (mut ws, _) = watcher(&app.ws_url(), &token, activity).await;
+    // As another node of a cluster would: the row changes, this node's actor is not told.
+    app.state
+        .db
+        .cancel_activity(merchant_id, activity, now_ms())
+        .await
+        .unwrap();
+    let limit = corral_actors::activity::REFRESH + Duration::from_secs(3);
+    let ended = ws
+        .next_event_until("activity.ended", tokio::time::Instant::now() + limit)
+        .await
+        .expect("the actor noticed the cancel");
+    assert_eq!(ended["reason"], "cancelled");
+}
+
+#[actix_web::test]
 async fn a_node_restarted_during_a_countdown_still_starts_on_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = NodeProcess::start(dir.path(), &[]).await;
