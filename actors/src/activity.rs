@@ -160,8 +160,10 @@ impl Activity {
     }
 
     /// Re-reads the activity in the background (timers keep running meanwhile), so a change
-    /// made through another node reaches this one within [`REFRESH`].
+    /// made through another node reaches this one within [`REFRESH`]; also forgets the
+    /// subscribers that disconnected since.
     fn refresh(&mut self, ctx: &mut Context<Self>) {
+        self.subscribers.prune();
         ctx.spawn(
             self.fetch()
                 .into_actor(self)
