@@ -29,6 +29,8 @@ pub struct Settings {
     pub merchants: MerchantSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The payment webhook.
+    pub payments: PaymentSettings,
     /// Ordered load shedding.
     pub overload: OverloadSettings,
 }
@@ -141,6 +143,23 @@ pub struct WsSettings {
     pub new_per_sec: f64,
     /// New-connection burst.
     pub new_burst: f64,
+}
+
+/// `[payments]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// HMAC-SHA256 key shared with the payment provider; empty disables the webhook.
+    pub webhook_secret: Secret,
+    /// Largest accepted distance between a call's timestamp and the server clock, in seconds.
+    pub stale_window_secs: u64,
+}
+
+impl PaymentSettings {
+    /// The freshness window in ms.
+    pub fn stale_window_ms(&self) -> i64 {
+        i64::try_from(self.stale_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
 }
 
 /// `[merchants]`

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
+use corral_actors::claims::{ClaimLedger, Claims};
 use corral_actors::{
     Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, SessionConfig,
     StoreFailure, UserSessions,
@@ -14,8 +15,11 @@ use corral_actors::{
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
 use crate::state::AppState;
+use crate::store::claims::{ClaimRows, SqlCatalog};
+use crate::store::ledger::{BookArbiter, DurableLedger};
 use crate::store::redis::{RedisError, RedisStore};
-use crate::store::{Db, StoreError};
+use crate::store::redis_ledger::RedisArbiter;
+use crate::store::{Backend, Db, StoreError};
 use crate::telemetry;
 
 /// Why a node could not start.
@@ -33,6 +37,27 @@ pub enum StartupError {
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The claim ledger the configuration asks for: Redis arbitration with durable rows in SQL
+/// when `redis.url` is set, the in-process book with durable rows otherwise.
+async fn claim_ledger(
+    db: &Db,
+    redis: Option<&RedisStore>,
+) -> Result<Arc<dyn ClaimLedger>, StartupError> {
+    // SQLite has one writer; PostgreSQL commits batches in parallel.
+    let writers = match db.backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    };
+    let rows = ClaimRows::start(db.clone(), writers);
+    Ok(match redis {
+        Some(redis) => Arc::new(DurableLedger::new(
+            RedisArbiter::new(redis.clone()).await?,
+            rows,
+        )),
+        None => Arc::new(DurableLedger::new(BookArbiter::default(), rows)),
+    })
 }
 
 /// A built node, bound and ready to run.
@@ -62,10 +87,16 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
+        let users = Arc::new(UserSessions::default());
+        let claims = Claims::new(
+            claim_ledger(&db, redis.as_ref()).await?,
+            Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
+            users.clone(),
+        );
         let ws = &settings.ws;
         let arbiters = Arbiters::start(workers);
         let activity_store = Arc::new(db.clone());
-        let activities = Activities::new(arbiters.clone(), activity_store.clone(), activity_store);
+        let activities = Activities::new(arbiters.clone(), activity_store, claims.clone());
         let hub = Arc::new(Hub {
             session: SessionConfig {
                 auth_timeout: ws.auth_timeout(),
@@ -82,10 +113,24 @@ impl Application {
                 new_burst: ws.new_burst,
             }),
             connections: Connections::default(),
-            users: UserSessions::default(),
+            users,
             arbiters,
             overload: Arc::new(Overload::default()),
-            activities,
+            activities: activities.clone(),
+            claims: claims.clone(),
+        });
+        // Stock changes reach the activities' subscribers through their actors.
+        claims.attach(activities);
+        // Re-arm the expiries of holds left by a previous run (they also recover lazily on
+        // first use of their activity).
+        actix_web::rt::spawn(async move {
+            match claims.recover().await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(activities = n, "recovered outstanding claim holds")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "claim recovery failed; will retry on first use"),
+            }
         });
         // The probe runs on an actor thread: its lag is the lag actors see.
         let probe = hub.overload.clone().probe(settings.overload.to_config());

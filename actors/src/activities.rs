@@ -13,7 +13,7 @@ use dashmap::DashMap;
 
 use crate::activity::port::{ActivityRecord, ActivityStore, StockView, StoreFailure};
 use crate::activity::subscribers::{Subscriber, Subscribers};
-use crate::activity::{Activity, Broadcast, Reload, SetStock, Snapshot, Subscribe, SubscribeReply};
+use crate::activity::{Activity, Broadcast, Reload, Snapshot, Subscribe, SubscribeReply};
 use crate::clock::now_ms;
 use crate::registry::{Arbiters, Registry};
 use crate::replier::Replier;
@@ -165,6 +165,14 @@ impl Activities {
         });
     }
 
+    /// The claim ledger's coalesced stock for `id` changed: its running actor pushes
+    /// `activity.stock` (and ends the activity when it is sold out for good).
+    pub fn stock_changed(&self, id: ActivityId, stock: crate::claims::StockView) {
+        if let Some(addr) = self.shared.registry.get(&id) {
+            addr.do_send(crate::activity::claims::StockChanged(stock));
+        }
+    }
+
     /// `activity.unsubscribe`: returns whether the connection was subscribed.
     pub fn unsubscribe(&self, id: ActivityId, conn_id: u64) -> bool {
         self.shared
@@ -225,26 +233,6 @@ impl Activities {
             stock_left,
             server_time,
         })
-    }
-
-    /// Claims seam: the claim ledger's count of slots left in `id` changed. The running
-    /// actor keeps it for subscribe replies and `GET /activities/{id}` until its next (re)load,
-    /// which reads it through the [`StockView`] port: the claim work implements that port from
-    /// its ledger so both agree.
-    pub fn stock_changed(&self, id: ActivityId, left: i64) {
-        if let Some(addr) = self.shared.registry.get(&id) {
-            addr.do_send(SetStock(left));
-        }
-    }
-
-    /// Claims seam: queues a pre-encoded frame (e.g. a coalesced `activity.stock`) to the
-    /// subscribers of `id` on this node, without a hop through the actor; returns how many
-    /// took it.
-    pub fn push(&self, id: ActivityId, frame: &ByteString) -> usize {
-        self.shared
-            .directory
-            .get(&id)
-            .map_or(0, |set| set.send(frame))
     }
 
     /// How many activity actors run on this node.

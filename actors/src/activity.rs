@@ -21,6 +21,7 @@
 //!
 //! [`Activities`]: crate::activities::Activities
 
+pub mod claims;
 pub mod port;
 pub mod schedule;
 pub mod subscribers;
@@ -396,21 +397,6 @@ impl Handler<Broadcast> for Activity {
             Some(state) => Err(ActivityError::Over(state)),
         })
         .unwrap_or(Err(ActivityError::Unavailable))
-    }
-}
-
-/// The claim ledger's count of slots left changed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SetStock(pub(crate) i64);
-
-impl Handler<SetStock> for Activity {
-    type Result = ();
-
-    fn handle(&mut self, SetStock(left): SetStock, _ctx: &mut Self::Context) {
-        if let Some(live) = &mut self.live {
-            live.stock_left = left;
-        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::activities::Activities;
 use crate::admission::Admission;
+use crate::claims::Claims;
 use crate::connections::Connections;
 use crate::overload::Overload;
 use crate::ports::TokenVerifier;
@@ -34,10 +35,12 @@ pub struct Hub {
     pub admission: Arc<Admission>,
     /// Live connections.
     pub connections: Connections,
-    /// Online users' sessions, for personal pushes.
-    pub users: UserSessions,
+    /// Online users' sessions, for personal pushes (shared with the claim desk).
+    pub users: Arc<UserSessions>,
     /// The threads room, user and activity actors run on.
     pub arbiters: Arc<Arbiters>,
+    /// The claim desk (claims, cancels, payments, expiries).
+    pub claims: Arc<Claims>,
     /// The current overload level (ordered shedding).
     pub overload: Arc<Overload>,
     /// Live promotions: their actors and subscribers.

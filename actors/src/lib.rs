@@ -8,6 +8,7 @@
 pub mod activities;
 pub mod activity;
 pub mod admission;
+pub mod claims;
 pub mod clock;
 pub mod connections;
 pub mod hub;

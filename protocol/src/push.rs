@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::EpochMs;
-use crate::ops::{ActivityId, EndReason};
+use crate::ops::{ActivityId, ClaimStatus, EndReason};
 
 /// Every push event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +57,28 @@ pub enum Push {
         text: String,
         /// When the server accepted it.
         ts: EpochMs,
+    },
+
+    // --- Claims ---
+    /// A claim of the receiving user changed (sent to every device of the claimant).
+    #[serde(rename = "claim.updated")]
+    ClaimUpdated {
+        /// The claim.
+        claim_id: i64,
+        /// Its activity.
+        activity: ActivityId,
+        /// Its item.
+        item: i64,
+        /// The new status.
+        status: ClaimStatus,
+    },
+    /// Free slots left in an activity (coalesced: at most ~10 per second per activity).
+    #[serde(rename = "activity.stock")]
+    ActivityStock {
+        /// The activity.
+        activity: ActivityId,
+        /// Slots neither held nor confirmed.
+        left: i64,
     },
 }
 

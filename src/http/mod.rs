@@ -3,11 +3,13 @@
 pub mod activities;
 pub mod animals;
 pub mod auth;
+pub mod claims;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod merchants;
 pub mod openapi;
+pub mod payments;
 pub mod request_id;
 pub mod table;
 
@@ -50,6 +52,8 @@ const API_TABLES: &[&[table::ApiRoute]] = &[
     merchants::ROUTES,
     animals::ROUTES,
     activities::ROUTES,
+    claims::ROUTES,
+    payments::ROUTES,
     openapi::ROUTES,
 ];
 

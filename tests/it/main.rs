@@ -7,6 +7,7 @@
 mod support;
 
 mod binary;
+mod claims;
 mod http_auth;
 mod process;
 mod promotions;

@@ -686,21 +686,18 @@ async fn broadcasts_reach_subscribers_and_nobody_else(engine: Engine) {
         ["activity.create", "activity.broadcast"]
     );
 
-    // The claims seam: stock changes reach the actor's view; frames pushed from outside the
-    // actor reach the same subscribers.
+    // Stock changes from the claim desk reach the actor's view and every subscriber.
     let activities = &app.state.hub.activities;
-    activities.stock_changed(activity, 0);
+    activities.stock_changed(activity, corral_actors::claims::StockView { left: 0, held: 1 });
     let (_, body) = api.get(&format!("/api/v1/activities/{activity}"), &a).await;
     assert_eq!(
         (&body["slots"], &body["stock_left"]),
         (&json!(1), &json!(0))
     );
-    let frame = json!({"ev": "activity.stock", "activity": activity, "stock_left": 0}).to_string();
-    assert_eq!(activities.push(activity, &frame.into()), 2);
-    assert_eq!(
-        wa.next_event("activity.stock").await.expect("stock")["stock_left"],
-        0
-    );
+    for ws in [&mut wa, &mut wb] {
+        let stock = ws.next_event("activity.stock").await.expect("stock");
+        assert_eq!((&stock["activity"], &stock["left"]), (&json!(activity), &json!(0)));
+    }
 
     // Unknown activities: not found over both HTTP and WebSocket.
     let (status, body) = api

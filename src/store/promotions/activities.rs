@@ -1,7 +1,7 @@
 //! Activities (promotions) and their items, and the Activity actor's ports over them.
 
 use async_trait::async_trait;
-use corral_actors::{ActivityItem, ActivityRecord, ActivityStore, StockView, StoreFailure};
+use corral_actors::{ActivityItem, ActivityRecord, ActivityStore, StoreFailure};
 use corral_protocol::EpochMs;
 use corral_protocol::ops::ActivityId;
 use serde_json::json;
@@ -246,13 +246,5 @@ impl ActivityStore for Db {
 
     async fn pending_activities(&self, now: EpochMs) -> Result<Vec<ActivityId>, StoreFailure> {
         self.pending_activity_ids(now).await.map_err(failure)
-    }
-}
-
-/// Until claims are stored, every slot is left.
-#[async_trait]
-impl StockView for Db {
-    async fn stock_left(&self, activity: &ActivityRecord) -> Result<i64, StoreFailure> {
-        Ok(activity.total_slots())
     }
 }
