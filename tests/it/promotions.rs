@@ -688,7 +688,10 @@ async fn broadcasts_reach_subscribers_and_nobody_else(engine: Engine) {
 
     // Stock changes from the claim desk reach the actor's view and every subscriber.
     let activities = &app.state.hub.activities;
-    activities.stock_changed(activity, corral_actors::claims::StockView { left: 0, held: 1 });
+    activities.stock_changed(
+        activity,
+        corral_actors::claims::StockView { left: 0, held: 1 },
+    );
     let (_, body) = api.get(&format!("/api/v1/activities/{activity}"), &a).await;
     assert_eq!(
         (&body["slots"], &body["stock_left"]),
@@ -696,7 +699,10 @@ async fn broadcasts_reach_subscribers_and_nobody_else(engine: Engine) {
     );
     for ws in [&mut wa, &mut wb] {
         let stock = ws.next_event("activity.stock").await.expect("stock");
-        assert_eq!((&stock["activity"], &stock["left"]), (&json!(activity), &json!(0)));
+        assert_eq!(
+            (&stock["activity"], &stock["left"]),
+            (&json!(activity), &json!(0))
+        );
     }
 
     // Unknown activities: not found over both HTTP and WebSocket.
