@@ -45,7 +45,10 @@ async fn main() -> anyhow::Result<()> {
     let user = db.create_user("bench", "x", Role::User, 0).await?;
     let mut rooms = Vec::new();
     for i in 0..ROOMS {
-        rooms.push(db.create_room(user, &format!("bench {i}"), false, 0).await?);
+        rooms.push(
+            db.create_room(user, &format!("bench {i}"), false, 0)
+                .await?,
+        );
     }
     let store = SqlMessageStore::start(db.clone(), settings.chat.batch());
     let store: Arc<dyn MessageStore> = store;

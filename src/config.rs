@@ -27,8 +27,44 @@ pub struct Settings {
     pub ws: WsSettings,
     /// Chat rooms and messages.
     pub chat: ChatSettings,
+    /// Merchant accounts.
+    pub merchants: MerchantSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The payment webhook.
+    pub payments: PaymentSettings,
+    /// Ordered load shedding.
+    pub overload: OverloadSettings,
+}
+
+/// `[overload]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadSettings {
+    /// Whether the lag probe runs.
+    pub enabled: bool,
+    /// Probe period in ms.
+    pub probe_interval_ms: u64,
+    /// Lag (ms) above which feeds and history are shed.
+    pub shed_low_lag_ms: u64,
+    /// Lag (ms) above which chat is shed too.
+    pub shed_medium_lag_ms: u64,
+    /// Lag (ms) above which claims and countdowns are shed too.
+    pub shed_high_lag_ms: u64,
+}
+
+impl OverloadSettings {
+    /// The actors' view of these settings.
+    pub fn to_config(&self) -> corral_actors::OverloadConfig {
+        let ms = Duration::from_millis;
+        corral_actors::OverloadConfig {
+            enabled: self.enabled,
+            interval: ms(self.probe_interval_ms.max(10)),
+            shed_low: ms(self.shed_low_lag_ms),
+            shed_medium: ms(self.shed_medium_lag_ms),
+            shed_high: ms(self.shed_high_lag_ms),
+        }
+    }
 }
 
 /// `[server]`
@@ -158,6 +194,31 @@ impl ChatSettings {
     }
 }
 
+/// `[payments]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// HMAC-SHA256 key shared with the payment provider; empty disables the webhook.
+    pub webhook_secret: Secret,
+    /// Largest accepted distance between a call's timestamp and the server clock, in seconds.
+    pub stale_window_secs: u64,
+}
+
+impl PaymentSettings {
+    /// The freshness window in ms.
+    pub fn stale_window_ms(&self) -> i64 {
+        i64::try_from(self.stale_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+/// `[merchants]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantSettings {
+    /// Approve applications at once (otherwise an admin approves them).
+    pub auto_approve: bool,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,10 +304,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cluster_example_parses_and_needs_approval() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.example.toml");
+        let settings = Settings::load(Some(&example));
+        assert!(settings.is_ok(), "{settings:?}");
+        assert!(settings.is_ok_and(|s| !s.merchants.auto_approve));
+    }
+
+    #[test]
     fn defaults_parse_and_hide_secrets() {
         let settings = Settings::defaults();
         assert!(settings.is_ok(), "{settings:?}");
         let secret = Secret::new("hunter2");
+        assert!(settings.is_ok_and(|s| s.merchants.auto_approve));
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 }

@@ -29,3 +29,8 @@ pub trait TokenVerifier: Send + Sync + 'static {
 }
 
 pub mod chat;
+mod social;
+
+pub use social::{
+    CommentAdded, FollowCounts, LikeChange, NewPost, SocialError, SocialStore, UserPage,
+};

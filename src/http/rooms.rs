@@ -1,6 +1,7 @@
 //! `POST /api/v1/rooms` (create a public or private room) and
 //! `POST /api/v1/rooms/{id}/members` (the owner adds a member to a private room).
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use corral_protocol::ops::RoomId;
 use corral_protocol::{ErrorCode, UserId};
@@ -8,19 +9,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::table::ApiRoute;
 use crate::state::AppState;
 use crate::store::chat::AddMemberError;
 
 /// Longest room name, in characters.
 const MAX_NAME_CHARS: usize = 100;
 
-/// Registers the room routes under `/api/v1`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/rooms", web::post().to(create))
-        .route("/rooms/{id}/members", web::post().to(add_member));
-    #[cfg(feature = "fault-injection")]
-    cfg.route("/rooms/{id}/fault", web::post().to(fault));
-}
+/// The room routes, under `/api/v1`.
+pub const ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        method: Method::POST,
+        path: "/rooms",
+        handler: |r| r.to(create),
+    },
+    ApiRoute {
+        method: Method::POST,
+        path: "/rooms/{id}/members",
+        handler: |r| r.to(add_member),
+    },
+];
 
 /// `POST /rooms` body.
 #[derive(Debug, Deserialize)]
@@ -103,21 +111,4 @@ async fn add_member(
         room_id: room,
         user_id: user,
     }))
-}
-
-/// Test-only: makes the room's actor on this node panic (202), to exercise supervision.
-#[cfg(feature = "fault-injection")]
-async fn fault(
-    state: web::Data<AppState>,
-    _caller: Caller,
-    path: web::Path<RoomId>,
-) -> Result<HttpResponse, ApiError> {
-    if state.hub.rooms.inject_panic(path.into_inner()) {
-        Ok(HttpResponse::Accepted().finish())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::NotFound,
-            "the room is not running on this node",
-        ))
-    }
 }

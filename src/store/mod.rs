@@ -7,7 +7,13 @@
 //! `migrations/postgres`.
 
 pub mod chat;
+pub mod claims;
+pub mod ledger;
+pub mod payments;
+pub mod promotions;
 pub mod redis;
+pub mod redis_ledger;
+pub mod social;
 pub mod users;
 
 use std::path::Path;
