@@ -118,6 +118,7 @@ impl Application {
             overload: Arc::new(Overload::default()),
             activities: activities.clone(),
             claims: claims.clone(),
+            social: Arc::new(db.clone()),
         });
         // Stock changes reach the activities' subscribers through their actors.
         claims.attach(activities);

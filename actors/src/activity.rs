@@ -7,8 +7,9 @@
 //! later, never before: a timer that fires early (the monotonic and wall clocks can disagree
 //! by a millisecond) is simply re-armed.
 //!
-//! State: [`Live`] is reloaded from the [`ActivityStore`] whenever the actor (re)starts, so a
-//! restart rebuilds the timers from the database. What must survive a restart is kept outside
+//! State: [`Live`] is reloaded from the [`port::ActivityStore`] whenever the actor (re)starts,
+//! so a restart rebuilds the timers from the database; it is also re-read every [`REFRESH`]
+//! in the background, so a change made through another node of a cluster reaches this one. What must survive a restart is kept outside
 //! it: the subscriber set (owned by the node's [`Activities`] directory) and whether
 //! `started` was announced. A panic in a handler or a timer is caught, the actor stops, and
 //! the supervisor restarts it (`restarting`, then `started` reloads).
@@ -25,6 +26,7 @@ pub mod port;
 pub mod schedule;
 pub mod subscribers;
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,14 @@ use subscribers::{Subscriber, Subscribers};
 
 /// After a failed load the actor stops this long later; the supervisor then reloads it.
 const RETRY_LOAD: Duration = Duration::from_secs(1);
+
+/// How often a running actor re-reads its activity, so an edit or a cancel made through
+/// another node of a cluster reaches it (the node that made the change tells its own actor
+/// at once).
+pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// A load's outcome: the record and its stock, `None` when the activity no longer exists.
+type Loaded = Result<Option<(ActivityRecord, i64)>, StoreFailure>;
 
 /// The restartable state, reloaded from the store.
 pub struct Live {
@@ -127,30 +137,59 @@ impl Activity {
         }
     }
 
-    fn load(&mut self, ctx: &mut Context<Self>) {
+    /// Reads the activity and its stock from the store.
+    fn fetch(&self) -> impl Future<Output = Loaded> + 'static {
         let store = self.shared.store.clone();
         let stock = self.shared.stock.clone();
         let id = self.id;
-        let load = async move {
+        async move {
             let Some(record) = store.activity(id).await? else {
                 return Ok(None);
             };
             let left = stock.stock_left(&record).await?;
-            Ok::<_, StoreFailure>(Some((record, left)))
-        };
+            Ok(Some((record, left)))
+        }
+    }
+
+    /// (Re)loads the state before anything else is handled: at start, after a restart, and
+    /// when told the stored activity changed.
+    fn load(&mut self, ctx: &mut Context<Self>) {
         // `wait` holds the mailbox: no message is handled before the state is back.
-        ctx.wait(load.into_actor(self).map(|res, act, ctx| {
+        ctx.wait(self.fetch().into_actor(self).map(|res, act, ctx| {
             act.guarded(ctx, |act, ctx| act.loaded(res, ctx));
         }));
     }
 
-    fn loaded(
-        &mut self,
-        res: Result<Option<(ActivityRecord, i64)>, StoreFailure>,
-        ctx: &mut Context<Self>,
-    ) {
+    /// Re-reads the activity in the background (timers keep running meanwhile), so a change
+    /// made through another node reaches this one within [`REFRESH`]; also forgets the
+    /// subscribers that disconnected since.
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        self.subscribers.prune();
+        ctx.spawn(
+            self.fetch()
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Err(err) => {
+                        tracing::warn!(activity = act.id, %err, "refreshing the activity failed")
+                    }
+                    res => {
+                        act.guarded(ctx, |act, ctx| act.loaded(res, ctx));
+                    }
+                }),
+        );
+    }
+
+    fn loaded(&mut self, res: Loaded, ctx: &mut Context<Self>) {
         match res {
             Ok(Some((record, stock_left))) => {
+                let moved = self
+                    .live
+                    .as_ref()
+                    .is_some_and(|live| live.record.starts_at != record.starts_at);
+                if moved {
+                    // A new schedule: its ticks start over.
+                    self.last_tick = None;
+                }
                 self.live = Some(Live {
                     record,
                     stock_left,
@@ -257,6 +296,7 @@ impl Actor for Activity {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Also runs after every supervised restart: the timers come back from the database.
         self.load(ctx);
+        ctx.run_interval(REFRESH, |act, ctx| act.refresh(ctx));
     }
 }
 
@@ -369,7 +409,6 @@ impl Handler<Reload> for Activity {
     type Result = ();
 
     fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
-        self.last_tick = None;
         self.load(ctx);
     }
 }

@@ -8,7 +8,7 @@ use crate::admission::Admission;
 use crate::claims::Claims;
 use crate::connections::Connections;
 use crate::overload::Overload;
-use crate::ports::TokenVerifier;
+use crate::ports::{SocialStore, TokenVerifier};
 use crate::registry::Arbiters;
 use crate::users::UserSessions;
 
@@ -45,4 +45,6 @@ pub struct Hub {
     pub overload: Arc<Overload>,
     /// Live promotions: their actors and subscribers.
     pub activities: Activities,
+    /// Follows, posts and timelines.
+    pub social: Arc<dyn SocialStore>,
 }

@@ -11,6 +11,7 @@ pub mod admission;
 pub mod claims;
 pub mod clock;
 pub mod connections;
+pub mod feeds;
 pub mod hub;
 pub mod outbound;
 pub mod overload;

@@ -160,9 +160,15 @@ impl Session {
             | Op::RoomSend(_)
             | Op::RoomHistory(_)
             | Op::DmSend(_)) => self.chat(op, who, replier, ctx),
-            op @ (Op::Follow(_) | Op::Unfollow(_) | Op::FeedPost(_) | Op::FeedTimeline(_)) => {
-                self.feed(op, who, replier, ctx)
-            }
+            op @ (Op::Follow(_)
+            | Op::Unfollow(_)
+            | Op::FeedPost(_)
+            | Op::FeedTimeline(_)
+            | Op::FeedProfile(_)
+            | Op::FeedLike(_)
+            | Op::FeedUnlike(_)
+            | Op::FeedComment(_)
+            | Op::FeedDelete(_)) => self.feed(op, who, replier, ctx),
             op @ (Op::ActivitySubscribe(_) | Op::ActivityUnsubscribe(_)) => {
                 self.activity(op, who, replier, ctx)
             }

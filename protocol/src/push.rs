@@ -80,6 +80,32 @@ pub enum Push {
         /// Slots neither held nor confirmed.
         left: i64,
     },
+
+    // --- Feeds ---
+    /// Someone the user follows (or an animal the user follows) has a new post.
+    #[serde(rename = "feed.post")]
+    FeedPost {
+        /// The post.
+        post: crate::ops::Post,
+    },
+    /// Someone liked one of the user's posts.
+    #[serde(rename = "feed.liked")]
+    FeedLiked {
+        /// The post.
+        post: crate::ops::PostId,
+        /// Who liked it.
+        by: crate::UserId,
+    },
+    /// Someone commented on one of the user's posts.
+    #[serde(rename = "feed.commented")]
+    FeedCommented {
+        /// The post.
+        post: crate::ops::PostId,
+        /// Who commented.
+        by: crate::UserId,
+        /// The comment.
+        text: String,
+    },
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod claims;
 pub mod error;
 pub mod extract;
+pub mod feeds;
 pub mod health;
 pub mod merchants;
 pub mod openapi;
@@ -54,6 +55,7 @@ const API_TABLES: &[&[table::ApiRoute]] = &[
     activities::ROUTES,
     claims::ROUTES,
     payments::ROUTES,
+    feeds::ROUTES,
     openapi::ROUTES,
 ];
 

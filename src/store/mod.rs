@@ -12,6 +12,7 @@ pub mod payments;
 pub mod promotions;
 pub mod redis;
 pub mod redis_ledger;
+pub mod social;
 pub mod users;
 
 use std::path::Path;

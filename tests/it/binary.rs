@@ -50,7 +50,7 @@ async fn sigterm_drains_clients_and_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = NodeProcess::start(dir.path(), &[("CORRAL_SERVER__DRAIN_MS", "800")]).await;
     let http = reqwest::Client::new();
-    let creds = json!({"username": unique("sig")[..20].to_string(), "password": "correct-horse"});
+    let creds = json!({"username": unique("sig").chars().take(20).collect::<String>(), "password": "correct-horse"});
     http.post(node.url("/api/v1/auth/register"))
         .json(&creds)
         .send()

@@ -8,6 +8,7 @@ mod support;
 
 mod binary;
 mod claims;
+mod feeds;
 mod http_auth;
 mod process;
 mod promotions;

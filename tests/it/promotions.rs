@@ -686,6 +686,25 @@ async fn broadcasts_reach_subscribers_and_nobody_else(engine: Engine) {
         ["activity.create", "activity.broadcast"]
     );
 
+    // Stock changes from the claim desk reach the actor's view and every subscriber.
+    let activities = &app.state.hub.activities;
+    activities.stock_changed(
+        activity,
+        corral_actors::claims::StockView { left: 0, held: 1 },
+    );
+    let (_, body) = api.get(&format!("/api/v1/activities/{activity}"), &a).await;
+    assert_eq!(
+        (&body["slots"], &body["stock_left"]),
+        (&json!(1), &json!(0))
+    );
+    for ws in [&mut wa, &mut wb] {
+        let stock = ws.next_event("activity.stock").await.expect("stock");
+        assert_eq!(
+            (&stock["activity"], &stock["left"]),
+            (&json!(activity), &json!(0))
+        );
+    }
+
     // Unknown activities: not found over both HTTP and WebSocket.
     let (status, body) = api
         .post(
@@ -734,6 +753,29 @@ async fn a_supervised_restart_of_the_activity_actor_keeps_its_subscribers() {
         restarts.contains("corral_actor_restarts_total{kind=\"activity\"}"),
         "{restarts}"
     );
+}
+
+#[actix_web::test]
+async fn a_change_made_elsewhere_reaches_the_running_actor() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let api = Api::of(&app);
+    let (merchant_id, merchant) = api.merchant("far").await;
+    let animal = api.animal(&merchant, 1).await;
+    let (activity, _, _) = api.activity(&merchant, animal, 60_000, 60_000).await;
+    let (_, token) = api.user("near").await;
+    let (mut ws, _) = watcher(&app.ws_url(), &token, activity).await;
+    // As another node of a cluster would: the row changes, this node's actor is not told.
+    app.state
+        .db
+        .cancel_activity(merchant_id, activity, now_ms())
+        .await
+        .unwrap();
+    let limit = corral_actors::activity::REFRESH + Duration::from_secs(3);
+    let ended = ws
+        .next_event_until("activity.ended", tokio::time::Instant::now() + limit)
+        .await
+        .expect("the actor noticed the cancel");
+    assert_eq!(ended["reason"], "cancelled");
 }
 
 #[actix_web::test]

@@ -65,6 +65,14 @@ impl Subscribers {
         delivered
     }
 
+    /// Drops subscribers whose connection has closed (between sends, a disconnect is only
+    /// noticed here); returns how many remain.
+    pub fn prune(&self) -> usize {
+        let mut members = self.members();
+        members.retain(|_, sub| !sub.out.is_closed());
+        members.len()
+    }
+
     /// Forgets every subscriber (the activity is over).
     pub fn clear(&self) {
         self.members().clear();
@@ -110,6 +118,14 @@ mod tests {
         assert_eq!(subs.send(&ByteString::from("x")), 1);
         assert_eq!(rx_a.rx.recv().await.as_deref(), Some("x"));
         assert_eq!(subs.len(), 1);
+        let (c, rx_c) = Outbound::channel(4);
+        subs.insert(Subscriber {
+            conn_id: 3,
+            user: 9,
+            out: c,
+        });
+        drop(rx_c);
+        assert_eq!(subs.prune(), 1);
         assert!(subs.remove(1));
         assert!(subs.is_empty());
     }
