@@ -401,6 +401,7 @@ async fn flash_crowd(app: &TestApp, ports: Vec<u16>) {
         ..Promo::open(SLOTS)
     };
     let (activity, items, _) = seed(app, &promo).await;
+    let nodes = ports.len();
     let crowd = crowd(ports, users, activity, start, 4, Arc::default());
     let history = loop {
         if crowd.is_finished() {
@@ -429,8 +430,7 @@ async fn flash_crowd(app: &TestApp, ports: Vec<u16>) {
     let mut latencies: Vec<Duration> = history.iter().map(|e| e.latency).collect();
     latencies.sort();
     eprintln!(
-        "crowd of {CLIENTS} on {} node(s): claim reply p50 {:?}, p99 {:?}, max {:?}",
-        history.len() / CLIENTS.max(1),
+        "crowd of {CLIENTS} on {nodes} node(s): claim reply p50 {:?}, p99 {:?}, max {:?}",
         latencies[latencies.len() / 2],
         latencies[latencies.len() * 99 / 100],
         latencies[latencies.len() - 1],
@@ -835,6 +835,11 @@ async fn webhook_confirms_exactly_once(engine: Engine) {
         (404, Some("not_found"))
     );
 
+    let mut watcher = app.client(Some(&bob)).await;
+    watcher
+        .request("activity.subscribe", json!({"activity": activity}))
+        .await
+        .expect("subscribe");
     // Valid: confirmed, pushed.
     let n = nonce();
     let (status, body) = pay(&app, SECRET, now_ms(), &n, &event("e1", claim)).await;
@@ -847,6 +852,9 @@ async fn webhook_confirms_exactly_once(engine: Engine) {
     let _held = a.next_event("claim.updated").await.expect("held push");
     let pushed = a.next_event("claim.updated").await.expect("confirmed push");
     assert_eq!(pushed["status"], "confirmed");
+    // Its only slot is paid for: the promotion is sold out for good.
+    let ended = watcher.next_event("activity.ended").await.expect("ended");
+    assert_eq!(ended["reason"], "sold_out");
     // Replayed nonce refused; same event again is a no-op; another event for it changes nothing.
     let (status, _) = pay(&app, SECRET, now_ms(), &n, &event("e1", claim)).await;
     assert_eq!(status, 409);

@@ -23,14 +23,13 @@ impl Handler<StockChanged> for Activity {
     fn handle(&mut self, StockChanged(stock): StockChanged, ctx: &mut Self::Context) {
         let id = self.id;
         let Some(live) = self.live_mut() else { return };
-        if live.stock_left == stock.left && stock.left > 0 {
-            return;
+        if live.stock_left != stock.left {
+            live.stock_left = stock.left;
+            self.push_frame(&ByteString::from(reply::push(&Push::ActivityStock {
+                activity: id,
+                left: stock.left,
+            })));
         }
-        live.stock_left = stock.left;
-        self.push_frame(&ByteString::from(reply::push(&Push::ActivityStock {
-            activity: id,
-            left: stock.left,
-        })));
         if stock.left == 0 && stock.held == 0 && self.state(now_ms()) == Some(ActivityState::Live) {
             self.end(ctx, EndReason::SoldOut);
         }
