@@ -7,5 +7,6 @@
 mod support;
 
 mod http_auth;
+mod loadtest;
 mod store;
 mod ws_protocol;
