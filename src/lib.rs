@@ -1,6 +1,7 @@
 //! Corral, the server: configuration, HTTP routes, the WebSocket upgrade, authentication, and
 //! the storage adapters that implement the actors' ports. `startup` wires them together.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod http;

@@ -1,11 +1,14 @@
-//! The `corral` binary: `serve` (the default) and `migrate`.
+//! The `corral` binary: `serve` (the default), `migrate`, and operator commands under `admin`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use corral::Application;
+use corral::admin::{self, SeedRequest};
+use corral::auth::{JwtKeys, secret};
 use corral::config::Settings;
 use corral::store::Db;
 
@@ -35,6 +38,39 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Operator commands that act on the node's database directly (never served over HTTP).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Bulk-create load-test accounts sharing one password and write a token for each to a
+    /// JSON file (`[{id, username, token}, ...]`). Existing names are reused. Uses the
+    /// database and signing key of the node configured by --config / --data-dir.
+    SeedUsers {
+        /// How many accounts.
+        #[arg(long)]
+        count: usize,
+        /// Name prefix: accounts are <prefix>0 .. <prefix><count-1>.
+        #[arg(long, default_value = "load")]
+        prefix: String,
+        /// Where to write the tokens.
+        #[arg(long)]
+        out: PathBuf,
+        /// Role of the created accounts: user, merchant or admin.
+        #[arg(long, default_value = "user", value_parser = parse_role)]
+        role: corral_protocol::Role,
+        /// The password the accounts share.
+        #[arg(long, default_value = "loadtest-password")]
+        password: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<corral_protocol::Role, String> {
+    corral_protocol::Role::parse(s).ok_or_else(|| format!("unknown role `{s}`"))
 }
 
 fn settings(cli: &Cli) -> anyhow::Result<Settings> {
@@ -63,6 +99,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Serve => serve(settings).await,
+            Command::Admin { command } => run_admin(settings, command).await,
         }
     })
 }
@@ -80,6 +117,46 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         corral::shutdown::drain(state, handle).await;
     });
     app.run_until_stopped().await.context("serving")?;
+    Ok(())
+}
+
+async fn run_admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> {
+    let AdminCommand::SeedUsers {
+        count,
+        prefix,
+        out,
+        role,
+        password,
+    } = command;
+    let started = std::time::Instant::now();
+    let db = Db::connect(&settings.database, &settings.server.data_dir)
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("running migrations")?;
+    let key = secret::load_or_generate(&settings.auth.jwt_secret, &settings.server.data_dir)
+        .context("loading the token signing key")?;
+    let keys = Arc::new(JwtKeys::new(
+        &key,
+        &settings.auth.issuer,
+        settings.auth.token_ttl_secs,
+    ));
+    let request = SeedRequest {
+        count,
+        prefix,
+        role,
+        password,
+    };
+    let users = admin::seed_users(&db, &keys, &request)
+        .await
+        .context("seeding users")?;
+    let json = serde_json::to_vec(&users).context("encoding tokens")?;
+    std::fs::write(&out, json).with_context(|| format!("writing {}", out.display()))?;
+    tracing::info!(
+        count = users.len(),
+        out = %out.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "seeded users"
+    );
     Ok(())
 }
 

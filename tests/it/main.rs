@@ -11,6 +11,7 @@ mod chat;
 mod claims;
 mod feeds;
 mod http_auth;
+mod loadtest;
 mod process;
 mod promotions;
 mod store;

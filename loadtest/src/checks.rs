@@ -1,0 +1,441 @@
+//! Invariant checks run after every scenario; any violation fails the run.
+//!
+//! - Delivery ([`DeliveryLedger`]): every message published into a stream (a room, a
+//!   broadcast publisher, a feed author) reached every member of that stream exactly once and
+//!   in sequence order.
+//! - Claims ([`ClaimsLedger`]): held + confirmed never above an item's slots, every `held` a
+//!   client was told about is present in the merchant view, no user above the per-user limit.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+/// One invariant's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Which invariant.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was checked, or the first violations found.
+    pub detail: String,
+}
+
+/// The most violations spelled out in a check's detail.
+const SHOWN: usize = 5;
+
+/// What one receiver saw of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Distinct messages received in order (plus the receiver's own acknowledged posts
+    /// when the server does not echo them).
+    pub got: u64,
+    /// Messages whose sequence number was seen already.
+    pub duplicates: u64,
+    /// Messages whose sequence number was below one seen already (out of order).
+    pub out_of_order: u64,
+    last_seq: Option<u64>,
+}
+
+impl Tally {
+    /// Accounts one received message with sequence number `seq`.
+    pub fn see(&mut self, seq: u64) {
+        match self.last_seq {
+            Some(last) if seq == last => self.duplicates += 1,
+            Some(last) if seq < last => self.out_of_order += 1,
+            _ => {
+                self.got += 1;
+                self.last_seq = Some(seq);
+            }
+        }
+    }
+
+    /// The highest sequence number seen in order.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// Accounts one of the receiver's own posts that the server acknowledged but does not
+    /// echo back (so it still counts as delivered to its author).
+    pub fn own(&mut self) {
+        self.got += 1;
+    }
+}
+
+/// Delivery evidence merged over workers: per stream, how many messages were published
+/// (acknowledged) and how many receivers saw how many of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeliveryLedger {
+    /// Messages published (and acknowledged, where the server acknowledges) per stream.
+    pub sent: BTreeMap<String, u64>,
+    /// Per stream: received count -> number of receivers with that count.
+    #[serde(with = "count_pairs")]
+    pub received: BTreeMap<String, BTreeMap<u64, u64>>,
+    /// Duplicates seen, per stream.
+    pub duplicates: BTreeMap<String, u64>,
+    /// Out-of-order messages seen, per stream.
+    pub out_of_order: BTreeMap<String, u64>,
+}
+
+impl DeliveryLedger {
+    /// Records that a message went out on `stream`.
+    pub fn published(&mut self, stream: &str, n: u64) {
+        *self.sent.entry(stream.to_string()).or_default() += n;
+    }
+
+    /// Adds one receiver's tally of `stream`.
+    pub fn receiver(&mut self, stream: &str, tally: &Tally) {
+        *self
+            .received
+            .entry(stream.to_string())
+            .or_default()
+            .entry(tally.got)
+            .or_default() += 1;
+        if tally.duplicates > 0 {
+            *self.duplicates.entry(stream.to_string()).or_default() += tally.duplicates;
+        }
+        if tally.out_of_order > 0 {
+            *self.out_of_order.entry(stream.to_string()).or_default() += tally.out_of_order;
+        }
+    }
+
+    /// Folds another worker's ledger in.
+    pub fn merge(&mut self, other: &DeliveryLedger) {
+        for (s, n) in &other.sent {
+            *self.sent.entry(s.clone()).or_default() += n;
+        }
+        for (s, counts) in &other.received {
+            let mine = self.received.entry(s.clone()).or_default();
+            for (got, members) in counts {
+                *mine.entry(*got).or_default() += members;
+            }
+        }
+        for (s, n) in &other.duplicates {
+            *self.duplicates.entry(s.clone()).or_default() += n;
+        }
+        for (s, n) in &other.out_of_order {
+            *self.out_of_order.entry(s.clone()).or_default() += n;
+        }
+    }
+
+    /// Checks exactly-once, in-order delivery to every receiver of every stream.
+    pub fn check(&self) -> Vec<Check> {
+        let mut missing = Vec::new();
+        let mut receivers = 0u64;
+        for (stream, counts) in &self.received {
+            let sent = self.sent.get(stream).copied().unwrap_or(0);
+            for (&got, &members) in counts {
+                receivers += members;
+                if got != sent {
+                    missing.push(format!(
+                        "{stream}: {members} receiver(s) got {got} of {sent}"
+                    ));
+                }
+            }
+        }
+        let total_sent: u64 = self.sent.values().sum();
+        let once = Check {
+            name: "every message delivered to every member".into(),
+            passed: missing.is_empty(),
+            detail: if missing.is_empty() {
+                format!(
+                    "{total_sent} messages over {} streams, {receivers} receiver tallies",
+                    self.sent.len()
+                )
+            } else {
+                missing.truncate(SHOWN);
+                missing.join("; ")
+            },
+        };
+        let dups: u64 = self.duplicates.values().sum();
+        let ooo: u64 = self.out_of_order.values().sum();
+        let order = Check {
+            name: "no duplicates, in sequence order".into(),
+            passed: dups == 0 && ooo == 0,
+            detail: format!("{dups} duplicates, {ooo} out of order"),
+        };
+        vec![once, order]
+    }
+}
+
+/// `count -> receivers` maps travel as `[count, receivers]` pairs: integer map keys do not
+/// survive serde's buffering inside the workers' internally tagged events.
+mod count_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Received = BTreeMap<String, BTreeMap<u64, u64>>;
+
+    pub fn serialize<S: Serializer>(map: &Received, ser: S) -> Result<S::Ok, S::Error> {
+        let pairs: BTreeMap<&String, Vec<(u64, u64)>> = map
+            .iter()
+            .map(|(k, v)| (k, v.iter().map(|(a, b)| (*a, *b)).collect()))
+            .collect();
+        pairs.serialize(ser)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Received, D::Error> {
+        let pairs: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::deserialize(de)?;
+        Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect())
+    }
+}
+
+/// A hold a client was told about (`claim` replied `held`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HeldClaim {
+    /// The claim.
+    pub claim_id: i64,
+    /// Who holds it.
+    pub user_id: i64,
+    /// The item (activity item id).
+    pub item: i64,
+}
+
+/// One row of the merchant view of an activity's claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRow {
+    /// The claim.
+    pub claim_id: i64,
+    /// Its holder.
+    pub user_id: i64,
+    /// Its item.
+    pub item: i64,
+    /// `held`, `confirmed`, `expired`, `cancelled`.
+    pub status: String,
+}
+
+/// Everything the claim invariants look at.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClaimsLedger {
+    /// Holds acknowledged to clients.
+    pub acknowledged: Vec<HeldClaim>,
+    /// The merchant view after the run.
+    pub view: Vec<LedgerRow>,
+    /// Slots per item.
+    pub slots: BTreeMap<i64, u64>,
+    /// The activity's per-user limit.
+    pub per_user_limit: u64,
+}
+
+fn live(status: &str) -> bool {
+    matches!(status, "held" | "confirmed")
+}
+
+impl ClaimsLedger {
+    /// Checks no oversell, no lost acknowledgement, and the per-user limit.
+    pub fn check(&self) -> Vec<Check> {
+        let mut per_item: HashMap<i64, u64> = HashMap::new();
+        let mut per_user: HashMap<i64, u64> = HashMap::new();
+        for row in self.view.iter().filter(|r| live(&r.status)) {
+            *per_item.entry(row.item).or_default() += 1;
+            *per_user.entry(row.user_id).or_default() += 1;
+        }
+        let mut oversold: Vec<String> = per_item
+            .iter()
+            .filter(|(item, n)| **n > self.slots.get(item).copied().unwrap_or(0))
+            .map(|(item, n)| {
+                format!(
+                    "item {item}: {n} live claims for {} slots",
+                    self.slots.get(item).copied().unwrap_or(0)
+                )
+            })
+            .collect();
+        oversold.sort();
+        let live_total: u64 = per_item.values().sum();
+        let slots_total: u64 = self.slots.values().sum();
+
+        let known: HashSet<(i64, i64, i64)> = self
+            .view
+            .iter()
+            .map(|r| (r.claim_id, r.user_id, r.item))
+            .collect();
+        let mut lost: Vec<String> = self
+            .acknowledged
+            .iter()
+            .filter(|h| !known.contains(&(h.claim_id, h.user_id, h.item)))
+            .map(|h| format!("claim {} (user {}, item {})", h.claim_id, h.user_id, h.item))
+            .collect();
+        let lost_count = lost.len();
+
+        let mut over: Vec<String> = per_user
+            .iter()
+            .filter(|(_, n)| **n > self.per_user_limit)
+            .map(|(user, n)| format!("user {user}: {n} live claims"))
+            .collect();
+        over.sort();
+
+        let detail = |mut list: Vec<String>, ok: String| {
+            if list.is_empty() {
+                ok
+            } else {
+                list.truncate(SHOWN);
+                list.join("; ")
+            }
+        };
+        lost.sort();
+        vec![
+            Check {
+                name: "held + confirmed <= slots".into(),
+                passed: oversold.is_empty(),
+                detail: detail(
+                    oversold,
+                    format!("{live_total} live claims, {slots_total} slots"),
+                ),
+            },
+            Check {
+                name: "every acknowledged hold is in the merchant view".into(),
+                passed: lost_count == 0,
+                detail: detail(
+                    lost,
+                    format!("{} acknowledged holds found", self.acknowledged.len()),
+                ),
+            },
+            Check {
+                name: "no user above the per-user limit".into(),
+                passed: over.is_empty(),
+                detail: detail(
+                    over,
+                    format!("{} users, limit {}", per_user.len(), self.per_user_limit),
+                ),
+            },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(claim_id: i64, user_id: i64, item: i64, status: &str) -> LedgerRow {
+        LedgerRow {
+            claim_id,
+            user_id,
+            item,
+            status: status.into(),
+        }
+    }
+
+    fn held(claim_id: i64, user_id: i64, item: i64) -> HeldClaim {
+        HeldClaim {
+            claim_id,
+            user_id,
+            item,
+        }
+    }
+
+    fn good_ledger() -> ClaimsLedger {
+        ClaimsLedger {
+            acknowledged: vec![held(1, 10, 100), held(2, 11, 100), held(3, 12, 101)],
+            view: vec![
+                row(1, 10, 100, "held"),
+                row(2, 11, 100, "confirmed"),
+                row(3, 12, 101, "held"),
+                row(4, 13, 101, "expired"),
+            ],
+            slots: BTreeMap::from([(100, 2), (101, 1)]),
+            per_user_limit: 1,
+        }
+    }
+
+    fn failed(checks: &[Check]) -> Vec<&str> {
+        checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_consistent_ledger_passes() {
+        let checks = good_ledger().check();
+        assert_eq!(checks.len(), 3);
+        assert!(failed(&checks).is_empty(), "{checks:?}");
+    }
+
+    #[test]
+    fn a_ledger_view_missing_an_acknowledged_hold_fails() {
+        let mut ledger = good_ledger();
+        ledger.view.retain(|r| r.claim_id != 3);
+        assert_eq!(
+            failed(&ledger.check()),
+            vec!["every acknowledged hold is in the merchant view"]
+        );
+        // A view that names the claim on another item is just as wrong.
+        let mut ledger = good_ledger();
+        ledger.view[2].item = 100;
+        let checks = ledger.check();
+        let failures = failed(&checks);
+        assert!(failures.contains(&"every acknowledged hold is in the merchant view"));
+        assert!(failures.contains(&"held + confirmed <= slots"));
+    }
+
+    #[test]
+    fn an_oversold_item_fails() {
+        let mut ledger = good_ledger();
+        ledger.view.push(row(5, 14, 101, "held"));
+        let checks = ledger.check();
+        assert_eq!(failed(&checks), vec!["held + confirmed <= slots"]);
+        assert!(
+            checks[0]
+                .detail
+                .contains("item 101: 2 live claims for 1 slots")
+        );
+    }
+
+    #[test]
+    fn a_user_above_the_limit_fails() {
+        let mut ledger = good_ledger();
+        ledger.slots.insert(100, 3);
+        ledger.view.push(row(6, 10, 100, "held"));
+        assert_eq!(
+            failed(&ledger.check()),
+            vec!["no user above the per-user limit"]
+        );
+    }
+
+    #[test]
+    fn tallies_catch_duplicates_and_reordering() {
+        let mut tally = Tally::default();
+        for seq in [1, 2, 2, 3, 1, 4] {
+            tally.see(seq);
+        }
+        assert_eq!(tally.got, 4);
+        assert_eq!(tally.duplicates, 1);
+        assert_eq!(tally.out_of_order, 1);
+    }
+
+    #[test]
+    fn delivery_ledger_fails_on_a_missing_or_repeated_message() {
+        let mut good = DeliveryLedger::default();
+        good.published("room:1", 3);
+        let mut complete = Tally::default();
+        for seq in 1..=3 {
+            complete.see(seq);
+        }
+        good.receiver("room:1", &complete);
+        good.receiver("room:1", &complete);
+        assert!(good.check().iter().all(|c| c.passed));
+
+        let mut gappy = good.clone();
+        let mut partial = Tally::default();
+        partial.see(1);
+        partial.see(3);
+        gappy.receiver("room:1", &partial);
+        let checks = gappy.check();
+        assert!(!checks[0].passed);
+        assert!(checks[0].detail.contains("1 receiver(s) got 2 of 3"));
+
+        let mut repeated = DeliveryLedger::default();
+        repeated.merge(&good);
+        let mut twice = complete;
+        twice.see(3);
+        repeated.receiver("room:1", &twice);
+        let checks = repeated.check();
+        assert!(checks[0].passed);
+        assert!(!checks[1].passed);
+    }
+}

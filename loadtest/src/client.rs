@@ -1,0 +1,249 @@
+//! One load client's connection: a TCP socket bound to a chosen 127.0.0.x source address
+//! (each address has its own ~28k ephemeral ports), the WebSocket handshake over it, and a
+//! small protocol-v1 layer that numbers requests and times their replies.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::stats::now_us;
+
+/// A client WebSocket over a plain TCP stream.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Why a connection or request failed, as a stable code for the error table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct ClientError {
+    /// `connect_refused`, `connect_timeout`, `addr_unavailable`, `http_<status>`, `handshake`,
+    /// `closed`, `timeout`, `io`, or a protocol error code (`rate_limited`, ...).
+    pub code: String,
+    /// For humans.
+    pub detail: String,
+}
+
+impl ClientError {
+    /// An error with a code.
+    pub fn new(code: &str, detail: impl ToString) -> ClientError {
+        ClientError {
+            code: code.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+fn io_code(err: &std::io::Error) -> &'static str {
+    match err.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect_refused",
+        std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::AddrInUse => "addr_unavailable",
+        std::io::ErrorKind::TimedOut => "connect_timeout",
+        _ => match err.raw_os_error() {
+            Some(24) => "too_many_open_files",
+            _ => "io",
+        },
+    }
+}
+
+/// Small buffers: tens of thousands of mostly idle clients live in one process.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
+/// Connects to `addr` from `source`, then upgrades to a WebSocket at `url` offering
+/// `subprotocol`. Bounded by `timeout`.
+pub async fn connect(
+    url: &str,
+    addr: SocketAddr,
+    source: IpAddr,
+    subprotocol: Option<&str>,
+    timeout: Duration,
+) -> Result<Ws, ClientError> {
+    let attempt = async {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .map_err(|e| ClientError::new(io_code(&e), e))?;
+        if addr.is_ipv4() {
+            socket
+                .bind(SocketAddr::new(source, 0))
+                .map_err(|e| ClientError::new(io_code(&e), e))?;
+        }
+        let stream = socket
+            .connect(addr)
+            .await
+            .map_err(|e| ClientError::new(io_code(&e), e))?;
+        let _ = stream.set_nodelay(true);
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ClientError::new("handshake", e))?;
+        if let Some(proto) = subprotocol
+            && let Ok(value) = HeaderValue::from_str(proto)
+        {
+            request
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", value);
+        }
+        let (ws, _response) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+                .await
+                .map_err(|e| match e {
+                    tungstenite::Error::Http(resp) => {
+                        ClientError::new(&format!("http_{}", resp.status().as_u16()), "refused")
+                    }
+                    tungstenite::Error::Io(io) => ClientError::new(io_code(&io), io),
+                    other => ClientError::new("handshake", other),
+                })?;
+        Ok(ws)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| ClientError::new("connect_timeout", "connect + handshake timed out"))?
+}
+
+/// What arrived on a protocol connection.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A reply to one of our requests, with the op it answered and its latency.
+    Reply {
+        /// The request id it answers.
+        id: u64,
+        /// The op.
+        op: &'static str,
+        /// Microseconds from send to reply.
+        latency_us: u64,
+        /// The `ok` body, or the error code and message.
+        result: Result<Value, ClientError>,
+    },
+    /// A push (`{"ev": ..}`).
+    Push(Value),
+}
+
+/// A protocol-v1 connection: numbered requests, timed replies, pushes.
+pub struct Conn {
+    /// The socket.
+    pub ws: Ws,
+    next_id: u64,
+    pending: HashMap<u64, (&'static str, u64)>,
+}
+
+impl Conn {
+    /// Wraps an open socket.
+    pub fn new(ws: Ws) -> Conn {
+        Conn {
+            ws,
+            next_id: 1,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Sends request `op` with `params` (a serializable object); returns its id.
+    pub async fn send<P: Serialize>(
+        &mut self,
+        op: &'static str,
+        params: &P,
+    ) -> Result<u64, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut frame = match serde_json::to_value(params) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        frame.insert("id".into(), Value::from(id));
+        frame.insert("op".into(), Value::from(op));
+        let text = Value::Object(frame).to_string();
+        self.pending.insert(id, (op, now_us()));
+        self.ws
+            .send(Message::text(text))
+            .await
+            .map_err(|e| ClientError::new("closed", e))?;
+        Ok(id)
+    }
+
+    /// The next reply or push; `Ok(None)` when the server closed the socket.
+    pub async fn next(&mut self) -> Result<Option<Incoming>, ClientError> {
+        loop {
+            let Some(msg) = self.ws.next().await else {
+                return Ok(None);
+            };
+            let text = match msg.map_err(|e| ClientError::new("closed", e))? {
+                Message::Text(text) => text,
+                Message::Close(_) => return Ok(None),
+                _ => continue,
+            };
+            let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(&text) else {
+                return Err(ClientError::new("bad_frame", text.as_str()));
+            };
+            if frame.contains_key("ev") {
+                return Ok(Some(Incoming::Push(Value::Object(frame))));
+            }
+            let Some(id) = frame.get("re").and_then(Value::as_u64) else {
+                return Err(ClientError::new("unmatched_reply", text.as_str()));
+            };
+            let Some((op, sent)) = self.pending.remove(&id) else {
+                return Err(ClientError::new("unmatched_reply", text.as_str()));
+            };
+            let result = match frame.remove("error") {
+                Some(err) => Err(ClientError::new(
+                    err.get("code").and_then(Value::as_str).unwrap_or("unknown"),
+                    err.get("message").and_then(Value::as_str).unwrap_or(""),
+                )),
+                None => Ok(frame.remove("ok").unwrap_or(Value::Null)),
+            };
+            return Ok(Some(Incoming::Reply {
+                id,
+                op,
+                latency_us: now_us().saturating_sub(sent),
+                result,
+            }));
+        }
+    }
+
+    /// Requests still waiting for their reply.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Sends a request and waits for its reply (pushes arriving meanwhile go to `pushes`).
+    /// Returns the reply latency with the result.
+    pub async fn request<P: Serialize>(
+        &mut self,
+        op: &'static str,
+        params: &P,
+        timeout: Duration,
+        pushes: &mut Vec<Value>,
+    ) -> Result<(u64, Value), ClientError> {
+        self.send(op, params).await?;
+        let wait = async {
+            loop {
+                match self.next().await? {
+                    None => return Err(ClientError::new("closed", "server closed the socket")),
+                    Some(Incoming::Push(push)) => pushes.push(push),
+                    Some(Incoming::Reply {
+                        latency_us, result, ..
+                    }) => return result.map(|ok| (latency_us, ok)),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| ClientError::new("timeout", format!("no reply to {op}")))?
+    }
+
+    /// Closes politely (bounded: a server that does not answer the close is left behind).
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+    }
+}

@@ -1,0 +1,601 @@
+//! The one command a user runs: spawns the workers, shows live progress, moves every worker
+//! through the phases together (ready -> go -> active done -> finish), measures the local
+//! server between phases, merges the results, checks the invariants and writes the output.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::checks::{Check, ClaimsLedger, DeliveryLedger, LedgerRow};
+use crate::scenario::{Kind, Scenario, target_addr};
+use crate::stats::{Stats, Summary, now_us, t};
+use crate::{Command, Event, LoadError, Progress, WorkerPlan, WorkerResult, proc_stat, report};
+
+/// How workers run.
+#[derive(Debug, Clone)]
+pub enum WorkerMode {
+    /// Child processes of this executable (`<exe> worker`), each with its own fd limit.
+    Processes(PathBuf),
+    /// Tasks inside this process (tests, tiny runs).
+    InProcess,
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Overrides the scenario's target.
+    pub target: Option<String>,
+    /// Output directory for `result.json` and `report.html`.
+    pub out: PathBuf,
+    /// How workers run.
+    pub mode: WorkerMode,
+    /// Overrides the scenario's server pid (connect-capacity).
+    pub server_pid: Option<u32>,
+    /// Print the progress line and summary to stderr.
+    pub progress: bool,
+}
+
+/// Server memory around the connect phase (connect-capacity).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    /// The measured process.
+    pub server_pid: u32,
+    /// RSS before any client connected.
+    pub rss_before_bytes: u64,
+    /// RSS with every client connected, after the settle time.
+    pub rss_after_bytes: u64,
+    /// Connections open at the second sample.
+    pub connections: u64,
+    /// (after - before) / connections.
+    pub bytes_per_connection: f64,
+    /// The server's open file descriptors at the second sample.
+    pub server_fds: Option<u64>,
+}
+
+/// Rates over the active phase.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Throughput {
+    /// Seconds from go to the last delivery (or the end of the active phase).
+    pub active_seconds: f64,
+    /// Messages sent per second.
+    pub sends_per_sec: f64,
+    /// Messages received per second, over all clients.
+    pub deliveries_per_sec: f64,
+    /// The busiest second's deliveries.
+    pub peak_deliveries_per_sec: u64,
+    /// The busiest second's connects.
+    pub peak_connects_per_sec: u64,
+}
+
+/// Everything a run produced (`result.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The scenario as run (target overridden).
+    pub scenario: Scenario,
+    /// Start time, ms since the epoch.
+    pub started_at_ms: u64,
+    /// Wall time of the whole run.
+    pub duration_seconds: f64,
+    /// Clients asked for.
+    pub clients: u64,
+    /// Clients that connected and finished setup.
+    pub connected: u64,
+    /// Latency summaries (ms) by histogram name.
+    pub latency: BTreeMap<String, Summary>,
+    /// Histogram contents, `[value_us, count]`, for the report's charts.
+    pub histograms: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Per-second timelines (second 0 = start of the run).
+    pub timelines: BTreeMap<String, Vec<u64>>,
+    /// Second of the run at which the active phase began.
+    pub go_second: u64,
+    /// Totals.
+    pub counters: BTreeMap<String, u64>,
+    /// Errors by code.
+    pub errors: BTreeMap<String, u64>,
+    /// Rates.
+    pub throughput: Throughput,
+    /// Server memory (connect-capacity with a local server).
+    pub capacity: Option<Capacity>,
+    /// Invariant verdicts.
+    pub checks: Vec<Check>,
+    /// Whether every check passed.
+    pub passed: bool,
+}
+
+struct Link {
+    input: Box<dyn AsyncWrite + Unpin + Send>,
+    child: Option<tokio::process::Child>,
+}
+
+impl Link {
+    async fn send(&mut self, cmd: &Command) -> Result<(), LoadError> {
+        let mut line = serde_json::to_vec(cmd).map_err(|e| LoadError::Worker(e.to_string()))?;
+        line.push(b'\n');
+        self.input.write_all(&line).await?;
+        self.input.flush().await?;
+        Ok(())
+    }
+}
+
+/// Runs a scenario to the end and writes its output; the result says whether the
+/// invariants held.
+pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult, LoadError> {
+    if let Some(target) = &opts.target {
+        scenario.target = target.clone();
+    }
+    scenario.validate()?;
+    let target = target_addr(&scenario.target)?;
+    let started_at = now_us();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(scenario.max_seconds);
+
+    let server_pid = match scenario.kind {
+        Kind::ConnectCapacity => opts
+            .server_pid
+            .or(scenario.capacity.as_ref().and_then(|c| c.server_pid))
+            .or_else(|| proc_stat::pid_listening_on(target.port())),
+        _ => None,
+    };
+    let rss_before = server_pid.and_then(proc_stat::rss_bytes);
+
+    let (events_tx, mut events) = mpsc::unbounded_channel::<(usize, Event)>();
+    let mut links = Vec::with_capacity(scenario.workers);
+    for index in 0..scenario.workers {
+        let link = spawn_worker(index, &opts.mode, events_tx.clone())?;
+        links.push(link);
+    }
+    drop(events_tx);
+    for (index, link) in links.iter_mut().enumerate() {
+        link.send(&Command::Plan(Box::new(WorkerPlan {
+            scenario: scenario.clone(),
+            index,
+            of: scenario.workers,
+            epoch_us: started_at,
+        })))
+        .await?;
+    }
+
+    let mut view = ProgressView::new(scenario.workers, scenario.connect.clients, opts.progress);
+    // Connect and set up.
+    let mut ready = vec![false; scenario.workers];
+    wait_for(&mut events, &mut view, deadline, |i, ev| {
+        if matches!(ev, Event::Ready(_)) {
+            ready[i] = true;
+        }
+        ready.iter().all(|r| *r)
+    })
+    .await?;
+
+    let mut capacity = None;
+    if let (Kind::ConnectCapacity, Some(pid)) = (scenario.kind, server_pid) {
+        let settle = scenario.capacity.as_ref().map_or(3, |c| c.settle_seconds);
+        drain_for(&mut events, &mut view, Duration::from_secs(settle)).await;
+        let rss_after = proc_stat::rss_bytes(pid);
+        let connections = view.total().connected;
+        if let (Some(before), Some(after)) = (rss_before, rss_after) {
+            capacity = Some(Capacity {
+                server_pid: pid,
+                rss_before_bytes: before,
+                rss_after_bytes: after,
+                connections,
+                bytes_per_connection: after.saturating_sub(before) as f64
+                    / connections.max(1) as f64,
+                server_fds: proc_stat::open_fds(pid),
+            });
+        }
+    }
+
+    // Active phase, started together.
+    let go_us = now_us() + 500_000;
+    for link in &mut links {
+        link.send(&Command::Go { at_us: go_us }).await?;
+    }
+    let mut done = vec![false; scenario.workers];
+    wait_for(&mut events, &mut view, deadline, |i, ev| {
+        if matches!(ev, Event::ActiveDone) {
+            done[i] = true;
+        }
+        done.iter().all(|d| *d)
+    })
+    .await?;
+    let active_end = now_us();
+
+    // Finish and collect.
+    for link in &mut links {
+        link.send(&Command::Finish).await?;
+    }
+    let mut results: Vec<Option<WorkerResult>> = vec![None; scenario.workers];
+    let collect_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    wait_for(&mut events, &mut view, collect_deadline, |i, ev| {
+        if let Event::Result(r) = ev {
+            results[i] = Some((**r).clone());
+        }
+        results.iter().all(Option::is_some)
+    })
+    .await?;
+    view.clear();
+    for link in &mut links {
+        if let Some(child) = &mut link.child {
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+    }
+
+    let mut stats = Stats::default();
+    let mut delivery = DeliveryLedger::default();
+    let mut held = Vec::new();
+    let mut connected = 0;
+    for result in results.into_iter().flatten() {
+        stats.merge(&Stats::from_wire(&result.stats));
+        delivery.merge(&result.delivery);
+        held.extend(result.held);
+        connected += result.connected;
+    }
+
+    let mut checks = Vec::new();
+    match scenario.kind {
+        Kind::ConnectCapacity => checks.push(Check {
+            name: "every client connected and authenticated".into(),
+            passed: connected == scenario.connect.clients as u64,
+            detail: format!("{connected} of {}", scenario.connect.clients),
+        }),
+        Kind::RawBroadcast | Kind::ChatStorm | Kind::FeedBurst | Kind::Soak => {
+            checks.extend(delivery.check());
+        }
+        Kind::FlashCrowd => {
+            let ledger = claims_ledger(&scenario, held).await?;
+            checks.extend(ledger.check());
+        }
+    }
+    let passed = checks.iter().all(|c| c.passed);
+    let go_second = go_us.saturating_sub(started_at) / 1_000_000;
+    let throughput = throughput(&stats, go_us, active_end, go_second);
+    let wire = stats.to_wire();
+    let result = RunResult {
+        scenario,
+        started_at_ms: started_at / 1000,
+        duration_seconds: now_us().saturating_sub(started_at) as f64 / 1e6,
+        clients: view.clients as u64,
+        connected,
+        latency: stats
+            .histograms
+            .iter()
+            .map(|(name, hist)| (name.clone(), Summary::of(hist)))
+            .collect(),
+        histograms: wire.histograms,
+        timelines: wire.timelines,
+        go_second,
+        counters: wire.counters,
+        errors: wire.errors,
+        throughput,
+        capacity,
+        checks,
+        passed,
+    };
+    report::write(&result, &opts.out)?;
+    Ok(result)
+}
+
+fn throughput(stats: &Stats, go_us: u64, active_end_us: u64, go_second: u64) -> Throughput {
+    let line = |name: &str| stats.timelines.get(name).cloned().unwrap_or_default();
+    let deliveries = line(t::DELIVERIES);
+    // The active window ends with the last second that saw a delivery (drain time that saw
+    // nothing does not dilute the rate).
+    let last_busy = deliveries
+        .iter()
+        .rposition(|n| *n > 0)
+        .map(|s| (s as u64 + 1) * 1_000_000);
+    let window_end = last_busy
+        .map(|end_rel| end_rel.min(active_end_us.saturating_sub(go_us) + go_second * 1_000_000))
+        .unwrap_or(active_end_us.saturating_sub(go_us) + go_second * 1_000_000);
+    let secs = (window_end.saturating_sub(go_second * 1_000_000) as f64 / 1e6).max(1e-3);
+    Throughput {
+        active_seconds: secs,
+        sends_per_sec: stats.counter(t::SENDS) as f64 / secs,
+        deliveries_per_sec: stats.counter(t::DELIVERIES) as f64 / secs,
+        peak_deliveries_per_sec: deliveries.iter().copied().max().unwrap_or(0),
+        peak_connects_per_sec: line(t::CONNECTS).iter().copied().max().unwrap_or(0),
+    }
+}
+
+fn spawn_worker(
+    index: usize,
+    mode: &WorkerMode,
+    events: mpsc::UnboundedSender<(usize, Event)>,
+) -> Result<Link, LoadError> {
+    match mode {
+        WorkerMode::Processes(exe) => {
+            let mut child = tokio::process::Command::new(exe)
+                .arg("worker")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()?;
+            let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                return Err(LoadError::Worker("worker pipes missing".into()));
+            };
+            tokio::spawn(forward(index, BufReader::new(stdout), events));
+            Ok(Link {
+                input: Box::new(stdin),
+                child: Some(child),
+            })
+        }
+        WorkerMode::InProcess => {
+            let (to_worker, worker_in) = tokio::io::duplex(1 << 16);
+            let (worker_out, from_worker) = tokio::io::duplex(1 << 20);
+            tokio::spawn(async move {
+                if let Err(err) = crate::worker::serve(BufReader::new(worker_in), worker_out).await
+                {
+                    eprintln!("worker {index}: {err}");
+                }
+            });
+            tokio::spawn(forward(index, BufReader::new(from_worker), events));
+            Ok(Link {
+                input: Box::new(to_worker),
+                child: None,
+            })
+        }
+    }
+}
+
+async fn forward<R: tokio::io::AsyncBufRead + Unpin>(
+    index: usize,
+    reader: R,
+    events: mpsc::UnboundedSender<(usize, Event)>,
+) {
+    let mut lines = reader.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match serde_json::from_str::<Event>(&line) {
+            Ok(event) => {
+                if events.send((index, event)).is_err() {
+                    return;
+                }
+            }
+            Err(err) => eprintln!("worker {index}: unreadable event: {err}"),
+        }
+    }
+}
+
+/// Handles events until `step` says the phase is over; progress events update the view.
+/// Fails when a worker goes away or the deadline passes.
+async fn wait_for(
+    events: &mut mpsc::UnboundedReceiver<(usize, Event)>,
+    view: &mut ProgressView,
+    deadline: tokio::time::Instant,
+    mut step: impl FnMut(usize, &Event) -> bool,
+) -> Result<(), LoadError> {
+    loop {
+        let next = tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(LoadError::Worker("the run hit its time bound (max_seconds)".into()));
+            }
+            next = events.recv() => next,
+        };
+        let Some((index, event)) = next else {
+            return Err(LoadError::Worker("a worker exited early".into()));
+        };
+        if let Event::Progress(progress) | Event::Ready(progress) = &event {
+            view.update(index, *progress);
+        }
+        if step(index, &event) {
+            return Ok(());
+        }
+    }
+}
+
+/// Keeps the progress line going for `time`.
+async fn drain_for(
+    events: &mut mpsc::UnboundedReceiver<(usize, Event)>,
+    view: &mut ProgressView,
+    time: Duration,
+) {
+    let until = tokio::time::Instant::now() + time;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return,
+            next = events.recv() => match next {
+                Some((index, Event::Progress(p))) => view.update(index, p),
+                Some(_) => {}
+                None => return,
+            },
+        }
+    }
+}
+
+/// The live progress line on stderr: totals and current rates.
+struct ProgressView {
+    per_worker: Vec<Progress>,
+    clients: usize,
+    show: bool,
+    started: std::time::Instant,
+    last: (std::time::Instant, Progress),
+}
+
+impl ProgressView {
+    fn new(workers: usize, clients: usize, show: bool) -> ProgressView {
+        let now = std::time::Instant::now();
+        ProgressView {
+            per_worker: vec![Progress::default(); workers],
+            clients,
+            show,
+            started: now,
+            last: (now, Progress::default()),
+        }
+    }
+
+    fn total(&self) -> Progress {
+        let mut total = Progress::default();
+        for p in &self.per_worker {
+            total.add(p);
+        }
+        total
+    }
+
+    fn update(&mut self, index: usize, progress: Progress) {
+        if let Some(slot) = self.per_worker.get_mut(index) {
+            *slot = progress;
+        }
+        let now = std::time::Instant::now();
+        let dt = now.duration_since(self.last.0).as_secs_f64();
+        if !self.show || dt < 1.0 {
+            return;
+        }
+        let total = self.total();
+        let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / dt;
+        let line = format!(
+            "\r[{:>4}s] connected {}/{} failed {} | sends {:.0}/s deliveries {:.0}/s replies {:.0}/s | errors {}   ",
+            self.started.elapsed().as_secs(),
+            total.connected,
+            self.clients,
+            total.failed,
+            rate(total.sends, self.last.1.sends),
+            rate(total.deliveries, self.last.1.deliveries),
+            rate(total.replies, self.last.1.replies),
+            total.errors,
+        );
+        let mut err = std::io::stderr();
+        let _ = err.write_all(line.as_bytes());
+        let _ = err.flush();
+        self.last = (now, total);
+    }
+
+    fn clear(&self) {
+        if self.show {
+            eprintln!();
+        }
+    }
+}
+
+/// Reads the merchant view of the activity's claims and the items' slots.
+async fn claims_ledger(
+    scenario: &Scenario,
+    acknowledged: Vec<crate::checks::HeldClaim>,
+) -> Result<ClaimsLedger, LoadError> {
+    let Some(crowd) = &scenario.crowd else {
+        return Ok(ClaimsLedger::default());
+    };
+    let merchant = crate::tokens::load(&crowd.merchant_tokens, 1)?;
+    let token = merchant
+        .first()
+        .map(|a| a.token.clone())
+        .unwrap_or_default();
+    let base = match &crowd.http_base {
+        Some(base) => base.trim_end_matches('/').to_string(),
+        None => {
+            let addr = target_addr(&scenario.target)?;
+            format!("http://{addr}")
+        }
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| LoadError::Http(e.to_string()))?;
+    let get = |path: String| {
+        let http = http.clone();
+        let token = token.clone();
+        async move {
+            let resp = http
+                .get(path)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| LoadError::Http(e.to_string()))?;
+            let status = resp.status();
+            let body: Value = resp
+                .json()
+                .await
+                .map_err(|e| LoadError::Http(e.to_string()))?;
+            if !status.is_success() {
+                return Err(LoadError::Http(format!("{status}: {body}")));
+            }
+            Ok::<Value, LoadError>(body)
+        }
+    };
+    let view = get(format!(
+        "{base}/api/v1/activities/{}/claims",
+        crowd.activity
+    ))
+    .await?;
+    let mut slots = parse_slots(&view);
+    if slots.is_empty() {
+        let activity = get(format!("{base}/api/v1/activities/{}", crowd.activity)).await?;
+        slots = parse_slots(&activity);
+    }
+    Ok(ClaimsLedger {
+        acknowledged,
+        view: parse_claims(&view),
+        slots,
+        per_user_limit: crowd.per_user_limit,
+    })
+}
+
+fn int(v: &Value, keys: &[&str]) -> Option<i64> {
+    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_i64))
+}
+
+/// Rows of the merchant view: a list, or `{claims: [...]}`.
+fn parse_claims(view: &Value) -> Vec<LedgerRow> {
+    let rows = view
+        .get("claims")
+        .and_then(Value::as_array)
+        .or_else(|| view.as_array());
+    rows.into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(LedgerRow {
+                claim_id: int(r, &["claim_id", "id"])?,
+                user_id: int(r, &["user_id", "user"])?,
+                item: int(r, &["item", "item_id"])?,
+                status: r.get("status")?.as_str()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Slots per item from `{items: [{id|item, slots}]}`.
+fn parse_slots(body: &Value) -> BTreeMap<i64, u64> {
+    body.get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| {
+            Some((
+                int(i, &["item", "id", "item_id"])?,
+                i.get("slots")?.as_u64()?,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merchant_views_parse_in_either_shape() {
+        let view = json!({
+            "claims": [
+                {"claim_id": 1, "user_id": 7, "item": 3, "status": "held"},
+                {"id": 2, "user": 8, "item_id": 3, "status": "expired"}
+            ],
+            "items": [{"id": 3, "slots": 5}]
+        });
+        let rows = parse_claims(&view);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].claim_id, 2);
+        assert_eq!(rows[1].user_id, 8);
+        assert_eq!(parse_slots(&view), BTreeMap::from([(3, 5)]));
+        assert_eq!(
+            parse_claims(&json!([{"claim_id": 1, "user_id": 2, "item": 3, "status": "held"}]))
+                .len(),
+            1
+        );
+    }
+}

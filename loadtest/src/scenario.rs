@@ -1,0 +1,383 @@
+//! Scenario files (TOML, in `config/loadtest/`): what to run, against what, how big and for
+//! how long. Every scenario is bounded in clients, messages and time.
+
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::LoadError;
+
+/// The largest client count one run may open (several workers, several source addresses).
+pub const MAX_CLIENTS: usize = 100_000;
+/// The longest a run may last, whatever the scenario says.
+pub const MAX_SECONDS: u64 = 3600;
+/// Sockets one worker process may hold: the open-files hard limit here is 20,000 and cannot
+/// be raised, and a process needs a few descriptors of its own.
+pub const MAX_SOCKETS_PER_WORKER: usize = 18_900;
+/// Ephemeral ports one source address can use towards one target (32768..60999, with slack).
+pub const MAX_SOCKETS_PER_SOURCE: usize = 25_000;
+
+/// What a scenario does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Open idle authenticated connections up to a target; report server RSS per connection.
+    ConnectCapacity,
+    /// Drive a plain WebSocket broadcast server (text in, the same text out to all).
+    RawBroadcast,
+    /// Rooms of members, publishers at a set rate; delivery latency and exactly-once order.
+    ChatStorm,
+    /// Followers of one merchant; the merchant posts; push latency.
+    FeedBurst,
+    /// A crowd subscribes to a promotion and claims at its start instant.
+    FlashCrowd,
+    /// Churn: connect, act, disconnect, reconnect with `since`, for a set time.
+    Soak,
+}
+
+impl Kind {
+    /// Whether clients authenticate with Corral tokens.
+    pub fn needs_tokens(self) -> bool {
+        !matches!(self, Kind::RawBroadcast)
+    }
+}
+
+/// A scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A name for the report.
+    pub name: String,
+    /// What it does.
+    pub kind: Kind,
+    /// WebSocket URL of the server (`--target` overrides); loopback only.
+    pub target: String,
+    /// Worker processes sharing the clients.
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// Source addresses 127.0.0.1 .. 127.0.0.<n> the clients bind (each gives ~28k ports).
+    #[serde(default = "one")]
+    pub source_addrs: usize,
+    /// Tokens file written by `corral admin seed-users` (relative to the scenario file).
+    #[serde(default)]
+    pub tokens: Option<PathBuf>,
+    /// Hard bound on the whole run, in seconds.
+    pub max_seconds: u64,
+    /// How clients connect.
+    pub connect: ConnectSpec,
+    /// `connect-capacity` settings.
+    #[serde(default)]
+    pub capacity: Option<CapacitySpec>,
+    /// `raw-broadcast`, `chat-storm` and `feed-burst` settings.
+    #[serde(default)]
+    pub broadcast: Option<BroadcastSpec>,
+    /// `flash-crowd` settings.
+    #[serde(default)]
+    pub crowd: Option<CrowdSpec>,
+    /// `soak` settings.
+    #[serde(default)]
+    pub soak: Option<SoakSpec>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// How clients connect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectSpec {
+    /// Clients in total (over all workers).
+    pub clients: usize,
+    /// New connections per second over all workers (the ramp); 0 = as fast as allowed.
+    #[serde(default)]
+    pub ramp_per_sec: u64,
+    /// Handshakes in flight per worker.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Seconds allowed for the whole connect phase.
+    #[serde(default = "default_connect_seconds")]
+    pub seconds: u64,
+}
+
+fn default_concurrency() -> usize {
+    256
+}
+
+fn default_connect_seconds() -> u64 {
+    60
+}
+
+/// `connect-capacity`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// The local server's pid; discovered from the target's listening port when absent.
+    #[serde(default)]
+    pub server_pid: Option<u32>,
+    /// Seconds to hold the connections open (idle) before measuring memory.
+    #[serde(default = "default_settle")]
+    pub settle_seconds: u64,
+}
+
+fn default_settle() -> u64 {
+    3
+}
+
+/// Publishing into rooms (`raw-broadcast`: one implicit room, the whole server).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastSpec {
+    /// Rooms (chat-storm); clients are spread round-robin. Raw broadcast has one.
+    #[serde(default = "one_u64")]
+    pub rooms: u64,
+    /// First room id (chat-storm); rooms are `first_room .. first_room + rooms`.
+    #[serde(default = "one_i64")]
+    pub first_room: i64,
+    /// Publishing clients in total (the first clients of each room).
+    pub publishers: usize,
+    /// Messages per second per publisher.
+    pub rate_per_sec: f64,
+    /// Seconds of publishing.
+    pub seconds: u64,
+    /// Message size in bytes (the timestamp header plus padding).
+    #[serde(default = "default_message_bytes")]
+    pub message_bytes: usize,
+    /// Seconds to wait for the last deliveries after publishing stops.
+    #[serde(default = "default_drain")]
+    pub drain_seconds: u64,
+}
+
+fn one_u64() -> u64 {
+    1
+}
+
+fn one_i64() -> i64 {
+    1
+}
+
+fn default_message_bytes() -> usize {
+    100
+}
+
+fn default_drain() -> u64 {
+    3
+}
+
+/// `flash-crowd`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrowdSpec {
+    /// The activity (promotion) the crowd claims in; it must start after the connect phase.
+    pub activity: i64,
+    /// Tokens file of the merchant (its first account) whose view of the claims the
+    /// invariant check reads (relative to the scenario file).
+    pub merchant_tokens: PathBuf,
+    /// HTTP base URL of the server (defaults to the target's host and port).
+    #[serde(default)]
+    pub http_base: Option<String>,
+    /// Claims each client sends at the start instant (distinct keys).
+    #[serde(default = "one")]
+    pub claims_per_client: usize,
+    /// Each claim is sent at start + a uniform random delay up to this, in ms.
+    #[serde(default)]
+    pub jitter_ms: u64,
+    /// Retries (same key) after `unavailable` / `rate_limited` / transport trouble.
+    #[serde(default)]
+    pub retries: u32,
+    /// The per-user limit the activity was created with (checked afterwards).
+    pub per_user_limit: u64,
+    /// Seconds after the start instant to wait for replies.
+    #[serde(default = "default_crowd_seconds")]
+    pub seconds: u64,
+}
+
+fn default_crowd_seconds() -> u64 {
+    10
+}
+
+/// `soak`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoakSpec {
+    /// Seconds of churn.
+    pub seconds: u64,
+    /// Each client reconnects after a random time up to this, in ms.
+    pub reconnect_every_ms: u64,
+    /// The room clients join (and re-join with `since`).
+    pub room: i64,
+    /// Messages per second each client sends while connected.
+    pub rate_per_sec: f64,
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, LoadError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::Scenario(format!("{}: {e}", path.display())))?;
+        let mut scenario: Scenario = toml::from_str(&text)
+            .map_err(|e| LoadError::Scenario(format!("{}: {e}", path.display())))?;
+        if let (Some(tokens), Some(dir)) = (&scenario.tokens, path.parent())
+            && tokens.is_relative()
+        {
+            scenario.tokens = Some(dir.join(tokens));
+        }
+        if let (Some(crowd), Some(dir)) = (&mut scenario.crowd, path.parent())
+            && crowd.merchant_tokens.is_relative()
+        {
+            crowd.merchant_tokens = dir.join(&crowd.merchant_tokens);
+        }
+        Ok(scenario)
+    }
+
+    /// Checks the bounds: clients, workers, sockets per worker and per source, time, and a
+    /// loopback target.
+    pub fn validate(&self) -> Result<(), LoadError> {
+        let bad = |m: String| Err(LoadError::Scenario(m));
+        let clients = self.connect.clients;
+        if clients == 0 || clients > MAX_CLIENTS {
+            return bad(format!("clients must be 1..={MAX_CLIENTS}"));
+        }
+        if self.workers == 0 || self.workers > 16 {
+            return bad("workers must be 1..=16".into());
+        }
+        if clients.div_ceil(self.workers) > MAX_SOCKETS_PER_WORKER {
+            return bad(format!(
+                "{clients} clients over {} workers exceeds {MAX_SOCKETS_PER_WORKER} sockets per \
+                 worker (the open-files limit is 20,000 per process): add workers",
+                self.workers
+            ));
+        }
+        if self.source_addrs == 0 || self.source_addrs > 250 {
+            return bad("source_addrs must be 1..=250".into());
+        }
+        if clients.div_ceil(self.source_addrs) > MAX_SOCKETS_PER_SOURCE {
+            return bad(format!(
+                "{clients} clients over {} source addresses exceeds {MAX_SOCKETS_PER_SOURCE} \
+                 ports per address: add source_addrs",
+                self.source_addrs
+            ));
+        }
+        if self.max_seconds == 0 || self.max_seconds > MAX_SECONDS {
+            return bad(format!("max_seconds must be 1..={MAX_SECONDS}"));
+        }
+        let needed = match self.kind {
+            Kind::ConnectCapacity => self.capacity.is_none().then_some("[capacity]"),
+            Kind::RawBroadcast | Kind::ChatStorm | Kind::FeedBurst => {
+                self.broadcast.is_none().then_some("[broadcast]")
+            }
+            Kind::FlashCrowd => self.crowd.is_none().then_some("[crowd]"),
+            Kind::Soak => self.soak.is_none().then_some("[soak]"),
+        };
+        if let Some(section) = needed {
+            return bad(format!(
+                "a {:?} scenario needs a {section} section",
+                self.kind
+            ));
+        }
+        if let Some(b) = &self.broadcast {
+            if b.publishers == 0 || b.publishers > clients {
+                return bad("publishers must be 1..=clients".into());
+            }
+            if !(b.rate_per_sec > 0.0 && b.rate_per_sec <= 10_000.0) {
+                return bad("rate_per_sec must be in (0, 10000]".into());
+            }
+            if b.rooms == 0 || b.rooms as usize > clients {
+                return bad("rooms must be 1..=clients".into());
+            }
+            if b.message_bytes < 48 || b.message_bytes > 60_000 {
+                return bad("message_bytes must be 48..=60000".into());
+            }
+        }
+        if self.kind.needs_tokens() && self.tokens.is_none() {
+            return bad("this scenario needs `tokens` (see `corral admin seed-users`)".into());
+        }
+        target_addr(&self.target).map(|_| ())
+    }
+
+    /// The source address of client `n`.
+    pub fn source_addr(&self, n: usize) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (n % self.source_addrs) as u8))
+    }
+}
+
+/// Resolves a `ws://host:port/path` target, refusing anything that is not loopback.
+pub fn target_addr(target: &str) -> Result<std::net::SocketAddr, LoadError> {
+    let rest = target
+        .strip_prefix("ws://")
+        .ok_or_else(|| LoadError::Target(format!("{target}: only ws:// URLs are driven")))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<_> = with_port
+        .to_socket_addrs()
+        .map_err(|e| LoadError::Target(format!("{target}: {e}")))?
+        .collect();
+    match addrs.first() {
+        Some(addr) if addrs.iter().all(|a| a.ip().is_loopback()) => Ok(*addr),
+        _ => Err(LoadError::Target(format!(
+            "{target}: refusing a non-loopback target (load tests run on this machine only)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        assert!(target_addr("ws://127.0.0.1:8080/ws").is_ok());
+        assert!(target_addr("ws://localhost:8080/ws").is_ok());
+        assert!(target_addr("ws://[::1]:9/").is_ok());
+        assert!(target_addr("ws://10.0.0.1:8080/ws").is_err());
+        assert!(target_addr("ws://8.8.8.8/ws").is_err());
+        assert!(target_addr("wss://127.0.0.1/ws").is_err());
+    }
+
+    #[test]
+    fn every_shipped_scenario_parses_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/loadtest");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let scenario = Scenario::load(&path);
+                assert!(scenario.is_ok(), "{}: {:?}", path.display(), scenario.err());
+                let valid = scenario.map(|s| s.validate());
+                assert!(matches!(valid, Ok(Ok(()))), "{}: {valid:?}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 6,
+            "expected the shipped scenarios in {}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn sockets_per_worker_are_bounded() {
+        let text = r#"
+            name = "x"
+            kind = "connect-capacity"
+            target = "ws://127.0.0.1:1/ws"
+            tokens = "t.json"
+            max_seconds = 10
+            workers = 1
+            [connect]
+            clients = 19000
+            [capacity]
+        "#;
+        let scenario: Result<Scenario, _> = toml::from_str(text);
+        let err = scenario.map(|s| s.validate());
+        assert!(matches!(err, Ok(Err(LoadError::Scenario(_)))), "{err:?}");
+    }
+}

@@ -1,0 +1,304 @@
+//! Measurements: HDR histograms (microseconds), per-second timelines and counters, errors by
+//! code. A worker records into a few mutex shards (clients pick one by index, so contention
+//! stays low); shards and workers merge into one [`Stats`], which also travels between
+//! processes as JSON.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Microseconds since the Unix epoch (the timestamps carried in payloads).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Histogram names.
+pub mod h {
+    /// TCP connect + WebSocket handshake.
+    pub const CONNECT: &str = "connect";
+    /// Publish to receipt, from the timestamp in the payload.
+    pub const DELIVERY: &str = "delivery";
+    /// Arrival of `activity.started` minus `starts_at`.
+    pub const START_SKEW: &str = "start_skew";
+    /// Prefix of per-op reply latency (`reply.<op>`).
+    pub const REPLY: &str = "reply.";
+}
+
+/// Timeline and counter names.
+pub mod t {
+    /// Connections established.
+    pub const CONNECTS: &str = "connects";
+    /// Messages published (or requests sent).
+    pub const SENDS: &str = "sends";
+    /// Messages received.
+    pub const DELIVERIES: &str = "deliveries";
+    /// Errors of any kind.
+    pub const ERRORS: &str = "errors";
+    /// Replies received.
+    pub const REPLIES: &str = "replies";
+}
+
+/// 1 us .. 1 hour at 3 significant figures, growing past that. (Creation only fails for
+/// invalid bounds, which these are not; the `Option` keeps the code panic-free.)
+fn new_histogram() -> Option<Histogram<u64>> {
+    let mut hist = Histogram::new_with_bounds(1, 3_600_000_000, 3).ok()?;
+    hist.auto(true);
+    Some(hist)
+}
+
+/// Everything one run (or part of one) measured.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Latency histograms by name, in microseconds.
+    pub histograms: BTreeMap<String, Histogram<u64>>,
+    /// Per-second counts by name; index 0 is the run's epoch second.
+    pub timelines: BTreeMap<String, Vec<u64>>,
+    /// Totals by name.
+    pub counters: BTreeMap<String, u64>,
+    /// Errors by code (`rate_limited`, `connect_refused`, `http_503`, ...).
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// Records a latency sample in microseconds.
+    pub fn record(&mut self, name: &str, micros: u64) {
+        if !self.histograms.contains_key(name) {
+            let Some(hist) = new_histogram() else { return };
+            self.histograms.insert(name.to_string(), hist);
+        }
+        if let Some(hist) = self.histograms.get_mut(name) {
+            let _ = hist.record(micros.max(1));
+        }
+    }
+
+    /// Adds `n` to a counter and to its timeline at second `sec` of the run.
+    pub fn count(&mut self, name: &str, sec: usize, n: u64) {
+        *self.counters.entry(name.to_string()).or_default() += n;
+        let line = self.timelines.entry(name.to_string()).or_default();
+        if line.len() <= sec {
+            line.resize(sec + 1, 0);
+        }
+        line[sec] += n;
+    }
+
+    /// Counts an error by code (and in the `errors` timeline).
+    pub fn error(&mut self, code: &str, sec: usize) {
+        *self.errors.entry(code.to_string()).or_default() += 1;
+        self.count(t::ERRORS, sec, 1);
+    }
+
+    /// Folds `other` into `self`.
+    pub fn merge(&mut self, other: &Stats) {
+        for (name, hist) in &other.histograms {
+            match self.histograms.get_mut(name) {
+                Some(mine) => {
+                    let _ = mine.add(hist);
+                }
+                None => {
+                    self.histograms.insert(name.clone(), hist.clone());
+                }
+            }
+        }
+        for (name, line) in &other.timelines {
+            let mine = self.timelines.entry(name.clone()).or_default();
+            if mine.len() < line.len() {
+                mine.resize(line.len(), 0);
+            }
+            for (a, b) in mine.iter_mut().zip(line) {
+                *a += b;
+            }
+        }
+        for (name, n) in &other.counters {
+            *self.counters.entry(name.clone()).or_default() += n;
+        }
+        for (code, n) in &other.errors {
+            *self.errors.entry(code.clone()).or_default() += n;
+        }
+    }
+
+    /// A counter's total (0 when never counted).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// The wire form (histograms as recorded `[value, count]` pairs).
+    pub fn to_wire(&self) -> WireStats {
+        WireStats {
+            histograms: self
+                .histograms
+                .iter()
+                .map(|(name, hist)| {
+                    let bins = hist
+                        .iter_recorded()
+                        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                        .collect();
+                    (name.clone(), bins)
+                })
+                .collect(),
+            timelines: self.timelines.clone(),
+            counters: self.counters.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+
+    /// Rebuilds from the wire form.
+    pub fn from_wire(wire: &WireStats) -> Stats {
+        let mut stats = Stats {
+            timelines: wire.timelines.clone(),
+            counters: wire.counters.clone(),
+            errors: wire.errors.clone(),
+            ..Stats::default()
+        };
+        for (name, bins) in &wire.histograms {
+            let Some(mut hist) = new_histogram() else {
+                continue;
+            };
+            for &(value, count) in bins {
+                let _ = hist.record_n(value.max(1), count);
+            }
+            stats.histograms.insert(name.clone(), hist);
+        }
+        stats
+    }
+}
+
+/// [`Stats`] as JSON can carry it between processes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WireStats {
+    /// Histograms as `[value_us, count]` pairs.
+    pub histograms: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Per-second timelines.
+    pub timelines: BTreeMap<String, Vec<u64>>,
+    /// Totals.
+    pub counters: BTreeMap<String, u64>,
+    /// Errors by code.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// A worker's recorder: a few shards so thousands of client tasks rarely contend.
+pub struct Recorder {
+    shards: Vec<Mutex<Stats>>,
+    epoch_us: u64,
+}
+
+const SHARDS: usize = 32;
+
+impl Recorder {
+    /// A recorder whose timelines count seconds from `epoch_us`.
+    pub fn new(epoch_us: u64) -> Recorder {
+        Recorder {
+            shards: (0..SHARDS).map(|_| Mutex::new(Stats::default())).collect(),
+            epoch_us,
+        }
+    }
+
+    /// The run's second for a timestamp.
+    pub fn second(&self, at_us: u64) -> usize {
+        (at_us.saturating_sub(self.epoch_us) / 1_000_000) as usize
+    }
+
+    /// Runs `f` on client `client`'s shard.
+    pub fn with<R>(&self, client: usize, f: impl FnOnce(&mut Stats, usize) -> R) -> R {
+        let sec = self.second(now_us());
+        let shard = &self.shards[client % SHARDS];
+        let mut guard = match shard.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard, sec)
+    }
+
+    /// Merges every shard.
+    pub fn snapshot(&self) -> Stats {
+        let mut all = Stats::default();
+        for shard in &self.shards {
+            let guard = match shard.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            all.merge(&guard);
+        }
+        all
+    }
+
+    /// Sum of one counter over the shards (cheap enough for a progress line).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| match s.lock() {
+                Ok(g) => g.counter(name),
+                Err(poisoned) => poisoned.into_inner().counter(name),
+            })
+            .sum()
+    }
+}
+
+/// Percentiles of a histogram for the summary and `result.json`, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Samples.
+    pub count: u64,
+    /// Minimum.
+    pub min_ms: f64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+    /// Mean.
+    pub mean_ms: f64,
+}
+
+impl Summary {
+    /// Summarises a histogram of microseconds.
+    pub fn of(hist: &Histogram<u64>) -> Summary {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Summary {
+            count: hist.len(),
+            min_ms: ms(hist.min()),
+            p50_ms: ms(hist.value_at_quantile(0.5)),
+            p90_ms: ms(hist.value_at_quantile(0.9)),
+            p99_ms: ms(hist.value_at_quantile(0.99)),
+            p999_ms: ms(hist.value_at_quantile(0.999)),
+            max_ms: ms(hist.max()),
+            mean_ms: hist.mean() / 1000.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_merge_and_survive_the_wire() {
+        let mut a = Stats::default();
+        a.record(h::CONNECT, 1000);
+        a.record(h::CONNECT, 3000);
+        a.count(t::CONNECTS, 2, 5);
+        a.error("rate_limited", 0);
+        let mut b = Stats::default();
+        b.record(h::CONNECT, 2000);
+        b.count(t::CONNECTS, 0, 1);
+        let wire = serde_json::to_string(&b.to_wire()).unwrap_or_default();
+        let b: WireStats = serde_json::from_str(&wire).unwrap_or_default();
+        a.merge(&Stats::from_wire(&b));
+        let hist = &a.histograms[h::CONNECT];
+        assert_eq!(hist.len(), 3);
+        assert!((1990..=2010).contains(&hist.value_at_quantile(0.5)));
+        assert_eq!(a.timelines[t::CONNECTS], vec![1, 0, 5]);
+        assert_eq!(a.counter(t::CONNECTS), 6);
+        assert_eq!(a.errors["rate_limited"], 1);
+        assert_eq!(a.counter(t::ERRORS), 1);
+    }
+}
