@@ -28,6 +28,7 @@ pub trait TokenVerifier: Send + Sync + 'static {
     fn verify(&self, token: &str) -> Result<Identity, AuthError>;
 }
 
+pub mod chat;
 mod social;
 
 pub use social::{

@@ -1,6 +1,7 @@
 //! Feed routes under `/api/v1`: follows, profiles, posts, likes, comments and the timeline.
 //! They apply the same rules as the WebSocket ops (`corral_actors::feeds`), pushes included.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use corral_actors::feeds::{self, FeedError};
 use corral_protocol::UserId;
@@ -9,25 +10,82 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
-/// Registers the feed routes under `/api/v1`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users/{id}", web::get().to(user))
-        .route("/users/{id}/follow", web::post().to(follow))
-        .route("/users/{id}/follow", web::delete().to(unfollow))
-        .route("/users/{id}/followers", web::get().to(followers))
-        .route("/users/{id}/following", web::get().to(following))
-        .route("/users/{id}/posts", web::get().to(profile))
-        .route("/timeline", web::get().to(timeline))
-        .route("/posts", web::post().to(create_post))
-        .route("/posts/{id}", web::get().to(get_post))
-        .route("/posts/{id}", web::delete().to(delete_post))
-        .route("/posts/{id}/like", web::post().to(like))
-        .route("/posts/{id}/like", web::delete().to(unlike))
-        .route("/posts/{id}/comments", web::post().to(comment))
-        .route("/posts/{id}/comments", web::get().to(comments));
-}
+/// The feed routes under `/api/v1`.
+pub const ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        method: Method::GET,
+        path: "/users/{id}",
+        handler: |r| r.to(user),
+    },
+    ApiRoute {
+        method: Method::POST,
+        path: "/users/{id}/follow",
+        handler: |r| r.to(follow),
+    },
+    ApiRoute {
+        method: Method::DELETE,
+        path: "/users/{id}/follow",
+        handler: |r| r.to(unfollow),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/users/{id}/followers",
+        handler: |r| r.to(followers),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/users/{id}/following",
+        handler: |r| r.to(following),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/users/{id}/posts",
+        handler: |r| r.to(profile),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/timeline",
+        handler: |r| r.to(timeline),
+    },
+    ApiRoute {
+        method: Method::POST,
+        path: "/posts",
+        handler: |r| r.to(create_post),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/posts/{id}",
+        handler: |r| r.to(get_post),
+    },
+    ApiRoute {
+        method: Method::DELETE,
+        path: "/posts/{id}",
+        handler: |r| r.to(delete_post),
+    },
+    ApiRoute {
+        method: Method::POST,
+        path: "/posts/{id}/like",
+        handler: |r| r.to(like),
+    },
+    ApiRoute {
+        method: Method::DELETE,
+        path: "/posts/{id}/like",
+        handler: |r| r.to(unlike),
+    },
+    ApiRoute {
+        method: Method::POST,
+        path: "/posts/{id}/comments",
+        handler: |r| r.to(comment),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/posts/{id}/comments",
+        handler: |r| r.to(comments),
+    },
+];
 
 impl From<FeedError> for ApiError {
     fn from(err: FeedError) -> Self {

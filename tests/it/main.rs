@@ -6,7 +6,12 @@
 
 mod support;
 
+mod binary;
+mod chat;
+mod claims;
 mod feeds;
 mod http_auth;
+mod process;
+mod promotions;
 mod store;
 mod ws_protocol;
