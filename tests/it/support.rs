@@ -91,6 +91,28 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+impl Drop for TestApp {
+    /// Stops the node and closes its pool, so a long test run does not exhaust the shared
+    /// PostgreSQL's connection slots with finished tests' idle connections. Done on a thread of
+    /// its own: the test's runtime is ending as this runs.
+    fn drop(&mut self) {
+        let pool = self.state.db.pool.clone();
+        let server = self.server.clone();
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(3), server.stop(false)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(3), pool.close()).await;
+            });
+        });
+    }
+}
+
 impl TestApp {
     /// Starts a node with default test settings.
     pub async fn spawn(engine: Engine) -> TestApp {
