@@ -25,8 +25,46 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// WebSocket connections and their limits.
     pub ws: WsSettings,
+    /// Chat rooms and messages.
+    pub chat: ChatSettings,
+    /// Merchant accounts.
+    pub merchants: MerchantSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The payment webhook.
+    pub payments: PaymentSettings,
+    /// Ordered load shedding.
+    pub overload: OverloadSettings,
+}
+
+/// `[overload]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadSettings {
+    /// Whether the lag probe runs.
+    pub enabled: bool,
+    /// Probe period in ms.
+    pub probe_interval_ms: u64,
+    /// Lag (ms) above which feeds and history are shed.
+    pub shed_low_lag_ms: u64,
+    /// Lag (ms) above which chat is shed too.
+    pub shed_medium_lag_ms: u64,
+    /// Lag (ms) above which claims and countdowns are shed too.
+    pub shed_high_lag_ms: u64,
+}
+
+impl OverloadSettings {
+    /// The actors' view of these settings.
+    pub fn to_config(&self) -> corral_actors::OverloadConfig {
+        let ms = Duration::from_millis;
+        corral_actors::OverloadConfig {
+            enabled: self.enabled,
+            interval: ms(self.probe_interval_ms.max(10)),
+            shed_low: ms(self.shed_low_lag_ms),
+            shed_medium: ms(self.shed_medium_lag_ms),
+            shed_high: ms(self.shed_high_lag_ms),
+        }
+    }
 }
 
 /// `[server]`
@@ -107,6 +145,78 @@ pub struct WsSettings {
     pub new_per_sec: f64,
     /// New-connection burst.
     pub new_burst: f64,
+}
+
+/// `[chat]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Longest message text, in characters.
+    pub max_text_chars: usize,
+    /// Rooms one connection may have joined at once.
+    pub rooms_per_connection: usize,
+    /// Online users of a public room, stored members of a private one.
+    pub members_per_room: usize,
+    /// Newest messages each room keeps in memory for re-joins.
+    pub catch_up_window: usize,
+    /// Largest `room.history` page.
+    pub history_page_max: u32,
+    /// Wait for a missing seq before reading it from the store, in ms.
+    pub gap_wait_ms: u64,
+    /// Most messages committed in one transaction.
+    pub batch_max: usize,
+    /// How long a batch waits for more messages once the first arrived, in ms.
+    pub batch_linger_ms: u64,
+    /// Messages waiting for the batcher before senders wait.
+    pub batch_queue: usize,
+}
+
+impl ChatSettings {
+    /// The rooms' behaviour.
+    pub fn rooms(&self) -> corral_actors::ChatConfig {
+        corral_actors::ChatConfig {
+            max_text_chars: self.max_text_chars,
+            rooms_per_connection: self.rooms_per_connection,
+            members_per_room: self.members_per_room,
+            catch_up_window: self.catch_up_window,
+            history_page_max: self.history_page_max,
+            gap_wait: Duration::from_millis(self.gap_wait_ms),
+        }
+    }
+
+    /// The group-commit batcher's behaviour.
+    pub fn batch(&self) -> crate::store::chat::BatchConfig {
+        crate::store::chat::BatchConfig {
+            max: self.batch_max.max(1),
+            linger: Duration::from_millis(self.batch_linger_ms),
+            queue: self.batch_queue.max(1),
+        }
+    }
+}
+
+/// `[payments]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// HMAC-SHA256 key shared with the payment provider; empty disables the webhook.
+    pub webhook_secret: Secret,
+    /// Largest accepted distance between a call's timestamp and the server clock, in seconds.
+    pub stale_window_secs: u64,
+}
+
+impl PaymentSettings {
+    /// The freshness window in ms.
+    pub fn stale_window_ms(&self) -> i64 {
+        i64::try_from(self.stale_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+/// `[merchants]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantSettings {
+    /// Approve applications at once (otherwise an admin approves them).
+    pub auto_approve: bool,
 }
 
 /// `[log]`
@@ -194,10 +304,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cluster_example_parses_and_needs_approval() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.example.toml");
+        let settings = Settings::load(Some(&example));
+        assert!(settings.is_ok(), "{settings:?}");
+        assert!(settings.is_ok_and(|s| !s.merchants.auto_approve));
+    }
+
+    #[test]
     fn defaults_parse_and_hide_secrets() {
         let settings = Settings::defaults();
         assert!(settings.is_ok(), "{settings:?}");
         let secret = Secret::new("hunter2");
+        assert!(settings.is_ok_and(|s| s.merchants.auto_approve));
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 }

@@ -6,15 +6,22 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
+use corral_actors::claims::{ClaimLedger, Claims};
+use corral_actors::ports::chat::Broker;
 use corral_actors::{
-    Admission, AdmissionConfig, Arbiters, Connections, Hub, SessionConfig, UserSessions,
+    Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
+    SessionConfig, StoreFailure, UserSessions,
 };
 
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
 use crate::state::AppState;
+use crate::store::chat::{LocalBroker, RedisBroker, SqlMessageStore};
+use crate::store::claims::{ClaimRows, SqlCatalog};
+use crate::store::ledger::{BookArbiter, DurableLedger};
 use crate::store::redis::{RedisError, RedisStore};
-use crate::store::{Db, StoreError};
+use crate::store::redis_ledger::RedisArbiter;
+use crate::store::{Backend, Db, StoreError};
 use crate::telemetry;
 
 /// Why a node could not start.
@@ -26,9 +33,33 @@ pub enum StartupError {
     /// Redis trouble.
     #[error(transparent)]
     Redis(#[from] RedisError),
+    /// Arming the activities' timers failed.
+    #[error(transparent)]
+    Activities(#[from] StoreFailure),
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The claim ledger the configuration asks for: Redis arbitration with durable rows in SQL
+/// when `redis.url` is set, the in-process book with durable rows otherwise.
+async fn claim_ledger(
+    db: &Db,
+    redis: Option<&RedisStore>,
+) -> Result<Arc<dyn ClaimLedger>, StartupError> {
+    // SQLite has one writer; PostgreSQL commits batches in parallel.
+    let writers = match db.backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    };
+    let rows = ClaimRows::start(db.clone(), writers);
+    Ok(match redis {
+        Some(redis) => Arc::new(DurableLedger::new(
+            RedisArbiter::new(redis.clone()).await?,
+            rows,
+        )),
+        None => Arc::new(DurableLedger::new(BookArbiter::default(), rows)),
+    })
 }
 
 /// A built node, bound and ready to run.
@@ -58,7 +89,27 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
+        let broker: Arc<dyn Broker> = match &redis {
+            Some(redis) => Arc::new(
+                RedisBroker::start(
+                    settings.redis.url.expose(),
+                    &redis.prefix,
+                    redis.conn.clone(),
+                )
+                .await?,
+            ),
+            None => Arc::new(LocalBroker::default()),
+        };
+        let users = Arc::new(UserSessions::default());
+        let claims = Claims::new(
+            claim_ledger(&db, redis.as_ref()).await?,
+            Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
+            users.clone(),
+        );
         let ws = &settings.ws;
+        let arbiters = Arbiters::start(workers);
+        let activity_store = Arc::new(db.clone());
+        let activities = Activities::new(arbiters.clone(), activity_store, claims.clone());
         let hub = Arc::new(Hub {
             session: SessionConfig {
                 auth_timeout: ws.auth_timeout(),
@@ -75,9 +126,35 @@ impl Application {
                 new_burst: ws.new_burst,
             }),
             connections: Connections::default(),
-            users: UserSessions::default(),
-            arbiters: Arbiters::start(workers),
+            users,
+            arbiters: arbiters.clone(),
+            rooms: Rooms::new(
+                settings.chat.rooms(),
+                SqlMessageStore::start(db.clone(), settings.chat.batch()),
+                broker,
+                arbiters,
+            ),
+            overload: Arc::new(Overload::default()),
+            activities: activities.clone(),
+            claims: claims.clone(),
+            social: Arc::new(db.clone()),
         });
+        // Stock changes reach the activities' subscribers through their actors.
+        claims.attach(activities);
+        // Re-arm the expiries of holds left by a previous run (they also recover lazily on
+        // first use of their activity).
+        actix_web::rt::spawn(async move {
+            match claims.recover().await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(activities = n, "recovered outstanding claim holds")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "claim recovery failed; will retry on first use"),
+            }
+        });
+        // The probe runs on an actor thread: its lag is the lag actors see.
+        let probe = hub.overload.clone().probe(settings.overload.to_config());
+        hub.arbiters.pick().spawn(probe);
         let listen = settings.server.listen.clone();
         let state = web::Data::new(AppState::new(
             settings,
@@ -87,9 +164,15 @@ impl Application {
             hub,
             telemetry::metrics_handle(),
         ));
+        // Timers are rebuilt from the database: every activity not over gets its actor now
+        // (after the metrics recorder exists, so the actors' gauges count).
+        state.hub.activities.resume().await?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::request_id::request_id,
+                ))
                 .app_data(app_state.clone())
                 .configure(crate::http::routes)
         })

@@ -3,10 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::activities::Activities;
 use crate::admission::Admission;
+use crate::claims::Claims;
 use crate::connections::Connections;
-use crate::ports::TokenVerifier;
+use crate::overload::Overload;
+use crate::ports::{SocialStore, TokenVerifier};
 use crate::registry::Arbiters;
+use crate::rooms::Rooms;
 use crate::users::UserSessions;
 
 /// Per-connection behaviour (from the `[ws]` config section).
@@ -32,8 +36,18 @@ pub struct Hub {
     pub admission: Arc<Admission>,
     /// Live connections.
     pub connections: Connections,
-    /// Online users' sessions, for personal pushes.
-    pub users: UserSessions,
+    /// Online users' sessions, for personal pushes (shared with the claim desk).
+    pub users: Arc<UserSessions>,
     /// The threads room, user and activity actors run on.
     pub arbiters: Arc<Arbiters>,
+    /// Chat rooms.
+    pub rooms: Rooms,
+    /// The claim desk (claims, cancels, payments, expiries).
+    pub claims: Arc<Claims>,
+    /// The current overload level (ordered shedding).
+    pub overload: Arc<Overload>,
+    /// Live promotions: their actors and subscribers.
+    pub activities: Activities,
+    /// Follows, posts and timelines.
+    pub social: Arc<dyn SocialStore>,
 }

@@ -5,23 +5,36 @@
 //! this crate reaches the actors through small handle types (e.g. [`SessionHandle`]), so the
 //! actor runtime stays an implementation detail.
 
+pub mod activities;
+pub mod activity;
 pub mod admission;
+pub mod chat_reply;
+pub mod claims;
 pub mod clock;
 pub mod connections;
+pub mod feeds;
 pub mod hub;
 pub mod outbound;
+pub mod overload;
 pub mod ports;
 pub mod rate_limit;
 pub mod registry;
 pub mod replier;
+pub mod room;
+pub mod rooms;
 pub mod session;
 pub mod users;
 
+pub use activities::{Activities, ActivityError, ActivitySnapshot};
+pub use activity::port::{ActivityItem, ActivityRecord, ActivityStore, StockView, StoreFailure};
+pub use activity::subscribers::Subscriber;
 pub use admission::{Admission, AdmissionConfig, ConnPermit, Refusal, UserPermit};
 pub use connections::Connections;
 pub use hub::{Hub, SessionConfig};
 pub use outbound::{CloseReason, CloseSignal, Outbound, OutboundRx};
+pub use overload::{Overload, OverloadConfig, Priority};
 pub use ports::{AuthError, Identity, TokenVerifier};
 pub use registry::{Arbiters, Registry};
+pub use rooms::{ChatConfig, Rooms};
 pub use session::SessionHandle;
 pub use users::UserSessions;

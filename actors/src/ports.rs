@@ -27,3 +27,10 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` and returns the identity it carries.
     fn verify(&self, token: &str) -> Result<Identity, AuthError>;
 }
+
+pub mod chat;
+mod social;
+
+pub use social::{
+    CommentAdded, FollowCounts, LikeChange, NewPost, SocialError, SocialStore, UserPage,
+};

@@ -23,6 +23,7 @@ use crate::admission::UserPermit;
 use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::outbound::{CloseReason, Outbound};
+use crate::overload::Priority;
 use crate::ports::{AuthError, Identity};
 use crate::rate_limit::TokenBucket;
 use crate::replier::Replier;
@@ -36,6 +37,8 @@ pub struct Session {
     /// Holds the connection's place in its user's connection count.
     user_permit: Option<UserPermit>,
     bucket: TokenBucket,
+    /// Rooms joined and DM rooms known.
+    chat: chat::ChatState,
 }
 
 impl Actor for Session {
@@ -61,6 +64,7 @@ impl Actor for Session {
         self.hub.connections.remove(self.conn_id);
         if let Some(identity) = self.identity {
             self.hub.users.detach(identity.user_id, self.conn_id);
+            self.leave_rooms(identity.user_id);
         }
     }
 }
@@ -91,6 +95,15 @@ impl Handler<Inbound> for Session {
             Ok(request) => {
                 let op = request.op.name();
                 metrics::counter!("corral_frames_in_total", "op" => op).increment(1);
+                let user = self.identity.map(|i| i.user_id);
+                let _span = tracing::debug_span!(
+                    "request",
+                    conn = self.conn_id,
+                    id = request.id,
+                    op,
+                    ?user
+                )
+                .entered();
                 self.dispatch(request, started, ctx);
             }
             Err(err) => {
@@ -138,15 +151,27 @@ impl Session {
             }
             (_, Some(identity)) => identity,
         };
+        if self.hub.overload.sheds(Priority::of(&request.op)) {
+            return replier.error(
+                ErrorCode::Unavailable,
+                "the node is overloaded; retry shortly",
+            );
+        }
         match request.op {
             op @ (Op::RoomJoin(_)
             | Op::RoomLeave(_)
             | Op::RoomSend(_)
             | Op::RoomHistory(_)
             | Op::DmSend(_)) => self.chat(op, who, replier, ctx),
-            op @ (Op::Follow(_) | Op::Unfollow(_) | Op::FeedPost(_) | Op::FeedTimeline(_)) => {
-                self.feed(op, who, replier, ctx)
-            }
+            op @ (Op::Follow(_)
+            | Op::Unfollow(_)
+            | Op::FeedPost(_)
+            | Op::FeedTimeline(_)
+            | Op::FeedProfile(_)
+            | Op::FeedLike(_)
+            | Op::FeedUnlike(_)
+            | Op::FeedComment(_)
+            | Op::FeedDelete(_)) => self.feed(op, who, replier, ctx),
             op @ (Op::ActivitySubscribe(_) | Op::ActivityUnsubscribe(_)) => {
                 self.activity(op, who, replier, ctx)
             }
@@ -243,6 +268,7 @@ impl SessionHandle {
             identity,
             user_permit,
             bucket,
+            chat: chat::ChatState::default(),
         }
         .start();
         Ok(SessionHandle { addr })

@@ -43,6 +43,11 @@ impl UserSessions {
         self.online.contains_key(&user)
     }
 
+    /// A snapshot of the users online on this node (no guard is kept).
+    pub fn online_users(&self) -> Vec<UserId> {
+        self.online.iter().map(|e| *e.key()).collect()
+    }
+
     /// How many users are online on this node.
     pub fn online_count(&self) -> usize {
         self.online.len()

@@ -1,18 +1,28 @@
 //! `POST /api/v1/auth/register` and `POST /api/v1/auth/login`.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use corral_protocol::{ErrorCode, Role, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::password;
 use crate::http::ApiError;
+use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
-/// Registers the auth routes under `/api/v1`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/register", web::post().to(register))
-        .route("/auth/login", web::post().to(login));
-}
+/// The auth routes, under `/api/v1`.
+pub const ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        method: Method::POST,
+        path: "/auth/register",
+        handler: |r| r.to(register),
+    },
+    ApiRoute {
+        method: Method::POST,
+        path: "/auth/login",
+        handler: |r| r.to(login),
+    },
+];
 
 /// Register and login bodies.
 #[derive(Debug, Deserialize)]

@@ -41,6 +41,19 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// Refuses callers other than `owner` itself and admins (for changes to a merchant's
+    /// animals and activities).
+    pub fn require_owner(&self, owner: corral_protocol::UserId) -> Result<(), ApiError> {
+        if self.0.role == Role::Admin || (self.0.user_id == owner && self.0.role == Role::Merchant)
+        {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this belongs to another merchant"))
+        }
+    }
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Ready<Result<Caller, ApiError>>;

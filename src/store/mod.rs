@@ -6,7 +6,14 @@
 //! epoch-millisecond times. Only the DDL differs, in `migrations/sqlite` and
 //! `migrations/postgres`.
 
+pub mod chat;
+pub mod claims;
+pub mod ledger;
+pub mod payments;
+pub mod promotions;
 pub mod redis;
+pub mod redis_ledger;
+pub mod social;
 pub mod users;
 
 use std::path::Path;

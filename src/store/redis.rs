@@ -23,7 +23,11 @@ impl RedisStore {
     /// Connects to `settings.url`.
     pub async fn connect(settings: &RedisSettings) -> Result<RedisStore, RedisError> {
         let client = redis::Client::open(settings.url.expose())?;
-        let conn = client.get_connection_manager().await?;
+        // A flash crowd queues thousands of calls on the multiplexed connection at once;
+        // the client's default 500 ms response timeout would turn queueing into errors.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+        let conn = client.get_connection_manager_with_config(config).await?;
         Ok(RedisStore {
             conn,
             prefix: settings.key_prefix.clone(),

@@ -7,6 +7,36 @@ use crate::support::{Engine, TestApp, unique};
 
 engine_tests!(register_login_and_errors, health_ready_and_metrics);
 
+#[actix_web::test]
+async fn readyz_checks_redis_when_configured_and_requests_get_ids() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+        s.redis.url = corral::config::Secret::new(crate::support::redis_url());
+    })
+    .await;
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(
+        (status, body["redis"].as_str()),
+        (200, Some("ok")),
+        "{body}"
+    );
+
+    let resp = app
+        .http
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "trace-me-1")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        resp.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-me-1")
+    );
+    let resp = app.http.get(app.url("/healthz")).send().await.expect("get");
+    assert!(resp.headers().get("x-request-id").is_some());
+}
+
 async fn register_login_and_errors(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let name = unique("al");

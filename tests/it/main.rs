@@ -6,7 +6,13 @@
 
 mod support;
 
+mod binary;
+mod chat;
+mod claims;
+mod feeds;
 mod http_auth;
 mod loadtest;
+mod process;
+mod promotions;
 mod store;
 mod ws_protocol;

@@ -301,6 +301,18 @@ impl WsClient {
         }
     }
 
+    /// The next push frame (raw JSON) of any kind, in arrival order.
+    pub async fn next_push_until(&mut self, deadline: tokio::time::Instant) -> Option<Value> {
+        if let Some(raw) = self.raw_pushes.pop_front() {
+            return Some(raw);
+        }
+        loop {
+            if let Incoming::Push(_, raw) = self.next_frame_until(deadline).await? {
+                return Some(raw);
+            }
+        }
+    }
+
     /// Reads until the server closes the connection; returns its close code.
     pub async fn close_code(&mut self) -> Option<u16> {
         let deadline = tokio::time::Instant::now() + WAIT;

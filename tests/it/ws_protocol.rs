@@ -245,22 +245,33 @@ async fn connection_limits_refuse_before_the_upgrade() {
     assert!(text.contains("corral_connections_refused_total{reason=\"per_user\"}"));
 }
 
-#[actix_web::test]
-async fn new_connection_rate_is_limited() {
-    let app = TestApp::spawn_with(E, |s| {
-        s.ws.new_per_sec = 0.01;
-        s.ws.new_burst = 2.0;
-    })
-    .await;
+/// Opens two sockets, then expects the third to be refused with `status`.
+async fn third_socket_refused(app: &TestApp, status: u16) {
     let _a = WsClient::connect(&app.ws_url(), None).await.expect("first");
     let _b = WsClient::connect(&app.ws_url(), None)
         .await
         .expect("second");
     let c = WsClient::connect(&app.ws_url(), None).await;
     assert!(
-        matches!(c, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 429),
+        matches!(c, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == status),
         "{c:?}"
     );
+}
+
+#[actix_web::test]
+async fn per_ip_limit_refuses_with_503() {
+    let app = TestApp::spawn_with(E, |s| s.ws.max_per_ip = 2).await;
+    third_socket_refused(&app, 503).await;
+}
+
+#[actix_web::test]
+async fn new_connection_rate_is_limited_with_429() {
+    let app = TestApp::spawn_with(E, |s| {
+        s.ws.new_per_sec = 0.01;
+        s.ws.new_burst = 2.0;
+    })
+    .await;
+    third_socket_refused(&app, 429).await;
 }
 
 #[actix_web::test]
@@ -299,4 +310,34 @@ async fn shutdown_sends_going_away_then_closes() {
     }
     // New sockets are refused while draining.
     assert!(WsClient::connect(&app.ws_url(), None).await.is_err());
+}
+
+#[actix_web::test]
+async fn overload_sheds_feeds_first_then_chat_then_claims() {
+    let app = TestApp::spawn_with(E, |s| s.overload.enabled = false).await;
+    let (_, token) = app.user("g").await;
+    let mut ws = app.client(Some(&token)).await;
+    let feed = json!({"limit": 10});
+    let chat = json!({"room": 1});
+    let claim = json!({"activity": 1, "key": "k"});
+    let shed = |r: Result<serde_json::Value, corral_protocol::ErrorBody>| {
+        r.err()
+            .is_some_and(|e| e.code.as_str() == "unavailable" && e.message.contains("overloaded"))
+    };
+    let probe = async |ws: &mut WsClient| {
+        [
+            shed(ws.request("feed.timeline", feed.clone()).await),
+            shed(ws.request("room.leave", chat.clone()).await),
+            shed(ws.request("claim", claim.clone()).await),
+        ]
+    };
+    assert_eq!(probe(&mut ws).await, [false, false, false]);
+    app.state.hub.overload.set_level(1);
+    assert_eq!(probe(&mut ws).await, [true, false, false]);
+    app.state.hub.overload.set_level(2);
+    assert_eq!(probe(&mut ws).await, [true, true, false]);
+    app.state.hub.overload.set_level(3);
+    assert_eq!(probe(&mut ws).await, [true, true, true]);
+    // Clock sync is never shed.
+    assert!(ws.is_open().await);
 }

@@ -1,9 +1,11 @@
 //! The Session actor's activity ops: activity.subscribe and activity.unsubscribe.
 
 use actix::Context;
+use corral_protocol::ops::ActivityRef;
 use corral_protocol::{ErrorCode, Op};
 
 use super::Session;
+use crate::activity::subscribers::Subscriber;
 use crate::ports::Identity;
 use crate::replier::Replier;
 
@@ -15,10 +17,23 @@ impl Session {
         replier: Replier,
         _ctx: &mut Context<Session>,
     ) {
-        let _ = (op, who);
-        replier.error(
-            ErrorCode::Unavailable,
-            "activity is not served by this node yet",
-        );
+        match op {
+            Op::ActivitySubscribe(ActivityRef { activity }) => {
+                let sub = Subscriber {
+                    conn_id: self.conn_id,
+                    user: who.user_id,
+                    out: self.out.clone(),
+                };
+                self.hub.activities.subscribe(activity, sub, replier);
+            }
+            Op::ActivityUnsubscribe(ActivityRef { activity }) => {
+                self.hub.activities.unsubscribe(activity, self.conn_id);
+                replier.ok(&serde_json::json!({}));
+            }
+            other => replier.error(
+                ErrorCode::UnknownOp,
+                &format!("`{}` is not an activity op", other.name()),
+            ),
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! The Session actor's claim ops: claim and claim.cancel.
+//! The Session actor's claim ops: claim and claim.cancel. Both run on the node's claim desk;
+//! the reply leaves when the desk answers (for a hold: after its row is committed).
 
 use actix::Context;
-use corral_protocol::{ErrorCode, Op};
+use corral_protocol::Op;
 
 use super::Session;
 use crate::ports::Identity;
@@ -15,10 +16,28 @@ impl Session {
         replier: Replier,
         _ctx: &mut Context<Session>,
     ) {
-        let _ = (op, who);
-        replier.error(
-            ErrorCode::Unavailable,
-            "claim is not served by this node yet",
-        );
+        let claims = self.hub.claims.clone();
+        match op {
+            Op::Claim(params) => {
+                actix::spawn(async move {
+                    match claims.hold(who.user_id, params).await {
+                        Ok(ok) => replier.ok(&ok),
+                        Err(err) => replier.error(err.code, &err.message),
+                    }
+                });
+            }
+            Op::ClaimCancel(params) => {
+                actix::spawn(async move {
+                    match claims.cancel(who.user_id, params.claim_id).await {
+                        Ok(ok) => replier.ok(&ok),
+                        Err(err) => replier.error(err.code, &err.message),
+                    }
+                });
+            }
+            other => replier.error(
+                corral_protocol::ErrorCode::UnknownOp,
+                &format!("`{}` is not a claim op", other.name()),
+            ),
+        }
     }
 }

@@ -1,9 +1,13 @@
-//! The Session actor's feed ops: follow, unfollow, feed.post and feed.timeline.
+//! The Session actor's feed ops: follow, unfollow, feed.post, feed.timeline, feed.profile,
+//! feed.like, feed.unlike, feed.comment and feed.delete. Each runs on a spawned future (store
+//! round trips never block the session) and replies exactly once.
 
 use actix::Context;
 use corral_protocol::{ErrorCode, Op};
+use serde::Serialize;
 
 use super::Session;
+use crate::feeds::{self, FeedError};
 use crate::ports::Identity;
 use crate::replier::Replier;
 
@@ -15,10 +19,47 @@ impl Session {
         replier: Replier,
         _ctx: &mut Context<Session>,
     ) {
-        let _ = (op, who);
-        replier.error(
-            ErrorCode::Unavailable,
-            "feed is not served by this node yet",
-        );
+        let hub = self.hub.clone();
+        let me = who.user_id;
+        actix::spawn(async move {
+            let hub = &hub;
+            match op {
+                Op::Follow(p) => answer(replier, feeds::follow(hub, me, p.user).await),
+                Op::Unfollow(p) => answer(replier, feeds::unfollow(hub, me, p.user).await),
+                Op::FeedPost(p) => answer(
+                    replier,
+                    feeds::publish(hub, who, p).await.map(|post| {
+                        corral_protocol::ops::FeedPostOk {
+                            post_id: post.post_id,
+                            created_at: post.created_at,
+                        }
+                    }),
+                ),
+                Op::FeedTimeline(p) => {
+                    answer(replier, feeds::timeline(hub, me, p.before, p.limit).await)
+                }
+                Op::FeedProfile(p) => answer(
+                    replier,
+                    feeds::profile(hub, p.user, p.before, p.limit).await,
+                ),
+                Op::FeedLike(p) => answer(replier, feeds::like(hub, me, p.post).await),
+                Op::FeedUnlike(p) => answer(replier, feeds::unlike(hub, me, p.post).await),
+                Op::FeedComment(p) => {
+                    answer(replier, feeds::comment(hub, me, p.post, p.text).await)
+                }
+                Op::FeedDelete(p) => answer(replier, feeds::delete(hub, me, p.post).await),
+                other => replier.error(
+                    ErrorCode::UnknownOp,
+                    &format!("`{}` is not a feed op", other.name()),
+                ),
+            }
+        });
+    }
+}
+
+fn answer<T: Serialize>(replier: Replier, result: Result<T, FeedError>) {
+    match result {
+        Ok(ok) => replier.ok(&ok),
+        Err(err) => replier.error(err.code, &err.message),
     }
 }

@@ -41,6 +41,16 @@ pub enum Op {
     FeedPost(FeedPostParams),
     /// `feed.timeline`
     FeedTimeline(FeedTimelineParams),
+    /// `feed.profile`
+    FeedProfile(FeedProfileParams),
+    /// `feed.like`
+    FeedLike(PostRef),
+    /// `feed.unlike`
+    FeedUnlike(PostRef),
+    /// `feed.comment`
+    FeedComment(FeedCommentParams),
+    /// `feed.delete`
+    FeedDelete(PostRef),
     /// `activity.subscribe`
     ActivitySubscribe(ActivityRef),
     /// `activity.unsubscribe`
@@ -64,6 +74,11 @@ pub const OP_NAMES: &[&str] = &[
     "unfollow",
     "feed.post",
     "feed.timeline",
+    "feed.profile",
+    "feed.like",
+    "feed.unlike",
+    "feed.comment",
+    "feed.delete",
     "activity.subscribe",
     "activity.unsubscribe",
     "claim",
@@ -90,6 +105,11 @@ impl Op {
             "unfollow" => params(text).map(Op::Unfollow),
             "feed.post" => params(text).map(Op::FeedPost),
             "feed.timeline" => params(text).map(Op::FeedTimeline),
+            "feed.profile" => params(text).map(Op::FeedProfile),
+            "feed.like" => params(text).map(Op::FeedLike),
+            "feed.unlike" => params(text).map(Op::FeedUnlike),
+            "feed.comment" => params(text).map(Op::FeedComment),
+            "feed.delete" => params(text).map(Op::FeedDelete),
             "activity.subscribe" => params(text).map(Op::ActivitySubscribe),
             "activity.unsubscribe" => params(text).map(Op::ActivityUnsubscribe),
             "claim" => params(text).map(Op::Claim),
@@ -112,6 +132,11 @@ impl Op {
             Op::Unfollow(_) => "unfollow",
             Op::FeedPost(_) => "feed.post",
             Op::FeedTimeline(_) => "feed.timeline",
+            Op::FeedProfile(_) => "feed.profile",
+            Op::FeedLike(_) => "feed.like",
+            Op::FeedUnlike(_) => "feed.unlike",
+            Op::FeedComment(_) => "feed.comment",
+            Op::FeedDelete(_) => "feed.delete",
             Op::ActivitySubscribe(_) => "activity.subscribe",
             Op::ActivityUnsubscribe(_) => "activity.unsubscribe",
             Op::Claim(_) => "claim",

@@ -1,0 +1,259 @@
+//! The node's live promotions: finds or starts the Activity actor of an activity, and keeps
+//! each activity's subscriber set (outside the actor, so it survives the actor's restarts).
+//!
+//! Sessions and HTTP handlers talk to activities only through [`Activities`].
+
+use std::sync::Arc;
+
+use actix::Addr;
+use bytestring::ByteString;
+use corral_protocol::ops::{ActivityId, ActivityState, ActivitySubscribeOk};
+use corral_protocol::{EpochMs, ErrorCode};
+use dashmap::DashMap;
+
+use crate::activity::port::{ActivityRecord, ActivityStore, StockView, StoreFailure};
+use crate::activity::subscribers::{Subscriber, Subscribers};
+use crate::activity::{Activity, Broadcast, Reload, Snapshot, Subscribe, SubscribeReply};
+use crate::clock::now_ms;
+use crate::registry::{Arbiters, Registry};
+use crate::replier::Replier;
+
+/// Why an activity request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActivityError {
+    /// No such activity.
+    #[error("no such activity")]
+    NotFound,
+    /// It is over (ended or cancelled).
+    #[error("the activity is {0:?}")]
+    Over(ActivityState),
+    /// Its actor is (re)loading or storage failed; retry.
+    #[error("the activity is unavailable; retry")]
+    Unavailable,
+}
+
+impl ActivityError {
+    /// The protocol code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ActivityError::NotFound => ErrorCode::NotFound,
+            ActivityError::Over(_) => ErrorCode::Ended,
+            ActivityError::Unavailable => ErrorCode::Unavailable,
+        }
+    }
+}
+
+impl From<StoreFailure> for ActivityError {
+    fn from(err: StoreFailure) -> Self {
+        tracing::warn!(%err, "activity store");
+        ActivityError::Unavailable
+    }
+}
+
+/// An activity's current view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivitySnapshot {
+    /// As stored.
+    pub record: ActivityRecord,
+    /// Its state at `server_time`.
+    pub state: ActivityState,
+    /// Slots neither held nor confirmed.
+    pub stock_left: i64,
+    /// When the view was taken.
+    pub server_time: EpochMs,
+}
+
+/// What the Activity actors of a node share.
+pub(crate) struct Shared {
+    registry: Registry<ActivityId, Activity>,
+    /// Subscriber sets by activity, owned here so they outlive actor restarts.
+    directory: DashMap<ActivityId, Arc<Subscribers>>,
+    pub(crate) store: Arc<dyn ActivityStore>,
+    pub(crate) stock: Arc<dyn StockView>,
+}
+
+impl Shared {
+    /// Forgets a finished activity's actor and subscriber set.
+    pub(crate) fn forget(&self, id: ActivityId, subscribers: &Arc<Subscribers>) {
+        self.registry.remove(&id);
+        self.directory
+            .remove_if(&id, |_, set| Arc::ptr_eq(set, subscribers));
+        metrics::gauge!("corral_activity_actors").set(self.registry.len() as f64);
+    }
+}
+
+/// The node's activities. Cheap to clone.
+#[derive(Clone)]
+pub struct Activities {
+    shared: Arc<Shared>,
+}
+
+impl Activities {
+    /// No activity running yet; actors will run on `arbiters` and read from `store`.
+    pub fn new(
+        arbiters: Arc<Arbiters>,
+        store: Arc<dyn ActivityStore>,
+        stock: Arc<dyn StockView>,
+    ) -> Activities {
+        Activities {
+            shared: Arc::new(Shared {
+                registry: Registry::new(arbiters),
+                directory: DashMap::new(),
+                store,
+                stock,
+            }),
+        }
+    }
+
+    /// Starts the actor of every activity that is not over, so their timers run (node
+    /// start). Returns how many.
+    pub async fn resume(&self) -> Result<usize, StoreFailure> {
+        let ids = self.shared.store.pending_activities(now_ms()).await?;
+        for id in &ids {
+            self.ensure(*id);
+        }
+        tracing::info!(activities = ids.len(), "activity timers armed");
+        Ok(ids.len())
+    }
+
+    fn ensure(&self, id: ActivityId) -> Addr<Activity> {
+        let subscribers = self.shared.directory.entry(id).or_default().clone();
+        let shared = self.shared.clone();
+        let addr = self
+            .shared
+            .registry
+            .get_or_start(&id, move || Activity::new(id, shared, subscribers));
+        metrics::gauge!("corral_activity_actors").set(self.shared.registry.len() as f64);
+        addr
+    }
+
+    /// `activity.subscribe`: answers through `replier` (exactly once) with the activity's
+    /// state; the session then receives its pushes until it unsubscribes, disconnects or the
+    /// activity ends.
+    pub fn subscribe(&self, id: ActivityId, sub: Subscriber, replier: Replier) {
+        let reply = SubscribeReply::new(replier);
+        if let Some(addr) = self.shared.registry.get(&id) {
+            return addr.do_send(Subscribe { sub, reply });
+        }
+        let this = self.clone();
+        actix::spawn(async move {
+            let record = match this.shared.store.activity(id).await {
+                Ok(Some(record)) => record,
+                Ok(None) => return reply.error(ErrorCode::NotFound, "no such activity"),
+                Err(err) => {
+                    tracing::warn!(%err, "activity store");
+                    return reply.error(ErrorCode::Unavailable, "storage unavailable; retry");
+                }
+            };
+            let now = now_ms();
+            match record.state_at(now) {
+                ActivityState::Scheduled | ActivityState::Live => {
+                    this.ensure(id).do_send(Subscribe { sub, reply })
+                }
+                state => match this.shared.stock.stock_left(&record).await {
+                    Ok(stock_left) => reply.ok(&ActivitySubscribeOk {
+                        activity: id,
+                        state,
+                        starts_at: record.starts_at,
+                        ends_at: record.ends_at,
+                        stock_left,
+                        server_time: now_ms(),
+                    }),
+                    Err(_) => reply.error(ErrorCode::Unavailable, "storage unavailable; retry"),
+                },
+            }
+        });
+    }
+
+    /// The claim ledger's coalesced stock for `id` changed: its running actor pushes
+    /// `activity.stock` (and ends the activity when it is sold out for good).
+    pub fn stock_changed(&self, id: ActivityId, stock: crate::claims::StockView) {
+        if let Some(addr) = self.shared.registry.get(&id) {
+            addr.do_send(crate::activity::claims::StockChanged(stock));
+        }
+    }
+
+    /// `activity.unsubscribe`: returns whether the connection was subscribed.
+    pub fn unsubscribe(&self, id: ActivityId, conn_id: u64) -> bool {
+        self.shared
+            .directory
+            .get(&id)
+            .is_some_and(|set| set.remove(conn_id))
+    }
+
+    /// The stored activity was created, edited or cancelled: its actor (started if needed)
+    /// reloads it and re-arms its timers, or ends it.
+    pub fn changed(&self, id: ActivityId) {
+        match self.shared.registry.get(&id) {
+            Some(addr) => addr.do_send(Reload),
+            // A fresh actor loads the activity when it starts.
+            None => {
+                self.ensure(id);
+            }
+        }
+    }
+
+    /// Queues a pre-encoded frame (an `activity.broadcast`) to every subscriber of a
+    /// scheduled or live activity; returns how many sessions took it.
+    ///
+    /// Followers hook: the merchant's online followers also get broadcasts. Follows arrive
+    /// with the feeds work, which delivers the same `frame` here through
+    /// `Hub::users.deliver(follower, &frame)` to each online follower not already counted
+    /// as a subscriber.
+    pub async fn broadcast(
+        &self,
+        id: ActivityId,
+        frame: ByteString,
+    ) -> Result<usize, ActivityError> {
+        self.ensure(id)
+            .send(Broadcast(frame))
+            .await
+            .map_err(|_| ActivityError::Unavailable)?
+    }
+
+    /// The activity's current view: from its actor when it runs (stock and sold-out state
+    /// included), from the store otherwise. `NotFound` when it does not exist.
+    pub async fn snapshot(&self, id: ActivityId) -> Result<ActivitySnapshot, ActivityError> {
+        if let Some(addr) = self.shared.registry.get(&id)
+            && let Ok(Ok(snapshot)) = addr.send(Snapshot).await
+        {
+            return Ok(snapshot);
+        }
+        let record = self
+            .shared
+            .store
+            .activity(id)
+            .await?
+            .ok_or(ActivityError::NotFound)?;
+        let stock_left = self.shared.stock.stock_left(&record).await?;
+        let server_time = now_ms();
+        Ok(ActivitySnapshot {
+            state: record.state_at(server_time),
+            record,
+            stock_left,
+            server_time,
+        })
+    }
+
+    /// How many activity actors run on this node.
+    pub fn running(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// How many sessions on this node watch `id`.
+    pub fn subscriber_count(&self, id: ActivityId) -> usize {
+        self.shared.directory.get(&id).map_or(0, |set| set.len())
+    }
+
+    /// Test-only: makes the running actor of `id` panic; returns whether one was running.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self, id: ActivityId) -> bool {
+        match self.shared.registry.get(&id) {
+            Some(addr) => {
+                addr.do_send(crate::activity::InjectPanic);
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The node's claim desk: one [`Desk`] per activity in use (its spec, loaded once; its stock
+//! view; its expiry deadlines), and the flows that sessions and the payment webhook run
+//! through it: hold, cancel, pay, expire. Every change of a claim is pushed as
+//! `claim.updated` to each device of its claimant; stock changes are folded into a watch
+//! channel at most every [`STOCK_EVERY_MS`], which the activity's broadcaster forwards.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytestring::ByteString;
+use corral_protocol::ops::{ActivityId, ClaimCancelOk, ClaimOk, ClaimParams, ClaimStatus};
+use corral_protocol::{EpochMs, ErrorCode, Push, UserId, reply};
+use dashmap::DashMap;
+use tokio::sync::{Notify, OnceCell, watch};
+
+use super::{
+    ActivityCatalog, ActivitySpec, ClaimLedger, ClaimRecord, HoldOutcome, LedgerError,
+    PaymentOutcome, StockView,
+};
+use crate::activities::Activities;
+use crate::activity::port::{ActivityRecord, StoreFailure};
+use crate::clock::now_ms;
+use crate::users::UserSessions;
+
+/// Stock frames per activity are at most this often.
+pub const STOCK_EVERY_MS: EpochMs = 100;
+/// Every activity in use also sweeps for due holds this often, catching holds taken by other
+/// nodes (or before a restart) that no local timer knows about.
+pub const SWEEP_EVERY_MS: EpochMs = 1000;
+
+/// A claim request that got no claim: the protocol error to answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ClaimError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// The human explanation.
+    pub message: String,
+}
+
+impl ClaimError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> ClaimError {
+        ClaimError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(what: &str) -> ClaimError {
+        ClaimError::new(ErrorCode::NotFound, format!("no such {what}"))
+    }
+}
+
+impl From<LedgerError> for ClaimError {
+    fn from(err: LedgerError) -> Self {
+        tracing::warn!(%err, "claim ledger failure");
+        metrics::counter!("corral_claim_ledger_errors_total").increment(1);
+        ClaimError::new(
+            ErrorCode::Unavailable,
+            "claims are unavailable, retry shortly",
+        )
+    }
+}
+
+/// One activity's claim state on this node.
+pub struct Desk {
+    spec: ActivitySpec,
+    stock: watch::Sender<StockView>,
+    /// Expiry times of holds this node knows about (earliest first).
+    deadlines: Mutex<BinaryHeap<Reverse<EpochMs>>>,
+    dirty: AtomicBool,
+    wake: Notify,
+}
+
+impl Desk {
+    /// The activity's spec.
+    pub fn spec(&self) -> &ActivitySpec {
+        &self.spec
+    }
+
+    fn next_deadline(&self) -> Option<EpochMs> {
+        self.deadlines
+            .lock()
+            .ok()
+            .and_then(|h| h.peek().map(|r| r.0))
+    }
+
+    fn arm(&self, at: EpochMs) {
+        let earliest = match self.deadlines.lock() {
+            Ok(mut heap) => {
+                heap.push(Reverse(at));
+                heap.peek().map(|r| r.0) == Some(at)
+            }
+            Err(_) => true,
+        };
+        if earliest {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Drops deadlines that have passed; whether any did.
+    fn take_due(&self, now: EpochMs) -> bool {
+        let Ok(mut heap) = self.deadlines.lock() else {
+            return true;
+        };
+        let mut any = false;
+        while heap.peek().is_some_and(|r| r.0 <= now) {
+            heap.pop();
+            any = true;
+        }
+        any
+    }
+
+    fn touched(&self) {
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+enum Load {
+    Missing,
+    Ledger(LedgerError),
+}
+
+/// The node's claim desk.
+pub struct Claims {
+    ledger: Arc<dyn ClaimLedger>,
+    catalog: Arc<dyn ActivityCatalog>,
+    users: Arc<UserSessions>,
+    desks: DashMap<ActivityId, Arc<OnceCell<Arc<Desk>>>>,
+    /// Itself, for the `&self` entry points that load desks.
+    me: Weak<Claims>,
+    /// The node's activities, told about stock changes (set once at start).
+    activities: OnceLock<Activities>,
+}
+
+impl Claims {
+    /// Sends each activity's coalesced stock changes to its actor (`activity.stock`,
+    /// `activity.ended {sold_out}`).
+    pub fn attach(&self, activities: Activities) {
+        let _ = self.activities.set(activities);
+    }
+
+    /// A desk over `ledger` and `catalog`, pushing to `users`.
+    pub fn new(
+        ledger: Arc<dyn ClaimLedger>,
+        catalog: Arc<dyn ActivityCatalog>,
+        users: Arc<UserSessions>,
+    ) -> Arc<Claims> {
+        Arc::new_cyclic(|me| Claims {
+            me: me.clone(),
+            ledger,
+            catalog,
+            users,
+            desks: DashMap::new(),
+            activities: OnceLock::new(),
+        })
+    }
+
+    /// The desk of `activity`, loading it (spec, ledger recovery, expiry sweeper) on first
+    /// use. `None` when there is no such claimable activity.
+    pub async fn desk(
+        self: &Arc<Self>,
+        activity: ActivityId,
+    ) -> Result<Option<Arc<Desk>>, LedgerError> {
+        let cell = self.desks.entry(activity).or_default().clone();
+        let loaded = cell
+            .get_or_try_init(|| async {
+                let spec = match self.catalog.spec(activity).await {
+                    Ok(Some(spec)) => spec,
+                    Ok(None) => return Err(Load::Missing),
+                    Err(err) => return Err(Load::Ledger(err)),
+                };
+                let deadlines = self.ledger.recover(&spec).await.map_err(Load::Ledger)?;
+                let stock = self.ledger.stock(&spec).await.map_err(Load::Ledger)?;
+                let desk = Arc::new(Desk {
+                    spec,
+                    stock: watch::channel(stock).0,
+                    deadlines: Mutex::new(deadlines.into_iter().map(Reverse).collect()),
+                    dirty: AtomicBool::new(false),
+                    wake: Notify::new(),
+                });
+                tokio::spawn(self.clone().sweep(desk.clone()));
+                Ok(desk)
+            })
+            .await;
+        match loaded {
+            Ok(desk) => Ok(Some(desk.clone())),
+            Err(Load::Missing) => {
+                self.desks.remove_if(&activity, |_, c| !c.initialized());
+                Ok(None)
+            }
+            Err(Load::Ledger(err)) => Err(err),
+        }
+    }
+
+    /// Loads the desks of activities with outstanding holds, so their expiries fire after a
+    /// restart even if nobody touches them.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, LedgerError> {
+        let ids = self.catalog.with_outstanding_holds().await?;
+        for id in &ids {
+            self.desk(*id).await?;
+        }
+        Ok(ids.len())
+    }
+
+    /// The stock of `activity` and its changes (coalesced). `None` when it does not exist.
+    pub async fn watch_stock(
+        self: &Arc<Self>,
+        activity: ActivityId,
+    ) -> Result<Option<watch::Receiver<StockView>>, LedgerError> {
+        Ok(self.desk(activity).await?.map(|d| d.stock.subscribe()))
+    }
+
+    /// Forgets the cached spec of `activity` (it was edited); the next use reloads it.
+    pub fn invalidate(&self, activity: ActivityId) {
+        self.desks.remove(&activity);
+    }
+
+    /// `claim {activity, item?, key}` by `user`.
+    pub async fn hold(
+        self: Arc<Self>,
+        user: UserId,
+        params: ClaimParams,
+    ) -> Result<ClaimOk, ClaimError> {
+        if params.key.is_empty() || params.key.len() > 128 {
+            return Err(ClaimError::new(
+                ErrorCode::BadRequest,
+                "key must be 1 to 128 bytes",
+            ));
+        }
+        let desk = self
+            .desk(params.activity)
+            .await?
+            .ok_or_else(|| ClaimError::not_found("activity"))?;
+        let spec = &desk.spec;
+        // The server clock alone decides the window.
+        let now = now_ms();
+        if now < spec.starts_at {
+            return Err(ClaimError::new(
+                ErrorCode::NotStarted,
+                "the promotion has not started",
+            ));
+        }
+        if now >= spec.ends_at {
+            return Err(ClaimError::new(ErrorCode::Ended, "the promotion is over"));
+        }
+        let outcome = self
+            .ledger
+            .hold(spec, user, params.item, &params.key, now)
+            .await?;
+        match outcome {
+            HoldOutcome::Held { claim, fresh } => {
+                metrics::counter!("corral_claims_total", "outcome" => if fresh { "held" } else { "repeat" }).increment(1);
+                if fresh {
+                    desk.arm(claim.expires_at);
+                    desk.touched();
+                    self.push(&claim);
+                }
+                Ok(ClaimOk {
+                    claim_id: claim.claim_id,
+                    item: claim.item,
+                    status: claim.status,
+                    expires_at: claim.expires_at,
+                })
+            }
+            HoldOutcome::Refused(refusal) => {
+                metrics::counter!("corral_claims_total", "outcome" => refusal.as_str())
+                    .increment(1);
+                let (code, message) = refusal.code();
+                Err(ClaimError::new(code, message))
+            }
+        }
+    }
+
+    /// `claim.cancel {claim_id}` by `user`.
+    pub async fn cancel(
+        self: Arc<Self>,
+        user: UserId,
+        claim_id: i64,
+    ) -> Result<ClaimCancelOk, ClaimError> {
+        let claim = self
+            .ledger
+            .claim(claim_id)
+            .await?
+            .filter(|c| c.user == user)
+            .ok_or_else(|| ClaimError::not_found("claim"))?;
+        let desk = self
+            .desk(claim.activity)
+            .await?
+            .ok_or_else(|| ClaimError::not_found("activity"))?;
+        let done = ClaimCancelOk {
+            status: ClaimStatus::Cancelled,
+        };
+        match claim.status {
+            ClaimStatus::Cancelled => return Ok(done),
+            ClaimStatus::Held => {}
+            other => return Err(not_held(other)),
+        }
+        match self.ledger.cancel(&desk.spec, &claim, now_ms()).await? {
+            Some(cancelled) => {
+                desk.touched();
+                self.push(&cancelled);
+                Ok(done)
+            }
+            // Changed under us (expired, paid): report what it is now.
+            None => match self.ledger.claim(claim_id).await? {
+                Some(c) if c.status == ClaimStatus::Cancelled => Ok(done),
+                Some(c) => Err(not_held(c.status)),
+                None => Err(ClaimError::not_found("claim")),
+            },
+        }
+    }
+
+    /// A payment for `claim_id` (see [`PaymentOutcome`]); `not_found` for an unknown claim.
+    pub async fn pay(self: Arc<Self>, claim_id: i64) -> Result<PaymentOutcome, ClaimError> {
+        let claim = self
+            .ledger
+            .claim(claim_id)
+            .await?
+            .ok_or_else(|| ClaimError::not_found("claim"))?;
+        let desk = self
+            .desk(claim.activity)
+            .await?
+            .ok_or_else(|| ClaimError::not_found("activity"))?;
+        let outcome = self.ledger.confirm(&desk.spec, &claim, now_ms()).await?;
+        match &outcome {
+            PaymentOutcome::Confirmed(c) | PaymentOutcome::RefundDue(c) => {
+                metrics::counter!("corral_claim_payments_total", "outcome" => c.status.as_str())
+                    .increment(1);
+                desk.touched();
+                self.push(c);
+            }
+            PaymentOutcome::Unchanged(_) => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Tells every device of the claimant (on this node) about the claim's new status.
+    fn push(&self, claim: &ClaimRecord) {
+        let frame = ByteString::from(reply::push(&Push::ClaimUpdated {
+            claim_id: claim.claim_id,
+            activity: claim.activity,
+            item: claim.item,
+            status: claim.status,
+        }));
+        self.users.deliver(claim.user, &frame);
+    }
+
+    /// The desk's background loop: expires due holds (exactly once, by conditional update)
+    /// and publishes the coalesced stock, until the activity is settled.
+    async fn sweep(self: Arc<Self>, desk: Arc<Desk>) {
+        let spec = &desk.spec;
+        let mut last_sweep: EpochMs = 0;
+        let mut last_stock: EpochMs = 0;
+        loop {
+            let now = now_ms();
+            let local_due = desk.take_due(now);
+            if local_due || now - last_sweep >= SWEEP_EVERY_MS {
+                last_sweep = now;
+                match self.ledger.expire(spec, now).await {
+                    Ok(expired) => {
+                        for claim in &expired {
+                            metrics::counter!("corral_claims_expired_total").increment(1);
+                            self.push(claim);
+                        }
+                        if !expired.is_empty() {
+                            desk.touched();
+                        }
+                    }
+                    Err(err) => tracing::warn!(%err, activity = spec.id, "expiry sweep failed"),
+                }
+            }
+            if desk.dirty.load(Ordering::Acquire) && now - last_stock >= STOCK_EVERY_MS {
+                desk.dirty.store(false, Ordering::Release);
+                last_stock = now;
+                match self.ledger.stock(spec).await {
+                    Ok(stock) => {
+                        desk.stock.send_replace(stock);
+                        if let Some(activities) = self.activities.get() {
+                            activities.stock_changed(spec.id, stock);
+                        }
+                    }
+                    Err(err) => {
+                        desk.dirty.store(true, Ordering::Release);
+                        tracing::warn!(%err, activity = spec.id, "stock read failed");
+                    }
+                }
+            }
+            let now = now_ms();
+            if now > spec.settled_at() + SWEEP_EVERY_MS
+                && desk.next_deadline().is_none()
+                && !desk.dirty.load(Ordering::Acquire)
+            {
+                break;
+            }
+            let mut until = last_sweep + SWEEP_EVERY_MS;
+            if let Some(at) = desk.next_deadline() {
+                until = until.min(at);
+            }
+            if desk.dirty.load(Ordering::Acquire) {
+                until = until.min(last_stock + STOCK_EVERY_MS);
+            }
+            let wait = Duration::from_millis(until.saturating_sub(now).max(1) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = desk.wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// The activity actors' stock seam: slots left, from the ledger.
+#[async_trait::async_trait]
+impl crate::activity::port::StockView for Claims {
+    async fn stock_left(&self, activity: &ActivityRecord) -> Result<i64, StoreFailure> {
+        let failed = |e: LedgerError| StoreFailure(e.to_string());
+        let Some(me) = self.me.upgrade() else {
+            return Ok(activity.total_slots());
+        };
+        match me.desk(activity.id).await.map_err(failed)? {
+            Some(desk) => self
+                .ledger
+                .stock(&desk.spec)
+                .await
+                .map(|s| s.left)
+                .map_err(failed),
+            // Cancelled: nothing can be claimed.
+            None => Ok(0),
+        }
+    }
+}
+
+fn not_held(status: ClaimStatus) -> ClaimError {
+    match status {
+        ClaimStatus::Expired => ClaimError::new(ErrorCode::HoldExpired, "the hold has expired"),
+        other => ClaimError::new(
+            ErrorCode::Conflict,
+            format!("the claim is {}", other.as_str()),
+        ),
+    }
+}

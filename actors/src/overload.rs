@@ -1,0 +1,170 @@
+//! Ordered load shedding. Under overload Corral gives up work in a fixed order: feeds and
+//! history first, chat next, claims and countdowns last (SPEC section 7). The level comes from
+//! a probe that measures how late the actor threads run a timer (scheduling lag): a node whose
+//! threads are behind answers low-priority requests `unavailable` at once instead of queueing
+//! them behind the claims that matter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use corral_protocol::Op;
+
+/// How important a request is when the node is overloaded (shed from the lowest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// Feeds, timelines, history pages: shed first.
+    Low = 1,
+    /// Chat (join, send, DMs): shed next.
+    Medium = 2,
+    /// Claims and countdown subscriptions: shed last.
+    High = 3,
+    /// Authentication and clock sync: never shed.
+    Critical = 4,
+}
+
+impl Priority {
+    /// The priority of an op.
+    pub fn of(op: &Op) -> Priority {
+        match op {
+            Op::Auth(_) | Op::TimeSync(_) => Priority::Critical,
+            Op::Claim(_)
+            | Op::ClaimCancel(_)
+            | Op::ActivitySubscribe(_)
+            | Op::ActivityUnsubscribe(_) => Priority::High,
+            Op::RoomJoin(_) | Op::RoomLeave(_) | Op::RoomSend(_) | Op::DmSend(_) => {
+                Priority::Medium
+            }
+            _ => Priority::Low,
+        }
+    }
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+}
+
+/// Lag thresholds (from the `[overload]` config section).
+#[derive(Debug, Clone)]
+pub struct OverloadConfig {
+    /// Whether the probe runs (when off, the level only changes by [`Overload::set_level`]).
+    pub enabled: bool,
+    /// How often the probe measures.
+    pub interval: Duration,
+    /// Lag above which low-priority work is shed.
+    pub shed_low: Duration,
+    /// Lag above which medium-priority work is shed too.
+    pub shed_medium: Duration,
+    /// Lag above which high-priority work is shed too.
+    pub shed_high: Duration,
+}
+
+/// The node's current overload level: 0 (serve everything) to 3 (serve only critical ops).
+#[derive(Default)]
+pub struct Overload {
+    level: AtomicU8,
+}
+
+impl Overload {
+    /// The current level.
+    pub fn level(&self) -> u8 {
+        self.level.load(Ordering::Relaxed)
+    }
+
+    /// Sets the level (the probe does; tests and operators may too).
+    pub fn set_level(&self, level: u8) {
+        let level = level.min(3);
+        if self.level.swap(level, Ordering::Relaxed) != level {
+            metrics::gauge!("corral_overload_level").set(f64::from(level));
+            tracing::warn!(level, "overload level changed");
+        }
+    }
+
+    /// Whether a request of `priority` should be refused now. Counted when it is.
+    pub fn sheds(&self, priority: Priority) -> bool {
+        let shed = (priority as u8) <= self.level();
+        if shed {
+            metrics::counter!("corral_shed_total", "priority" => priority.label()).increment(1);
+        }
+        shed
+    }
+
+    /// The level for a measured lag.
+    pub fn level_for(config: &OverloadConfig, lag: Duration) -> u8 {
+        [config.shed_low, config.shed_medium, config.shed_high]
+            .iter()
+            .filter(|threshold| lag > **threshold)
+            .count() as u8
+    }
+
+    /// Runs the lag probe on the current (actor) thread until the process ends. Each round it
+    /// sleeps `interval` and measures how much later than asked it woke; the level follows the
+    /// worst lag of the last few rounds, so one hiccup does not flap it.
+    pub async fn probe(self: Arc<Self>, config: OverloadConfig) {
+        if !config.enabled {
+            return;
+        }
+        let mut recent = [Duration::ZERO; 5];
+        let mut i = 0;
+        loop {
+            let asked = Instant::now();
+            tokio::time::sleep(config.interval).await;
+            let lag = asked.elapsed().saturating_sub(config.interval);
+            metrics::histogram!("corral_event_loop_lag_seconds").record(lag.as_secs_f64());
+            recent[i % recent.len()] = lag;
+            i += 1;
+            let worst = recent.iter().copied().max().unwrap_or_default();
+            self.set_level(Overload::level_for(&config, worst));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_protocol::ops::{ActivityRef, AuthParams, FeedTimelineParams, RoomRef};
+
+    #[test]
+    fn sheds_in_order() {
+        let overload = Overload::default();
+        let feed = Priority::of(&Op::FeedTimeline(FeedTimelineParams {
+            before: None,
+            limit: 1,
+        }));
+        let chat = Priority::of(&Op::RoomLeave(RoomRef { room: 1 }));
+        let watch = Priority::of(&Op::ActivitySubscribe(ActivityRef { activity: 1 }));
+        let auth = Priority::of(&Op::Auth(AuthParams {
+            token: String::new(),
+        }));
+        let shed = |o: &Overload| [feed, chat, watch, auth].map(|p| o.sheds(p));
+        assert_eq!(shed(&overload), [false, false, false, false]);
+        overload.set_level(1);
+        assert_eq!(shed(&overload), [true, false, false, false]);
+        overload.set_level(2);
+        assert_eq!(shed(&overload), [true, true, false, false]);
+        overload.set_level(3);
+        assert_eq!(shed(&overload), [true, true, true, false]);
+    }
+
+    #[test]
+    fn level_follows_lag_thresholds() {
+        let config = OverloadConfig {
+            enabled: true,
+            interval: Duration::from_millis(100),
+            shed_low: Duration::from_millis(50),
+            shed_medium: Duration::from_millis(200),
+            shed_high: Duration::from_millis(1000),
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(Overload::level_for(&config, ms(10)), 0);
+        assert_eq!(Overload::level_for(&config, ms(60)), 1);
+        assert_eq!(Overload::level_for(&config, ms(300)), 2);
+        assert_eq!(Overload::level_for(&config, ms(2000)), 3);
+    }
+}

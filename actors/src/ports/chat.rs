@@ -1,0 +1,125 @@
+//! Chat ports: the durable message store (with group commit behind `append`) and the broker
+//! that carries pre-encoded room frames between nodes.
+
+use async_trait::async_trait;
+use bytestring::ByteString;
+use corral_protocol::ops::{ChatMessage, RoomId};
+use corral_protocol::{EpochMs, UserId};
+use tokio::sync::mpsc;
+
+/// A room as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Its id.
+    pub id: RoomId,
+    /// Whether only its stored members may read and write it.
+    pub private: bool,
+    /// Whether it is a two-member direct-message room.
+    pub dm: bool,
+    /// Who created it.
+    pub owner: UserId,
+    /// The history epoch (changes only when the history is reset).
+    pub epoch: i64,
+    /// The newest committed message's seq (0 when empty).
+    pub last_seq: u64,
+}
+
+/// A message to store; the store assigns its `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The room.
+    pub room: RoomId,
+    /// The sender.
+    pub from: UserId,
+    /// The sender's idempotency key.
+    pub client_msg_id: String,
+    /// Text.
+    pub text: String,
+    /// When the server accepted it.
+    pub ts: EpochMs,
+}
+
+/// The outcome of an append, known once its transaction committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, as this message.
+    Stored(ChatMessage),
+    /// The same sender already stored this `client_msg_id` in this room: the original.
+    Duplicate(ChatMessage),
+}
+
+/// Why the message store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatStoreError {
+    /// The room (or the other user of a DM) does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The store is down or overloaded; nothing was stored.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Durable chat storage.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// The room, if it exists.
+    async fn room(&self, room: RoomId) -> Result<Option<RoomInfo>, ChatStoreError>;
+
+    /// A private room's stored members.
+    async fn members(&self, room: RoomId) -> Result<Vec<UserId>, ChatStoreError>;
+
+    /// Whether `user` is a stored member of `room`.
+    async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, ChatStoreError>;
+
+    /// Stores a message and assigns its seq, idempotently on (room, sender, client_msg_id).
+    /// Resolves only after the transaction holding it committed; many concurrent appends
+    /// share one transaction (group commit).
+    async fn append(&self, message: NewMessage) -> Result<Appended, ChatStoreError>;
+
+    /// Messages with `after < seq <= until`, oldest first.
+    async fn range(
+        &self,
+        room: RoomId,
+        after: u64,
+        until: u64,
+    ) -> Result<Vec<ChatMessage>, ChatStoreError>;
+
+    /// The newest `limit` messages with `seq < before`, oldest first.
+    async fn page(
+        &self,
+        room: RoomId,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, ChatStoreError>;
+
+    /// The direct-message room of `a` and `b`, created (with both as members) on first use.
+    async fn open_dm(&self, a: UserId, b: UserId) -> Result<RoomId, ChatStoreError>;
+}
+
+/// A pre-encoded room frame travelling between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerFrame {
+    /// The publishing room actor (its own frames are not handed back to it).
+    pub origin: u64,
+    /// The message seq the frame carries, or 0 for frames outside the message order
+    /// (presence).
+    pub seq: u64,
+    /// The frame, exactly as sent to clients.
+    pub frame: ByteString,
+}
+
+/// Publish/subscribe of room frames across room actors (on this node and on others).
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Publishes `frame` on `room`'s topic; never waits. A frame lost on the way is repaired
+    /// by the receivers, who notice the seq gap and read the store.
+    fn publish(&self, room: RoomId, frame: BrokerFrame);
+
+    /// Hands frames published on `room` by others than `origin` to `sink` (bounded; a full
+    /// sink drops frames, repaired the same way). Resolves once the subscription is live, and
+    /// replaces an earlier one of the same `origin`.
+    async fn subscribe(&self, room: RoomId, origin: u64, sink: mpsc::Sender<BrokerFrame>);
+
+    /// Stops handing `room`'s frames to `origin`.
+    fn unsubscribe(&self, room: RoomId, origin: u64);
+}

@@ -1,0 +1,730 @@
+//! The Room actor: one per chat room (or DM pair) per node, under an `actix::Supervisor`.
+//!
+//! It owns the room's local members (the sessions that joined, and so the users to deliver to),
+//! the newest delivered seq and the recent-message window. A message goes to the store's
+//! batcher, which assigns its seq in the committing transaction; once committed the sender is
+//! answered, the `room.message` frame is encoded once, published on the broker for the room's
+//! actors elsewhere, and the same bytes go to every session of every local recipient. Frames
+//! are delivered strictly in seq order: one that arrives early (from another node, or from a
+//! later batch) waits in a reorder buffer, and a gap that does not close by itself is read
+//! from the store.
+//!
+//! A handler that panics stops the actor; its supervisor restarts it, `restarting()` drops
+//! the store-derived state, and `started()` reloads it. The joined sessions and the newest seq
+//! they were sent are connection state and survive the restart, so members stay joined and
+//! anything committed meanwhile is delivered from the store exactly once.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use corral_protocol::ops::{
+    ChatMessage, DmSendOk, PresenceState, RoomHistoryOk, RoomId, RoomJoinOk, RoomLeaveOk,
+    RoomSendOk,
+};
+use corral_protocol::{ErrorCode, Push, UserId, reply};
+use tokio::sync::mpsc;
+
+use crate::chat_reply::ChatReply;
+use crate::clock::now_ms;
+use crate::hub::Hub;
+use crate::outbound::Outbound;
+use crate::ports::chat::{Appended, BrokerFrame, ChatStoreError, NewMessage, RoomInfo};
+
+/// Frames from other room actors waiting to be handled.
+const BROKER_QUEUE: usize = 4096;
+/// Requests waiting in a room's mailbox before senders wait.
+const MAILBOX: usize = 4096;
+/// How long a room whose store failed to load waits before trying again.
+const RELOAD_AFTER: Duration = Duration::from_secs(1);
+
+/// One room's actor.
+pub struct Room {
+    id: RoomId,
+    hub: Arc<Hub>,
+    /// Tells this actor's broker frames from everyone else's.
+    origin: u64,
+    /// Sessions that joined, by user (connection state: kept across restarts).
+    joined: HashMap<UserId, Vec<(u64, Outbound)>>,
+    /// The newest seq delivered to the local members (kept across restarts, so a restart
+    /// neither repeats nor skips a message).
+    delivered: Option<u64>,
+    state: State,
+}
+
+enum State {
+    Loading,
+    Missing,
+    Failed,
+    Ready(Box<Loaded>),
+}
+
+/// What a room knows from the store.
+struct Loaded {
+    info: RoomInfo,
+    /// Stored members (private rooms and DMs).
+    members: HashSet<UserId>,
+    /// The newest delivered messages, contiguous, ending at `delivered`.
+    recent: VecDeque<ChatMessage>,
+    /// Committed messages that arrived ahead of a missing seq.
+    pending: BTreeMap<u64, Early>,
+    /// Armed while a gap waits to close.
+    gap_timer: Option<SpawnHandle>,
+}
+
+/// A room as read from the store: its row, stored members, newest messages.
+type Snapshot = (RoomInfo, Vec<UserId>, Vec<ChatMessage>);
+
+struct Early {
+    message: ChatMessage,
+    frame: ByteString,
+    started: Option<Instant>,
+}
+
+impl Room {
+    pub(crate) fn new(id: RoomId, hub: Arc<Hub>) -> Room {
+        Room {
+            id,
+            hub,
+            origin: rand::random(),
+            joined: HashMap::new(),
+            delivered: None,
+            state: State::Loading,
+        }
+    }
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+        let (tx, rx) = mpsc::channel(BROKER_QUEUE);
+        ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        }));
+        let store = self.hub.rooms.store.clone();
+        let broker = self.hub.rooms.broker.clone();
+        let window = self.hub.rooms.config.catch_up_window as u64;
+        let (room, origin) = (self.id, self.origin);
+        // Subscribe before loading, so nothing committed elsewhere falls between the two.
+        let load = async move {
+            broker.subscribe(room, origin, tx).await;
+            let Some(info) = store.room(room).await? else {
+                return Ok(None);
+            };
+            let members = if info.private {
+                store.members(room).await?
+            } else {
+                Vec::new()
+            };
+            let recent = store
+                .range(room, info.last_seq.saturating_sub(window), info.last_seq)
+                .await?;
+            Ok::<_, ChatStoreError>(Some((info, members, recent)))
+        };
+        ctx.wait(
+            load.into_actor(self)
+                .map(|result, act, ctx| act.loaded(result, ctx)),
+        );
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.hub.rooms.broker.unsubscribe(self.id, self.origin);
+    }
+}
+
+impl Supervised for Room {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        metrics::counter!("corral_actor_restarts_total", "kind" => "room").increment(1);
+        tracing::warn!(
+            room = self.id,
+            "room actor restarting; reloading from the store"
+        );
+        self.state = State::Loading;
+    }
+}
+
+impl Room {
+    fn loaded(
+        &mut self,
+        result: Result<Option<Snapshot>, ChatStoreError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (info, members, mut recent) = match result {
+            Ok(Some(loaded)) => loaded,
+            Ok(None) => {
+                self.state = State::Missing;
+                return;
+            }
+            Err(err) => {
+                tracing::error!(room = self.id, %err, "loading room failed");
+                self.state = State::Failed;
+                ctx.run_later(RELOAD_AFTER, |_, ctx| ctx.stop());
+                return;
+            }
+        };
+        let last_seq = info.last_seq;
+        // After a restart, members were sent up to `delivered`: keep that point and deliver
+        // whatever committed meanwhile; on a first start, they were sent nothing before now.
+        let delivered = self.delivered.unwrap_or(last_seq).min(last_seq);
+        recent.retain(|m| m.seq <= delivered);
+        self.delivered = Some(delivered);
+        self.state = State::Ready(Box::new(Loaded {
+            info,
+            members: members.into_iter().collect(),
+            recent: recent.into(),
+            pending: BTreeMap::new(),
+            gap_timer: None,
+        }));
+        if last_seq > delivered {
+            self.fill(delivered, last_seq, ctx);
+        }
+    }
+
+    fn ready(&mut self) -> Option<&mut Loaded> {
+        match &mut self.state {
+            State::Ready(loaded) => Some(loaded),
+            _ => None,
+        }
+    }
+
+    /// Checks that the room exists and `user` may use it. Private rooms not yet knowing the
+    /// user ask the store (the member may have been added on another node) and retry `msg`.
+    fn admit<M>(&mut self, msg: M, ctx: &mut Context<Self>) -> Option<M>
+    where
+        M: RoomRequest,
+        Room: Handler<M>,
+    {
+        let user = msg.user();
+        let loaded = match &self.state {
+            State::Ready(loaded) => loaded,
+            State::Missing => {
+                msg.refuse(ErrorCode::NotFound, "no such room");
+                return None;
+            }
+            State::Loading | State::Failed => {
+                msg.refuse(ErrorCode::Unavailable, "the room is loading; retry");
+                return None;
+            }
+        };
+        if !loaded.info.private || loaded.members.contains(&user) {
+            return Some(msg);
+        }
+        let store = self.hub.rooms.store.clone();
+        let room = self.id;
+        ctx.spawn(
+            async move { store.is_member(room, user).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(true) => {
+                        if let Some(loaded) = act.ready() {
+                            loaded.members.insert(user);
+                            ctx.notify(msg);
+                        } else {
+                            msg.refuse(ErrorCode::Unavailable, "the room is loading; retry");
+                        }
+                    }
+                    Ok(false) => msg.refuse(ErrorCode::Forbidden, "this room is private"),
+                    Err(err) => msg.refuse(ErrorCode::Unavailable, &err.to_string()),
+                }),
+        );
+        None
+    }
+
+    /// Delivers `frame` to every session of every local recipient except `except`; returns
+    /// how many sessions took it. Recipients are the users with a joined session here, plus a
+    /// private room's stored members: every device of theirs gets it.
+    fn fan_out(&self, frame: &ByteString, except: Option<UserId>) -> usize {
+        let users = &self.hub.users;
+        let mut sent = 0;
+        for user in self.joined.keys() {
+            if Some(*user) != except {
+                sent += users.deliver(*user, frame);
+            }
+        }
+        if let State::Ready(loaded) = &self.state {
+            for user in &loaded.members {
+                if Some(*user) != except && !self.joined.contains_key(user) {
+                    sent += users.deliver(*user, frame);
+                }
+            }
+        }
+        sent
+    }
+
+    /// Takes a committed message (local or from the broker) into the delivery order.
+    fn offer(
+        &mut self,
+        message: ChatMessage,
+        frame: ByteString,
+        started: Option<Instant>,
+        ctx: &mut Context<Self>,
+    ) {
+        let delivered = self.delivered.unwrap_or(0);
+        let gap_wait = self.hub.rooms.config.gap_wait;
+        let Some(loaded) = self.ready() else {
+            return;
+        };
+        if message.seq <= delivered {
+            return;
+        }
+        if message.seq > delivered + 1 {
+            loaded.pending.insert(
+                message.seq,
+                Early {
+                    message,
+                    frame,
+                    started,
+                },
+            );
+            if loaded.gap_timer.is_none() {
+                loaded.gap_timer = Some(ctx.run_later(gap_wait, |act, ctx| {
+                    if let Some(loaded) = act.ready() {
+                        loaded.gap_timer = None;
+                        if let Some(first) = loaded.pending.keys().next().copied() {
+                            let from = act.delivered.unwrap_or(0);
+                            act.fill(from, first - 1, ctx);
+                        }
+                    }
+                }));
+            }
+            return;
+        }
+        self.deliver(message, &frame, started);
+        loop {
+            let next = self.delivered.unwrap_or(0) + 1;
+            let Some(early) = self.ready().and_then(|l| l.pending.remove(&next)) else {
+                break;
+            };
+            self.deliver(early.message, &early.frame, early.started);
+        }
+        if let Some(loaded) = self.ready()
+            && loaded.pending.is_empty()
+            && let Some(timer) = loaded.gap_timer.take()
+        {
+            ctx.cancel_future(timer);
+        }
+    }
+
+    fn deliver(&mut self, message: ChatMessage, frame: &ByteString, started: Option<Instant>) {
+        let window = self.hub.rooms.config.catch_up_window;
+        self.delivered = Some(message.seq);
+        let sent = self.fan_out(frame, None);
+        metrics::counter!("corral_fanout_deliveries_total").increment(sent as u64);
+        if let Some(started) = started {
+            metrics::histogram!("corral_delivery_seconds").record(started.elapsed().as_secs_f64());
+        }
+        if let Some(loaded) = self.ready() {
+            loaded.recent.push_back(message);
+            while loaded.recent.len() > window {
+                loaded.recent.pop_front();
+            }
+        }
+    }
+
+    /// Reads `(after, until]` from the store and delivers it (a gap nobody filled).
+    fn fill(&mut self, after: u64, until: u64, ctx: &mut Context<Self>) {
+        let store = self.hub.rooms.store.clone();
+        let room = self.id;
+        ctx.spawn(
+            async move { store.range(room, after, until).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(messages) => {
+                        for message in messages {
+                            let frame = encode(&message);
+                            act.offer(message, frame, None, ctx);
+                        }
+                        // The store holds every committed seq, so this only skips ahead if
+                        // the room's history was reset underneath us.
+                        if act.delivered.unwrap_or(0) < until {
+                            tracing::warn!(room, after, until, "seq gap not in the store");
+                            act.delivered = Some(until);
+                            let next = until + 1;
+                            if let Some(loaded) = act.ready()
+                                && let Some(early) = loaded.pending.remove(&next)
+                            {
+                                act.offer(early.message, early.frame, early.started, ctx);
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(room, %err, "filling a seq gap failed; retrying");
+                        ctx.run_later(RELOAD_AFTER, move |act, ctx| {
+                            let from = act.delivered.unwrap_or(0);
+                            if from < until {
+                                act.fill(from, until, ctx);
+                            }
+                        });
+                    }
+                }),
+        );
+    }
+
+    fn presence(&self, user: UserId, state: PresenceState) {
+        let frame = ByteString::from(reply::push(&Push::Presence {
+            room: self.id,
+            user,
+            state,
+        }));
+        self.hub.rooms.broker.publish(
+            self.id,
+            BrokerFrame {
+                origin: self.origin,
+                seq: 0,
+                frame: frame.clone(),
+            },
+        );
+        self.fan_out(&frame, Some(user));
+    }
+}
+
+/// Encodes a message's `room.message` push, once for all its recipients.
+fn encode(message: &ChatMessage) -> ByteString {
+    ByteString::from(reply::push(&Push::RoomMessage(message.clone())))
+}
+
+/// Runs a handler body; a panic is logged and stops the actor, and its supervisor restarts it.
+fn guarded(
+    act: &mut Room,
+    ctx: &mut Context<Room>,
+    body: impl FnOnce(&mut Room, &mut Context<Room>),
+) {
+    if catch_unwind(AssertUnwindSafe(|| body(act, ctx))).is_err() {
+        tracing::error!(room = act.id, "room actor panicked");
+        ctx.stop();
+    }
+}
+
+/// A request answered by the room.
+pub(crate) trait RoomRequest: Message<Result = ()> + Send + 'static {
+    /// Who asks.
+    fn user(&self) -> UserId;
+    /// Answers with an error.
+    fn refuse(self, code: ErrorCode, message: &str);
+}
+
+/// `room.join`: a session enters the room.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Join {
+    pub user: UserId,
+    pub conn_id: u64,
+    pub out: Outbound,
+    pub since: Option<u64>,
+    pub reply: ChatReply,
+    /// Told whether the session joined (it counts its rooms).
+    pub joined: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// `room.leave`, or a joined session went away (no reply then).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Leave {
+    pub user: UserId,
+    pub conn_id: u64,
+    pub reply: Option<ChatReply>,
+}
+
+/// `room.send` / `dm.send`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Post {
+    pub user: UserId,
+    pub text: String,
+    pub client_msg_id: String,
+    pub started: Instant,
+    /// Answer `dm.send`'s shape (with the room id).
+    pub dm: bool,
+    pub reply: ChatReply,
+}
+
+/// `room.history`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct History {
+    pub user: UserId,
+    pub before: Option<u64>,
+    pub limit: u32,
+    pub reply: ChatReply,
+}
+
+/// A stored member was added to this private room.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct MemberAdded(pub UserId);
+
+/// The store's answer to a [`Post`].
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Committed {
+    result: Result<Appended, ChatStoreError>,
+    started: Instant,
+    dm: bool,
+    reply: ChatReply,
+}
+
+/// Makes the actor panic (test-only: exercises supervision).
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Crash;
+
+impl RoomRequest for Join {
+    fn user(&self) -> UserId {
+        self.user
+    }
+    fn refuse(self, code: ErrorCode, message: &str) {
+        let _ = self.joined.send(false);
+        self.reply.error(code, message);
+    }
+}
+
+impl RoomRequest for Post {
+    fn user(&self) -> UserId {
+        self.user
+    }
+    fn refuse(self, code: ErrorCode, message: &str) {
+        self.reply.error(code, message);
+    }
+}
+
+impl RoomRequest for History {
+    fn user(&self) -> UserId {
+        self.user
+    }
+    fn refuse(self, code: ErrorCode, message: &str) {
+        self.reply.error(code, message);
+    }
+}
+
+impl Handler<Join> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| {
+            let Some(msg) = act.admit(msg, ctx) else {
+                return;
+            };
+            let is_new = !act.joined.contains_key(&msg.user);
+            let public = act.ready().is_some_and(|l| !l.info.private);
+            if is_new && public && act.joined.len() >= act.hub.rooms.config.members_per_room {
+                return msg.refuse(ErrorCode::LimitReached, "the room is full");
+            }
+            let sessions = act.joined.entry(msg.user).or_default();
+            if !sessions.iter().any(|(id, _)| *id == msg.conn_id) {
+                sessions.push((msg.conn_id, msg.out));
+            }
+            if is_new {
+                act.presence(msg.user, PresenceState::Joined);
+            }
+            let last_seq = act.delivered.unwrap_or(0);
+            let online = act.joined.keys().copied().collect();
+            let room = act.id;
+            let Some(loaded) = act.ready() else { return };
+            let (missed, truncated, caught_up) = match msg.since {
+                None => (Vec::new(), false, true),
+                Some(since) if since >= last_seq => (Vec::new(), false, since == last_seq),
+                Some(since) => {
+                    let oldest = loaded.recent.front().map_or(last_seq + 1, |m| m.seq);
+                    let complete = since + 1 >= oldest;
+                    let missed = loaded
+                        .recent
+                        .iter()
+                        .filter(|m| m.seq > since)
+                        .cloned()
+                        .collect();
+                    (missed, !complete, complete)
+                }
+            };
+            let ok = RoomJoinOk {
+                room,
+                last_seq,
+                epoch: loaded.info.epoch,
+                missed,
+                truncated,
+                caught_up,
+                online,
+            };
+            let _ = msg.joined.send(true);
+            msg.reply.ok(&ok);
+        });
+    }
+}
+
+impl Handler<Leave> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _ctx| {
+            let mut gone = false;
+            if let Some(sessions) = act.joined.get_mut(&msg.user) {
+                sessions.retain(|(id, _)| *id != msg.conn_id);
+                gone = sessions.is_empty();
+            }
+            if gone {
+                act.joined.remove(&msg.user);
+                act.presence(msg.user, PresenceState::Left);
+            }
+            if let Some(reply) = msg.reply {
+                reply.ok(&RoomLeaveOk {});
+            }
+        });
+    }
+}
+
+impl Handler<Post> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Post, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| {
+            let Some(msg) = act.admit(msg, ctx) else {
+                return;
+            };
+            let store = act.hub.rooms.store.clone();
+            let addr = ctx.address();
+            let new = NewMessage {
+                room: act.id,
+                from: msg.user,
+                client_msg_id: msg.client_msg_id,
+                text: msg.text,
+                ts: now_ms(),
+            };
+            let (started, dm, reply) = (msg.started, msg.dm, msg.reply);
+            // Not tied to the actor's context: a restart must not lose a commit's answer.
+            actix::spawn(async move {
+                let result = store.append(new).await;
+                addr.do_send(Committed {
+                    result,
+                    started,
+                    dm,
+                    reply,
+                });
+            });
+        });
+    }
+}
+
+impl Handler<Committed> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| {
+            let (message, fresh) = match msg.result {
+                Ok(Appended::Stored(message)) => (message, true),
+                Ok(Appended::Duplicate(message)) => (message, false),
+                Err(ChatStoreError::NotFound) => {
+                    return msg.reply.error(ErrorCode::NotFound, "no such room");
+                }
+                Err(err) => return msg.reply.error(ErrorCode::Unavailable, &err.to_string()),
+            };
+            if msg.dm {
+                msg.reply.ok(&DmSendOk {
+                    room: act.id,
+                    seq: message.seq,
+                    ts: message.ts,
+                });
+            } else {
+                msg.reply.ok(&RoomSendOk {
+                    seq: message.seq,
+                    ts: message.ts,
+                });
+            }
+            if fresh {
+                metrics::counter!("corral_messages_stored_total").increment(1);
+                let frame = encode(&message);
+                act.hub.rooms.broker.publish(
+                    act.id,
+                    BrokerFrame {
+                        origin: act.origin,
+                        seq: message.seq,
+                        frame: frame.clone(),
+                    },
+                );
+                act.offer(message, frame, Some(msg.started), ctx);
+            }
+        });
+    }
+}
+
+impl Handler<History> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: History, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| {
+            let Some(msg) = act.admit(msg, ctx) else {
+                return;
+            };
+            let limit = msg
+                .limit
+                .clamp(1, act.hub.rooms.config.history_page_max.max(1));
+            let end = act.delivered.unwrap_or(0) + 1;
+            let before = msg.before.map_or(end, |b| b.min(end));
+            let low = before.saturating_sub(u64::from(limit)).max(1);
+            let Some(loaded) = act.ready() else { return };
+            if loaded.recent.front().is_some_and(|m| m.seq <= low) || before <= 1 {
+                let messages = loaded
+                    .recent
+                    .iter()
+                    .filter(|m| m.seq >= low && m.seq < before)
+                    .cloned()
+                    .collect();
+                return msg.reply.ok(&RoomHistoryOk { messages });
+            }
+            let store = act.hub.rooms.store.clone();
+            let room = act.id;
+            actix::spawn(async move {
+                match store.page(room, before, limit).await {
+                    Ok(messages) => msg.reply.ok(&RoomHistoryOk { messages }),
+                    Err(err) => msg.reply.error(ErrorCode::Unavailable, &err.to_string()),
+                }
+            });
+        });
+    }
+}
+
+impl Handler<MemberAdded> for Room {
+    type Result = ();
+
+    fn handle(&mut self, MemberAdded(user): MemberAdded, _ctx: &mut Context<Self>) {
+        if let Some(loaded) = self.ready() {
+            loaded.members.insert(user);
+        }
+    }
+}
+
+impl StreamHandler<BrokerFrame> for Room {
+    fn handle(&mut self, frame: BrokerFrame, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| {
+            if frame.seq == 0 {
+                act.fan_out(&frame.frame, None);
+                return;
+            }
+            match serde_json::from_str::<Push>(&frame.frame) {
+                Ok(Push::RoomMessage(message)) if message.seq == frame.seq => {
+                    act.offer(message, frame.frame, None, ctx)
+                }
+                _ => tracing::warn!(room = act.id, "ignoring a malformed broker frame"),
+            }
+        });
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The subscription was replaced (a restart re-subscribes): nothing to do.
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<Crash> for Room {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            panic!("fault injected into room {}", act.id);
+        });
+    }
+}

@@ -1,0 +1,94 @@
+//! The node's chat rooms: their configuration, the ports they use, and the registry that finds
+//! or starts a supervised [`Room`] actor per room.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use corral_protocol::UserId;
+use corral_protocol::ops::RoomId;
+
+use crate::hub::Hub;
+use crate::ports::chat::{Broker, MessageStore};
+use crate::registry::{Arbiters, Registry};
+use crate::room::{MemberAdded, Room};
+
+/// Chat behaviour (from the `[chat]` config section).
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// Longest message text, in characters (longer: `too_large`).
+    pub max_text_chars: usize,
+    /// Rooms one connection may have joined at once (more: `limit_reached`).
+    pub rooms_per_connection: usize,
+    /// Users in one room: online users of a public room, stored members of a private one.
+    pub members_per_room: usize,
+    /// Newest messages each room keeps in memory; a re-join missing at most this many is
+    /// answered from memory, a longer absence gets `truncated`.
+    pub catch_up_window: usize,
+    /// Largest `room.history` page.
+    pub history_page_max: u32,
+    /// How long a room waits for a missing seq (from another node) before reading it from
+    /// the store.
+    pub gap_wait: Duration,
+}
+
+/// The node's rooms.
+pub struct Rooms {
+    /// Limits and windows.
+    pub config: ChatConfig,
+    /// Durable messages.
+    pub store: Arc<dyn MessageStore>,
+    /// Frames to and from the room's actors on other nodes.
+    pub broker: Arc<dyn Broker>,
+    registry: Registry<RoomId, Room>,
+}
+
+impl Rooms {
+    /// Rooms whose actors run on `arbiters`.
+    pub fn new(
+        config: ChatConfig,
+        store: Arc<dyn MessageStore>,
+        broker: Arc<dyn Broker>,
+        arbiters: Arc<Arbiters>,
+    ) -> Rooms {
+        Rooms {
+            config,
+            store,
+            broker,
+            registry: Registry::new(arbiters),
+        }
+    }
+
+    /// The room's actor, started (and loading its state) on first use.
+    pub(crate) fn get(&self, hub: &Arc<Hub>, room: RoomId) -> Addr<Room> {
+        let hub = hub.clone();
+        self.registry
+            .get_or_start(&room, move || Room::new(room, hub))
+    }
+
+    /// Tells the room's actor, if it runs on this node, that `user` became a stored member
+    /// (other nodes find out from the store on the user's first access).
+    pub fn member_added(&self, room: RoomId, user: UserId) {
+        if let Some(addr) = self.registry.get(&room) {
+            addr.do_send(MemberAdded(user));
+        }
+    }
+
+    /// How many room actors run on this node.
+    pub fn running(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Makes the room's actor panic inside a handler (test-only: exercises supervision).
+    /// Returns whether the room runs on this node.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self, room: RoomId) -> bool {
+        match self.registry.get(&room) {
+            Some(addr) => {
+                addr.do_send(crate::room::Crash);
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,35 @@
+-- Animal claims: one row per (user, activity, idempotency key), written once when a hold is
+-- taken and then moved through its states by conditional updates (so every change happens
+-- once, even with several nodes). `item_id` is an `activity_items.id`; the activity tables
+-- belong to the promotions migration, so they are referenced by value only.
+CREATE TABLE claims (
+    id          BIGSERIAL PRIMARY KEY,
+    activity_id BIGINT  NOT NULL,
+    item_id     BIGINT  NOT NULL,
+    user_id     BIGINT  NOT NULL REFERENCES users(id),
+    claim_key   TEXT    NOT NULL,
+    -- held | confirmed | expired | cancelled | refund_due
+    status      TEXT    NOT NULL,
+    expires_at  BIGINT  NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    updated_at  BIGINT  NOT NULL,
+    UNIQUE (user_id, activity_id, claim_key)
+);
+CREATE INDEX claims_activity_status ON claims (activity_id, status, expires_at);
+
+-- Payment provider events, recorded once (a second delivery of an event id is a no-op).
+CREATE TABLE payment_events (
+    event_id     TEXT    PRIMARY KEY,
+    claim_id     BIGINT  NOT NULL,
+    amount_cents BIGINT  NOT NULL,
+    -- pending (being applied) | confirmed | refund_due | ignored
+    outcome      TEXT    NOT NULL,
+    received_at  BIGINT  NOT NULL
+);
+
+-- Webhook nonces seen within the freshness window (replays are refused); pruned as they age.
+CREATE TABLE webhook_nonces (
+    nonce   TEXT    PRIMARY KEY,
+    seen_at BIGINT  NOT NULL
+);
+CREATE INDEX webhook_nonces_seen ON webhook_nonces (seen_at);

@@ -1,0 +1,129 @@
+//! Merchant accounts and admin actions: `POST /api/v1/merchants` (apply, approved at once when
+//! `merchants.auto_approve`), `POST /api/v1/admin/merchants/{id}/approve` and
+//! `GET /api/v1/admin/audit`. Every merchant and admin action writes an audit row.
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use corral_actors::clock::now_ms;
+use corral_protocol::{ErrorCode, Role, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::http::ApiError;
+use crate::http::extract::Caller;
+use crate::http::table::ApiRoute;
+use crate::state::AppState;
+
+/// The merchant and admin routes, under `/api/v1`.
+pub const ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        method: Method::POST,
+        path: "/merchants",
+        handler: |r| r.to(apply),
+    },
+    ApiRoute {
+        method: Method::POST,
+        path: "/admin/merchants/{id}/approve",
+        handler: |r| r.to(approve),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/admin/audit",
+        handler: |r| r.to(audit),
+    },
+];
+
+/// `POST /merchants` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Application {
+    /// The shop or farm name, 1 to 100 characters.
+    pub name: String,
+}
+
+#[derive(Serialize)]
+struct Applied {
+    merchant_id: UserId,
+    name: String,
+    approved: bool,
+    /// A token carrying the merchant role; `null` until an admin approves (then log in again).
+    token: Option<String>,
+}
+
+async fn apply(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<Application>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.name.trim();
+    if !(1..=100).contains(&name.chars().count()) {
+        return Err(ApiError::bad_request("name must be 1-100 characters"));
+    }
+    let user = caller.0.user_id;
+    let approved = state.settings.merchants.auto_approve;
+    let merchant = state
+        .db
+        .apply_merchant(user, name, approved, now_ms())
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            err if err.code == ErrorCode::Conflict => {
+                ApiError::new(ErrorCode::Conflict, "this user already applied")
+            }
+            err => err,
+        })?;
+    let token = if approved {
+        let role = match caller.0.role {
+            Role::Admin => Role::Admin,
+            _ => Role::Merchant,
+        };
+        Some(state.keys.issue(user, role).map_err(ApiError::internal)?)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Created().json(Applied {
+        merchant_id: user,
+        name: merchant.name,
+        approved,
+        token,
+    }))
+}
+
+async fn approve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let merchant = path.into_inner();
+    state
+        .db
+        .approve_merchant(caller.0.user_id, merchant, now_ms())
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            err if err.code == ErrorCode::NotFound => {
+                ApiError::new(ErrorCode::NotFound, "no merchant application for this user")
+            }
+            err => err,
+        })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"merchant_id": merchant, "approved": true})))
+}
+
+/// `GET /admin/audit` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only rows about this subject (e.g. `activity:7`).
+    pub subject: Option<String>,
+    /// At most this many rows (1-1000, default 100), newest first.
+    pub limit: Option<i64>,
+}
+
+async fn audit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = state.db.audit_log(query.subject.as_deref(), limit).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries })))
+}

@@ -1,0 +1,25 @@
+//! Routes declared as data: each module lists its routes in a table that both registers them
+//! and feeds [`super::documented_routes`], which a test checks against the OpenAPI document.
+
+use actix_web::http::Method;
+use actix_web::{Route, web};
+
+/// One route: method, path (relative to where its table is registered) and handler.
+pub struct ApiRoute {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path pattern (actix syntax, which is also OpenAPI's: `/animals/{id}`).
+    pub path: &'static str,
+    /// Attaches the handler to a route already guarded by `method`.
+    pub handler: fn(Route) -> Route,
+}
+
+/// Registers every route of `table`.
+pub fn register(cfg: &mut web::ServiceConfig, table: &[ApiRoute]) {
+    for route in table {
+        cfg.route(
+            route.path,
+            (route.handler)(web::route().method(route.method.clone())),
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! Durable claim rows: the group-commit writer of new holds, the conditional updates that
+//! move a claim through its states exactly once, the reads recovery and the merchant view
+//! need, and the activity catalog (over the promotions tables) the claim desk loads specs from.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use corral_actors::ActivityStore;
+use corral_actors::claims::{
+    ActivityCatalog, ActivitySpec, ClaimRecord, ItemSpec, LedgerError, RestoredClaim,
+};
+use corral_protocol::ops::{ActivityId, ClaimStatus};
+use corral_protocol::{EpochMs, UserId};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Db, StoreError};
+
+/// Columns every claim read returns, in [`record`]'s order.
+const COLUMNS: &str =
+    "id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
+
+/// Most holds committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+impl From<StoreError> for LedgerError {
+    fn from(err: StoreError) -> Self {
+        LedgerError::Unavailable(err.to_string())
+    }
+}
+
+fn record(row: &AnyRow) -> Result<ClaimRecord, StoreError> {
+    let status: String = row.try_get(5)?;
+    Ok(ClaimRecord {
+        claim_id: row.try_get(0)?,
+        activity: row.try_get(1)?,
+        item: row.try_get(2)?,
+        user: row.try_get(3)?,
+        key: row.try_get(4)?,
+        status: ClaimStatus::parse(&status).unwrap_or(ClaimStatus::Cancelled),
+        expires_at: row.try_get(6)?,
+        created_at: row.try_get(7)?,
+    })
+}
+
+/// How a claim row counts when an arbiter is rebuilt: held and confirmed claims occupy a
+/// slot; expired and cancelled ones only pin their key; `refund_due` never took a slot back.
+pub fn restored(claim: &ClaimRecord) -> Option<RestoredClaim> {
+    (claim.status != ClaimStatus::RefundDue).then(|| RestoredClaim {
+        active: matches!(claim.status, ClaimStatus::Held | ClaimStatus::Confirmed),
+        confirmed: claim.status == ClaimStatus::Confirmed,
+        user: claim.user,
+        key: claim.key.clone(),
+        item: claim.item,
+    })
+}
+
+/// A hold to make durable.
+#[derive(Debug, Clone)]
+pub struct NewHold {
+    /// The activity.
+    pub activity: ActivityId,
+    /// The item taken.
+    pub item: i64,
+    /// The claimant.
+    pub user: UserId,
+    /// Their idempotency key.
+    pub key: String,
+    /// When it lapses.
+    pub expires_at: EpochMs,
+    /// Now.
+    pub now: EpochMs,
+}
+
+type Job = (NewHold, oneshot::Sender<Result<ClaimRecord, String>>);
+
+/// Claim rows in SQL, with a group-commit writer for new holds.
+#[derive(Clone)]
+pub struct ClaimRows {
+    db: Db,
+    writer: mpsc::Sender<Job>,
+}
+
+impl ClaimRows {
+    /// Starts `writers` group-commit tasks (on the current runtime) over `db`.
+    pub fn start(db: Db, writers: usize) -> ClaimRows {
+        let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_loop(db.clone(), rx.clone()));
+        }
+        ClaimRows { db, writer: tx }
+    }
+
+    /// Makes `hold` durable (or finds the row its key already made) and returns the row,
+    /// once its transaction has committed.
+    pub async fn insert(&self, hold: NewHold) -> Result<ClaimRecord, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((hold, tx))
+            .await
+            .map_err(|_| StoreError::Conflict("claim writer stopped".into()))?;
+        match rx.await {
+            Ok(Ok(row)) => Ok(row),
+            Ok(Err(msg)) => Err(StoreError::Conflict(msg)),
+            Err(_) => Err(StoreError::Conflict("claim writer dropped a hold".into())),
+        }
+    }
+
+    /// The claim `user` made with `key` in `activity`.
+    pub async fn by_key(
+        &self,
+        activity: ActivityId,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM claims WHERE user_id = $1 AND activity_id = $2 AND claim_key = $3"
+        )))
+        .bind(user)
+        .bind(activity)
+        .bind(key)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// A claim by id.
+    pub async fn by_id(&self, id: i64) -> Result<Option<ClaimRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM claims WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// Every claim of an activity, oldest first.
+    pub async fn of_activity(&self, activity: ActivityId) -> Result<Vec<ClaimRecord>, StoreError> {
+        self.db.claims_of_activity(activity).await
+    }
+
+    /// Every claim of an activity, as recovery needs them.
+    pub async fn restorable(&self, activity: ActivityId) -> Result<Vec<RestoredClaim>, StoreError> {
+        Ok(self
+            .of_activity(activity)
+            .await?
+            .iter()
+            .filter_map(restored)
+            .collect())
+    }
+
+    /// Moves claim `id` from one of `from` to `to`, once: `None` when it was not in `from`
+    /// (another caller, maybe on another node, changed it first) or `deadline` did not hold.
+    pub async fn transition(
+        &self,
+        id: i64,
+        from: &[ClaimStatus],
+        to: ClaimStatus,
+        now: EpochMs,
+        deadline: Deadline,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let from_list = from
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let extra = match deadline {
+            Deadline::Any => "",
+            Deadline::Passed => " AND expires_at <= $3",
+            Deadline::NotPassed => " AND expires_at > $3",
+        };
+        // Statuses are fixed enum names, never client input.
+        let sql = format!(
+            "UPDATE claims SET status = $1, updated_at = $3 WHERE id = $2 AND status IN ({from_list}){extra} RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(to.as_str())
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// Expires every hold of `activity` due by `now`, returning the rows this statement
+    /// changed (a concurrent expirer gets the others: each hold is expired once).
+    pub async fn expire_due(
+        &self,
+        activity: ActivityId,
+        now: EpochMs,
+    ) -> Result<Vec<ClaimRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE claims SET status = 'expired', updated_at = $2 \
+             WHERE activity_id = $1 AND status = 'held' AND expires_at <= $2 RETURNING {COLUMNS}"
+        )))
+        .bind(activity)
+        .bind(now)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+}
+
+/// A condition on a hold's expiry for [`ClaimRows::transition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// No condition.
+    Any,
+    /// `expires_at <= now`.
+    Passed,
+    /// `expires_at > now`.
+    NotPassed,
+}
+
+/// Upsert of one hold: a repeated key returns the existing row unchanged.
+const INSERT_HOLD: &str = "INSERT INTO claims \
+     (activity_id, item_id, user_id, claim_key, status, expires_at, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, 'held', $5, $6, $6) \
+     ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
+     RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
+
+async fn write_loop(db: Db, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let size = batch.len();
+        match commit(&db, &batch).await {
+            Ok(rows) => {
+                for ((_, reply), row) in batch.drain(..).zip(rows) {
+                    let _ = reply.send(Ok(row));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, size, "claim batch failed");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(err.to_string()));
+                }
+            }
+        }
+        metrics::histogram!("corral_sql_batch_size", "table" => "claims").record(size as f64);
+        metrics::histogram!("corral_sql_batch_seconds", "table" => "claims")
+            .record(started.elapsed().as_secs_f64());
+    }
+}
+
+async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<ClaimRecord>, StoreError> {
+    let mut tx = db.pool.begin().await?;
+    let mut rows = Vec::with_capacity(batch.len());
+    for (hold, _) in batch {
+        let row = sqlx::query(INSERT_HOLD)
+            .bind(hold.activity)
+            .bind(hold.item)
+            .bind(hold.user)
+            .bind(&hold.key)
+            .bind(hold.expires_at)
+            .bind(hold.now)
+            .fetch_one(&mut *tx)
+            .await?;
+        rows.push(record(&row)?);
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
+impl Db {
+    /// Every claim of an activity, oldest first.
+    pub async fn claims_of_activity(
+        &self,
+        activity: ActivityId,
+    ) -> Result<Vec<ClaimRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM claims WHERE activity_id = $1 ORDER BY id"
+        )))
+        .bind(activity)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// The merchant of `activity` and its total slots; `None` when it does not exist.
+    pub async fn activity_owner_and_slots(
+        &self,
+        activity: ActivityId,
+    ) -> Result<Option<(UserId, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.merchant_id, (SELECT CAST(COALESCE(SUM(i.slots), 0) AS BIGINT) FROM activity_items i \
+             WHERE i.activity_id = a.id) FROM activities a WHERE a.id = $1",
+        )
+        .bind(activity)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+}
+
+/// Activity specs for the claim desk, read through the promotions store.
+pub struct SqlCatalog {
+    db: Arc<Db>,
+}
+
+impl SqlCatalog {
+    /// A catalog over the promotions store (which is `Db` itself).
+    pub fn new(activities: Arc<Db>) -> SqlCatalog {
+        SqlCatalog { db: activities }
+    }
+}
+
+#[async_trait]
+impl ActivityCatalog for SqlCatalog {
+    async fn spec(&self, id: ActivityId) -> Result<Option<ActivitySpec>, LedgerError> {
+        let record = ActivityStore::activity(self.db.as_ref(), id)
+            .await
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        Ok(record.filter(|r| !r.cancelled).map(|r| ActivitySpec {
+            id,
+            merchant_id: r.merchant_id,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            per_user_limit: r.per_user_limit,
+            hold_ms: r.hold_seconds.saturating_mul(1000),
+            items: r
+                .items
+                .iter()
+                .map(|i| ItemSpec {
+                    item_id: i.item_id,
+                    slots: i.slots,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn with_outstanding_holds(&self) -> Result<Vec<ActivityId>, LedgerError> {
+        let db = &self.db;
+        let rows = sqlx::query("SELECT DISTINCT activity_id FROM claims WHERE status = 'held'")
+            .fetch_all(&db.pool)
+            .await
+            .map_err(StoreError::from)?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<i64, _>(0)
+                    .map_err(|e| StoreError::from(e).into())
+            })
+            .collect()
+    }
+}

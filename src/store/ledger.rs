@@ -1,0 +1,393 @@
+//! The [`ClaimLedger`] adapters: a [`SlotArbiter`] decides atomically who gets a slot (the
+//! in-process [`BookArbiter`] on one node, the Redis Lua script across a cluster) and
+//! [`DurableLedger`] pairs it with the SQL claim rows, so that a hold is answered only after
+//! its row is committed, and a slot taken for a write that then failed is given back.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use corral_actors::claims::{
+    ActivitySpec, ClaimLedger, ClaimRecord, Decision, HoldOutcome, ItemId, LedgerError,
+    PaymentOutcome, RestoredClaim, StockBook, StockView,
+};
+use corral_protocol::ops::{ActivityId, ClaimStatus};
+use corral_protocol::{EpochMs, UserId};
+use dashmap::DashMap;
+
+use super::claims::{ClaimRows, Deadline, NewHold, restored};
+
+/// Atomic slot decisions for one activity at a time (the rules of [`StockBook`]).
+#[async_trait]
+pub trait SlotArbiter: Send + Sync + 'static {
+    /// Decides a claim; `None` when the arbiter has no state for the activity yet (the
+    /// caller restores it and asks again).
+    async fn decide(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+        item: Option<ItemId>,
+    ) -> Result<Option<Decision>, LedgerError>;
+    /// Reverses a `Take` whose row could not be written.
+    async fn undo(&self, spec: &ActivitySpec, user: UserId, key: &str) -> Result<(), LedgerError>;
+    /// A hold lapsed or was cancelled (its row changed): the slot returns.
+    async fn release(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+    ) -> Result<(), LedgerError>;
+    /// A held slot was paid.
+    async fn confirm(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+    ) -> Result<(), LedgerError>;
+    /// A lapsed hold was paid: take a slot of `item` again if one is free.
+    async fn retake(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+        item: ItemId,
+    ) -> Result<bool, LedgerError>;
+    /// Loads the activity's state from durable rows, unless the arbiter already has state
+    /// for it (in Redis, kept current by every node: it may be ahead of the rows by holds
+    /// being committed right now, so it wins).
+    async fn restore(&self, spec: &ActivitySpec, rows: &[RestoredClaim])
+    -> Result<(), LedgerError>;
+    /// Current stock.
+    async fn stock(&self, spec: &ActivitySpec) -> Result<StockView, LedgerError>;
+}
+
+/// The embedded arbiter: one [`StockBook`] per activity, in process memory.
+#[derive(Default)]
+pub struct BookArbiter {
+    books: DashMap<ActivityId, Mutex<StockBook>>,
+}
+
+impl BookArbiter {
+    fn with<T>(&self, id: ActivityId, f: impl FnOnce(&mut StockBook) -> T) -> Option<T> {
+        let entry = self.books.get(&id)?;
+        let mut book = entry.lock().ok()?;
+        Some(f(&mut book))
+    }
+}
+
+#[async_trait]
+impl SlotArbiter for BookArbiter {
+    async fn decide(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+        item: Option<ItemId>,
+    ) -> Result<Option<Decision>, LedgerError> {
+        Ok(self.with(spec.id, |b| b.decide(user, key, item)))
+    }
+
+    async fn undo(&self, spec: &ActivitySpec, user: UserId, key: &str) -> Result<(), LedgerError> {
+        self.with(spec.id, |b| b.undo(user, key));
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+    ) -> Result<(), LedgerError> {
+        self.with(spec.id, |b| b.release(user, key));
+        Ok(())
+    }
+
+    async fn confirm(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+    ) -> Result<(), LedgerError> {
+        self.with(spec.id, |b| b.confirm(user, key));
+        Ok(())
+    }
+
+    async fn retake(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+        item: ItemId,
+    ) -> Result<bool, LedgerError> {
+        Ok(self
+            .with(spec.id, |b| b.retake(user, key, item))
+            .unwrap_or(false))
+    }
+
+    async fn restore(
+        &self,
+        spec: &ActivitySpec,
+        rows: &[RestoredClaim],
+    ) -> Result<(), LedgerError> {
+        self.books
+            .entry(spec.id)
+            .or_insert_with(|| Mutex::new(StockBook::restore(spec, rows)));
+        Ok(())
+    }
+
+    async fn stock(&self, spec: &ActivitySpec) -> Result<StockView, LedgerError> {
+        self.with(spec.id, |b| b.stock())
+            .ok_or_else(|| LedgerError::Unavailable("activity not loaded".into()))
+    }
+}
+
+/// A [`ClaimLedger`]: decisions by `A`, durable rows in SQL.
+pub struct DurableLedger<A> {
+    arbiter: A,
+    rows: ClaimRows,
+}
+
+impl<A: SlotArbiter> DurableLedger<A> {
+    /// A ledger deciding with `arbiter` and recording in `rows`.
+    pub fn new(arbiter: A, rows: ClaimRows) -> DurableLedger<A> {
+        DurableLedger { arbiter, rows }
+    }
+
+    /// Decides, restoring the arbiter's state first if it has none.
+    async fn decide(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+        item: Option<ItemId>,
+    ) -> Result<Decision, LedgerError> {
+        match self.arbiter.decide(spec, user, key, item).await {
+            Ok(Some(decision)) => return Ok(decision),
+            Ok(None) => {}
+            Err(err) => {
+                // The decision may have happened (e.g. a timeout after Redis ran the
+                // script): unless a row stands for the key, give back what it may have taken.
+                if matches!(self.rows.by_key(spec.id, user, key).await, Ok(None)) {
+                    let _ = self.arbiter.undo(spec, user, key).await;
+                }
+                return Err(err);
+            }
+        }
+        let rows = self.rows.restorable(spec.id).await?;
+        self.arbiter.restore(spec, &rows).await?;
+        self.arbiter
+            .decide(spec, user, key, item)
+            .await?
+            .ok_or_else(|| LedgerError::Unavailable("claim arbiter lost its state".into()))
+    }
+
+    /// A lapsed hold was paid: re-take its slot, or record that a refund is due.
+    async fn repay(
+        &self,
+        spec: &ActivitySpec,
+        claim: &ClaimRecord,
+        now: EpochMs,
+    ) -> Result<PaymentOutcome, LedgerError> {
+        let lapsed = [ClaimStatus::Expired, ClaimStatus::Cancelled];
+        if self
+            .arbiter
+            .retake(spec, claim.user, &claim.key, claim.item)
+            .await?
+        {
+            let row = self
+                .rows
+                .transition(
+                    claim.claim_id,
+                    &lapsed,
+                    ClaimStatus::Confirmed,
+                    now,
+                    Deadline::Any,
+                )
+                .await;
+            return match row {
+                Ok(Some(row)) => Ok(PaymentOutcome::Confirmed(row)),
+                other => {
+                    // Someone else moved the claim first, or the write failed: give the
+                    // slot back and report what the row says now.
+                    self.arbiter.release(spec, claim.user, &claim.key).await?;
+                    other?;
+                    self.settled(claim.claim_id).await
+                }
+            };
+        }
+        match self
+            .rows
+            .transition(
+                claim.claim_id,
+                &lapsed,
+                ClaimStatus::RefundDue,
+                now,
+                Deadline::Any,
+            )
+            .await?
+        {
+            Some(row) => Ok(PaymentOutcome::RefundDue(row)),
+            None => self.settled(claim.claim_id).await,
+        }
+    }
+
+    async fn settled(&self, id: i64) -> Result<PaymentOutcome, LedgerError> {
+        self.rows
+            .by_id(id)
+            .await?
+            .map(PaymentOutcome::Unchanged)
+            .ok_or_else(|| LedgerError::Unavailable("claim vanished".into()))
+    }
+}
+
+#[async_trait]
+impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
+    async fn hold(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        item: Option<ItemId>,
+        key: &str,
+        now: EpochMs,
+    ) -> Result<HoldOutcome, LedgerError> {
+        let (item, fresh) = match self.decide(spec, user, key, item).await? {
+            Decision::Refused(refusal) => return Ok(HoldOutcome::Refused(refusal)),
+            Decision::Take(item) => (item, true),
+            Decision::Seen(item) => (item, false),
+        };
+        let hold = NewHold {
+            activity: spec.id,
+            item,
+            user,
+            key: key.to_string(),
+            expires_at: now.saturating_add(spec.hold_ms),
+            now,
+        };
+        match self.rows.insert(hold).await {
+            Ok(claim) => Ok(HoldOutcome::Held { claim, fresh }),
+            Err(err) => {
+                // A concurrent retry of the same key may have written the row; only give
+                // the slot back when no row stands for it.
+                if let Ok(Some(claim)) = self.rows.by_key(spec.id, user, key).await {
+                    return Ok(HoldOutcome::Held { claim, fresh });
+                }
+                if fresh {
+                    self.arbiter.undo(spec, user, key).await?;
+                }
+                Err(err.into())
+            }
+        }
+    }
+
+    async fn cancel(
+        &self,
+        spec: &ActivitySpec,
+        claim: &ClaimRecord,
+        now: EpochMs,
+    ) -> Result<Option<ClaimRecord>, LedgerError> {
+        let row = self
+            .rows
+            .transition(
+                claim.claim_id,
+                &[ClaimStatus::Held],
+                ClaimStatus::Cancelled,
+                now,
+                Deadline::Any,
+            )
+            .await?;
+        if row.is_some() {
+            self.arbiter.release(spec, claim.user, &claim.key).await?;
+        }
+        Ok(row)
+    }
+
+    async fn confirm(
+        &self,
+        spec: &ActivitySpec,
+        claim: &ClaimRecord,
+        now: EpochMs,
+    ) -> Result<PaymentOutcome, LedgerError> {
+        let current = self
+            .rows
+            .by_id(claim.claim_id)
+            .await?
+            .unwrap_or_else(|| claim.clone());
+        match current.status {
+            ClaimStatus::Confirmed | ClaimStatus::RefundDue => {
+                Ok(PaymentOutcome::Unchanged(current))
+            }
+            ClaimStatus::Expired | ClaimStatus::Cancelled => self.repay(spec, &current, now).await,
+            ClaimStatus::Held => {
+                let paid = self
+                    .rows
+                    .transition(
+                        current.claim_id,
+                        &[ClaimStatus::Held],
+                        ClaimStatus::Confirmed,
+                        now,
+                        Deadline::NotPassed,
+                    )
+                    .await?;
+                if let Some(row) = paid {
+                    self.arbiter.confirm(spec, row.user, &row.key).await?;
+                    return Ok(PaymentOutcome::Confirmed(row));
+                }
+                // Lapsed but not swept yet: expire it here (once), then treat it as lapsed.
+                if self
+                    .rows
+                    .transition(
+                        current.claim_id,
+                        &[ClaimStatus::Held],
+                        ClaimStatus::Expired,
+                        now,
+                        Deadline::Passed,
+                    )
+                    .await?
+                    .is_some()
+                {
+                    self.arbiter
+                        .release(spec, current.user, &current.key)
+                        .await?;
+                }
+                let now_row = self.rows.by_id(current.claim_id).await?.unwrap_or(current);
+                match now_row.status {
+                    ClaimStatus::Expired | ClaimStatus::Cancelled => {
+                        self.repay(spec, &now_row, now).await
+                    }
+                    _ => Ok(PaymentOutcome::Unchanged(now_row)),
+                }
+            }
+        }
+    }
+
+    async fn expire(
+        &self,
+        spec: &ActivitySpec,
+        now: EpochMs,
+    ) -> Result<Vec<ClaimRecord>, LedgerError> {
+        let expired = self.rows.expire_due(spec.id, now).await?;
+        for claim in &expired {
+            self.arbiter.release(spec, claim.user, &claim.key).await?;
+        }
+        Ok(expired)
+    }
+
+    async fn recover(&self, spec: &ActivitySpec) -> Result<Vec<EpochMs>, LedgerError> {
+        let claims = self.rows.of_activity(spec.id).await?;
+        let restorable: Vec<RestoredClaim> = claims.iter().filter_map(restored).collect();
+        self.arbiter.restore(spec, &restorable).await?;
+        Ok(claims
+            .iter()
+            .filter(|c| c.status == ClaimStatus::Held)
+            .map(|c| c.expires_at)
+            .collect())
+    }
+
+    async fn stock(&self, spec: &ActivitySpec) -> Result<StockView, LedgerError> {
+        self.arbiter.stock(spec).await
+    }
+
+    async fn claim(&self, claim_id: i64) -> Result<Option<ClaimRecord>, LedgerError> {
+        Ok(self.rows.by_id(claim_id).await?)
+    }
+}

@@ -1,0 +1,143 @@
+-- Corral's claim arbiter: every stock decision of one activity, atomically, in Redis.
+-- Loaded once (SCRIPT LOAD) and called by EVALSHA. The rules mirror
+-- corral_actors::claims::StockBook; its unit tests are the reference.
+--
+-- KEYS (one activity, all under <prefix>claims:{<activity>}: so they share a cluster slot):
+--   1 free   hash  item -> free slots
+--   2 avail  set   items with a free slot
+--   3 users  hash  user -> active (held + confirmed) claims
+--   4 keys   hash  "user|key" -> "h|item" held, "c|item" confirmed, "r|item" released,
+--                  "x|refusal" refused
+--   5 meta   hash  ready, left, held
+-- ARGV[1] = op, ARGV[2] = expiry of every key (epoch ms: past the activity's end), then per op:
+--   claim   user key item('' = any) per_user_limit -> {"take", item} | {"seen", item}
+--                                                      | {"refused", why} | {"uninit"}
+--   undo    user key            -> {"1"} | {"0"}      forget a take whose row was not written
+--   release user key            -> {"1"} | {"0"}      a hold expired or was cancelled
+--   confirm user key            -> {"1"} | {"0"}      a hold was paid
+--   retake  user key item       -> {"1"} | {"0"}      a lapsed hold was paid: take a slot again
+--   init    n_items (item slots)* (user key item state)* -> {"1"} applied | {"0"} already there
+--   stock                       -> {left, held}
+local free, avail, users, keys, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local op, expire_at = ARGV[1], ARGV[2]
+
+local function touch()
+  for i = 1, 5 do redis.call('PEXPIREAT', KEYS[i], expire_at) end
+end
+
+local function occupy(user, item, state)
+  if redis.call('HINCRBY', free, item, -1) <= 0 then redis.call('SREM', avail, item) end
+  redis.call('HINCRBY', users, user, 1)
+  redis.call('HINCRBY', meta, 'left', -1)
+  if state == 'h' then redis.call('HINCRBY', meta, 'held', 1) end
+end
+
+local function vacate(user, item)
+  redis.call('HINCRBY', free, item, 1)
+  redis.call('SADD', avail, item)
+  if redis.call('HINCRBY', users, user, -1) <= 0 then redis.call('HDEL', users, user) end
+  redis.call('HINCRBY', meta, 'left', 1)
+  redis.call('HINCRBY', meta, 'held', -1)
+end
+
+if op == 'stock' then
+  local m = redis.call('HMGET', meta, 'left', 'held')
+  return {tostring(m[1] or 0), tostring(m[2] or 0)}
+end
+
+if op == 'init' then
+  if redis.call('HEXISTS', meta, 'ready') == 1 then return {'0'} end
+  redis.call('DEL', free, avail, users, keys)
+  local n = tonumber(ARGV[3])
+  local left, held = 0, 0
+  local i = 4
+  for _ = 1, n do
+    redis.call('HSET', free, ARGV[i], ARGV[i + 1])
+    left = left + tonumber(ARGV[i + 1])
+    i = i + 2
+  end
+  while i <= #ARGV do
+    local user, key, item, state = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    redis.call('HSET', keys, user .. '|' .. key, state .. '|' .. item)
+    if state == 'h' or state == 'c' then
+      redis.call('HINCRBY', free, item, -1)
+      redis.call('HINCRBY', users, user, 1)
+      left = left - 1
+      if state == 'h' then held = held + 1 end
+    end
+    i = i + 4
+  end
+  local all = redis.call('HGETALL', free)
+  for j = 1, #all, 2 do
+    if tonumber(all[j + 1]) > 0 then redis.call('SADD', avail, all[j]) end
+  end
+  redis.call('HSET', meta, 'ready', '1', 'left', left, 'held', held)
+  touch()
+  return {'1'}
+end
+
+local user, key = ARGV[3], ARGV[4]
+local k = user .. '|' .. key
+local prev = redis.call('HGET', keys, k)
+local state, item = nil, nil
+if prev then state, item = string.match(prev, '^(%a)|(.*)$') end
+
+if op == 'claim' then
+  if redis.call('HEXISTS', meta, 'ready') == 0 then return {'uninit'} end
+  if state == 'x' then return {'refused', item} end
+  if state then return {'seen', item} end
+  local want = ARGV[5]
+  local why = nil
+  if want == '' then
+    want = redis.call('SRANDMEMBER', avail)
+    if not want then why = 'sold_out' end
+  else
+    local left = redis.call('HGET', free, want)
+    if not left then why = 'no_such_item'
+    elseif tonumber(left) <= 0 then why = 'sold_out' end
+  end
+  if not why and tonumber(redis.call('HGET', users, user) or '0') >= tonumber(ARGV[6]) then
+    why = 'limit_reached'
+  end
+  if why then
+    redis.call('HSET', keys, k, 'x|' .. why)
+    touch()
+    return {'refused', why}
+  end
+  occupy(user, want, 'h')
+  redis.call('HSET', keys, k, 'h|' .. want)
+  touch()
+  return {'take', want}
+end
+
+if op == 'undo' then
+  if state ~= 'h' then return {'0'} end
+  vacate(user, item)
+  redis.call('HDEL', keys, k)
+  return {'1'}
+end
+
+if op == 'release' then
+  if state ~= 'h' then return {'0'} end
+  vacate(user, item)
+  redis.call('HSET', keys, k, 'r|' .. item)
+  return {'1'}
+end
+
+if op == 'confirm' then
+  if state ~= 'h' then return {'0'} end
+  redis.call('HINCRBY', meta, 'held', -1)
+  redis.call('HSET', keys, k, 'c|' .. item)
+  return {'1'}
+end
+
+if op == 'retake' then
+  local want = ARGV[5]
+  if tonumber(redis.call('HGET', free, want) or '0') <= 0 then return {'0'} end
+  occupy(user, want, 'c')
+  redis.call('HSET', keys, k, 'c|' .. want)
+  touch()
+  return {'1'}
+end
+
+return redis.error_reply('unknown claim op ' .. tostring(op))

@@ -1,0 +1,250 @@
+//! Activities (promotions) and their items, and the Activity actor's ports over them.
+
+use async_trait::async_trait;
+use corral_actors::{ActivityItem, ActivityRecord, ActivityStore, StoreFailure};
+use corral_protocol::EpochMs;
+use corral_protocol::ops::ActivityId;
+use serde_json::json;
+use sqlx::{Any, Row, Transaction};
+
+use super::Audit;
+use crate::store::{Db, StoreError};
+
+/// The writable fields of an activity (validated by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityInput {
+    /// Its title.
+    pub title: String,
+    /// When claims open.
+    pub starts_at: EpochMs,
+    /// When claims close.
+    pub ends_at: EpochMs,
+    /// Claims per user.
+    pub per_user_limit: i64,
+    /// Hold lifetime.
+    pub hold_seconds: i64,
+    /// `(animal_id, slots)` per item.
+    pub items: Vec<(i64, i64)>,
+}
+
+impl ActivityInput {
+    fn audit_detail(&self) -> serde_json::Value {
+        json!({
+            "title": self.title,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "items": self.items.iter().map(|(a, s)| json!({"animal_id": a, "slots": s})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+async fn insert_items(
+    tx: &mut Transaction<'_, Any>,
+    activity: i64,
+    items: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    for (animal, slots) in items {
+        sqlx::query(
+            "INSERT INTO activity_items (activity_id, animal_id, slots) VALUES ($1, $2, $3)",
+        )
+        .bind(activity)
+        .bind(animal)
+        .bind(slots)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Creates an activity of `merchant` (by `actor`).
+    pub async fn create_activity(
+        &self,
+        actor: i64,
+        merchant: i64,
+        input: &ActivityInput,
+        now: i64,
+    ) -> Result<ActivityId, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO activities (merchant_id, title, starts_at, ends_at, per_user_limit, \
+             hold_seconds, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', $7, $7) RETURNING id",
+        )
+        .bind(merchant)
+        .bind(&input.title)
+        .bind(input.starts_at)
+        .bind(input.ends_at)
+        .bind(input.per_user_limit)
+        .bind(input.hold_seconds)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        insert_items(&mut tx, id, &input.items).await?;
+        Audit {
+            actor_id: actor,
+            action: "activity.create",
+            subject: format!("activity:{id}"),
+            detail: input.audit_detail(),
+            at: now,
+        }
+        .write(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Replaces an activity's fields and items (by `actor`). `Conflict` unless it is
+    /// scheduled and has not started at `now`: once started, claims refer to its items.
+    pub async fn update_activity(
+        &self,
+        actor: i64,
+        id: ActivityId,
+        input: &ActivityInput,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE activities SET title = $1, starts_at = $2, ends_at = $3, per_user_limit = $4, \
+             hold_seconds = $5, updated_at = $6 \
+             WHERE id = $7 AND status = 'scheduled' AND starts_at > $6",
+        )
+        .bind(&input.title)
+        .bind(input.starts_at)
+        .bind(input.ends_at)
+        .bind(input.per_user_limit)
+        .bind(input.hold_seconds)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "only a scheduled activity that has not started can be edited".into(),
+            ));
+        }
+        sqlx::query("DELETE FROM activity_items WHERE activity_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        insert_items(&mut tx, id, &input.items).await?;
+        Audit {
+            actor_id: actor,
+            action: "activity.update",
+            subject: format!("activity:{id}"),
+            detail: input.audit_detail(),
+            at: now,
+        }
+        .write(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Cancels an activity (by `actor`). `Conflict` when it is already cancelled or over.
+    pub async fn cancel_activity(
+        &self,
+        actor: i64,
+        id: ActivityId,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE activities SET status = 'cancelled', updated_at = $1 \
+             WHERE id = $2 AND status = 'scheduled' AND ends_at > $1",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "the activity is already cancelled or over".into(),
+            ));
+        }
+        Audit {
+            actor_id: actor,
+            action: "activity.cancel",
+            subject: format!("activity:{id}"),
+            detail: json!({}),
+            at: now,
+        }
+        .write(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An activity with its items.
+    pub async fn activity_record(
+        &self,
+        id: ActivityId,
+    ) -> Result<Option<ActivityRecord>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT id, merchant_id, title, starts_at, ends_at, per_user_limit, hold_seconds, \
+             status FROM activities WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let items = sqlx::query(
+            "SELECT id, animal_id, slots FROM activity_items WHERE activity_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|item| {
+            Ok(ActivityItem {
+                item_id: item.try_get("id")?,
+                animal_id: item.try_get("animal_id")?,
+                slots: item.try_get("slots")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let status: String = row.try_get("status")?;
+        Ok(Some(ActivityRecord {
+            id: row.try_get("id")?,
+            merchant_id: row.try_get("merchant_id")?,
+            title: row.try_get("title")?,
+            starts_at: row.try_get("starts_at")?,
+            ends_at: row.try_get("ends_at")?,
+            per_user_limit: row.try_get("per_user_limit")?,
+            hold_seconds: row.try_get("hold_seconds")?,
+            cancelled: status == "cancelled",
+            items,
+        }))
+    }
+
+    /// Ids of the activities not cancelled whose end is after `now`.
+    pub async fn pending_activity_ids(&self, now: EpochMs) -> Result<Vec<ActivityId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM activities WHERE status = 'scheduled' AND ends_at > $1 ORDER BY starts_at",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<i64, _>(0)?))
+            .collect()
+    }
+}
+
+fn failure(err: StoreError) -> StoreFailure {
+    StoreFailure(err.to_string())
+}
+
+#[async_trait]
+impl ActivityStore for Db {
+    async fn activity(&self, id: ActivityId) -> Result<Option<ActivityRecord>, StoreFailure> {
+        self.activity_record(id).await.map_err(failure)
+    }
+
+    async fn pending_activities(&self, now: EpochMs) -> Result<Vec<ActivityId>, StoreFailure> {
+        self.pending_activity_ids(now).await.map_err(failure)
+    }
+}

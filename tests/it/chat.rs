@@ -1,0 +1,829 @@
+//! Chat: rooms, DMs, presence, order and exactly-once delivery, reconnect catch-up, history,
+//! idempotent sends, access control, limits, supervision, slow consumers, crash safety and
+//! cross-node delivery — on real nodes over real WebSockets.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use corral_protocol::ErrorCode;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::engine_tests;
+use crate::support::{Engine, TestApp, WsClient, redis_url, unique};
+
+engine_tests!(
+    concurrent_senders_are_delivered_in_order_exactly_once,
+    every_device_gets_each_message,
+    rejoining_with_since_catches_up,
+    long_absence_is_truncated_and_paged_with_history,
+    client_msg_id_makes_sends_idempotent,
+    private_rooms_and_dms_refuse_others,
+    a_panicking_room_restarts_and_keeps_its_members,
+    limits_are_enforced,
+);
+
+/// Creates a room as `token`'s user; returns its id.
+async fn create_room(app: &TestApp, token: &str, private: bool) -> i64 {
+    let (status, body) = app
+        .post(
+            "/api/v1/rooms",
+            Some(token),
+            json!({"name": unique("room"), "private": private}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["room_id"].as_i64().expect("room_id")
+}
+
+async fn join(ws: &mut WsClient, room: i64, since: Option<u64>) -> Value {
+    let mut params = json!({ "room": room });
+    if let Some(since) = since {
+        params["since"] = json!(since);
+    }
+    ws.request("room.join", params).await.expect("join")
+}
+
+async fn send(ws: &mut WsClient, room: i64, text: &str, cmid: &str) -> u64 {
+    let ok = ws
+        .request(
+            "room.send",
+            json!({"room": room, "text": text, "client_msg_id": cmid}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("send {cmid}: {e:?}"));
+    ok["seq"].as_u64().expect("seq")
+}
+
+/// The next `n` `room.message` pushes of `room`.
+async fn messages(ws: &mut WsClient, room: i64, n: usize) -> Vec<Value> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let msg = ws
+            .next_event("room.message")
+            .await
+            .unwrap_or_else(|| panic!("only {} of {n} messages arrived", got.len()));
+        if msg["room"] == room {
+            got.push(msg);
+        }
+    }
+    got
+}
+
+fn seqs(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
+fn code(result: Result<Value, corral_protocol::ErrorBody>) -> ErrorCode {
+    result.expect_err("an error reply").code
+}
+
+async fn concurrent_senders_are_delivered_in_order_exactly_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, owner) = app.user("owner").await;
+    let room = create_room(&app, &owner, false).await;
+    let mut receivers = Vec::new();
+    for _ in 0..2 {
+        let (_, token) = app.user("reader").await;
+        let mut ws = app.client(Some(&token)).await;
+        join(&mut ws, room, None).await;
+        receivers.push(ws);
+    }
+    const SENDERS: usize = 4;
+    const EACH: usize = 25;
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        let (id, token) = app.user("sender").await;
+        senders.push((id, app.client(Some(&token)).await));
+    }
+    let acked: Vec<Vec<(i64, String, u64)>> = join_all(senders.iter_mut().enumerate().map(
+        |(s, (id, ws))| async move {
+            let mut acked = Vec::new();
+            for i in 0..EACH {
+                let cmid = format!("s{s}-{i}");
+                let seq = send(ws, room, &format!("hello {s} {i}"), &cmid).await;
+                acked.push((*id, cmid, seq));
+            }
+            acked
+        },
+    ))
+    .await;
+    let acked: BTreeMap<u64, (i64, String)> = acked
+        .into_iter()
+        .flatten()
+        .map(|(id, cmid, seq)| (seq, (id, cmid)))
+        .collect();
+    let total = SENDERS * EACH;
+    assert_eq!(acked.len(), total, "every ack has its own seq");
+    assert_eq!(
+        acked.keys().copied().collect::<Vec<_>>(),
+        (1..=total as u64).collect::<Vec<_>>()
+    );
+    for ws in &mut receivers {
+        let got = messages(ws, room, total).await;
+        assert_eq!(seqs(&got), (1..=total as u64).collect::<Vec<_>>());
+        for m in &got {
+            let (from, cmid) = &acked[&m["seq"].as_u64().unwrap()];
+            assert_eq!(
+                (
+                    m["from"].as_i64().unwrap(),
+                    m["client_msg_id"].as_str().unwrap()
+                ),
+                (*from, cmid.as_str())
+            );
+        }
+        // Exactly once: nothing more comes.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+        assert!(
+            ws.next_event_until("room.message", deadline)
+                .await
+                .is_none()
+        );
+    }
+}
+
+async fn every_device_gets_each_message(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (a_id, a) = app.user("alice").await;
+    let (b_id, b) = app.user("bob").await;
+    let room = create_room(&app, &a, false).await;
+    let mut phone = app.client(Some(&a)).await;
+    let mut laptop = app.client(Some(&a)).await;
+    let mut bob = app.client(Some(&b)).await;
+    let joined = join(&mut phone, room, None).await;
+    assert_eq!(joined["online"], json!([a_id]));
+    join(&mut laptop, room, None).await;
+    let joined = join(&mut bob, room, None).await;
+    let mut online: Vec<i64> = serde_json::from_value(joined["online"].clone()).unwrap();
+    online.sort_unstable();
+    assert_eq!(online, {
+        let mut v = vec![a_id, b_id];
+        v.sort_unstable();
+        v
+    });
+    // Alice's devices were told Bob came.
+    let presence = phone.next_event("presence").await.expect("presence");
+    assert_eq!(
+        presence,
+        json!({"ev": "presence", "room": room, "user": b_id, "state": "joined"})
+    );
+
+    let seq = send(&mut phone, room, "from the phone", "p1").await;
+    for ws in [&mut phone, &mut laptop, &mut bob] {
+        let got = messages(ws, room, 1).await;
+        assert_eq!(got[0]["seq"].as_u64(), Some(seq));
+        assert_eq!(got[0]["text"], "from the phone");
+        assert_eq!(got[0]["from"], a_id);
+    }
+
+    // Bob leaving is announced once his last session is gone.
+    bob.request("room.leave", json!({"room": room}))
+        .await
+        .expect("leave");
+    let presence = laptop.next_event("presence").await.expect("presence");
+    assert_eq!(presence["state"], "left");
+    assert_eq!(presence["user"], b_id);
+    send(&mut laptop, room, "bob is gone", "l1").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    assert!(
+        bob.next_event_until("room.message", deadline)
+            .await
+            .is_none()
+    );
+}
+
+async fn rejoining_with_since_catches_up(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, a) = app.user("alice").await;
+    let (_, b) = app.user("bob").await;
+    let room = create_room(&app, &a, false).await;
+    let mut alice = app.client(Some(&a)).await;
+    let mut bob = app.client(Some(&b)).await;
+    join(&mut alice, room, None).await;
+    join(&mut bob, room, None).await;
+    send(&mut alice, room, "one", "c1").await;
+    send(&mut alice, room, "two", "c2").await;
+    let seen = seqs(&messages(&mut bob, room, 2).await);
+    assert_eq!(seen, vec![1, 2]);
+    drop(bob);
+
+    for i in 3..=7 {
+        send(&mut alice, room, &format!("msg {i}"), &format!("c{i}")).await;
+    }
+    let mut bob = app.client(Some(&b)).await;
+    let joined = join(&mut bob, room, Some(2)).await;
+    assert_eq!(joined["last_seq"], 7);
+    assert_eq!(joined["truncated"], false);
+    assert_eq!(joined["caught_up"], true);
+    assert!(joined["epoch"].as_i64().is_some());
+    let missed: Vec<Value> = serde_json::from_value(joined["missed"].clone()).unwrap();
+    assert_eq!(seqs(&missed), vec![3, 4, 5, 6, 7]);
+    assert_eq!(missed[0]["text"], "msg 3");
+
+    // Live messages continue right after the catch-up, without duplicates.
+    send(&mut alice, room, "eight", "c8").await;
+    assert_eq!(seqs(&messages(&mut bob, room, 1).await), vec![8]);
+
+    // Already caught up: nothing missed; ahead of the room (a reset history): not caught up.
+    let again = join(&mut bob, room, Some(8)).await;
+    assert_eq!(
+        (again["missed"].clone(), again["caught_up"].clone()),
+        (json!([]), json!(true))
+    );
+    let ahead = join(&mut bob, room, Some(50)).await;
+    assert_eq!(ahead["caught_up"], false);
+}
+
+async fn long_absence_is_truncated_and_paged_with_history(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |s| {
+        s.chat.catch_up_window = 5;
+        s.chat.history_page_max = 4;
+    })
+    .await;
+    let (_, a) = app.user("alice").await;
+    let room = create_room(&app, &a, false).await;
+    let mut alice = app.client(Some(&a)).await;
+    for i in 1..=12 {
+        send(&mut alice, room, &format!("m{i}"), &format!("k{i}")).await;
+    }
+    let (_, b) = app.user("bob").await;
+    let mut bob = app.client(Some(&b)).await;
+    let joined = join(&mut bob, room, Some(1)).await;
+    assert_eq!(joined["truncated"], true);
+    assert_eq!(joined["caught_up"], false);
+    let missed: Vec<Value> = serde_json::from_value(joined["missed"].clone()).unwrap();
+    assert_eq!(seqs(&missed), vec![8, 9, 10, 11, 12]);
+
+    // Page back from the oldest missed message; pages are clamped to history_page_max.
+    let page = bob
+        .request(
+            "room.history",
+            json!({"room": room, "before_seq": 8, "limit": 100}),
+        )
+        .await
+        .expect("history");
+    let page: Vec<Value> = serde_json::from_value(page["messages"].clone()).unwrap();
+    assert_eq!(seqs(&page), vec![4, 5, 6, 7]);
+    assert_eq!(page[0]["text"], "m4");
+    let page = bob
+        .request(
+            "room.history",
+            json!({"room": room, "before_seq": 4, "limit": 4}),
+        )
+        .await
+        .expect("history");
+    assert_eq!(
+        seqs(&serde_json::from_value::<Vec<Value>>(page["messages"].clone()).unwrap()),
+        vec![1, 2, 3]
+    );
+    // The newest page (no before_seq) comes from the room's memory.
+    let page = bob
+        .request("room.history", json!({"room": room, "limit": 3}))
+        .await
+        .expect("history");
+    assert_eq!(
+        seqs(&serde_json::from_value::<Vec<Value>>(page["messages"].clone()).unwrap()),
+        vec![10, 11, 12]
+    );
+}
+
+async fn client_msg_id_makes_sends_idempotent(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, a) = app.user("alice").await;
+    let (_, b) = app.user("bob").await;
+    let room = create_room(&app, &a, false).await;
+    let mut bob = app.client(Some(&b)).await;
+    join(&mut bob, room, None).await;
+    let mut alice = app.client(Some(&a)).await;
+    let first = send(&mut alice, room, "once", "same-key").await;
+    let again = send(&mut alice, room, "once", "same-key").await;
+    assert_eq!(first, again);
+    // A retry from another connection (after a lost reply) gets the original seq too...
+    let mut retry = app.client(Some(&a)).await;
+    assert_eq!(send(&mut retry, room, "once", "same-key").await, first);
+    // ...while another user may use the same key, and the seq stays gap-free.
+    let mut bob2 = app.client(Some(&b)).await;
+    assert_eq!(send(&mut bob2, room, "mine", "same-key").await, first + 1);
+    assert_eq!(send(&mut alice, room, "next", "other-key").await, first + 2);
+    let got = messages(&mut bob, room, 3).await;
+    assert_eq!(seqs(&got), vec![first, first + 1, first + 2]);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+    assert!(
+        bob.next_event_until("room.message", deadline)
+            .await
+            .is_none()
+    );
+}
+
+async fn private_rooms_and_dms_refuse_others(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (a_id, a) = app.user("alice").await;
+    let (b_id, b) = app.user("bob").await;
+    let (_, c) = app.user("carol").await;
+    let room = create_room(&app, &a, true).await;
+    let mut alice = app.client(Some(&a)).await;
+    let mut bob = app.client(Some(&b)).await;
+    let mut carol = app.client(Some(&c)).await;
+    join(&mut alice, room, None).await;
+    assert_eq!(
+        code(carol.request("room.join", json!({"room": room})).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(
+            carol
+                .request(
+                    "room.send",
+                    json!({"room": room, "text": "hi", "client_msg_id": "x"})
+                )
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(
+            carol
+                .request("room.history", json!({"room": room, "limit": 10}))
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+    // Only the owner adds members.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&c),
+            json!({"user_id": b_id}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&a),
+            json!({"user_id": b_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    join(&mut bob, room, None).await;
+    send(&mut bob, room, "now a member", "b1").await;
+    assert_eq!(messages(&mut alice, room, 1).await[0]["from"], b_id);
+    assert_eq!(
+        code(carol.request("room.join", json!({"room": 999_999})).await),
+        ErrorCode::NotFound
+    );
+
+    // A DM reaches every device of the other user without a join, and only those two may
+    // read its room.
+    let mut bob_phone = app.client(Some(&b)).await;
+    let dm = alice
+        .request(
+            "dm.send",
+            json!({"to": b_id, "text": "psst", "client_msg_id": "d1"}),
+        )
+        .await
+        .expect("dm");
+    let dm_room = dm["room"].as_i64().expect("room");
+    assert_eq!(dm["seq"], 1);
+    for ws in [&mut bob, &mut bob_phone] {
+        let got = messages(ws, dm_room, 1).await;
+        assert_eq!(
+            (got[0]["text"].as_str(), got[0]["from"].as_i64()),
+            (Some("psst"), Some(a_id))
+        );
+    }
+    let back = bob
+        .request(
+            "dm.send",
+            json!({"to": a_id, "text": "hey", "client_msg_id": "d2"}),
+        )
+        .await
+        .expect("dm back");
+    assert_eq!(
+        (back["room"].as_i64(), back["seq"].as_u64()),
+        (Some(dm_room), Some(2))
+    );
+    assert_eq!(
+        code(carol.request("room.join", json!({"room": dm_room})).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(
+            carol
+                .request("room.history", json!({"room": dm_room, "limit": 5}))
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/rooms/{dm_room}/members"),
+            Some(&a),
+            json!({"user_id": 1}),
+        )
+        .await;
+    assert_eq!(status, 403, "nobody joins a DM");
+    let history = bob
+        .request("room.history", json!({"room": dm_room, "limit": 5}))
+        .await
+        .expect("history");
+    assert_eq!(history["messages"].as_array().map(Vec::len), Some(2));
+}
+
+async fn a_panicking_room_restarts_and_keeps_its_members(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, a) = app.user("alice").await;
+    let (_, b) = app.user("bob").await;
+    let room = create_room(&app, &a, false).await;
+    let mut alice = app.client(Some(&a)).await;
+    let mut bob = app.client(Some(&b)).await;
+    join(&mut alice, room, None).await;
+    join(&mut bob, room, None).await;
+    assert_eq!(send(&mut alice, room, "before", "k1").await, 1);
+    assert_eq!(seqs(&messages(&mut bob, room, 1).await), vec![1]);
+    assert!(app.state.hub.rooms.inject_panic(room), "the room runs here");
+    // The members stay connected and joined; the next message gets the next seq.
+    assert!(alice.is_open().await && bob.is_open().await);
+    assert_eq!(send(&mut alice, room, "after", "k2").await, 2);
+    let got = messages(&mut bob, room, 1).await;
+    assert_eq!(
+        (got[0]["seq"].as_u64(), got[0]["text"].as_str()),
+        (Some(2), Some("after"))
+    );
+    assert_eq!(seqs(&messages(&mut alice, room, 2).await), vec![1, 2]);
+    let (_, metrics) = app.get("/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("corral_actor_restarts_total{kind=\"room\"}"),
+        "restart counted"
+    );
+}
+
+async fn limits_are_enforced(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |s| {
+        s.chat.max_text_chars = 10;
+        s.chat.rooms_per_connection = 2;
+    })
+    .await;
+    let (_, a) = app.user("alice").await;
+    let rooms = [
+        create_room(&app, &a, false).await,
+        create_room(&app, &a, false).await,
+        create_room(&app, &a, false).await,
+    ];
+    let mut ws = app.client(Some(&a)).await;
+    assert_eq!(
+        code(
+            ws.request(
+                "room.send",
+                json!({"room": rooms[0], "text": "x".repeat(11), "client_msg_id": "k"})
+            )
+            .await
+        ),
+        ErrorCode::TooLarge
+    );
+    assert_eq!(send(&mut ws, rooms[0], &"é".repeat(10), "k").await, 1);
+    join(&mut ws, rooms[0], None).await;
+    join(&mut ws, rooms[1], None).await;
+    join(&mut ws, rooms[1], None).await; // re-joining is not another room
+    assert_eq!(
+        code(ws.request("room.join", json!({"room": rooms[2]})).await),
+        ErrorCode::LimitReached
+    );
+    ws.request("room.leave", json!({"room": rooms[0]}))
+        .await
+        .expect("leave");
+    join(&mut ws, rooms[2], None).await;
+    assert_eq!(
+        code(
+            ws.request(
+                "dm.send",
+                json!({"to": 999_999, "text": "hi", "client_msg_id": "d"})
+            )
+            .await
+        ),
+        ErrorCode::NotFound
+    );
+}
+
+/// A client that stops reading is dropped with 4008 and counted; the others keep receiving.
+#[actix_web::test]
+async fn a_slow_consumer_is_dropped_while_others_keep_receiving() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+        s.ws.outbound_queue = 16;
+        s.ws.rate_per_sec = 100_000.0;
+        s.ws.rate_burst = 100_000.0;
+    })
+    .await;
+    let (_, a) = app.user("alice").await;
+    let room = create_room(&app, &a, false).await;
+    let (_, s) = app.user("sleepy").await;
+    let mut sleepy = app.client(Some(&s)).await;
+    join(&mut sleepy, room, None).await;
+    let (_, r) = app.user("reader").await;
+    let mut reader = app.client(Some(&r)).await;
+    join(&mut reader, room, None).await;
+
+    const SENDERS: usize = 8;
+    const EACH: usize = 300;
+    let text = "x".repeat(3900);
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        senders.push(app.client(Some(&a)).await);
+    }
+    let send_all = join_all(senders.iter_mut().enumerate().map(|(s, ws)| {
+        let text = text.clone();
+        async move {
+            for i in 0..EACH {
+                send(ws, room, &text, &format!("{s}-{i}")).await;
+            }
+        }
+    }));
+    let read_all = async {
+        let got = messages(&mut reader, room, SENDERS * EACH).await;
+        assert_eq!(
+            seqs(&got),
+            (1..=(SENDERS * EACH) as u64).collect::<Vec<_>>()
+        );
+    };
+    futures_util::join!(send_all, read_all);
+
+    assert_eq!(sleepy.close_code().await, Some(4008));
+    let (_, metrics) = app.get("/metrics", None).await;
+    let line = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("corral_slow_consumer_drops_total"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    let drops: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(drops >= 1.0, "slow consumer drop counted: {line:?}");
+}
+
+/// Two nodes sharing PostgreSQL and Redis: a room's members on both get every message once
+/// and in order, whichever node it was sent on.
+#[actix_web::test]
+async fn a_room_spans_nodes_over_redis() {
+    let prefix = format!("{}:", unique("chat"));
+    // Nodes of a cluster share the token key.
+    let key = corral::config::Secret::new(unique("key").repeat(2));
+    let node1 = TestApp::spawn_with(Engine::Postgres, |s| {
+        s.auth.jwt_secret = key.clone();
+        s.redis.url = corral::config::Secret::new(redis_url());
+        s.redis.key_prefix = prefix.clone();
+    })
+    .await;
+    let db_url = node1.state.settings.database.url.clone();
+    let node2 = TestApp::spawn_with(Engine::Postgres, |s| {
+        s.database.url = db_url;
+        s.auth.jwt_secret = key.clone();
+        s.redis.url = corral::config::Secret::new(redis_url());
+        s.redis.key_prefix = prefix.clone();
+    })
+    .await;
+    let (_, a) = node1.user("alice").await;
+    let (_, b) = node1.user("bob").await;
+    let room = create_room(&node1, &a, false).await;
+    let mut alice1 = node1.client(Some(&a)).await;
+    let mut alice2 = node2.client(Some(&a)).await;
+    let mut bob2 = node2.client(Some(&b)).await;
+    join(&mut alice1, room, None).await;
+    join(&mut alice2, room, None).await;
+    join(&mut bob2, room, None).await;
+
+    const EACH: usize = 20;
+    let mut s1 = node1.client(Some(&a)).await;
+    let mut s2 = node2.client(Some(&b)).await;
+    let (acks1, acks2) = futures_util::join!(
+        async {
+            let mut v = Vec::new();
+            for i in 0..EACH {
+                v.push(send(&mut s1, room, "from node 1", &format!("n1-{i}")).await);
+            }
+            v
+        },
+        async {
+            let mut v = Vec::new();
+            for i in 0..EACH {
+                v.push(send(&mut s2, room, "from node 2", &format!("n2-{i}")).await);
+            }
+            v
+        }
+    );
+    let all: HashSet<u64> = acks1.iter().chain(&acks2).copied().collect();
+    assert_eq!(all, (1..=(2 * EACH) as u64).collect::<HashSet<_>>());
+    for ws in [&mut alice1, &mut alice2, &mut bob2] {
+        let got = messages(ws, room, 2 * EACH).await;
+        assert_eq!(seqs(&got), (1..=(2 * EACH) as u64).collect::<Vec<_>>());
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        assert!(
+            ws.next_event_until("room.message", deadline)
+                .await
+                .is_none()
+        );
+    }
+}
+
+/// The real server binary, killed with SIGKILL when dropped.
+struct Server(std::process::Child);
+
+impl Server {
+    fn start(dir: &std::path::Path, port: u16) -> Server {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("CORRAL_LOG__FILTER", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the corral binary");
+        Server(child)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL on Unix
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn wait_ready(http: &reqwest::Client, port: u16) {
+    for _ in 0..200 {
+        let ok = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server on port {port} never became ready");
+}
+
+/// Sends `room.send` requests one after another until the connection dies, recording every
+/// acknowledged (client_msg_id, seq).
+async fn send_until_killed(
+    port: u16,
+    token: &str,
+    room: i64,
+    tag: &str,
+    acked: &std::cell::RefCell<Vec<(String, u64)>>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "corral.v1".parse().unwrap());
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    for id in 1u64.. {
+        let cmid = format!("{tag}-{id}");
+        let frame = json!({"id": id, "op": "room.send", "room": room, "text": "durable", "client_msg_id": cmid});
+        if ws.send(Message::text(frame.to_string())).await.is_err() {
+            return;
+        }
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    if v["re"] == id {
+                        if let Some(seq) = v["ok"]["seq"].as_u64() {
+                            acked.borrow_mut().push((cmid, seq));
+                        }
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Every message acknowledged before a SIGKILL is there, with its seq, after a restart.
+#[actix_web::test]
+async fn a_killed_server_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let mut server = Server::start(dir.path(), port);
+    wait_ready(&http, port).await;
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let creds = json!({"username": unique("k").chars().take(32).collect::<String>(), "password": "correct-horse"});
+    let resp = http
+        .post(format!("{base}/auth/register"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let login: Value = http
+        .post(format!("{base}/auth/login"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+    let created: Value = http
+        .post(format!("{base}/rooms"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "durable", "private": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let room = created["room_id"].as_i64().unwrap();
+
+    let acked = std::cell::RefCell::new(Vec::new());
+    let tags: Vec<String> = (0..4).map(|t| format!("t{t}")).collect();
+    let senders = join_all(
+        tags.iter()
+            .map(|tag| send_until_killed(port, &token, room, tag, &acked)),
+    );
+    let killer = async {
+        while acked.borrow().len() < 300 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.kill();
+    };
+    futures_util::join!(senders, killer);
+    let acked = acked.into_inner();
+    assert!(acked.len() >= 300);
+
+    let port = free_port();
+    let _server = Server::start(dir.path(), port);
+    wait_ready(&http, port).await;
+    let mut ws = WsClient::connect(&format!("ws://127.0.0.1:{port}/ws"), Some(&token))
+        .await
+        .expect("reconnect");
+    let joined = join(&mut ws, room, Some(0)).await;
+    let last = joined["last_seq"].as_u64().unwrap();
+    let mut stored: BTreeMap<u64, String> = BTreeMap::new();
+    let mut before = last + 1;
+    while before > 1 {
+        let page = ws
+            .request(
+                "room.history",
+                json!({"room": room, "before_seq": before, "limit": 200}),
+            )
+            .await
+            .expect("history");
+        let page: Vec<Value> = serde_json::from_value(page["messages"].clone()).unwrap();
+        assert!(!page.is_empty());
+        before = page[0]["seq"].as_u64().unwrap();
+        for m in page {
+            stored.insert(
+                m["seq"].as_u64().unwrap(),
+                m["client_msg_id"].as_str().unwrap().to_string(),
+            );
+        }
+    }
+    assert_eq!(
+        stored.keys().copied().collect::<Vec<_>>(),
+        (1..=last).collect::<Vec<_>>(),
+        "gap-free"
+    );
+    for (cmid, seq) in &acked {
+        assert_eq!(
+            stored.get(seq),
+            Some(cmid),
+            "acknowledged message {cmid} at seq {seq} survived"
+        );
+    }
+}
