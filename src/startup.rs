@@ -105,6 +105,7 @@ impl Application {
             claim_ledger(&db, redis.as_ref()).await?,
             Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
             users.clone(),
+            Arc::new(db.clone()),
         );
         let ws = &settings.ws;
         let arbiters = Arbiters::start(workers);

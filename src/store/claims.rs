@@ -337,6 +337,7 @@ impl ActivityCatalog for SqlCatalog {
                 .iter()
                 .map(|i| ItemSpec {
                     item_id: i.item_id,
+                    animal_id: i.animal_id,
                     slots: i.slots,
                 })
                 .collect(),

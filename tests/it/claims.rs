@@ -852,6 +852,33 @@ async fn webhook_confirms_exactly_once(engine: Engine) {
     let _held = a.next_event("claim.updated").await.expect("held push");
     let pushed = a.next_event("claim.updated").await.expect("confirmed push");
     assert_eq!(pushed["status"], "confirmed");
+    // The adopter now follows the animal: the merchant's post tagged with it reaches her
+    // timeline (and not a bystander's).
+    let item = held["item"].as_i64().expect("item");
+    let animal: i64 = sqlx::query_scalar("SELECT animal_id FROM activity_items WHERE id = $1")
+        .bind(item)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .expect("animal of item");
+    let mut m = app.client(Some(&merchant)).await;
+    let post = m
+        .request(
+            "feed.post",
+            json!({"text": "Your calf says hello", "animal": animal}),
+        )
+        .await
+        .expect("tagged post")["post_id"]
+        .as_i64();
+    let timeline = a
+        .request("feed.timeline", json!({"limit": 10}))
+        .await
+        .expect("timeline");
+    assert_eq!(timeline["posts"][0]["post_id"].as_i64(), post, "{timeline}");
+    let bystander = watcher
+        .request("feed.timeline", json!({"limit": 10}))
+        .await
+        .expect("timeline");
+    assert_eq!(bystander["posts"], json!([]));
     // Its only slot is paid for: the promotion is sold out for good.
     let ended = watcher.next_event("activity.ended").await.expect("ended");
     assert_eq!(ended["reason"], "sold_out");

@@ -252,7 +252,11 @@ mod tests {
             hold_ms: 60_000,
             items: items
                 .iter()
-                .map(|&(item_id, slots)| ItemSpec { item_id, slots })
+                .map(|&(item_id, slots)| ItemSpec {
+                    item_id,
+                    animal_id: item_id,
+                    slots,
+                })
                 .collect(),
         }
     }

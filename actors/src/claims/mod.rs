@@ -24,6 +24,8 @@ pub type ItemId = i64;
 pub struct ItemSpec {
     /// The item.
     pub item_id: ItemId,
+    /// The animal it offers (a confirmed claimant follows its updates).
+    pub animal_id: i64,
     /// How many claimants it can have.
     pub slots: i64,
 }

@@ -23,6 +23,7 @@ use super::{
 use crate::activities::Activities;
 use crate::activity::port::{ActivityRecord, StoreFailure};
 use crate::clock::now_ms;
+use crate::ports::SocialStore;
 use crate::users::UserSessions;
 
 /// Stock frames per activity are at most this often.
@@ -131,6 +132,8 @@ pub struct Claims {
     ledger: Arc<dyn ClaimLedger>,
     catalog: Arc<dyn ActivityCatalog>,
     users: Arc<UserSessions>,
+    /// Confirmed claimants follow their animal's updates through it.
+    social: Arc<dyn SocialStore>,
     desks: DashMap<ActivityId, Arc<OnceCell<Arc<Desk>>>>,
     /// Itself, for the `&self` entry points that load desks.
     me: Weak<Claims>,
@@ -145,17 +148,20 @@ impl Claims {
         let _ = self.activities.set(activities);
     }
 
-    /// A desk over `ledger` and `catalog`, pushing to `users`.
+    /// A desk over `ledger` and `catalog`, pushing to `users`; confirmed claimants follow
+    /// their animal through `social`.
     pub fn new(
         ledger: Arc<dyn ClaimLedger>,
         catalog: Arc<dyn ActivityCatalog>,
         users: Arc<UserSessions>,
+        social: Arc<dyn SocialStore>,
     ) -> Arc<Claims> {
         Arc::new_cyclic(|me| Claims {
             me: me.clone(),
             ledger,
             catalog,
             users,
+            social,
             desks: DashMap::new(),
             activities: OnceLock::new(),
         })
@@ -334,10 +340,28 @@ impl Claims {
                     .increment(1);
                 desk.touched();
                 self.push(c);
+                if c.status == ClaimStatus::Confirmed {
+                    self.follow_adopted_animal(&desk.spec, c).await;
+                }
             }
             PaymentOutcome::Unchanged(_) => {}
         }
         Ok(outcome)
+    }
+
+    /// A confirmed claimant follows updates about the animal they adopted. A failure here is
+    /// logged, not returned: the payment itself is recorded and must be acknowledged.
+    async fn follow_adopted_animal(&self, spec: &ActivitySpec, claim: &ClaimRecord) {
+        let Some(item) = spec.items.iter().find(|i| i.item_id == claim.item) else {
+            return;
+        };
+        if let Err(err) = self
+            .social
+            .follow_animal(claim.user, item.animal_id, now_ms())
+            .await
+        {
+            tracing::warn!(%err, user = claim.user, animal = item.animal_id, "following the adopted animal failed");
+        }
     }
 
     /// Tells every device of the claimant (on this node) about the claim's new status.
