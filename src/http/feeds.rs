@@ -166,6 +166,17 @@ struct Users {
     next_before: Option<UserId>,
 }
 
+/// Answers a page of user ids.
+fn users_page(
+    page: Result<corral_actors::ports::UserPage, corral_actors::ports::SocialError>,
+) -> Result<HttpResponse, ApiError> {
+    let page = page.map_err(social)?;
+    Ok(HttpResponse::Ok().json(Users {
+        users: page.users,
+        next_before: page.next_before,
+    }))
+}
+
 async fn followers(
     state: web::Data<AppState>,
     _caller: Caller,
@@ -173,16 +184,13 @@ async fn followers(
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = feeds::page_limit(paging.limit)?;
-    let page = state
-        .hub
-        .social
-        .followers(id.into_inner(), paging.before, limit)
-        .await
-        .map_err(social)?;
-    Ok(HttpResponse::Ok().json(Users {
-        users: page.users,
-        next_before: page.next_before,
-    }))
+    users_page(
+        state
+            .hub
+            .social
+            .followers(id.into_inner(), paging.before, limit)
+            .await,
+    )
 }
 
 async fn following(
@@ -192,16 +200,13 @@ async fn following(
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = feeds::page_limit(paging.limit)?;
-    let page = state
-        .hub
-        .social
-        .following(id.into_inner(), paging.before, limit)
-        .await
-        .map_err(social)?;
-    Ok(HttpResponse::Ok().json(Users {
-        users: page.users,
-        next_before: page.next_before,
-    }))
+    users_page(
+        state
+            .hub
+            .social
+            .following(id.into_inner(), paging.before, limit)
+            .await,
+    )
 }
 
 async fn profile(
