@@ -274,11 +274,17 @@ impl Settings {
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).required(true));
         }
+        // Only `CORRAL_<SECTION>__<KEY>` variables are settings; others sharing the prefix
+        // (CORRAL_PROFILE, CORRAL_CONFIG, the test suite's CORRAL_TEST_*) are not.
+        let settings_vars = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CORRAL_") && k.contains("__"))
+            .collect();
         builder = builder.add_source(
             Environment::with_prefix("CORRAL")
                 .prefix_separator("_")
                 .separator("__")
-                .ignore_empty(false),
+                .ignore_empty(false)
+                .source(Some(settings_vars)),
         );
         Ok(builder.build()?.try_deserialize()?)
     }
