@@ -353,24 +353,13 @@ impl SocialStore for Db {
         .map_err(sql)?
         .rows_affected()
             == 1;
-        let query = if inserted {
-            "UPDATE posts SET likes = likes + 1 WHERE id = $1 RETURNING author_id, likes"
-        } else {
-            "SELECT author_id, likes FROM posts WHERE id = $1 AND deleted_at IS NULL"
-        };
-        let row = sqlx::query(query)
-            .bind(post)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(sql)?
-            .ok_or(SocialError::NotFound)?;
-        let (author, likes) = counter(&row)?;
-        tx.commit().await.map_err(sql)?;
-        Ok(LikeChange {
-            author,
-            likes,
-            changed: inserted,
-        })
+        settle_likes(
+            tx,
+            post,
+            inserted,
+            "UPDATE posts SET likes = likes + 1 WHERE id = $1 RETURNING author_id, likes",
+        )
+        .await
     }
 
     async fn unlike(&self, user: UserId, post: PostId) -> Result<LikeChange, SocialError> {
@@ -383,24 +372,13 @@ impl SocialStore for Db {
             .map_err(sql)?
             .rows_affected()
             == 1;
-        let query = if removed {
-            "UPDATE posts SET likes = likes - 1 WHERE id = $1 RETURNING author_id, likes"
-        } else {
-            "SELECT author_id, likes FROM posts WHERE id = $1 AND deleted_at IS NULL"
-        };
-        let row = sqlx::query(query)
-            .bind(post)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(sql)?
-            .ok_or(SocialError::NotFound)?;
-        let (author, likes) = counter(&row)?;
-        tx.commit().await.map_err(sql)?;
-        Ok(LikeChange {
-            author,
-            likes,
-            changed: removed,
-        })
+        settle_likes(
+            tx,
+            post,
+            removed,
+            "UPDATE posts SET likes = likes - 1 WHERE id = $1 RETURNING author_id, likes",
+        )
+        .await
     }
 
     async fn comment(
@@ -559,4 +537,33 @@ impl SocialStore for Db {
         }
         ids(&query.fetch_all(&self.pool).await.map_err(sql)?)
     }
+}
+
+/// Ends a like or unlike: moves the post's counter with `update` when the like row `changed`
+/// (else just reads it), in the same transaction, and commits. `NotFound` for a missing or
+/// deleted post.
+async fn settle_likes(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    post: PostId,
+    changed: bool,
+    update: &'static str,
+) -> Result<LikeChange, SocialError> {
+    let query = if changed {
+        update
+    } else {
+        "SELECT author_id, likes FROM posts WHERE id = $1 AND deleted_at IS NULL"
+    };
+    let row = sqlx::query(query)
+        .bind(post)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql)?
+        .ok_or(SocialError::NotFound)?;
+    let (author, likes) = counter(&row)?;
+    tx.commit().await.map_err(sql)?;
+    Ok(LikeChange {
+        author,
+        likes,
+        changed,
+    })
 }
