@@ -256,7 +256,8 @@ pub async fn check_rows(
 
 /// Runs `users.len()` clients (one socket each), split over `threads` OS threads with their
 /// own runtimes: all connect and authenticate, then claim `activity` at `at` (any item, one
-/// key each). Returns every client's invocation and outcome.
+/// key each). Returns every client's invocation and outcome; `held_acks` counts the `held`
+/// replies as they arrive.
 pub fn crowd(
     ports: Vec<u16>,
     users: Vec<(i64, String)>,
@@ -319,7 +320,7 @@ async fn one_client(
     token: String,
     activity: i64,
     at: i64,
-    answered: Arc<AtomicUsize>,
+    held_acks: Arc<AtomicUsize>,
 ) -> Event {
     let key = format!("k-{user}"); // also in `crowd`
     let unknown = Event {
@@ -350,14 +351,19 @@ async fn one_client(
         .send_op("claim", json!({"activity": activity, "key": key}))
         .await;
     let reply = tokio::time::timeout(Duration::from_secs(30), ws.reply_to(Some(id))).await;
-    answered.fetch_add(1, Ordering::Relaxed);
     match reply {
-        Ok(reply) => Event {
-            user,
-            key,
-            outcome: outcome_of(reply),
-            latency: sent.elapsed(),
-        },
+        Ok(reply) => {
+            let outcome = outcome_of(reply);
+            if matches!(outcome, Outcome::Held { .. }) {
+                held_acks.fetch_add(1, Ordering::Relaxed);
+            }
+            Event {
+                user,
+                key,
+                outcome,
+                latency: sent.elapsed(),
+            }
+        }
         Err(_) => {
             eprintln!("client {user} got no reply from {port}");
             unknown
@@ -1057,8 +1063,8 @@ async fn sigkill_mid_crowd_loses_no_acknowledged_hold() {
     let (activity, items, _) = seed_in(&pool, &keys, &promo).await;
     let answered = Arc::new(AtomicUsize::new(0));
     let crowd = crowd(vec![port], users, activity, start, 2, answered.clone());
-    // Kill the node while the crowd is being answered.
-    while answered.load(Ordering::Relaxed) < 100 && now_ms() < start + 10_000 {
+    // Kill the node once it has acknowledged 100 holds, while the crowd is being answered.
+    while answered.load(Ordering::Relaxed) < 100 && now_ms() < start + 30_000 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     node.kill();
