@@ -135,13 +135,7 @@ async fn concurrent_senders_are_delivered_in_order_exactly_once(engine: Engine) 
                 (*from, cmid.as_str())
             );
         }
-        // Exactly once: nothing more comes.
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-        assert!(
-            ws.next_event_until("room.message", deadline)
-                .await
-                .is_none()
-        );
+        ws.assert_silent("room.message", 300).await;
     }
 }
 
@@ -187,12 +181,7 @@ async fn every_device_gets_each_message(engine: Engine) {
     assert_eq!(presence["state"], "left");
     assert_eq!(presence["user"], b_id);
     send(&mut laptop, room, "bob is gone", "l1").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-    assert!(
-        bob.next_event_until("room.message", deadline)
-            .await
-            .is_none()
-    );
+    bob.assert_silent("room.message", 300).await;
 }
 
 async fn rejoining_with_since_catches_up(engine: Engine) {
@@ -310,12 +299,7 @@ async fn client_msg_id_makes_sends_idempotent(engine: Engine) {
     assert_eq!(send(&mut alice, room, "next", "other-key").await, first + 2);
     let got = messages(&mut bob, room, 3).await;
     assert_eq!(seqs(&got), vec![first, first + 1, first + 2]);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-    assert!(
-        bob.next_event_until("room.message", deadline)
-            .await
-            .is_none()
-    );
+    bob.assert_silent("room.message", 300).await;
 }
 
 async fn private_rooms_and_dms_refuse_others(engine: Engine) {
@@ -626,12 +610,7 @@ async fn a_room_spans_nodes_over_redis() {
     for ws in [&mut alice1, &mut alice2, &mut bob2] {
         let got = messages(ws, room, 2 * EACH).await;
         assert_eq!(seqs(&got), (1..=(2 * EACH) as u64).collect::<Vec<_>>());
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-        assert!(
-            ws.next_event_until("room.message", deadline)
-                .await
-                .is_none()
-        );
+        ws.assert_silent("room.message", 500).await;
     }
 }
 

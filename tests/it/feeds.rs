@@ -38,13 +38,6 @@ async fn member(app: &TestApp, role: Role) -> (i64, String) {
     (id, token)
 }
 
-/// Asserts no `ev` push arrives within a short while.
-async fn silent(ws: &mut WsClient, ev: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
-    let got = ws.next_event_until(ev, deadline).await;
-    assert!(got.is_none(), "unexpected push {got:?}");
-}
-
 async fn post(ws: &mut WsClient, text: &str) -> i64 {
     let ok = ws
         .request("feed.post", json!({ "text": text }))
@@ -236,10 +229,10 @@ async fn pushes_reach_every_device_of_online_followers_only(engine: Engine) {
         let push = device.next_event("feed.post").await.expect("push");
         assert_eq!(push["post"]["post_id"], id);
     }
-    silent(&mut stranger, "feed.post").await;
-    silent(&mut author_phone, "feed.post").await;
+    stranger.assert_silent("feed.post", 400).await;
+    author_phone.assert_silent("feed.post", 400).await;
     // Exactly one push per device.
-    silent(&mut laptop, "feed.post").await;
+    laptop.assert_silent("feed.post", 400).await;
 
     // Small audience: the author's followers are scanned.
     let frame = ByteString::from("{\"ev\":\"probe\"}");
@@ -279,7 +272,7 @@ async fn large_audiences_are_matched_against_online_users(engine: Engine) {
         let push = device.next_event("feed.post").await.expect("push");
         assert_eq!(push["post"]["post_id"], id);
     }
-    silent(&mut stranger, "feed.post").await;
+    stranger.assert_silent("feed.post", 400).await;
 
     let frame = ByteString::from("{\"ev\":\"probe\"}");
     let report = feeds::fan_out(&app.state.hub, author, None, &frame)
@@ -392,7 +385,7 @@ async fn counters_stay_exact_under_concurrent_likes_and_comments(engine: Engine)
         liked_by.insert(push["by"].as_i64().expect("by"));
     }
     assert_eq!(liked_by, likers.iter().copied().collect());
-    silent(&mut a, "feed.liked").await;
+    a.assert_silent("feed.liked", 400).await;
 
     // Everyone comments at once.
     let tasks: Vec<_> = clients
@@ -467,7 +460,7 @@ async fn counters_stay_exact_under_concurrent_likes_and_comments(engine: Engine)
         .await
         .expect("own like");
     assert_eq!(ok["likes"], LIKERS / 2 + 1);
-    silent(&mut a, "feed.liked").await;
+    a.assert_silent("feed.liked", 400).await;
     let _ = author;
 }
 
@@ -498,7 +491,7 @@ async fn tagged_animal_updates_reach_animal_followers(engine: Engine) {
     );
 
     let untagged = post(&mut m, "general news").await;
-    silent(&mut u, "feed.post").await;
+    u.assert_silent("feed.post", 400).await;
     let ok = m
         .request(
             "feed.post",
@@ -514,7 +507,7 @@ async fn tagged_animal_updates_reach_animal_followers(engine: Engine) {
         push["post"]["media"],
         json!(["https://cdn.example/daisy.jpg"])
     );
-    silent(&mut plain, "feed.post").await;
+    plain.assert_silent("feed.post", 400).await;
     let page = timeline(&mut u, None, 10).await;
     assert_eq!(post_ids(&page), vec![tagged]);
     assert!(!post_ids(&page).contains(&untagged));

@@ -335,6 +335,13 @@ impl WsClient {
         }
     }
 
+    /// Asserts that no `ev` push arrives within `ms` milliseconds.
+    pub async fn assert_silent(&mut self, ev: &str, ms: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        let got = self.next_event_until(ev, deadline).await;
+        assert!(got.is_none(), "unexpected push {got:?}");
+    }
+
     /// Reads until the server closes the connection; returns its close code.
     pub async fn close_code(&mut self) -> Option<u16> {
         let deadline = tokio::time::Instant::now() + WAIT;
