@@ -8,10 +8,12 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use corral_actors::claims::{ClaimLedger, Claims};
 use corral_actors::ports::chat::Broker;
+use corral_actors::ports::cluster::{ClusterBus, SoloBus};
 use corral_actors::{
     Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
     SessionConfig, StoreFailure, UserSessions,
 };
+use tokio::sync::mpsc;
 
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
@@ -23,6 +25,9 @@ use crate::store::redis::{RedisError, RedisStore};
 use crate::store::redis_ledger::RedisArbiter;
 use crate::store::{Backend, Db, StoreError};
 use crate::telemetry;
+
+/// Events from other nodes waiting to be applied before new ones are dropped.
+const CLUSTER_QUEUE: usize = 65536;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,18 +94,25 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let broker: Arc<dyn Broker> = match &redis {
-            Some(redis) => Arc::new(
-                RedisBroker::start(
-                    settings.redis.url.expose(),
-                    &redis.prefix,
-                    redis.conn.clone(),
-                )
-                .await?,
-            ),
-            None => Arc::new(LocalBroker::default()),
+        // Rooms and the cluster bus share Redis pub/sub in cluster mode; alone, a node keeps
+        // its room frames in process and has nobody to tell about the rest.
+        let (cluster_tx, cluster_rx) = mpsc::channel(CLUSTER_QUEUE);
+        let (broker, bus): (Arc<dyn Broker>, Arc<dyn ClusterBus>) = match &redis {
+            Some(redis) => {
+                let broker = Arc::new(
+                    RedisBroker::start(
+                        settings.redis.url.expose(),
+                        &redis.prefix,
+                        redis.conn.clone(),
+                        cluster_tx,
+                    )
+                    .await?,
+                );
+                (broker.clone(), broker)
+            }
+            None => (Arc::new(LocalBroker::default()), Arc::new(SoloBus)),
         };
-        let users = Arc::new(UserSessions::default());
+        let users = Arc::new(UserSessions::new(bus));
         let claims = Claims::new(
             claim_ledger(&db, redis.as_ref()).await?,
             Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
@@ -153,6 +165,9 @@ impl Application {
                 Err(err) => tracing::warn!(%err, "claim recovery failed; will retry on first use"),
             }
         });
+        hub.arbiters
+            .pick()
+            .spawn(corral_actors::cluster::apply(hub.clone(), cluster_rx));
         // The probe runs on an actor thread: its lag is the lag actors see.
         let probe = hub.overload.clone().probe(settings.overload.to_config());
         hub.arbiters.pick().spawn(probe);

@@ -3,12 +3,13 @@
 //!
 //! Sessions and HTTP handlers talk to activities only through [`Activities`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::Addr;
 use bytestring::ByteString;
 use corral_protocol::ops::{ActivityId, ActivityState, ActivitySubscribeOk};
-use corral_protocol::{EpochMs, ErrorCode};
+use corral_protocol::{EpochMs, ErrorCode, UserId};
 use dashmap::DashMap;
 
 use crate::activity::port::{ActivityRecord, ActivityStore, StockView, StoreFailure};
@@ -193,13 +194,9 @@ impl Activities {
         }
     }
 
-    /// Queues a pre-encoded frame (an `activity.broadcast`) to every subscriber of a
-    /// scheduled or live activity; returns how many sessions took it.
-    ///
-    /// Followers hook: the merchant's online followers also get broadcasts. Follows arrive
-    /// with the feeds work, which delivers the same `frame` here through
-    /// `Hub::users.deliver(follower, &frame)` to each online follower not already counted
-    /// as a subscriber.
+    /// Queues a pre-encoded frame (an `activity.broadcast`) to every subscriber on this node
+    /// of a scheduled or live activity; returns how many sessions took it. (The merchant's
+    /// followers and the other nodes are reached by [`crate::broadcasts`].)
     pub async fn broadcast(
         &self,
         id: ActivityId,
@@ -238,6 +235,15 @@ impl Activities {
     /// How many activity actors run on this node.
     pub fn running(&self) -> usize {
         self.shared.registry.len()
+    }
+
+    /// The users with a session on this node watching `id`.
+    pub fn subscribed_users(&self, id: ActivityId) -> HashSet<UserId> {
+        self.shared
+            .directory
+            .get(&id)
+            .map(|set| set.users())
+            .unwrap_or_default()
     }
 
     /// How many sessions on this node watch `id`.

@@ -3,11 +3,13 @@
 //!
 //! Strategy (see `docs/feeds.md`): timelines are read from SQL on demand (fan-out on read, so
 //! a post costs one row whatever the author's follower count), and only users online on this
-//! node get a live `feed.post`. The audience is computed on a spawned task, chunk by chunk,
+//! node get a live `feed.post` (every other node runs the same fan-out for its own users,
+//! told by one cluster event per post). The audience is computed on a spawned task, chunk by chunk,
 //! never inside an actor: either by scanning the author's followers (small audiences) or, when
 //! the audience is much larger than the node's online population, by asking the store which of
 //! the online users are in it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +23,7 @@ use corral_protocol::{ErrorCode, Push, Role, UserId, reply};
 
 use crate::clock::now_ms;
 use crate::hub::Hub;
+use crate::ports::cluster::ClusterEvent;
 use crate::ports::{Identity, NewPost, SocialError};
 
 /// User ids per store query and per delivery burst of the fan-out; the task yields between
@@ -207,18 +210,30 @@ pub async fn publish(
     Ok(post)
 }
 
-/// The cluster seam: hands a new post's push to every node that may hold its audience.
-///
-/// Today this is node-local (the fan-out runs here against this node's online users). With a
-/// `Broker` port, this publishes `{author, animal, frame}` once on a node-wide `feed` topic
-/// and every node (this one included) runs [`fan_out`] against its own online users: one
-/// message per node per post instead of one per follower.
+/// Pushes a new post to its audience on every node: this node's fan-out runs on a spawned
+/// task, and one event per post (not per follower) tells the other nodes to run theirs.
 fn relay_post(hub: &Arc<Hub>, post: &Post) {
     let frame = ByteString::from(reply::push(&Push::FeedPost { post: post.clone() }));
-    let hub = hub.clone();
     let (author, animal) = (post.author, post.animal);
+    hub.users.bus().publish(ClusterEvent::Post {
+        author,
+        animal,
+        frame: frame.clone(),
+    });
+    spawn_fan_out(hub, author, animal, frame, HashSet::new());
+}
+
+/// Runs [`fan_out`] on a spawned task, logging a failure.
+pub(crate) fn spawn_fan_out(
+    hub: &Arc<Hub>,
+    author: UserId,
+    animal: Option<AnimalId>,
+    frame: ByteString,
+    skip: HashSet<UserId>,
+) {
+    let hub = hub.clone();
     actix::spawn(async move {
-        if let Err(err) = fan_out(&hub, author, animal, &frame).await {
+        if let Err(err) = fan_out(&hub, author, animal, &frame, &skip).await {
             tracing::warn!(%err, author, "feed fan-out failed");
         }
     });
@@ -234,12 +249,14 @@ pub struct FanOutReport {
 }
 
 /// Sends `frame` to every online user of this node in the audience of a post by `author`
-/// (tagged with `animal`), on all their devices. Runs in chunks and yields between them.
+/// (tagged with `animal`), on all their devices, except the users in `skip` (already served).
+/// Runs in chunks and yields between them.
 pub async fn fan_out(
     hub: &Hub,
     author: UserId,
     animal: Option<AnimalId>,
     frame: &ByteString,
+    skip: &HashSet<UserId>,
 ) -> Result<FanOutReport, SocialError> {
     let started = Instant::now();
     let online = hub.users.online_count() as u64;
@@ -252,7 +269,7 @@ pub async fn fan_out(
     }
     let audience = hub.social.audience_size(author, animal).await?;
     let mut deliver = |user: UserId| {
-        if user != author && hub.users.deliver(user, frame) > 0 {
+        if user != author && !skip.contains(&user) && hub.users.deliver(user, frame) > 0 {
             report.users += 1;
         }
     };
@@ -328,7 +345,7 @@ pub async fn like(hub: &Hub, who: UserId, post: PostId) -> Result<LikeOk, FeedEr
     let change = hub.social.like(who, post, now_ms()).await?;
     if change.changed && change.author != who {
         let frame = reply::push(&Push::FeedLiked { post, by: who });
-        hub.users.deliver(change.author, &ByteString::from(frame));
+        hub.users.push(change.author, &ByteString::from(frame));
     }
     Ok(LikeOk {
         likes: change.likes,
@@ -360,7 +377,7 @@ pub async fn comment(
             by: who,
             text,
         });
-        hub.users.deliver(added.author, &ByteString::from(frame));
+        hub.users.push(added.author, &ByteString::from(frame));
     }
     Ok(CommentOk {
         comment_id: added.comment_id,

@@ -3,11 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use corral_protocol::ops::ActivityId;
+
 use crate::activities::Activities;
 use crate::admission::Admission;
 use crate::claims::Claims;
 use crate::connections::Connections;
 use crate::overload::Overload;
+use crate::ports::cluster::ClusterEvent;
 use crate::ports::{SocialStore, TokenVerifier};
 use crate::registry::Arbiters;
 use crate::rooms::Rooms;
@@ -50,4 +53,21 @@ pub struct Hub {
     pub activities: Activities,
     /// Follows, posts and timelines.
     pub social: Arc<dyn SocialStore>,
+}
+
+impl Hub {
+    /// The stored activity `id` was created, edited or cancelled on this node: this node's
+    /// actor and claim desk reload it, and so do every other node's.
+    pub fn activity_changed(&self, id: ActivityId) {
+        self.reload_activity(id);
+        self.users
+            .bus()
+            .publish(ClusterEvent::ActivityChanged { activity: id });
+    }
+
+    /// This node's part of [`Hub::activity_changed`].
+    pub(crate) fn reload_activity(&self, id: ActivityId) {
+        self.claims.invalidate(id);
+        self.activities.changed(id);
+    }
 }

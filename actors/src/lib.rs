@@ -8,9 +8,11 @@
 pub mod activities;
 pub mod activity;
 pub mod admission;
+pub mod broadcasts;
 pub mod chat_reply;
 pub mod claims;
 pub mod clock;
+pub mod cluster;
 pub mod connections;
 pub mod feeds;
 pub mod hub;

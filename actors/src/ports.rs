@@ -29,6 +29,7 @@ pub trait TokenVerifier: Send + Sync + 'static {
 }
 
 pub mod chat;
+pub mod cluster;
 mod social;
 
 pub use social::{

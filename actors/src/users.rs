@@ -1,19 +1,43 @@
 //! Per-user fan-in: every live session (device) of every user on this node, so a personal
-//! push (a DM, a claim update, a feed event) reaches each of the user's devices.
+//! push (a DM, a claim update, a feed event) reaches each of the user's devices — and, through
+//! the cluster bus, the devices connected to other nodes.
+
+use std::sync::Arc;
 
 use bytestring::ByteString;
 use corral_protocol::UserId;
 use dashmap::DashMap;
 
 use crate::outbound::Outbound;
+use crate::ports::cluster::{ClusterBus, ClusterEvent, SoloBus};
 
 /// The node's online users and their sessions' outbound queues.
-#[derive(Default)]
 pub struct UserSessions {
     online: DashMap<UserId, Vec<(u64, Outbound)>>,
+    bus: Arc<dyn ClusterBus>,
+}
+
+impl Default for UserSessions {
+    /// A node alone.
+    fn default() -> Self {
+        UserSessions::new(Arc::new(SoloBus))
+    }
 }
 
 impl UserSessions {
+    /// No one online yet; personal pushes also go to the other nodes over `bus`.
+    pub fn new(bus: Arc<dyn ClusterBus>) -> UserSessions {
+        UserSessions {
+            online: DashMap::new(),
+            bus,
+        }
+    }
+
+    /// The bus personal pushes cross nodes on.
+    pub fn bus(&self) -> &dyn ClusterBus {
+        self.bus.as_ref()
+    }
+
     /// Records that connection `conn_id` speaks for `user`.
     pub fn attach(&self, user: UserId, conn_id: u64, out: Outbound) {
         self.online.entry(user).or_default().push((conn_id, out));
@@ -25,6 +49,17 @@ impl UserSessions {
             sessions.retain(|(id, _)| *id != conn_id);
             sessions.is_empty()
         });
+    }
+
+    /// Sends `frame` to every device of `user` in the cluster: this node's sessions now, the
+    /// other nodes' through the bus (the user may be connected to several); returns how many
+    /// sessions of this node took it.
+    pub fn push(&self, user: UserId, frame: &ByteString) -> usize {
+        self.bus.publish(ClusterEvent::User {
+            user,
+            frame: frame.clone(),
+        });
+        self.deliver(user, frame)
     }
 
     /// Sends `frame` to every session of `user` on this node; returns how many took it.

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use bytestring::ByteString;
+use corral_actors::broadcasts;
 use corral_actors::clock::now_ms;
 use corral_actors::{ActivityError, ActivityRecord, ActivitySnapshot};
 use corral_protocol::ops::{ActivityId, ActivityState};
@@ -233,7 +234,7 @@ async fn create(
     let me = caller.0.user_id;
     let input = body.into_inner().validate(&state, me).await?;
     let id = state.db.create_activity(me, me, &input, now_ms()).await?;
-    state.hub.activities.changed(id);
+    state.hub.activity_changed(id);
     Ok(HttpResponse::Created().json(json!({ "activity_id": id })))
 }
 
@@ -267,7 +268,7 @@ async fn update(
         .db
         .update_activity(caller.0.user_id, id, &input, now_ms())
         .await?;
-    state.hub.activities.changed(id);
+    state.hub.activity_changed(id);
     Ok(HttpResponse::Ok().json(json!({ "activity_id": id })))
 }
 
@@ -282,7 +283,7 @@ async fn cancel(
         .db
         .cancel_activity(caller.0.user_id, id, now_ms())
         .await?;
-    state.hub.activities.changed(id);
+    state.hub.activity_changed(id);
     Ok(HttpResponse::Ok().json(json!({ "activity_id": id, "state": ActivityState::Cancelled })))
 }
 
@@ -326,10 +327,7 @@ async fn broadcast(
         text,
         ts,
     }));
-    let delivered = state
-        .hub
-        .activities
-        .broadcast(id, frame)
+    let delivered = broadcasts::broadcast(&state.hub, id, record.merchant_id, frame)
         .await
         .map_err(activity_error)?;
     Ok(HttpResponse::Accepted()

@@ -529,15 +529,8 @@ async fn crowd_takes_exactly_the_slots_embedded() {
 
 #[actix_web::test]
 async fn crowd_takes_exactly_the_slots_redis_on_two_nodes() {
-    let prefix = unique("corral_test") + ":";
-    let a = TestApp::spawn_with(Engine::Postgres, redis_mode(&prefix)).await;
-    let url = a.state.settings.database.url.clone();
-    let b = TestApp::spawn_with(Engine::Postgres, |s| {
-        redis_mode(&prefix)(s);
-        s.database.url = url;
-    })
-    .await;
-    flash_crowd(&a, vec![a.port, b.port]).await;
+    let nodes = TestApp::cluster(2, |s| s.ws.max_per_ip = 100_000).await;
+    flash_crowd(&nodes[0], vec![nodes[0].port, nodes[1].port]).await;
 }
 
 crate::engine_tests!(
@@ -1124,4 +1117,46 @@ async fn sigkill_mid_crowd_loses_no_acknowledged_hold() {
             .expect("count")
             .get(0);
     assert_eq!(expired, rows);
+}
+
+/// Two nodes of a cluster: a claim taken on one node is pushed to the claimant's device on the
+/// other, and that node's watchers of the activity see the stock move both ways.
+#[actix_web::test]
+async fn claim_updates_and_stock_reach_the_other_node() {
+    let nodes = TestApp::cluster(2, |_| {}).await;
+    let (activity, _, _) = seed(&nodes[0], &Promo::open(2)).await;
+    let (_, user) = bulk_users(&nodes[0], 1, Role::User).await.remove(0);
+    let (_, other) = bulk_users(&nodes[0], 1, Role::User).await.remove(0);
+    let mut desk = nodes[0].client(Some(&user)).await;
+    let mut phone = nodes[1].client(Some(&user)).await;
+    let mut watcher = nodes[1].client(Some(&other)).await;
+    let sub = watcher
+        .request("activity.subscribe", json!({"activity": activity}))
+        .await
+        .expect("subscribe");
+    assert_eq!(sub["stock_left"], 2);
+
+    let held = desk
+        .request("claim", json!({"activity": activity, "key": "k1"}))
+        .await
+        .expect("held");
+    let pushed = phone.next_event("claim.updated").await.expect("held push");
+    assert_eq!(
+        (pushed["claim_id"].as_i64(), pushed["status"].as_str()),
+        (held["claim_id"].as_i64(), Some("held"))
+    );
+    let stock = watcher.next_event("activity.stock").await.expect("stock");
+    assert_eq!(stock["left"], 1);
+
+    desk.request("claim.cancel", json!({"claim_id": held["claim_id"]}))
+        .await
+        .expect("cancel");
+    let pushed = phone
+        .next_event("claim.updated")
+        .await
+        .expect("cancel push");
+    assert_eq!(pushed["status"], "cancelled");
+    let stock = watcher.next_event("activity.stock").await.expect("stock");
+    assert_eq!(stock["left"], 2);
+    phone.assert_silent("claim.updated", 400).await;
 }

@@ -236,7 +236,7 @@ async fn pushes_reach_every_device_of_online_followers_only(engine: Engine) {
 
     // Small audience: the author's followers are scanned.
     let frame = ByteString::from("{\"ev\":\"probe\"}");
-    let report = feeds::fan_out(&app.state.hub, author, None, &frame)
+    let report = feeds::fan_out(&app.state.hub, author, None, &frame, &Default::default())
         .await
         .expect("fan out");
     assert!(!report.scanned_online);
@@ -275,7 +275,7 @@ async fn large_audiences_are_matched_against_online_users(engine: Engine) {
     stranger.assert_silent("feed.post", 400).await;
 
     let frame = ByteString::from("{\"ev\":\"probe\"}");
-    let report = feeds::fan_out(&app.state.hub, author, None, &frame)
+    let report = feeds::fan_out(&app.state.hub, author, None, &frame, &Default::default())
         .await
         .expect("fan out");
     assert!(report.scanned_online, "42 followers vs 4 online users");
@@ -562,4 +562,38 @@ async fn bad_posts_and_pages_are_refused(engine: Engine) {
     assert_eq!(status, 400);
     let (status, _) = app.get("/api/v1/timeline", None).await;
     assert_eq!(status, 401);
+}
+
+/// Two nodes of a cluster: a post made on one reaches its author's followers connected to the
+/// other, and a like given there reaches the author back.
+#[actix_web::test]
+async fn posts_and_likes_cross_nodes() {
+    let nodes = TestApp::cluster(2, |_| {}).await;
+    let (alice_id, alice_token) = nodes[0].user("alice").await;
+    let (bob_id, bob_token) = nodes[0].user("bob").await;
+    let (_, carol_token) = nodes[0].user("carol").await;
+    let mut alice = nodes[0].client(Some(&alice_token)).await;
+    let mut bob = nodes[1].client(Some(&bob_token)).await;
+    let mut carol = nodes[1].client(Some(&carol_token)).await;
+    bob.request("follow", json!({ "user": alice_id }))
+        .await
+        .expect("follow");
+
+    let id = post(&mut alice, "hello from node 0").await;
+    let push = bob.next_event("feed.post").await.expect("post on node 1");
+    assert_eq!(push["post"]["post_id"], id);
+    carol.assert_silent("feed.post", 400).await;
+
+    bob.request("feed.like", json!({ "post": id }))
+        .await
+        .expect("like");
+    let liked = alice
+        .next_event("feed.liked")
+        .await
+        .expect("like on node 0");
+    assert_eq!(
+        (liked["post"].as_i64(), liked["by"].as_i64()),
+        (Some(id), Some(bob_id))
+    );
+    alice.assert_silent("feed.liked", 400).await;
 }

@@ -839,3 +839,66 @@ async fn the_openapi_document_lists_every_route() {
         assert!(served.contains(path), "{path} is documented but not served");
     }
 }
+
+/// Two nodes of a cluster: a broadcast sent through one node reaches the subscribers and the
+/// merchant's online followers on both (a follower who also watches gets it once), and a
+/// cancel made through one node ends the activity for the other node's watchers at once,
+/// without waiting for the periodic re-read.
+#[actix_web::test]
+async fn broadcasts_and_cancels_reach_every_node() {
+    let nodes = TestApp::cluster(2, |_| {}).await;
+    let (api0, api1) = (Api::of(&nodes[0]), Api::of(&nodes[1]));
+    let (merchant_id, merchant) = api0.merchant("cluster").await;
+    let animal = api0.animal(&merchant, 1).await;
+    let (activity, _, _) = api0.activity(&merchant, animal, 120_000, 60_000).await;
+    let (_, watcher_token) = api0.user("watch").await;
+    let (_, fan_token) = api0.user("fan").await;
+    let (_, both_token) = api0.user("both").await;
+    let (_, stranger_token) = api0.user("stranger").await;
+    let (mut viewer, _) = watcher(&nodes[1].ws_url(), &watcher_token, activity).await;
+    let (mut both, _) = watcher(&nodes[1].ws_url(), &both_token, activity).await;
+    let mut fan = nodes[1].client(Some(&fan_token)).await;
+    let mut near_fan = nodes[0].client(Some(&fan_token)).await;
+    let mut stranger = nodes[1].client(Some(&stranger_token)).await;
+    for ws in [&mut fan, &mut both] {
+        ws.request("follow", json!({"user": merchant_id}))
+            .await
+            .expect("follow");
+    }
+
+    let path = format!("/api/v1/activities/{activity}/broadcast");
+    let (status, body) = api0
+        .post(&path, &merchant, json!({"text": "Lambs at dawn"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    for ws in [&mut viewer, &mut both, &mut fan, &mut near_fan] {
+        let push = ws
+            .next_event("activity.broadcast")
+            .await
+            .expect("broadcast");
+        assert_eq!(
+            (&push["activity"], &push["text"]),
+            (&json!(activity), &json!("Lambs at dawn"))
+        );
+    }
+    for ws in [&mut both, &mut stranger] {
+        ws.assert_silent("activity.broadcast", 500).await;
+    }
+
+    let (status, body) = api1
+        .post(
+            &format!("/api/v1/activities/{activity}/cancel"),
+            &merchant,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let soon = tokio::time::Instant::now() + corral_actors::activity::REFRESH / 2;
+    for ws in [&mut viewer, &mut both] {
+        let ended = ws
+            .next_event_until("activity.ended", soon)
+            .await
+            .expect("the cancel reached this node");
+        assert_eq!(ended["reason"], "cancelled");
+    }
+}

@@ -140,6 +140,31 @@ impl TestApp {
         }
     }
 
+    /// Starts `n` nodes of one cluster: one PostgreSQL database, one Redis key prefix, one
+    /// token key; `tweak` adjusts every node's settings.
+    pub async fn cluster(n: usize, tweak: impl Fn(&mut Settings)) -> Vec<TestApp> {
+        let prefix = format!("{}:", unique("cluster"));
+        let key = Secret::new(unique("key").repeat(2));
+        let mut nodes: Vec<TestApp> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let db = nodes
+                .first()
+                .map(|first| first.state.settings.database.url.clone());
+            let node = TestApp::spawn_with(Engine::Postgres, |s| {
+                s.redis.url = Secret::new(redis_url());
+                s.redis.key_prefix = prefix.clone();
+                s.auth.jwt_secret = key.clone();
+                if let Some(db) = db {
+                    s.database.url = db;
+                }
+                tweak(s);
+            })
+            .await;
+            nodes.push(node);
+        }
+        nodes
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }

@@ -8,7 +8,7 @@
 //!
 //! [`Activities`]: crate::activities::Activities
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -78,6 +78,11 @@ impl Subscribers {
         self.members().clear();
     }
 
+    /// The users watching (on this node).
+    pub fn users(&self) -> HashSet<UserId> {
+        self.members().values().map(|sub| sub.user).collect()
+    }
+
     /// How many sessions watch.
     pub fn len(&self) -> usize {
         self.members().len()
@@ -114,6 +119,7 @@ mod tests {
             out: b,
         });
         assert_eq!(subs.len(), 2);
+        assert_eq!(subs.users(), HashSet::from([7, 8]));
         drop(rx_b);
         assert_eq!(subs.send(&ByteString::from("x")), 1);
         assert_eq!(rx_a.rx.recv().await.as_deref(), Some("x"));

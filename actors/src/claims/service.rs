@@ -24,6 +24,7 @@ use crate::activities::Activities;
 use crate::activity::port::{ActivityRecord, StoreFailure};
 use crate::clock::now_ms;
 use crate::ports::SocialStore;
+use crate::ports::cluster::ClusterEvent;
 use crate::users::UserSessions;
 
 /// Stock frames per activity are at most this often.
@@ -72,7 +73,12 @@ pub struct Desk {
     stock: watch::Sender<StockView>,
     /// Expiry times of holds this node knows about (earliest first).
     deadlines: Mutex<BinaryHeap<Reverse<EpochMs>>>,
+    /// The stock may have moved since it was last published.
     dirty: AtomicBool,
+    /// It moved through this node (the other nodes are told when it is published).
+    moved_here: AtomicBool,
+    /// The spec was replaced (the activity was edited): the sweeper stops.
+    retired: AtomicBool,
     wake: Notify,
 }
 
@@ -115,10 +121,21 @@ impl Desk {
         any
     }
 
+    /// A claim of this node changed the stock.
     fn touched(&self) {
+        self.moved_here.store(true, Ordering::Release);
+        self.mark_dirty();
+    }
+
+    fn mark_dirty(&self) {
         if !self.dirty.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.wake.notify_one();
     }
 }
 
@@ -188,6 +205,8 @@ impl Claims {
                     stock: watch::channel(stock).0,
                     deadlines: Mutex::new(deadlines.into_iter().map(Reverse).collect()),
                     dirty: AtomicBool::new(false),
+                    moved_here: AtomicBool::new(false),
+                    retired: AtomicBool::new(false),
                     wake: Notify::new(),
                 });
                 tokio::spawn(self.clone().sweep(desk.clone()));
@@ -222,9 +241,24 @@ impl Claims {
         Ok(self.desk(activity).await?.map(|d| d.stock.subscribe()))
     }
 
-    /// Forgets the cached spec of `activity` (it was edited); the next use reloads it.
+    /// Forgets the cached spec of `activity` (it was edited or cancelled); the next use
+    /// reloads it, re-arming its holds' expiries from the ledger.
     pub fn invalidate(&self, activity: ActivityId) {
-        self.desks.remove(&activity);
+        if let Some((_, cell)) = self.desks.remove(&activity)
+            && let Some(desk) = cell.get()
+        {
+            desk.retire();
+        }
+    }
+
+    /// The stock of `activity` moved on another node: this node re-reads it and tells its
+    /// own watchers, coalesced like its own changes.
+    pub async fn moved_elsewhere(self: &Arc<Self>, activity: ActivityId) {
+        match self.desk(activity).await {
+            Ok(Some(desk)) => desk.mark_dirty(),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(%err, activity, "stock re-read after a remote claim failed"),
+        }
     }
 
     /// `claim {activity, item?, key}` by `user`.
@@ -364,7 +398,7 @@ impl Claims {
         }
     }
 
-    /// Tells every device of the claimant (on this node) about the claim's new status.
+    /// Tells every device of the claimant, on every node, about the claim's new status.
     fn push(&self, claim: &ClaimRecord) {
         let frame = ByteString::from(reply::push(&Push::ClaimUpdated {
             claim_id: claim.claim_id,
@@ -372,7 +406,7 @@ impl Claims {
             item: claim.item,
             status: claim.status,
         }));
-        self.users.deliver(claim.user, &frame);
+        self.users.push(claim.user, &frame);
     }
 
     /// The desk's background loop: expires due holds (exactly once, by conditional update)
@@ -402,8 +436,14 @@ impl Claims {
             if desk.dirty.load(Ordering::Acquire) && now - last_stock >= STOCK_EVERY_MS {
                 desk.dirty.store(false, Ordering::Release);
                 last_stock = now;
+                let moved_here = desk.moved_here.swap(false, Ordering::AcqRel);
                 match self.ledger.stock(spec).await {
                     Ok(stock) => {
+                        if moved_here {
+                            self.users
+                                .bus()
+                                .publish(ClusterEvent::StockMoved { activity: spec.id });
+                        }
                         desk.stock.send_replace(stock);
                         if let Some(activities) = self.activities.get() {
                             activities.stock_changed(spec.id, stock);
@@ -411,11 +451,15 @@ impl Claims {
                     }
                     Err(err) => {
                         desk.dirty.store(true, Ordering::Release);
+                        desk.moved_here.fetch_or(moved_here, Ordering::AcqRel);
                         tracing::warn!(%err, activity = spec.id, "stock read failed");
                     }
                 }
             }
             let now = now_ms();
+            if desk.retired.load(Ordering::Acquire) {
+                break;
+            }
             if now > spec.settled_at() + SWEEP_EVERY_MS
                 && desk.next_deadline().is_none()
                 && !desk.dirty.load(Ordering::Acquire)

@@ -1,16 +1,19 @@
 //! `Broker` adapters: in-process (the embedded default: room actors on this node only) and
 //! Redis pub/sub (cluster mode: one channel per room, `<prefix>room:<id>`), both handing frames
-//! to the local subscribers through the same table.
+//! to the local subscribers through the same table. The Redis adapter also carries the cluster
+//! bus (`ClusterBus`) on one node-wide channel.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytestring::ByteString;
 use corral_actors::ports::chat::{Broker, BrokerFrame};
+use corral_actors::ports::cluster::{ClusterBus, ClusterEvent};
 use corral_protocol::ops::RoomId;
 use dashmap::DashMap;
-use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::redis::RedisError;
@@ -19,6 +22,13 @@ use crate::store::redis::RedisError;
 const PUBLISH_QUEUE: usize = 65536;
 /// Publishes sent to Redis in one pipeline.
 const PUBLISH_PIPELINE: usize = 256;
+/// The subscriber connection's name in `CLIENT LIST` starts with this, followed by the key
+/// prefix, so operators can tell each cluster's subscribers apart.
+pub const SUBSCRIBER_NAME: &str = "corral-pubsub:";
+/// The longest wait between two reconnection attempts of the subscriber connection.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+/// How often the subscriber connection is pinged (a dead socket is noticed by a command).
+const WATCHDOG_EVERY: Duration = Duration::from_secs(5);
 
 /// The node's room subscribers.
 #[derive(Default)]
@@ -80,16 +90,37 @@ impl Broker for LocalBroker {
 }
 
 enum Control {
-    Subscribe(RoomId, oneshot::Sender<()>),
-    Unsubscribe(RoomId),
+    Subscribe(String, oneshot::Sender<()>),
+    Unsubscribe(String),
+    /// (Re)names the connection: at start and after each reconnect.
+    Name,
 }
 
-/// Redis pub/sub: every node subscribes to the channels of the rooms it runs, and publishes
-/// each frame once to its room's channel (`<origin>:<seq>:<frame>`).
+/// The subscriber connection's name for key prefix `prefix` (Redis client names hold no
+/// spaces).
+pub fn subscriber_name(prefix: &str) -> String {
+    let prefix: String = prefix
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    format!("{SUBSCRIBER_NAME}{prefix}")
+}
+
+/// Redis pub/sub (cluster mode), for rooms and for the cluster bus. Every node subscribes to
+/// the channels of the rooms it runs (`<prefix>room:<id>`, payload `<origin>:<seq>:<frame>`)
+/// and to the node-wide `<prefix>cluster` channel (payload `<node>:<event as JSON>`), and
+/// publishes each frame or event once.
+///
+/// Subscriptions ride a RESP3 connection manager that reconnects by itself and subscribes
+/// again to every channel after a reconnect; frames published in between are lost, and rooms
+/// repair them from the store when they notice the seq gap.
 pub struct RedisBroker {
     subscribers: Arc<Subscribers>,
-    publish: mpsc::Sender<(RoomId, BrokerFrame)>,
+    publish: mpsc::Sender<(String, String)>,
     control: mpsc::UnboundedSender<Control>,
+    prefix: String,
+    /// This node's id on the cluster channel (its own events are not applied twice).
+    node: u64,
 }
 
 fn channel(prefix: &str, room: RoomId) -> String {
@@ -111,71 +142,183 @@ fn decode(payload: &[u8]) -> Option<BrokerFrame> {
     })
 }
 
+fn encode_event(node: u64, event: &ClusterEvent) -> Option<String> {
+    serde_json::to_string(event)
+        .ok()
+        .map(|json| format!("{node}:{json}"))
+}
+
+/// A cluster channel payload, as node `node` reads it.
+#[derive(Debug, PartialEq)]
+enum Incoming {
+    /// Another node's event.
+    Event(ClusterEvent),
+    /// This node's own (already applied here).
+    Own,
+    /// Unreadable.
+    Garbled,
+}
+
+fn decode_event(node: u64, payload: &[u8]) -> Incoming {
+    let parsed = std::str::from_utf8(payload).ok().and_then(|text| {
+        let (from, json) = text.split_once(':')?;
+        Some((from.parse::<u64>().ok()?, json))
+    });
+    match parsed {
+        Some((from, _)) if from == node => Incoming::Own,
+        Some((_, json)) => serde_json::from_str(json).map_or(Incoming::Garbled, Incoming::Event),
+        None => Incoming::Garbled,
+    }
+}
+
+/// Where one pub/sub message goes.
+struct Router {
+    subscribers: Arc<Subscribers>,
+    room_prefix: String,
+    cluster: String,
+    node: u64,
+    events: mpsc::Sender<ClusterEvent>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl Router {
+    fn route(&self, channel: &[u8], payload: &[u8]) {
+        let channel = String::from_utf8_lossy(channel);
+        if channel == self.cluster {
+            match decode_event(self.node, payload) {
+                Incoming::Event(event) => {
+                    if self.events.try_send(event).is_err() {
+                        metrics::counter!("corral_cluster_events_dropped_total").increment(1);
+                    }
+                }
+                Incoming::Own => {}
+                Incoming::Garbled => {
+                    metrics::counter!("corral_cluster_events_dropped_total").increment(1)
+                }
+            }
+            return;
+        }
+        let room = channel
+            .strip_prefix(self.room_prefix.as_str())
+            .and_then(|r| r.parse::<RoomId>().ok());
+        match (room, decode(payload)) {
+            (Some(room), Some(frame)) => self.subscribers.dispatch(room, &frame),
+            _ => metrics::counter!("corral_broker_drops_total").increment(1),
+        }
+    }
+
+    /// A RESP3 push: a message on a channel, or the news that the connection dropped.
+    fn push(&self, push: PushInfo) {
+        match push.kind {
+            PushKind::Message => {
+                if let [Value::BulkString(channel), Value::BulkString(payload)] =
+                    push.data.as_slice()
+                {
+                    self.route(channel, payload);
+                }
+            }
+            PushKind::Disconnection => {
+                metrics::counter!("corral_redis_errors_total").increment(1);
+                tracing::warn!("redis pub/sub connection lost; reconnecting and resubscribing");
+                // The next command reconnects; the name goes with the new connection.
+                let _ = self.control.send(Control::Name);
+            }
+            _ => {}
+        }
+    }
+}
+
 impl RedisBroker {
-    /// Opens a pub/sub connection to `url` and starts the subscriber and publisher tasks
-    /// (publishing over `conn`).
+    /// Subscribes to `url` (with its own RESP3 connection) and starts the routing, control and
+    /// publisher tasks (publishing over `conn`); events of other nodes go to `events`.
     pub async fn start(
         url: &str,
         prefix: &str,
         conn: ConnectionManager,
+        events: mpsc::Sender<ClusterEvent>,
     ) -> Result<RedisBroker, RedisError> {
-        let client = redis::Client::open(url)?;
-        let (mut sink, mut stream) = client.get_async_pubsub().await?.split();
-        let subscribers = Arc::new(Subscribers::default());
+        let info = url.into_connection_info()?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        let (pushes, mut push_rx) = mpsc::unbounded_channel();
+        let config = ConnectionManagerConfig::new()
+            .set_push_sender(pushes)
+            .set_automatic_resubscription()
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let mut sub = ConnectionManager::new_with_config(client, config).await?;
+        let node = rand::random::<u64>();
+        let cluster = format!("{prefix}cluster");
+        sub.subscribe(&cluster).await?;
 
-        let subs = subscribers.clone();
-        let room_of = format!("{prefix}room:");
+        let subscribers = Arc::new(Subscribers::default());
+        let (control, mut control_rx) = mpsc::unbounded_channel();
+        let _ = control.send(Control::Name);
+        let router = Router {
+            subscribers: subscribers.clone(),
+            room_prefix: format!("{prefix}room:"),
+            cluster,
+            node,
+            events,
+            control: control.clone(),
+        };
         tokio::spawn(async move {
-            while let Some(msg) = stream.next().await {
-                let room = msg
-                    .get_channel_name()
-                    .strip_prefix(room_of.as_str())
-                    .and_then(|r| r.parse::<RoomId>().ok());
-                match (room, decode(msg.get_payload_bytes())) {
-                    (Some(room), Some(frame)) => subs.dispatch(room, &frame),
-                    _ => metrics::counter!("corral_broker_drops_total").increment(1),
-                }
+            while let Some(push) = push_rx.recv().await {
+                router.push(push);
             }
-            tracing::error!("redis pub/sub connection closed; rooms repair from the store");
         });
 
-        let (control, mut control_rx) = mpsc::unbounded_channel();
-        let channel_prefix = prefix.to_string();
+        let name = subscriber_name(prefix);
+        let mut watch = sub.clone();
         tokio::spawn(async move {
             while let Some(cmd) = control_rx.recv().await {
                 let result = match cmd {
-                    Control::Subscribe(room, done) => {
-                        let result = sink.subscribe(channel(&channel_prefix, room)).await;
+                    Control::Subscribe(channel, done) => {
+                        let result = sub.subscribe(channel).await;
                         let _ = done.send(());
                         result
                     }
-                    Control::Unsubscribe(room) => {
-                        sink.unsubscribe(channel(&channel_prefix, room)).await
+                    Control::Unsubscribe(channel) => sub.unsubscribe(channel).await,
+                    Control::Name => {
+                        redis::cmd("CLIENT")
+                            .arg("SETNAME")
+                            .arg(&name)
+                            .query_async::<()>(&mut sub)
+                            .await
                     }
                 };
                 if let Err(err) = result {
                     metrics::counter!("corral_redis_errors_total").increment(1);
-                    tracing::warn!(%err, "redis (un)subscribe failed");
+                    tracing::warn!(%err, "redis pub/sub control command failed");
+                }
+            }
+        });
+        // A silently dead socket is noticed by the next command: keep one going.
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(WATCHDOG_EVERY).await;
+                let pong: Result<String, _> = redis::cmd("PING").query_async(&mut watch).await;
+                if let Err(err) = pong {
+                    metrics::counter!("corral_redis_errors_total").increment(1);
+                    tracing::warn!(%err, "redis pub/sub ping failed");
                 }
             }
         });
 
-        let (publish, mut publish_rx) = mpsc::channel::<(RoomId, BrokerFrame)>(PUBLISH_QUEUE);
-        let channel_prefix = prefix.to_string();
+        let (publish, mut publish_rx) = mpsc::channel::<(String, String)>(PUBLISH_QUEUE);
         tokio::spawn(async move {
             let mut conn = conn;
             let mut batch = Vec::with_capacity(PUBLISH_PIPELINE);
             while publish_rx.recv_many(&mut batch, PUBLISH_PIPELINE).await > 0 {
                 let mut pipe = redis::pipe();
-                for (room, frame) in batch.drain(..) {
-                    pipe.cmd("PUBLISH")
-                        .arg(channel(&channel_prefix, room))
-                        .arg(encode(&frame))
-                        .ignore();
+                for (channel, payload) in batch.drain(..) {
+                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
                 }
                 if let Err(err) = pipe.query_async::<()>(&mut conn).await {
                     metrics::counter!("corral_redis_errors_total").increment(1);
-                    tracing::warn!(%err, "redis publish failed; rooms repair from the store");
+                    tracing::warn!(%err, "redis publish failed; receivers repair from the store");
                 }
             }
         });
@@ -184,22 +327,29 @@ impl RedisBroker {
             subscribers,
             publish,
             control,
+            prefix: prefix.to_string(),
+            node,
         })
+    }
+
+    fn send(&self, channel: String, payload: String) {
+        if self.publish.try_send((channel, payload)).is_err() {
+            metrics::counter!("corral_broker_drops_total").increment(1);
+        }
     }
 }
 
 #[async_trait]
 impl Broker for RedisBroker {
     fn publish(&self, room: RoomId, frame: BrokerFrame) {
-        if self.publish.try_send((room, frame)).is_err() {
-            metrics::counter!("corral_broker_drops_total").increment(1);
-        }
+        self.send(channel(&self.prefix, room), encode(&frame));
     }
 
     async fn subscribe(&self, room: RoomId, origin: u64, sink: mpsc::Sender<BrokerFrame>) {
         if self.subscribers.add(room, origin, sink) {
             let (done, subscribed) = oneshot::channel();
-            if self.control.send(Control::Subscribe(room, done)).is_ok() {
+            let channel = channel(&self.prefix, room);
+            if self.control.send(Control::Subscribe(channel, done)).is_ok() {
                 let _ = subscribed.await;
             }
         }
@@ -207,7 +357,19 @@ impl Broker for RedisBroker {
 
     fn unsubscribe(&self, room: RoomId, origin: u64) {
         if self.subscribers.remove(room, origin) {
-            let _ = self.control.send(Control::Unsubscribe(room));
+            let _ = self
+                .control
+                .send(Control::Unsubscribe(channel(&self.prefix, room)));
+        }
+    }
+}
+
+impl ClusterBus for RedisBroker {
+    fn publish(&self, event: ClusterEvent) {
+        metrics::counter!("corral_cluster_events_out_total").increment(1);
+        match encode_event(self.node, &event) {
+            Some(payload) => self.send(format!("{}cluster", self.prefix), payload),
+            None => metrics::counter!("corral_cluster_events_dropped_total").increment(1),
         }
     }
 }
@@ -225,6 +387,19 @@ mod tests {
         };
         assert_eq!(decode(encode(&frame).as_bytes()), Some(frame));
         assert_eq!(decode(b"nonsense"), None);
+    }
+
+    #[test]
+    fn cluster_events_round_trip_and_skip_their_own_node() {
+        let event = ClusterEvent::User {
+            user: 7,
+            frame: ByteString::from(r#"{"ev":"claim.updated","claim_id":1}"#),
+        };
+        let payload = encode_event(42, &event).expect("encodes");
+        assert_eq!(decode_event(41, payload.as_bytes()), Incoming::Event(event));
+        assert_eq!(decode_event(42, payload.as_bytes()), Incoming::Own);
+        assert_eq!(decode_event(41, b"40:{not json"), Incoming::Garbled);
+        assert_eq!(decode_event(41, b"no origin"), Incoming::Garbled);
     }
 
     #[tokio::test]
