@@ -163,6 +163,8 @@ pub struct ChatSettings {
     pub history_page_max: u32,
     /// Wait for a missing seq before reading it from the store, in ms.
     pub gap_wait_ms: u64,
+    /// Stop a room actor unused on this node for this long, in seconds.
+    pub room_idle_secs: u64,
     /// Most messages committed in one transaction.
     pub batch_max: usize,
     /// How long a batch waits for more messages once the first arrived, in ms.
@@ -181,6 +183,7 @@ impl ChatSettings {
             catch_up_window: self.catch_up_window,
             history_page_max: self.history_page_max,
             gap_wait: Duration::from_millis(self.gap_wait_ms),
+            idle_after: Duration::from_secs(self.room_idle_secs.max(1)),
         }
     }
 

@@ -103,6 +103,13 @@ where
         self.actors.remove(key);
     }
 
+    /// Forgets `key` if `addr` is still its actor (a stopping actor does not evict its
+    /// successor).
+    pub fn remove_if_same(&self, key: &K, addr: &Addr<A>) {
+        self.actors
+            .remove_if(key, |_, registered| registered == addr);
+    }
+
     /// How many actors are registered.
     pub fn len(&self) -> usize {
         self.actors.len()

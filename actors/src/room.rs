@@ -52,6 +52,8 @@ pub struct Room {
     /// The newest seq delivered to the local members (kept across restarts, so a restart
     /// neither repeats nor skips a message).
     delivered: Option<u64>,
+    /// When a session of this node last asked something of the room (join, send, history).
+    last_request: Instant,
     state: State,
 }
 
@@ -92,6 +94,7 @@ impl Room {
             origin: rand::random(),
             joined: HashMap::new(),
             delivered: None,
+            last_request: Instant::now(),
             state: State::Loading,
         }
     }
@@ -130,6 +133,12 @@ impl Actor for Room {
             load.into_actor(self)
                 .map(|result, act, ctx| act.loaded(result, ctx)),
         );
+        let idle_after = self.hub.rooms.config.idle_after;
+        ctx.run_interval(idle_after / 4, move |act, ctx| {
+            if act.joined.is_empty() && act.last_request.elapsed() >= idle_after {
+                act.retire(ctx);
+            }
+        });
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -149,6 +158,16 @@ impl Supervised for Room {
 }
 
 impl Room {
+    /// Stops a room nobody on this node uses any more: it leaves the registry (the next use
+    /// starts a fresh actor that reloads from the store) and its broker subscription. Should
+    /// a request already hold its address, the supervisor restarts it to serve that request;
+    /// it then retires again once idle.
+    fn retire(&mut self, ctx: &mut Context<Self>) {
+        self.hub.rooms.forget(self.id, &ctx.address());
+        metrics::counter!("corral_room_actors_retired_total").increment(1);
+        ctx.stop();
+    }
+
     fn loaded(
         &mut self,
         result: Result<Option<Snapshot>, ChatStoreError>,
@@ -199,6 +218,7 @@ impl Room {
         M: RoomRequest,
         Room: Handler<M>,
     {
+        self.last_request = Instant::now();
         let user = msg.user();
         let loaded = match &self.state {
             State::Ready(loaded) => loaded,

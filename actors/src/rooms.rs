@@ -30,6 +30,9 @@ pub struct ChatConfig {
     /// How long a room waits for a missing seq (from another node) before reading it from
     /// the store.
     pub gap_wait: Duration,
+    /// A room actor with no joined session and no request for this long stops (a later use
+    /// starts it again from the store), so rooms and DMs used once do not pile up.
+    pub idle_after: Duration,
 }
 
 /// The node's rooms.
@@ -72,6 +75,11 @@ impl Rooms {
         if let Some(addr) = self.registry.get(&room) {
             addr.do_send(MemberAdded(user));
         }
+    }
+
+    /// Forgets the room's actor `addr` (it is stopping); a newer actor of the room stays.
+    pub(crate) fn forget(&self, room: RoomId, addr: &Addr<Room>) {
+        self.registry.remove_if_same(&room, addr);
     }
 
     /// How many room actors run on this node.

@@ -559,26 +559,11 @@ async fn a_slow_consumer_is_dropped_while_others_keep_receiving() {
 /// and in order, whichever node it was sent on.
 #[actix_web::test]
 async fn a_room_spans_nodes_over_redis() {
-    let prefix = format!("{}:", unique("chat"));
-    // Nodes of a cluster share the token key.
-    let key = corral::config::Secret::new(unique("key").repeat(2));
-    let node1 = TestApp::spawn_with(Engine::Postgres, |s| {
-        s.auth.jwt_secret = key.clone();
-        s.redis.url = corral::config::Secret::new(redis_url());
-        s.redis.key_prefix = prefix.clone();
-    })
-    .await;
-    let db_url = node1.state.settings.database.url.clone();
-    let node2 = TestApp::spawn_with(Engine::Postgres, |s| {
-        s.database.url = db_url;
-        s.auth.jwt_secret = key.clone();
-        s.redis.url = corral::config::Secret::new(redis_url());
-        s.redis.key_prefix = prefix.clone();
-    })
-    .await;
+    let nodes = TestApp::cluster(2, |_| {}).await;
+    let (node1, node2) = (&nodes[0], &nodes[1]);
     let (_, a) = node1.user("alice").await;
     let (_, b) = node1.user("bob").await;
-    let room = create_room(&node1, &a, false).await;
+    let room = create_room(node1, &a, false).await;
     let mut alice1 = node1.client(Some(&a)).await;
     let mut alice2 = node2.client(Some(&a)).await;
     let mut bob2 = node2.client(Some(&b)).await;
@@ -612,6 +597,91 @@ async fn a_room_spans_nodes_over_redis() {
         assert_eq!(seqs(&got), (1..=(2 * EACH) as u64).collect::<Vec<_>>());
         ws.assert_silent("room.message", 500).await;
     }
+}
+
+/// Kills the Redis subscriber connections of the cluster whose key prefix is `prefix`;
+/// returns how many were killed.
+async fn kill_subscribers(prefix: &str) -> usize {
+    let client = redis::Client::open(redis_url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .expect("client list");
+    let wanted = format!(
+        "name={}",
+        corral::store::chat::broker::subscriber_name(prefix)
+    );
+    let mut killed = 0;
+    for line in list.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.contains(&wanted.as_str())
+            && let Some(id) = fields.iter().find_map(|f| f.strip_prefix("id="))
+        {
+            let n: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query_async(&mut conn)
+                .await
+                .expect("client kill");
+            killed += n as usize;
+        }
+    }
+    killed
+}
+
+/// The Redis subscriber connections of both nodes are killed: the nodes reconnect and
+/// subscribe again by themselves, and a room spanning them carries messages as before.
+#[actix_web::test]
+async fn a_room_spans_nodes_again_after_the_redis_subscriptions_drop() {
+    let nodes = TestApp::cluster(2, |_| {}).await;
+    let (node1, node2) = (&nodes[0], &nodes[1]);
+    let prefix = node1.state.settings.redis.key_prefix.clone();
+    let (_, a) = node1.user("alice").await;
+    let (_, b) = node1.user("bob").await;
+    let room = create_room(node1, &a, false).await;
+    let mut alice = node1.client(Some(&a)).await;
+    let mut bob = node2.client(Some(&b)).await;
+    join(&mut alice, room, None).await;
+    join(&mut bob, room, None).await;
+    send(&mut alice, room, "before", "m1").await;
+    assert_eq!(seqs(&messages(&mut bob, room, 1).await), [1]);
+
+    assert_eq!(
+        kill_subscribers(&prefix).await,
+        2,
+        "one subscriber per node"
+    );
+    // Both directions work again once the nodes have resubscribed: alice sends until bob
+    // hears from node 1 again; he must end up with every message, in order (the ones lost in
+    // the outage are repaired from the store).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut sent = 1u64;
+    let first = loop {
+        sent += 1;
+        send(&mut alice, room, "after", &format!("m{sent}")).await;
+        let wait = tokio::time::Instant::now() + Duration::from_millis(300);
+        if let Some(msg) = bob.next_event_until("room.message", wait).await {
+            break msg;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 2 never resubscribed"
+        );
+    };
+    let mut got = vec![first];
+    got.extend(messages(&mut bob, room, sent as usize - 2).await);
+    assert_eq!(seqs(&got), (2..=sent).collect::<Vec<_>>());
+    bob.assert_silent("room.message", 300).await;
+    // Alice's session hears her own messages too, and now bob's reply from node 2.
+    let reply = send(&mut bob, room, "reply", "r1").await;
+    let got = messages(&mut alice, room, reply as usize).await;
+    assert_eq!(seqs(&got), (1..=reply).collect::<Vec<_>>());
 }
 
 /// The real server binary, killed with SIGKILL when dropped.
@@ -805,4 +875,55 @@ async fn a_killed_server_loses_no_acknowledged_message() {
             "acknowledged message {cmid} at seq {seq} survived"
         );
     }
+}
+
+/// A room nobody on the node uses stops its actor after `chat.room_idle_secs`; the next use
+/// starts it again from the store, with nothing lost. A room with a joined member stays.
+#[actix_web::test]
+async fn idle_rooms_stop_and_come_back_from_the_store() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.chat.room_idle_secs = 1).await;
+    let (_, a) = app.user("alice").await;
+    let (_, b) = app.user("bob").await;
+    let quiet = create_room(&app, &a, false).await;
+    let busy = create_room(&app, &a, false).await;
+    let mut alice = app.client(Some(&a)).await;
+    join(&mut alice, quiet, None).await;
+    join(&mut alice, busy, None).await;
+    for i in 1..=3 {
+        send(&mut alice, quiet, "hello", &format!("q{i}")).await;
+    }
+    alice
+        .request("room.leave", json!({ "room": quiet }))
+        .await
+        .expect("leave");
+    assert_eq!(app.state.hub.rooms.running(), 2);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.state.hub.rooms.running() > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle room never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The joined room is the one still running: it still delivers.
+    let mut bob = app.client(Some(&b)).await;
+    join(&mut bob, busy, None).await;
+    let seq = send(&mut bob, busy, "still here", "b1").await;
+    let got = messages(&mut alice, busy, 1).await;
+    assert_eq!(seqs(&got), [seq]);
+
+    // The stopped room comes back with its history and its seq where they were.
+    let ok = join(&mut bob, quiet, Some(0)).await;
+    assert_eq!(ok["last_seq"], 3);
+    assert_eq!(ok["caught_up"], true);
+    let missed: Vec<u64> = ok["missed"]
+        .as_array()
+        .expect("missed")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(missed, [1, 2, 3]);
+    assert_eq!(send(&mut bob, quiet, "back", "b2").await, 4);
+    assert_eq!(app.state.hub.rooms.running(), 2);
 }
