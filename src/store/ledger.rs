@@ -13,6 +13,7 @@ use corral_actors::claims::{
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 use corral_protocol::{EpochMs, UserId};
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 
 use super::claims::{ClaimRows, Deadline, NewHold, restored};
 
@@ -129,9 +130,25 @@ impl SlotArbiter for BookArbiter {
         spec: &ActivitySpec,
         rows: &[RestoredClaim],
     ) -> Result<(), LedgerError> {
-        self.books
-            .entry(spec.id)
-            .or_insert_with(|| Mutex::new(StockBook::restore(spec, rows)));
+        // A book already kept is the live truth (it may be ahead of the rows by in-flight
+        // holds); it is rebuilt only when the rules changed, which edits allow before the
+        // start alone, when nothing can be held.
+        let fresh = || Mutex::new(StockBook::restore(spec, rows));
+        match self.books.entry(spec.id) {
+            Entry::Occupied(mut kept) => {
+                let current = kept
+                    .get()
+                    .lock()
+                    .map(|book| book.follows(spec))
+                    .unwrap_or(false);
+                if !current {
+                    kept.insert(fresh());
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(fresh());
+            }
+        }
         Ok(())
     }
 

@@ -17,6 +17,7 @@ engine_tests!(
     a_countdown_pushes_ticks_then_started_then_ended_to_every_subscriber,
     cancelling_before_the_start_ends_the_activity,
     broadcasts_reach_subscribers_and_nobody_else,
+    an_edit_before_the_start_changes_the_claim_rules,
 );
 
 /// The server clock as tests read it (same machine, same clock).
@@ -901,4 +902,42 @@ async fn broadcasts_and_cancels_reach_every_node() {
             .expect("the cancel reached this node");
         assert_eq!(ended["reason"], "cancelled");
     }
+}
+
+/// Claim rules are read once per activity and cached by the claim desk; an edit made before
+/// the start replaces them: a limit raised after a first (too early) claim applies.
+async fn an_edit_before_the_start_changes_the_claim_rules(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let api = Api::of(&app);
+    let (_, merchant) = api.merchant("editor").await;
+    let animal = api.animal(&merchant, 3).await;
+    let (activity, starts_at, ends_at) = api.activity(&merchant, animal, 2_000, 60_000).await;
+    let (_, token) = api.user("eager").await;
+    let (mut ws, _) = watcher(&app.ws_url(), &token, activity).await;
+    let err = ws
+        .request("claim", json!({"activity": activity, "key": "early"}))
+        .await
+        .expect_err("before the start");
+    assert_eq!(err.code.as_str(), "not_started");
+
+    let mut body = activity_body(animal, starts_at, ends_at);
+    body["items"] = json!([{"animal_id": animal, "slots": 3}]);
+    body["per_user_limit"] = json!(2);
+    let (status, body) = api
+        .put(&format!("/api/v1/activities/{activity}"), &merchant, body)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    ws.next_event("activity.started").await.expect("started");
+    for key in ["k1", "k2"] {
+        let held = ws
+            .request("claim", json!({"activity": activity, "key": key}))
+            .await
+            .expect("held under the new limit");
+        assert_eq!(held["status"], "held");
+    }
+    let err = ws
+        .request("claim", json!({"activity": activity, "key": "k3"}))
+        .await
+        .expect_err("above the new limit");
+    assert_eq!(err.code.as_str(), "limit_reached");
 }

@@ -212,6 +212,18 @@ impl StockBook {
         book
     }
 
+    /// Whether the book was built for these rules (limit, items and their slots): an
+    /// activity edited before its start gets a new book.
+    pub fn follows(&self, spec: &ActivitySpec) -> bool {
+        self.per_user_limit == spec.per_user_limit
+            && self.items.len() == spec.items.len()
+            && spec.items.iter().all(|item| {
+                self.items
+                    .get(&item.item_id)
+                    .is_some_and(|s| s.slots == item.slots)
+            })
+    }
+
     /// Free and held slot counts.
     pub fn stock(&self) -> StockView {
         let (left, held) = self
@@ -380,6 +392,10 @@ mod tests {
             },
         ];
         let mut book = StockBook::restore(&s, &rows);
+        assert!(book.follows(&s));
+        assert!(!book.follows(&spec(&[(10, 2), (11, 2)], 1)));
+        assert!(!book.follows(&spec(&[(10, 2), (11, 1)], 2)));
+        assert!(!book.follows(&spec(&[(10, 2)], 1)));
         assert_eq!(book.stock(), StockView { left: 1, held: 1 });
         assert_eq!(book.decide(1, "a", None), Decision::Seen(10));
         assert_eq!(book.decide(3, "c", None), Decision::Seen(10));
