@@ -237,6 +237,20 @@ impl SocialStore for Db {
     }
 
     async fn create_post(&self, post: NewPost) -> Result<Post, SocialError> {
+        if let Some(animal) = post.animal {
+            // Animals never change hands, so checking before the insert is enough.
+            let owner: Option<i64> =
+                sqlx::query_scalar("SELECT merchant_id FROM animals WHERE id = $1")
+                    .bind(animal)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql)?;
+            match owner {
+                None => return Err(SocialError::NotFound),
+                Some(owner) if owner != post.author => return Err(SocialError::Forbidden),
+                Some(_) => {}
+            }
+        }
         let media = serde_json::to_string(&post.media).unwrap_or_else(|_| "[]".into());
         let row = sqlx::query(
             "INSERT INTO posts (author_id, text, media, animal_id, created_at) \

@@ -466,13 +466,28 @@ async fn counters_stay_exact_under_concurrent_likes_and_comments(engine: Engine)
 
 async fn tagged_animal_updates_reach_animal_followers(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let (_, merchant_token) = member(&app, Role::Merchant).await;
+    let (merchant, merchant_token) = member(&app, Role::Merchant).await;
+    let (rival, rival_token) = member(&app, Role::Merchant).await;
     let (adopter, adopter_token) = member(&app, Role::User).await;
     let (_, user_token) = member(&app, Role::User).await;
     let mut m = app.client(Some(&merchant_token)).await;
+    let mut r = app.client(Some(&rival_token)).await;
     let mut u = app.client(Some(&adopter_token)).await;
     let mut plain = app.client(Some(&user_token)).await;
     const ANIMAL: i64 = 42;
+    const RIVALS: i64 = 43;
+    for (id, owner) in [(ANIMAL, merchant), (RIVALS, rival)] {
+        sqlx::query(
+            "INSERT INTO animals (id, merchant_id, name, species, description, image_urls, \
+             price_cents, slots, created_at, updated_at) \
+             VALUES ($1, $2, 'Daisy', 'cow', '', '[]', 100, 1, 0, 0)",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&app.state.db.pool)
+        .await
+        .expect("animal");
+    }
 
     // What the claims flow does on a confirmed claim.
     let social = &app.state.hub.social;
@@ -512,12 +527,29 @@ async fn tagged_animal_updates_reach_animal_followers(engine: Engine) {
     assert_eq!(post_ids(&page), vec![tagged]);
     assert!(!post_ids(&page).contains(&untagged));
 
-    // Only merchants tag animals.
+    // Only merchants tag animals, and only their own.
     let err = plain
         .request("feed.post", json!({ "text": "mine", "animal": ANIMAL }))
         .await
         .err();
     assert_eq!(err.map(|e| e.code.as_str()), Some("forbidden"));
+    let err = r
+        .request("feed.post", json!({ "text": "not mine", "animal": ANIMAL }))
+        .await
+        .err();
+    assert_eq!(err.map(|e| e.code.as_str()), Some("forbidden"));
+    let err = r
+        .request(
+            "feed.post",
+            json!({ "text": "nobody's", "animal": 987_654 }),
+        )
+        .await
+        .err();
+    assert_eq!(err.map(|e| e.code.as_str()), Some("not_found"));
+    r.request("feed.post", json!({ "text": "my own", "animal": RIVALS }))
+        .await
+        .expect("a merchant tags their own animal");
+    u.assert_silent("feed.post", 400).await;
 }
 
 async fn bad_posts_and_pages_are_refused(engine: Engine) {

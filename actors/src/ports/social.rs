@@ -121,7 +121,8 @@ pub trait SocialStore: Send + Sync + 'static {
         now: EpochMs,
     ) -> Result<bool, SocialError>;
 
-    /// Stores a post and returns it as clients see it.
+    /// Stores a post and returns it as clients see it. A tagged animal must exist
+    /// (`NotFound`) and belong to the author (`Forbidden`).
     async fn create_post(&self, post: NewPost) -> Result<Post, SocialError>;
 
     /// A live (not deleted) post.
