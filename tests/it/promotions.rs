@@ -212,6 +212,19 @@ async fn watcher(ws_url: &str, token: &str, activity: i64) -> (WsClient, Value) 
     (ws, ok)
 }
 
+/// The next `activity.broadcast` push, checked to be `text` about `activity`.
+async fn expect_broadcast(ws: &mut WsClient, activity: i64, text: &str) -> Value {
+    let push = ws
+        .next_event("activity.broadcast")
+        .await
+        .expect("broadcast");
+    assert_eq!(
+        (&push["activity"], &push["text"]),
+        (&json!(activity), &json!(text))
+    );
+    push
+}
+
 /// Every `activity.*` push until `activity.ended` (inclusive), each with the local clock
 /// reading taken when it was read.
 async fn pushes_until_ended(ws: &mut WsClient, limit: Duration) -> Vec<(Value, i64)> {
@@ -664,14 +677,7 @@ async fn broadcasts_reach_subscribers_and_nobody_else(engine: Engine) {
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["delivered"], 2);
     for ws in [&mut wa, &mut wb] {
-        let push = ws
-            .next_event("activity.broadcast")
-            .await
-            .expect("broadcast");
-        assert_eq!(
-            (&push["activity"], &push["text"]),
-            (&json!(activity), &json!("Piglets at noon!"))
-        );
+        let push = expect_broadcast(ws, activity, "Piglets at noon!").await;
         assert!(push["ts"].as_i64().unwrap() >= before);
     }
     for ws in [&mut left, &mut bystander] {
@@ -873,14 +879,7 @@ async fn broadcasts_and_cancels_reach_every_node() {
         .await;
     assert_eq!(status, 202, "{body}");
     for ws in [&mut viewer, &mut both, &mut fan, &mut near_fan] {
-        let push = ws
-            .next_event("activity.broadcast")
-            .await
-            .expect("broadcast");
-        assert_eq!(
-            (&push["activity"], &push["text"]),
-            (&json!(activity), &json!("Lambs at dawn"))
-        );
+        expect_broadcast(ws, activity, "Lambs at dawn").await;
     }
     for ws in [&mut both, &mut stranger] {
         ws.assert_silent("activity.broadcast", 500).await;
