@@ -103,6 +103,10 @@ pub struct RedisSettings {
     pub url: Secret,
     /// Prefix of every key.
     pub key_prefix: String,
+    /// How often, in ms, the claim counters in Redis are reconciled with the durable rows
+    /// (a slot taken by a node that died before committing its hold row is given back after
+    /// two passes).
+    pub claims_reconcile_ms: u64,
 }
 
 /// `[auth]`

@@ -21,6 +21,7 @@ use crate::state::AppState;
 use crate::store::chat::{LocalBroker, RedisBroker, SqlMessageStore};
 use crate::store::claims::{ClaimRows, SqlCatalog};
 use crate::store::ledger::{BookArbiter, DurableLedger};
+use crate::store::reconcile::Reconciler;
 use crate::store::redis::{RedisError, RedisStore};
 use crate::store::redis_ledger::RedisArbiter;
 use crate::store::{Backend, Db, StoreError};
@@ -51,18 +52,25 @@ pub enum StartupError {
 async fn claim_ledger(
     db: &Db,
     redis: Option<&RedisStore>,
+    pool_size: usize,
+    reconcile_every: Duration,
 ) -> Result<Arc<dyn ClaimLedger>, StartupError> {
-    // SQLite has one writer; PostgreSQL commits batches in parallel.
+    // SQLite has one writer; PostgreSQL commits batches in parallel (each waits out its WAL
+    // flush), with half the pool at most so reads still find connections.
     let writers = match db.backend {
         Backend::Sqlite => 1,
-        Backend::Postgres => 4,
+        Backend::Postgres => (pool_size / 2).clamp(1, 8),
     };
     let rows = ClaimRows::start(db.clone(), writers);
     Ok(match redis {
-        Some(redis) => Arc::new(DurableLedger::new(
-            RedisArbiter::new(redis.clone()).await?,
-            rows,
-        )),
+        Some(redis) => {
+            let arbiter = RedisArbiter::new(redis.clone()).await?;
+            if !reconcile_every.is_zero() {
+                let catalog = Arc::new(SqlCatalog::new(Arc::new(db.clone())));
+                Reconciler::new(arbiter.clone(), rows.clone(), catalog).spawn(reconcile_every);
+            }
+            Arc::new(DurableLedger::new(arbiter, rows))
+        }
         None => Arc::new(DurableLedger::new(BookArbiter::default(), rows)),
     })
 }
@@ -114,7 +122,13 @@ impl Application {
         };
         let users = Arc::new(UserSessions::new(bus));
         let claims = Claims::new(
-            claim_ledger(&db, redis.as_ref()).await?,
+            claim_ledger(
+                &db,
+                redis.as_ref(),
+                settings.database.max_connections as usize,
+                Duration::from_millis(settings.redis.claims_reconcile_ms),
+            )
+            .await?,
             Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
             users.clone(),
             Arc::new(db.clone()),

@@ -2,6 +2,7 @@
 //! move a claim through its states exactly once, the reads recovery and the merchant view
 //! need, and the activity catalog (over the promotions tables) the claim desk loads specs from.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,7 +16,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Db, StoreError};
+use super::{Backend, Db, StoreError};
 
 /// Columns every claim read returns, in [`record`]'s order.
 const COLUMNS: &str =
@@ -202,6 +203,75 @@ impl ClaimRows {
         .await?;
         rows.iter().map(record).collect()
     }
+
+    /// The status of each claim among `wanted` (`(user, key)` pairs of `activity`) that has
+    /// a row; the others have none.
+    pub async fn statuses(
+        &self,
+        activity: ActivityId,
+        wanted: &[(UserId, &str)],
+    ) -> Result<HashMap<(UserId, String), ClaimStatus>, StoreError> {
+        let mut found = HashMap::new();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let wanted: Vec<serde_json::Value> = wanted
+            .iter()
+            .map(|(user, key)| serde_json::json!({"u": user, "k": key}))
+            .collect();
+        let sql = match self.db.backend {
+            Backend::Sqlite => {
+                "SELECT c.user_id, c.claim_key, c.status FROM json_each($2) AS w \
+                 JOIN claims c ON c.user_id = w.value ->> 'u' AND c.claim_key = w.value ->> 'k' \
+                 WHERE c.activity_id = $1"
+            }
+            Backend::Postgres => {
+                "SELECT c.user_id, c.claim_key, c.status \
+                 FROM json_to_recordset($2::json) AS w(u BIGINT, k TEXT) \
+                 JOIN claims c ON c.user_id = w.u AND c.claim_key = w.k WHERE c.activity_id = $1"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(activity)
+            .bind(serde_json::Value::Array(wanted).to_string())
+            .fetch_all(&self.db.pool)
+            .await?;
+        for row in &rows {
+            let status: String = row.try_get(2)?;
+            found.insert(
+                (row.try_get(0)?, row.try_get(1)?),
+                ClaimStatus::parse(&status).unwrap_or(ClaimStatus::Cancelled),
+            );
+        }
+        Ok(found)
+    }
+
+    /// Records `(user, key)` of `activity` as cancelled unless a row already stands for it:
+    /// whether this call wrote it. Once written, a hold for that key can never be committed
+    /// (its upsert finds this row), so a slot taken for it may be given back.
+    pub async fn void(
+        &self,
+        activity: ActivityId,
+        item: i64,
+        user: UserId,
+        key: &str,
+        now: EpochMs,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO claims \
+             (activity_id, item_id, user_id, claim_key, status, expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'cancelled', $5, $5, $5) \
+             ON CONFLICT (user_id, activity_id, claim_key) DO NOTHING RETURNING id",
+        )
+        .bind(activity)
+        .bind(item)
+        .bind(user)
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.is_some())
+    }
 }
 
 /// A condition on a hold's expiry for [`ClaimRows::transition`].
@@ -215,10 +285,24 @@ pub enum Deadline {
     NotPassed,
 }
 
-/// Upsert of one hold: a repeated key returns the existing row unchanged.
-const INSERT_HOLD: &str = "INSERT INTO claims \
+/// Upsert of a whole batch of holds in one statement (so one round trip, and in autocommit
+/// one transaction): the holds come as one JSON array bound to `$1`, which keeps the SQL text
+/// fixed (prepared once per connection) whatever the batch size. A repeated key returns the
+/// existing row unchanged. Keys must be unique within the array (PostgreSQL refuses to upsert
+/// one row twice in a statement).
+const INSERT_HOLDS_POSTGRES: &str = "INSERT INTO claims \
      (activity_id, item_id, user_id, claim_key, status, expires_at, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, 'held', $5, $6, $6) \
+     SELECT h.a, h.i, h.u, h.k, 'held', h.e, h.n, h.n \
+     FROM json_to_recordset($1::json) AS h(a BIGINT, i BIGINT, u BIGINT, k TEXT, e BIGINT, n BIGINT) \
+     ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
+     RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
+
+/// [`INSERT_HOLDS_POSTGRES`] for SQLite (`WHERE true` resolves the parse ambiguity of
+/// `INSERT ... SELECT ... ON CONFLICT`).
+const INSERT_HOLDS_SQLITE: &str = "INSERT INTO claims \
+     (activity_id, item_id, user_id, claim_key, status, expires_at, created_at, updated_at) \
+     SELECT h.value ->> 'a', h.value ->> 'i', h.value ->> 'u', h.value ->> 'k', 'held', \
+     h.value ->> 'e', h.value ->> 'n', h.value ->> 'n' FROM json_each($1) AS h WHERE true \
      ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
      RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
 
@@ -240,8 +324,11 @@ async fn write_loop(db: Db, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
         let size = batch.len();
         match commit(&db, &batch).await {
             Ok(rows) => {
-                for ((_, reply), row) in batch.drain(..).zip(rows) {
-                    let _ = reply.send(Ok(row));
+                for ((hold, reply), row) in batch.drain(..).zip(rows) {
+                    let _ =
+                        reply.send(row.ok_or_else(|| {
+                            format!("no claim row came back for key {:?}", hold.key)
+                        }));
                 }
             }
             Err(err) => {
@@ -257,23 +344,45 @@ async fn write_loop(db: Db, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
     }
 }
 
-async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<ClaimRecord>, StoreError> {
-    let mut tx = db.pool.begin().await?;
-    let mut rows = Vec::with_capacity(batch.len());
-    for (hold, _) in batch {
-        let row = sqlx::query(INSERT_HOLD)
-            .bind(hold.activity)
-            .bind(hold.item)
-            .bind(hold.user)
-            .bind(&hold.key)
-            .bind(hold.expires_at)
-            .bind(hold.now)
-            .fetch_one(&mut *tx)
-            .await?;
-        rows.push(record(&row)?);
+/// Who a claim row belongs to: its `(user, activity, key)`, unique in the table.
+type ClaimIdentity = (UserId, ActivityId, String);
+
+/// Upserts the batch's holds in one statement; the row of each job, in order.
+async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, StoreError> {
+    let mut seen: HashSet<(UserId, ActivityId, &str)> = HashSet::with_capacity(batch.len());
+    let holds: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|(hold, _)| hold)
+        .filter(|h| seen.insert((h.user, h.activity, h.key.as_str())))
+        .map(|h| {
+            serde_json::json!({
+                "a": h.activity, "i": h.item, "u": h.user, "k": h.key,
+                "e": h.expires_at, "n": h.now,
+            })
+        })
+        .collect();
+    let sql = match db.backend {
+        Backend::Sqlite => INSERT_HOLDS_SQLITE,
+        Backend::Postgres => INSERT_HOLDS_POSTGRES,
+    };
+    let rows = sqlx::query(sql)
+        .bind(serde_json::Value::Array(holds).to_string())
+        .fetch_all(&db.pool)
+        .await?;
+    // RETURNING order is unspecified: match rows to jobs by identity.
+    let mut by_identity: HashMap<ClaimIdentity, ClaimRecord> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let claim = record(row)?;
+        by_identity.insert((claim.user, claim.activity, claim.key.clone()), claim);
     }
-    tx.commit().await?;
-    Ok(rows)
+    Ok(batch
+        .iter()
+        .map(|(h, _)| {
+            by_identity
+                .get(&(h.user, h.activity, h.key.clone()))
+                .cloned()
+        })
+        .collect())
 }
 
 impl Db {

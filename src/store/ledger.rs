@@ -281,7 +281,12 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
             now,
         };
         match self.rows.insert(hold).await {
-            Ok(claim) => Ok(HoldOutcome::Held { claim, fresh }),
+            // A row that is not held was there first (the reconciler voided a key whose
+            // commit came too late): this request took nothing the client may count on.
+            Ok(claim) => {
+                let fresh = fresh && claim.status == ClaimStatus::Held;
+                Ok(HoldOutcome::Held { claim, fresh })
+            }
             Err(err) => {
                 // A concurrent retry of the same key may have written the row; only give
                 // the slot back when no row stands for it.

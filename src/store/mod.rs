@@ -11,6 +11,7 @@ pub mod claims;
 pub mod ledger;
 pub mod payments;
 pub mod promotions;
+pub mod reconcile;
 pub mod redis;
 pub mod redis_ledger;
 pub mod social;

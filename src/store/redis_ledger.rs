@@ -2,13 +2,21 @@
 //! connection and called by EVALSHA (reloaded if Redis answers NOSCRIPT), decides every claim
 //! of an activity atomically across nodes. Keys live under `<prefix>claims:{<activity>}:` and
 //! expire one day after the activity settles.
+//!
+//! Claims are decided in batches: the claims that queue up while one script call runs go
+//! together in the next (`claims` op), so a crowd costs one script call (one round trip, one
+//! key-expiry refresh) per batch rather than per claim.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use corral_actors::claims::{
     ActivitySpec, Decision, ItemId, LedgerError, Refusal, RestoredClaim, StockView,
 };
-use corral_protocol::UserId;
-use redis::Script;
+use corral_protocol::ops::ActivityId;
+use corral_protocol::{EpochMs, UserId};
+use redis::{AsyncCommands, Script};
+use tokio::sync::{mpsc, oneshot};
 
 use super::ledger::SlotArbiter;
 use super::redis::{RedisError, RedisStore};
@@ -19,10 +27,37 @@ pub const CLAIM_LUA: &str = include_str!("lua/claim.lua");
 /// Redis keeps an activity's keys this long after it settles (for late retries and audits).
 const KEEP_MS: i64 = 24 * 3600 * 1000;
 
+/// Most claims decided by one script call.
+const MAX_DECISIONS: usize = 256;
+
+/// A claim waiting for the next batched script call.
+struct Ask {
+    /// The activity, the expiry of its keys and its per-user limit: claims agreeing on all
+    /// three share a call.
+    group: (ActivityId, EpochMs, i64),
+    user: UserId,
+    key: String,
+    item: Option<ItemId>,
+    reply: oneshot::Sender<Result<Option<Decision>, LedgerError>>,
+}
+
+/// A slot the script records as held (`h`), as [`RedisArbiter::held`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisHold {
+    /// The claimant.
+    pub user: UserId,
+    /// Their idempotency key.
+    pub key: String,
+    /// The item held.
+    pub item: ItemId,
+}
+
 /// Claims decided by Redis.
+#[derive(Clone)]
 pub struct RedisArbiter {
     redis: RedisStore,
     script: Script,
+    asks: mpsc::Sender<Ask>,
 }
 
 fn unavailable(err: redis::RedisError) -> LedgerError {
@@ -31,12 +66,18 @@ fn unavailable(err: redis::RedisError) -> LedgerError {
 }
 
 impl RedisArbiter {
-    /// Loads the script (SCRIPT LOAD) and returns the arbiter.
+    /// Loads the script (SCRIPT LOAD) and starts the claim batcher (on the current runtime).
     pub async fn new(redis: RedisStore) -> Result<RedisArbiter, RedisError> {
         let script = Script::new(CLAIM_LUA);
         let mut conn = redis.conn.clone();
         script.load_async(&mut conn).await?;
-        Ok(RedisArbiter { redis, script })
+        let (asks, rx) = mpsc::channel(MAX_DECISIONS * 16);
+        tokio::spawn(decide_loop(redis.clone(), script.clone(), rx));
+        Ok(RedisArbiter {
+            redis,
+            script,
+            asks,
+        })
     }
 
     /// The script's five keys for `activity` under `prefix`.
@@ -55,9 +96,7 @@ impl RedisArbiter {
         for key in Self::keys(&self.redis.prefix, spec.id) {
             invocation.key(key);
         }
-        invocation
-            .arg(op)
-            .arg(spec.settled_at().saturating_add(KEEP_MS));
+        invocation.arg(op).arg(expiry(spec));
         for arg in args {
             invocation.arg(arg);
         }
@@ -68,6 +107,55 @@ impl RedisArbiter {
             .map_err(unavailable)
     }
 
+    /// Activities with claim counters in Redis (SCAN, so Redis is never blocked).
+    pub async fn activities(&self) -> Result<Vec<ActivityId>, LedgerError> {
+        let head = format!("{}claims:{{", self.redis.prefix);
+        let mut conn = self.redis.conn.clone();
+        let mut iter = conn
+            .scan_match::<_, String>(format!("{head}*}}:meta"))
+            .await
+            .map_err(unavailable)?;
+        let mut ids = Vec::new();
+        while let Some(key) = iter.next_item().await {
+            let key = key.map_err(unavailable)?;
+            if let Some(id) = key
+                .strip_prefix(&head)
+                .and_then(|rest| rest.strip_suffix("}:meta"))
+                .and_then(|id| id.parse().ok())
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Every slot of the activity the script records as held (HSCAN of its keys hash).
+    pub async fn held(&self, spec: &ActivitySpec) -> Result<Vec<RedisHold>, LedgerError> {
+        let [_, _, _, keys, _] = Self::keys(&self.redis.prefix, spec.id);
+        let mut conn = self.redis.conn.clone();
+        let mut iter = conn
+            .hscan::<_, (String, String)>(keys)
+            .await
+            .map_err(unavailable)?;
+        let mut held = Vec::new();
+        while let Some(entry) = iter.next_item().await {
+            let (field, state) = entry.map_err(unavailable)?;
+            // Fields are "user|key" (the key may itself hold '|'); held states "h|item".
+            let parsed = state.strip_prefix("h|").and_then(|item| {
+                let (user, key) = field.split_once('|')?;
+                Some(RedisHold {
+                    user: user.parse().ok()?,
+                    key: key.to_string(),
+                    item: item.parse().ok()?,
+                })
+            });
+            held.extend(parsed);
+        }
+        Ok(held)
+    }
+
     async fn flag(
         &self,
         spec: &ActivitySpec,
@@ -76,6 +164,91 @@ impl RedisArbiter {
     ) -> Result<bool, LedgerError> {
         Ok(self.call(spec, op, args).await?.first().map(String::as_str) == Some("1"))
     }
+}
+
+/// When an activity's keys may go.
+fn expiry(spec: &ActivitySpec) -> EpochMs {
+    spec.settled_at().saturating_add(KEEP_MS)
+}
+
+/// Decides the claims queued while the previous call ran, one script call per group.
+async fn decide_loop(redis: RedisStore, script: Script, mut rx: mpsc::Receiver<Ask>) {
+    let mut batch = Vec::with_capacity(MAX_DECISIONS);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_DECISIONS {
+            match rx.try_recv() {
+                Ok(ask) => batch.push(ask),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("corral_redis_claim_batch_size").record(batch.len() as f64);
+        let mut groups: HashMap<(ActivityId, EpochMs, i64), Vec<Ask>> = HashMap::new();
+        for ask in batch.drain(..) {
+            groups.entry(ask.group).or_default().push(ask);
+        }
+        let calls = groups
+            .into_values()
+            .map(|asks| decide_group(&redis, &script, asks));
+        futures_util::future::join_all(calls).await;
+    }
+}
+
+/// One `claims` call for claims of one group; answers each.
+async fn decide_group(redis: &RedisStore, script: &Script, asks: Vec<Ask>) {
+    let (activity, expire_at, limit) = asks[0].group;
+    let mut invocation = script.prepare_invoke();
+    for key in RedisArbiter::keys(&redis.prefix, activity) {
+        invocation.key(key);
+    }
+    invocation.arg("claims").arg(expire_at).arg(limit);
+    for ask in &asks {
+        invocation
+            .arg(ask.user)
+            .arg(&ask.key)
+            .arg(ask.item.map(|i| i.to_string()).unwrap_or_default());
+    }
+    let mut conn = redis.conn.clone();
+    let reply: Result<Vec<String>, _> = invocation.invoke_async(&mut conn).await;
+    match reply {
+        Ok(reply) => {
+            let mut answers = reply.chunks(2);
+            for ask in asks {
+                let answer = match answers.next() {
+                    Some([kind, value]) => decision(kind, Some(value)),
+                    _ => Err(LedgerError::Unavailable(
+                        "claim script answered too few claims".into(),
+                    )),
+                };
+                let _ = ask.reply.send(answer);
+            }
+        }
+        Err(err) => {
+            let err = unavailable(err);
+            for ask in asks {
+                let _ = ask.reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+/// One claim's answer from the script (`None`: the activity has no counters yet).
+fn decision(kind: &str, value: Option<&String>) -> Result<Option<Decision>, LedgerError> {
+    Ok(Some(match kind {
+        "uninit" => return Ok(None),
+        "take" => Decision::Take(parse_item(value)?),
+        "seen" => Decision::Seen(parse_item(value)?),
+        "refused" => Decision::Refused(
+            value
+                .and_then(|r| Refusal::parse(r))
+                .unwrap_or(Refusal::SoldOut),
+        ),
+        other => {
+            return Err(LedgerError::Unavailable(format!(
+                "claim script answered {other:?}"
+            )));
+        }
+    }))
 }
 
 fn parse_item(s: Option<&String>) -> Result<ItemId, LedgerError> {
@@ -92,29 +265,17 @@ impl SlotArbiter for RedisArbiter {
         key: &str,
         item: Option<ItemId>,
     ) -> Result<Option<Decision>, LedgerError> {
-        let args = [
-            user.to_string(),
-            key.to_string(),
-            item.map(|i| i.to_string()).unwrap_or_default(),
-            spec.per_user_limit.to_string(),
-        ];
-        let reply = self.call(spec, "claim", &args).await?;
-        Ok(Some(match reply.first().map(String::as_str) {
-            Some("uninit") => return Ok(None),
-            Some("take") => Decision::Take(parse_item(reply.get(1))?),
-            Some("seen") => Decision::Seen(parse_item(reply.get(1))?),
-            Some("refused") => Decision::Refused(
-                reply
-                    .get(1)
-                    .and_then(|r| Refusal::parse(r))
-                    .unwrap_or(Refusal::SoldOut),
-            ),
-            other => {
-                return Err(LedgerError::Unavailable(format!(
-                    "claim script answered {other:?}"
-                )));
-            }
-        }))
+        let (reply, decided) = oneshot::channel();
+        let ask = Ask {
+            group: (spec.id, expiry(spec), spec.per_user_limit),
+            user,
+            key: key.to_string(),
+            item,
+            reply,
+        };
+        let stopped = || LedgerError::Unavailable("the claim batcher stopped".into());
+        self.asks.send(ask).await.map_err(|_| stopped())?;
+        decided.await.map_err(|_| stopped())?
     }
 
     async fn undo(&self, spec: &ActivitySpec, user: UserId, key: &str) -> Result<(), LedgerError> {

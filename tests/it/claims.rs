@@ -393,6 +393,15 @@ fn redis_mode(prefix: &str) -> impl FnOnce(&mut Settings) + '_ {
     }
 }
 
+/// The benchmarks run with the shipped pool size (the tests' default is smaller, so a long
+/// run's many nodes do not exhaust PostgreSQL's connection slots).
+fn shipped_pool(s: &mut Settings) {
+    s.database.max_connections = Settings::defaults()
+        .expect("defaults")
+        .database
+        .max_connections;
+}
+
 fn roomy(s: &mut Settings) {
     s.ws.max_per_ip = 100_000;
 }
@@ -457,6 +466,7 @@ async fn decisions_per_second(app: &TestApp, label: &str) {
     };
     let (activity, _, _) = seed(app, &promo).await;
     let url = app.ws_url();
+    let batches_before = claim_batches(app);
     let started = std::time::Instant::now();
     let handle = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -499,17 +509,106 @@ async fn decisions_per_second(app: &TestApp, label: &str) {
     };
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(held, CLIENTS * PER);
+    let rate = (CLIENTS * PER) as f64 / secs;
     eprintln!(
-        "{label}: {} durable claim decisions in {secs:.2} s = {:.0}/s ({CLIENTS} sockets, sequential per socket)",
+        "{label}: {} durable claim decisions in {secs:.2} s = {rate:.0}/s ({CLIENTS} sockets, sequential per socket)",
         CLIENTS * PER,
-        (CLIENTS * PER) as f64 / secs
     );
+    let (count, rows, secs) = claim_batches(app);
+    let count = count - batches_before.0;
+    eprintln!(
+        "  {count:.0} hold batches, mean {:.1} rows, mean commit {:.2} ms",
+        (rows - batches_before.1) / count.max(1.0),
+        1000.0 * (secs - batches_before.2) / count.max(1.0),
+    );
+    match bare_lua_peer(CLIENTS).await {
+        Some(peer) => eprintln!(
+            "  bare Redis Lua peer right after (redis-benchmark, {CLIENTS} clients): {peer:.0} calls/s; ratio {:.2}x",
+            rate / peer
+        ),
+        None => eprintln!("  (redis-benchmark not found: no peer figure)"),
+    }
+}
+
+/// The node's hold batches so far: (batches, rows, seconds committing), from `/metrics`.
+fn claim_batches(app: &TestApp) -> (f64, f64, f64) {
+    let text = app.state.metrics.render();
+    let read = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains("table=\"claims\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        read("corral_sql_batch_size_count"),
+        read("corral_sql_batch_size_sum"),
+        read("corral_sql_batch_seconds_sum"),
+    )
+}
+
+/// The peer of the claim benchmarks: `redis-benchmark` calling the server's claim script by
+/// EVALSHA (`claim` op, random user and key, one item with 10^9 slots), as BENCHMARKS.md
+/// describes. Calls per second, or `None` without `redis-benchmark`.
+async fn bare_lua_peer(clients: usize) -> Option<f64> {
+    use corral::store::redis_ledger::{CLAIM_LUA, RedisArbiter};
+    let client = redis::Client::open(redis_url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(CLAIM_LUA)
+        .query_async(&mut conn)
+        .await
+        .expect("script load");
+    let keys = RedisArbiter::keys(&(unique("bench:claims") + ":"), 1);
+    let expire = (now_ms() + 3_600_000).to_string();
+    let _: Vec<String> = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(5)
+        .arg(&keys)
+        .arg(&["init", &expire, "1", "1", "1000000000"][..])
+        .query_async(&mut conn)
+        .await
+        .expect("init");
+    let clients = clients.to_string();
+    let mut args = vec!["-q", "-n", "100000", "-c", &clients, "-r", "100000000"];
+    args.extend(["EVALSHA", &sha, "5"]);
+    args.extend(keys.iter().map(String::as_str));
+    args.extend([
+        "claim",
+        &expire,
+        "__rand_int__",
+        "k__rand_int__",
+        "",
+        "1000000000",
+    ]);
+    let out = std::process::Command::new("redis-benchmark")
+        .args(&args)
+        .output()
+        .ok()?;
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .expect("cleanup");
+    // "EVALSHA ...: 35236.00 requests per second, p50=1.2 msec"
+    String::from_utf8_lossy(&out.stdout)
+        .split('\r')
+        .filter_map(|line| line.split(": ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .next_back()
 }
 
 #[actix_web::test]
 #[ignore = "benchmark: run in release with --ignored --nocapture"]
 async fn bench_decisions_embedded() {
-    let app = TestApp::spawn_with(Engine::Sqlite, roomy).await;
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+        roomy(s);
+        shipped_pool(s);
+    })
+    .await;
     decisions_per_second(&app, "embedded (SQLite)").await;
 }
 
@@ -517,7 +616,11 @@ async fn bench_decisions_embedded() {
 #[ignore = "benchmark: run in release with --ignored --nocapture"]
 async fn bench_decisions_redis() {
     let prefix = unique("corral_bench") + ":";
-    let app = TestApp::spawn_with(Engine::Postgres, redis_mode(&prefix)).await;
+    let app = TestApp::spawn_with(Engine::Postgres, |s| {
+        redis_mode(&prefix)(s);
+        shipped_pool(s);
+    })
+    .await;
     decisions_per_second(&app, "Redis + PostgreSQL").await;
 }
 
@@ -531,6 +634,130 @@ async fn crowd_takes_exactly_the_slots_embedded() {
 async fn crowd_takes_exactly_the_slots_redis_on_two_nodes() {
     let nodes = TestApp::cluster(2, |s| s.ws.max_per_ip = 100_000).await;
     flash_crowd(&nodes[0], vec![nodes[0].port, nodes[1].port]).await;
+}
+
+/// Claims `activity` with `key`, expecting a hold.
+async fn hold(ws: &mut WsClient, activity: i64, key: String) {
+    let reply = ws
+        .request("claim", json!({"activity": activity, "key": key}))
+        .await;
+    assert_eq!(reply.expect("held")["status"], "held");
+}
+
+/// A slot taken in Redis by a node that died before its hold row committed (here: the claim
+/// script run directly, no row) is given back by reconciliation on the second pass that sees
+/// it, while claims committing during the passes keep theirs and the counters match the rows.
+#[actix_web::test]
+async fn reconciliation_returns_orphan_slots_in_redis() {
+    use corral::store::claims::{ClaimRows, SqlCatalog};
+    use corral::store::ledger::SlotArbiter;
+    use corral::store::reconcile::{Reconciled, Reconciler};
+    use corral::store::redis_ledger::RedisArbiter;
+    use corral_actors::claims::{ActivityCatalog, Decision};
+
+    const SLOTS: i64 = 12;
+    let prefix = unique("corral_test") + ":";
+    let app = TestApp::spawn_with(Engine::Postgres, |s| {
+        redis_mode(&prefix)(s);
+        s.redis.claims_reconcile_ms = 0;
+    })
+    .await;
+    let promo = Promo {
+        slots: vec![SLOTS],
+        per_user_limit: 100,
+        ..Promo::open(0)
+    };
+    let (activity, items, _) = seed(&app, &promo).await;
+    let users = bulk_users(&app, 2, Role::User).await;
+    let (user, token) = users[0].clone();
+    let mut ws = WsClient::connect(&app.ws_url(), Some(&token))
+        .await
+        .expect("ws");
+    for i in 0..4 {
+        hold(&mut ws, activity, format!("before-{i}")).await;
+    }
+
+    let db = Arc::new(app.state.db.clone());
+    let catalog = Arc::new(SqlCatalog::new(db.clone()));
+    let spec = catalog.spec(activity).await.unwrap().expect("spec");
+    let arbiter = RedisArbiter::new(app.state.redis.clone().expect("redis"))
+        .await
+        .unwrap();
+    let orphan_user = users[1].0;
+    let took = arbiter.decide(&spec, orphan_user, "orphan", None).await;
+    assert_eq!(took.unwrap(), Some(Decision::Take(items[0])));
+    assert_eq!(arbiter.stock(&spec).await.unwrap().left, SLOTS - 5);
+
+    let reconciler = Reconciler::new(
+        arbiter.clone(),
+        ClaimRows::start(app.state.db.clone(), 1),
+        catalog,
+    );
+    let first = reconciler.pass().await.unwrap();
+    assert_eq!((first.orphans, first.suspects), (0, 1), "{first:?}");
+    assert_eq!(arbiter.stock(&spec).await.unwrap().left, SLOTS - 5);
+
+    // Claims committing while the second pass runs: the pass may see their slots without
+    // rows, but only as first-time suspects.
+    let mut other = WsClient::connect(&app.ws_url(), Some(&token))
+        .await
+        .expect("ws");
+    let during = async {
+        for i in 0..4 {
+            hold(&mut other, activity, format!("during-{i}")).await;
+        }
+    };
+    let (second, ()) = tokio::join!(reconciler.pass(), during);
+    assert_eq!(second.unwrap().orphans, 1);
+    let third = reconciler.pass().await.unwrap();
+    assert_eq!(
+        third,
+        Reconciled::default(),
+        "the passes left nothing to fix"
+    );
+
+    // The orphan's slot is back: 8 committed holds, and the key is voided for good.
+    let rows = app
+        .state
+        .db
+        .claims_of_activity(activity)
+        .await
+        .expect("rows");
+    let held: Vec<_> = rows
+        .iter()
+        .filter(|c| c.status.as_str() == "held")
+        .collect();
+    assert_eq!(held.len(), 8);
+    assert!(held.iter().all(|c| c.user == user));
+    let voided = rows.iter().find(|c| c.key == "orphan").expect("void row");
+    assert_eq!(
+        (voided.user, voided.status.as_str()),
+        (orphan_user, "cancelled")
+    );
+    assert_eq!(arbiter.stock(&spec).await.unwrap().left, SLOTS - 8);
+    let mut in_redis: Vec<String> = arbiter
+        .held(&spec)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.key)
+        .collect();
+    in_redis.sort();
+    let mut committed: Vec<String> = held.iter().map(|c| c.key.clone()).collect();
+    committed.sort();
+    assert_eq!(in_redis, committed);
+    // Every remaining slot can still be claimed, and no more.
+    for i in 0..SLOTS - 8 {
+        hold(&mut ws, activity, format!("after-{i}")).await;
+    }
+    let sold_out = ws
+        .request(
+            "claim",
+            json!({"activity": activity, "key": "one-too-many"}),
+        )
+        .await
+        .expect_err("sold out");
+    assert_eq!(sold_out.code.as_str(), "sold_out");
 }
 
 crate::engine_tests!(

@@ -12,6 +12,8 @@
 -- ARGV[1] = op, ARGV[2] = expiry of every key (epoch ms: past the activity's end), then per op:
 --   claim   user key item('' = any) per_user_limit -> {"take", item} | {"seen", item}
 --                                                      | {"refused", why} | {"uninit"}
+--   claims  per_user_limit (user key item)*  -> the claims decided in order, two entries each
+--                                               as above ({"uninit", ""} when not ready)
 --   undo    user key            -> {"1"} | {"0"}      forget a take whose row was not written
 --   release user key            -> {"1"} | {"0"}      a hold expired or was cancelled
 --   confirm user key            -> {"1"} | {"0"}      a hold was paid
@@ -76,17 +78,15 @@ if op == 'init' then
   return {'1'}
 end
 
-local user, key = ARGV[3], ARGV[4]
-local k = user .. '|' .. key
-local prev = redis.call('HGET', keys, k)
-local state, item = nil, nil
-if prev then state, item = string.match(prev, '^(%a)|(.*)$') end
-
-if op == 'claim' then
-  if redis.call('HEXISTS', meta, 'ready') == 0 then return {'uninit'} end
-  if state == 'x' then return {'refused', item} end
-  if state then return {'seen', item} end
-  local want = ARGV[5]
+-- Decides one claim (the rules of StockBook::decide); writes but does not touch().
+local function claim_one(user, key, want, limit)
+  local k = user .. '|' .. key
+  local prev = redis.call('HGET', keys, k)
+  if prev then
+    local state, item = string.match(prev, '^(%a)|(.*)$')
+    if state == 'x' then return 'refused', item end
+    return 'seen', item
+  end
   local why = nil
   if want == '' then
     want = redis.call('SRANDMEMBER', avail)
@@ -96,19 +96,50 @@ if op == 'claim' then
     if not left then why = 'no_such_item'
     elseif tonumber(left) <= 0 then why = 'sold_out' end
   end
-  if not why and tonumber(redis.call('HGET', users, user) or '0') >= tonumber(ARGV[6]) then
+  if not why and tonumber(redis.call('HGET', users, user) or '0') >= limit then
     why = 'limit_reached'
   end
   if why then
     redis.call('HSET', keys, k, 'x|' .. why)
-    touch()
-    return {'refused', why}
+    return 'refused', why
   end
   occupy(user, want, 'h')
   redis.call('HSET', keys, k, 'h|' .. want)
-  touch()
-  return {'take', want}
+  return 'take', want
 end
+
+if op == 'claim' then
+  if redis.call('HEXISTS', meta, 'ready') == 0 then return {'uninit'} end
+  local kind, value = claim_one(ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
+  if kind ~= 'seen' then touch() end
+  return {kind, value}
+end
+
+if op == 'claims' then
+  local out = {}
+  local ready = redis.call('HEXISTS', meta, 'ready') == 1
+  local limit = tonumber(ARGV[3])
+  local wrote = false
+  for i = 4, #ARGV, 3 do
+    if ready then
+      local kind, value = claim_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], limit)
+      wrote = wrote or kind ~= 'seen'
+      out[#out + 1] = kind
+      out[#out + 1] = value
+    else
+      out[#out + 1] = 'uninit'
+      out[#out + 1] = ''
+    end
+  end
+  if wrote then touch() end
+  return out
+end
+
+local user, key = ARGV[3], ARGV[4]
+local k = user .. '|' .. key
+local prev = redis.call('HGET', keys, k)
+local state, item = nil, nil
+if prev then state, item = string.match(prev, '^(%a)|(.*)$') end
 
 if op == 'undo' then
   if state ~= 'h' then return {'0'} end

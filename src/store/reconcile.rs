@@ -1,0 +1,158 @@
+//! Cluster mode: reconciles the claim counters in Redis with the committed claim rows.
+//!
+//! A claim takes its slot in Redis first and commits its row after, so a node that dies in
+//! between leaves a slot held in Redis with no row: an orphan that would never expire. Each
+//! pass lists the slots Redis holds and looks up their rows:
+//! - a held row: in order;
+//! - a confirmed, expired or cancelled row: a `confirm` / `release` that did not reach Redis
+//!   (both are no-ops unless the slot is still held, so applying them again is safe);
+//! - no row: maybe a claim whose row is being committed right now. It becomes a suspect; a
+//!   suspect still without a row one pass later is voided: a `cancelled` row is written for
+//!   its key (only if none stands: the unique key settles a race with a late commit either
+//!   way) and, if it was written, the slot is released.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use corral_actors::claims::{ActivityCatalog, ActivitySpec, LedgerError};
+use corral_actors::clock::now_ms;
+use corral_protocol::UserId;
+use corral_protocol::ops::{ActivityId, ClaimStatus};
+
+use super::claims::ClaimRows;
+use super::ledger::SlotArbiter;
+use super::redis_ledger::RedisArbiter;
+
+/// What one pass changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Orphan slots (held in Redis, never committed) given back.
+    pub orphans: usize,
+    /// Slots whose row was released or confirmed, brought in line in Redis.
+    pub repaired: usize,
+    /// Held slots without a row seen for the first time (checked again next pass).
+    pub suspects: usize,
+}
+
+/// Compares Redis's held slots with the claim rows, pass by pass.
+pub struct Reconciler {
+    arbiter: RedisArbiter,
+    rows: ClaimRows,
+    catalog: Arc<dyn ActivityCatalog>,
+    /// Held slots without a row at the previous pass, by activity.
+    suspects: Mutex<HashMap<ActivityId, HashSet<(UserId, String)>>>,
+}
+
+impl Reconciler {
+    /// A reconciler over the cluster's arbiter, the claim rows and the activity catalog.
+    pub fn new(
+        arbiter: RedisArbiter,
+        rows: ClaimRows,
+        catalog: Arc<dyn ActivityCatalog>,
+    ) -> Reconciler {
+        Reconciler {
+            arbiter,
+            rows,
+            catalog,
+            suspects: Mutex::default(),
+        }
+    }
+
+    /// Runs a pass now (start-up) and then every `every`, on the current runtime.
+    pub fn spawn(self, every: Duration) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match self.pass().await {
+                    Ok(done) if done.orphans + done.repaired > 0 => {
+                        tracing::info!(?done, "reconciled the claim counters in Redis")
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(%err, "claim reconciliation failed"),
+                }
+            }
+        });
+    }
+
+    /// One pass over every activity with counters in Redis that can still change.
+    pub async fn pass(&self) -> Result<Reconciled, LedgerError> {
+        let mut done = Reconciled::default();
+        let ids = self.arbiter.activities().await?;
+        let mut suspects = HashMap::new();
+        for id in ids {
+            let Some(spec) = self.catalog.spec(id).await? else {
+                continue;
+            };
+            if now_ms() > spec.settled_at() {
+                continue;
+            }
+            let before = self.suspects_of(id);
+            let still = self.activity(&spec, &before, &mut done).await?;
+            if !still.is_empty() {
+                suspects.insert(id, still);
+            }
+        }
+        done.suspects = suspects.values().map(HashSet::len).sum();
+        if let Ok(mut map) = self.suspects.lock() {
+            *map = suspects;
+        }
+        for (action, n) in [("orphan", done.orphans), ("repaired", done.repaired)] {
+            metrics::counter!("corral_claims_reconciled_total", "action" => action)
+                .increment(n as u64);
+        }
+        Ok(done)
+    }
+
+    fn suspects_of(&self, id: ActivityId) -> HashSet<(UserId, String)> {
+        self.suspects
+            .lock()
+            .ok()
+            .and_then(|mut map| map.remove(&id))
+            .unwrap_or_default()
+    }
+
+    /// Reconciles one activity; returns its held slots without a row seen for the first time.
+    async fn activity(
+        &self,
+        spec: &ActivitySpec,
+        before: &HashSet<(UserId, String)>,
+        done: &mut Reconciled,
+    ) -> Result<HashSet<(UserId, String)>, LedgerError> {
+        // Redis first, rows second: a row committed in between is seen.
+        let held = self.arbiter.held(spec).await?;
+        let wanted: Vec<(UserId, &str)> = held.iter().map(|h| (h.user, h.key.as_str())).collect();
+        let rows = self.rows.statuses(spec.id, &wanted).await?;
+        let mut suspects = HashSet::new();
+        for hold in &held {
+            let identity = (hold.user, hold.key.clone());
+            match rows.get(&identity) {
+                Some(ClaimStatus::Held) => {}
+                Some(ClaimStatus::Confirmed) => {
+                    self.arbiter.confirm(spec, hold.user, &hold.key).await?;
+                    done.repaired += 1;
+                }
+                Some(_) => {
+                    self.arbiter.release(spec, hold.user, &hold.key).await?;
+                    done.repaired += 1;
+                }
+                None if before.contains(&identity) => {
+                    if self
+                        .rows
+                        .void(spec.id, hold.item, hold.user, &hold.key, now_ms())
+                        .await?
+                    {
+                        self.arbiter.release(spec, hold.user, &hold.key).await?;
+                        done.orphans += 1;
+                    }
+                }
+                None => {
+                    suspects.insert(identity);
+                }
+            }
+        }
+        Ok(suspects)
+    }
+}
