@@ -24,7 +24,7 @@ use crate::store::ledger::{BookArbiter, DurableLedger};
 use crate::store::reconcile::Reconciler;
 use crate::store::redis::{RedisError, RedisStore};
 use crate::store::redis_ledger::RedisArbiter;
-use crate::store::{Backend, Db, StoreError};
+use crate::store::{Db, StoreError};
 use crate::telemetry;
 
 /// Events from other nodes waiting to be applied before new ones are dropped.
@@ -52,16 +52,10 @@ pub enum StartupError {
 async fn claim_ledger(
     db: &Db,
     redis: Option<&RedisStore>,
-    pool_size: usize,
     reconcile_every: Duration,
 ) -> Result<Arc<dyn ClaimLedger>, StartupError> {
-    // SQLite has one writer; PostgreSQL commits batches in parallel (each waits out its WAL
-    // flush), with half the pool at most so reads still find connections.
-    let writers = match db.backend {
-        Backend::Sqlite => 1,
-        Backend::Postgres => (pool_size / 2).clamp(1, 8),
-    };
-    let rows = ClaimRows::start(db.clone(), writers);
+    // Hold batches commit in parallel on PostgreSQL (each waits out its WAL flush).
+    let rows = ClaimRows::start(db.clone(), db.writers(2, 8));
     Ok(match redis {
         Some(redis) => {
             let arbiter = RedisArbiter::new(redis.clone()).await?;
@@ -125,7 +119,6 @@ impl Application {
             claim_ledger(
                 &db,
                 redis.as_ref(),
-                settings.database.max_connections as usize,
                 Duration::from_millis(settings.redis.claims_reconcile_ms),
             )
             .await?,

@@ -135,6 +135,19 @@ impl Db {
         Ok(())
     }
 
+    /// How many group-commit writers a store runs: one on SQLite (it writes one transaction
+    /// at a time anyway); on PostgreSQL, which overlaps commits, `1/share` of the pool and at
+    /// most `most`, so reads still find connections.
+    pub fn writers(&self, share: u32, most: usize) -> usize {
+        match self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => {
+                let pool = self.pool.options().get_max_connections();
+                ((pool / share.max(1)) as usize).clamp(1, most.max(1))
+            }
+        }
+    }
+
     /// A round trip to the database (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

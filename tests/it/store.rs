@@ -1,12 +1,19 @@
 //! The storage suite, run against both SQL engines.
 
+use std::sync::Arc;
+
+use corral::store::chat::{BatchConfig, SqlMessageStore};
 use corral::store::{Db, StoreError};
+use corral_actors::ports::chat::{Appended, ChatStoreError, MessageStore, NewMessage};
 use corral_protocol::Role;
 
 use crate::engine_tests;
 use crate::support::{Engine, test_settings, unique};
 
-engine_tests!(users_are_stored_unique_and_roles_change);
+engine_tests!(
+    users_are_stored_unique_and_roles_change,
+    one_batch_numbers_rooms_apart_and_keeps_repeats_once,
+);
 
 async fn db(engine: Engine, dir: &std::path::Path) -> Db {
     let settings = test_settings(engine, dir).await;
@@ -47,4 +54,105 @@ async fn users_are_stored_unique_and_roles_change(engine: Engine) {
         db.set_role(id + 10_000, Role::Admin).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// Appends queued together commit as one batch over several rooms: each room's seqs run on
+/// from its own `last_seq` without gaps, a client key repeated inside the batch or across
+/// batches is stored once (the repeat gets the original), and a missing room fails alone.
+async fn one_batch_numbers_rooms_apart_and_keeps_repeats_once(engine: Engine) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(engine, dir.path()).await;
+    let user = db
+        .create_user(&unique("u"), "hash", Role::User, 1)
+        .await
+        .expect("user");
+    let mut rooms = Vec::new();
+    for i in 0..3 {
+        rooms.push(
+            db.create_room(user, &format!("room {i}"), false, 0)
+                .await
+                .expect("room"),
+        );
+    }
+    let config = BatchConfig {
+        max: 512,
+        linger: std::time::Duration::ZERO,
+        queue: 1024,
+    };
+    let store: Arc<dyn MessageStore> = SqlMessageStore::start(db.clone(), config);
+    let send = |room: i64, key: &str| {
+        let store = store.clone();
+        let message = NewMessage {
+            room,
+            from: user,
+            client_msg_id: key.to_string(),
+            text: format!("{room}/{key}"),
+            ts: 7,
+        };
+        async move { store.append(message).await }
+    };
+    // Room 0 already has two messages.
+    for key in ["a", "b"] {
+        assert!(matches!(send(rooms[0], key).await, Ok(Appended::Stored(_))));
+    }
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        let room = rooms[i % 3];
+        batch.push(send(room, &format!("k{}", i / 6)));
+    }
+    batch.push(send(rooms[0], "a"));
+    batch.push(send(-1, "nowhere"));
+    let outcomes = futures_util::future::join_all(batch).await;
+
+    let mut per_room: std::collections::HashMap<i64, Vec<u64>> = Default::default();
+    let mut stored = std::collections::HashMap::new();
+    for outcome in &outcomes[..20] {
+        match outcome.as_ref().expect("appended") {
+            Appended::Stored(m) => {
+                per_room.entry(m.room).or_default().push(m.seq);
+                assert!(
+                    stored
+                        .insert((m.room, m.client_msg_id.clone()), m.seq)
+                        .is_none()
+                );
+            }
+            Appended::Duplicate(m) => {
+                assert_eq!(stored.get(&(m.room, m.client_msg_id.clone())), Some(&m.seq));
+            }
+        }
+    }
+    for seqs in per_room.values_mut() {
+        seqs.sort_unstable();
+    }
+    // Message i goes to room i % 3 with key i / 6: i and i + 3 repeat a pair.
+    let firsts = |room: usize| {
+        let keys: std::collections::BTreeSet<usize> =
+            (0..20).filter(|i| i % 3 == room).map(|i| i / 6).collect();
+        keys.len() as u64
+    };
+    assert_eq!(per_room[&rooms[0]], (3..3 + firsts(0)).collect::<Vec<_>>());
+    assert_eq!(per_room[&rooms[1]], (1..1 + firsts(1)).collect::<Vec<_>>());
+    assert_eq!(per_room[&rooms[2]], (1..1 + firsts(2)).collect::<Vec<_>>());
+    match outcomes[20].as_ref().expect("repeat of an older key") {
+        Appended::Duplicate(m) => assert_eq!(
+            (m.seq, m.text.as_str()),
+            (1, format!("{}/a", rooms[0]).as_str())
+        ),
+        other => panic!("expected the original, got {other:?}"),
+    }
+    assert!(
+        matches!(outcomes[21], Err(ChatStoreError::NotFound)),
+        "{:?}",
+        outcomes[21]
+    );
+    let stored_rows = store.range(rooms[0], 0, 100).await.expect("range");
+    assert_eq!(stored_rows.len() as u64, 2 + firsts(0));
+    assert_eq!(
+        db.room(rooms[0])
+            .await
+            .expect("room")
+            .expect("exists")
+            .last_seq,
+        2 + firsts(0)
+    );
 }
