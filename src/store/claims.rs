@@ -302,7 +302,7 @@ const INSERT_HOLDS_POSTGRES: &str = "INSERT INTO claims \
 const INSERT_HOLDS_SQLITE: &str = "INSERT INTO claims \
      (activity_id, item_id, user_id, claim_key, status, expires_at, created_at, updated_at) \
      SELECT h.value ->> 'a', h.value ->> 'i', h.value ->> 'u', h.value ->> 'k', 'held', \
-     h.value ->> 'e', h.value ->> 'n', h.value ->> 'n' FROM json_each($1) AS h WHERE true \
+     h.value ->> 'e', h.value ->> 'n', h.value ->> 'n' FROM jsonb_each($1) AS h WHERE true \
      ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
      RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
 

@@ -58,11 +58,11 @@ const SQLITE: Statements = Statements {
     lock: "UPDATE rooms SET last_seq = last_seq \
            WHERE id IN (SELECT value FROM json_each($1)) RETURNING id, last_seq",
     known: "SELECT m.room_id, m.seq, m.user_id, m.text, m.ts, m.client_msg_id \
-            FROM json_each($1) AS w \
+            FROM jsonb_each($1) AS w \
             JOIN messages m ON m.room_id = w.value ->> 'r' AND m.client_msg_id = w.value ->> 'k'",
     insert: "INSERT INTO messages (room_id, seq, user_id, client_msg_id, text, ts) \
              SELECT m.value ->> 'r', m.value ->> 's', m.value ->> 'u', m.value ->> 'k', \
-             m.value ->> 't', m.value ->> 'ts' FROM json_each($1) AS m",
+             m.value ->> 't', m.value ->> 'ts' FROM jsonb_each($1) AS m",
     advance: "UPDATE rooms SET last_seq = json_extract($1, '$.\"' || id || '\"') \
               WHERE id IN (SELECT CAST(key AS INTEGER) FROM json_each($1))",
 };
