@@ -10,6 +10,37 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+/// A stream of messages whose delivery is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// A chat room (`room:<id>`): ordered by the room's `seq`.
+    Room(i64),
+    /// An author's feed posts (`feed:<user>`): ordered by `post_id`.
+    Feed(i64),
+    /// A raw-broadcast publisher (`pub:<client>`): ordered by the payload's sequence number.
+    Publisher(u64),
+}
+
+impl std::fmt::Display for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stream::Room(id) => write!(f, "room:{id}"),
+            Stream::Feed(user) => write!(f, "feed:{user}"),
+            Stream::Publisher(n) => write!(f, "pub:{n}"),
+        }
+    }
+}
+
+impl Stream {
+    /// Reads a raw publisher's name (`pub:<client>`) back.
+    pub fn publisher(name: &str) -> Option<Stream> {
+        name.strip_prefix("pub:")?
+            .parse()
+            .ok()
+            .map(Stream::Publisher)
+    }
+}
+
 /// One invariant's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
@@ -27,8 +58,7 @@ const SHOWN: usize = 5;
 /// What one receiver saw of one stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Distinct messages received in order (plus the receiver's own acknowledged posts
-    /// when the server does not echo them).
+    /// Distinct messages received in order.
     pub got: u64,
     /// Messages whose sequence number was seen already.
     pub duplicates: u64,
@@ -38,6 +68,15 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// A tally of a stream whose messages up to `seq` were published before this receiver
+    /// joined (a room's `last_seq` in the join reply).
+    pub fn after(seq: u64) -> Tally {
+        Tally {
+            last_seq: Some(seq),
+            ..Tally::default()
+        }
+    }
+
     /// Accounts one received message with sequence number `seq`.
     pub fn see(&mut self, seq: u64) {
         match self.last_seq {
@@ -53,12 +92,6 @@ impl Tally {
     /// The highest sequence number seen in order.
     pub fn last_seq(&self) -> Option<u64> {
         self.last_seq
-    }
-
-    /// Accounts one of the receiver's own posts that the server acknowledged but does not
-    /// echo back (so it still counts as delivered to its author).
-    pub fn own(&mut self) {
-        self.got += 1;
     }
 }
 
@@ -79,24 +112,25 @@ pub struct DeliveryLedger {
 
 impl DeliveryLedger {
     /// Records that a message went out on `stream`.
-    pub fn published(&mut self, stream: &str, n: u64) {
+    pub fn published(&mut self, stream: Stream, n: u64) {
         *self.sent.entry(stream.to_string()).or_default() += n;
     }
 
     /// Adds one receiver's tally of `stream`.
-    pub fn receiver(&mut self, stream: &str, tally: &Tally) {
+    pub fn receiver(&mut self, stream: Stream, tally: &Tally) {
+        let stream = stream.to_string();
+        if tally.duplicates > 0 {
+            *self.duplicates.entry(stream.clone()).or_default() += tally.duplicates;
+        }
+        if tally.out_of_order > 0 {
+            *self.out_of_order.entry(stream.clone()).or_default() += tally.out_of_order;
+        }
         *self
             .received
-            .entry(stream.to_string())
+            .entry(stream)
             .or_default()
             .entry(tally.got)
             .or_default() += 1;
-        if tally.duplicates > 0 {
-            *self.duplicates.entry(stream.to_string()).or_default() += tally.duplicates;
-        }
-        if tally.out_of_order > 0 {
-            *self.out_of_order.entry(stream.to_string()).or_default() += tally.out_of_order;
-        }
     }
 
     /// Folds another worker's ledger in.
@@ -411,20 +445,20 @@ mod tests {
     #[test]
     fn delivery_ledger_fails_on_a_missing_or_repeated_message() {
         let mut good = DeliveryLedger::default();
-        good.published("room:1", 3);
+        good.published(Stream::Room(1), 3);
         let mut complete = Tally::default();
         for seq in 1..=3 {
             complete.see(seq);
         }
-        good.receiver("room:1", &complete);
-        good.receiver("room:1", &complete);
+        good.receiver(Stream::Room(1), &complete);
+        good.receiver(Stream::Room(1), &complete);
         assert!(good.check().iter().all(|c| c.passed));
 
         let mut gappy = good.clone();
         let mut partial = Tally::default();
         partial.see(1);
         partial.see(3);
-        gappy.receiver("room:1", &partial);
+        gappy.receiver(Stream::Room(1), &partial);
         let checks = gappy.check();
         assert!(!checks[0].passed);
         assert!(checks[0].detail.contains("1 receiver(s) got 2 of 3"));
@@ -433,7 +467,7 @@ mod tests {
         repeated.merge(&good);
         let mut twice = complete;
         twice.see(3);
-        repeated.receiver("room:1", &twice);
+        repeated.receiver(Stream::Room(1), &twice);
         let checks = repeated.check();
         assert!(checks[0].passed);
         assert!(!checks[1].passed);

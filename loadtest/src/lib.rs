@@ -10,10 +10,12 @@
 //!
 //! It speaks Corral through `corral-protocol` only; it never links the server.
 
+pub mod api;
 pub mod checks;
 pub mod client;
 pub mod coordinator;
 pub mod proc_stat;
+pub mod provision;
 pub mod report;
 pub mod scenario;
 pub mod stats;
@@ -41,7 +43,7 @@ pub enum LoadError {
     /// A worker misbehaved (died, sent garbage, missed its deadline).
     #[error("worker: {0}")]
     Worker(String),
-    /// Talking to the server over HTTP (the merchant view).
+    /// Talking to the server over HTTP (provisioning, the merchant view).
     #[error("http: {0}")]
     Http(String),
 }

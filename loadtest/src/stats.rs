@@ -65,7 +65,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Records a latency sample in microseconds.
+    /// Records a latency sample in microseconds (allocation-free once `name` exists: this
+    /// runs for every delivered frame).
     pub fn record(&mut self, name: &str, micros: u64) {
         if !self.histograms.contains_key(name) {
             let Some(hist) = new_histogram() else { return };
@@ -76,14 +77,24 @@ impl Stats {
         }
     }
 
-    /// Adds `n` to a counter and to its timeline at second `sec` of the run.
+    /// Adds `n` to a counter and to its timeline at second `sec` of the run (allocation-free
+    /// once `name` exists).
     pub fn count(&mut self, name: &str, sec: usize, n: u64) {
-        *self.counters.entry(name.to_string()).or_default() += n;
-        let line = self.timelines.entry(name.to_string()).or_default();
-        if line.len() <= sec {
-            line.resize(sec + 1, 0);
+        match self.counters.get_mut(name) {
+            Some(total) => *total += n,
+            None => {
+                self.counters.insert(name.to_string(), n);
+            }
         }
-        line[sec] += n;
+        if !self.timelines.contains_key(name) {
+            self.timelines.insert(name.to_string(), Vec::new());
+        }
+        if let Some(line) = self.timelines.get_mut(name) {
+            if line.len() <= sec {
+                line.resize(sec + 1, 0);
+            }
+            line[sec] += n;
+        }
     }
 
     /// Counts an error by code (and in the `errors` timeline).

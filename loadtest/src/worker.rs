@@ -20,7 +20,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::checks::{DeliveryLedger, HeldClaim, Tally};
+use crate::checks::{DeliveryLedger, HeldClaim, Stream, Tally};
 use crate::client::{self, ClientError, Conn, Incoming};
 use crate::scenario::{Kind, Scenario, target_addr};
 use crate::stats::{Recorder, h, now_us, t};
@@ -244,8 +244,10 @@ struct Client {
     n: usize,
     conn: Conn,
     user_id: i64,
+    /// Raw broadcast: frames are payloads, not Corral frames.
+    raw: bool,
     /// Room, feed author or publisher streams: what this client received of each.
-    tallies: HashMap<String, Tally>,
+    tallies: HashMap<Stream, Tally>,
     /// Flash crowd: the activity's start instant (ms) from the subscribe reply.
     starts_at_ms: Option<i64>,
 }
@@ -292,7 +294,7 @@ async fn run_client(ctx: Arc<Ctx>, n: usize, permit: OwnedSemaphorePermit) {
     {
         let mut ledger = lock(&ctx.delivery);
         for (stream, tally) in &client.tallies {
-            ledger.receiver(stream, tally);
+            ledger.receiver(*stream, tally);
         }
     }
     client.conn.close().await;
@@ -319,6 +321,7 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         n,
         conn: Conn::new(ws),
         user_id: 0,
+        raw,
         tallies: HashMap::new(),
         starts_at_ms: None,
     };
@@ -326,7 +329,9 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         if let Some(b) = &scenario.broadcast {
             // Every client receives every publisher's stream.
             for p in 0..b.publishers {
-                client.tallies.insert(format!("pub:{p}"), Tally::default());
+                client
+                    .tallies
+                    .insert(Stream::Publisher(p as u64), Tally::default());
             }
         }
         return Ok(client);
@@ -338,27 +343,24 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
     client.user_id = account.id;
     request(ctx, &mut client, "auth", &json!({ "token": account.token })).await?;
     match scenario.kind {
-        Kind::ChatStorm => {
-            let room = room_of(scenario, n);
-            request(ctx, &mut client, "room.join", &json!({ "room": room })).await?;
+        Kind::ChatStorm | Kind::Soak => {
+            let room = match scenario.kind {
+                Kind::Soak => soak_room(scenario),
+                _ => room_of(scenario, n),
+            };
+            let ok = request(ctx, &mut client, "room.join", &json!({ "room": room })).await?;
+            // Every message after the join's `last_seq` is this member's to receive.
+            let last_seq = ok.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
             client
                 .tallies
-                .insert(format!("room:{room}"), Tally::default());
-        }
-        Kind::Soak => {
-            if let Some(soak) = &scenario.soak {
-                request(ctx, &mut client, "room.join", &json!({ "room": soak.room })).await?;
-                client
-                    .tallies
-                    .insert(format!("room:{}", soak.room), Tally::default());
-            }
+                .insert(Stream::Room(room), Tally::after(last_seq));
         }
         Kind::FeedBurst => {
             if let Some(author) = author_of(ctx, n) {
                 request(ctx, &mut client, "follow", &json!({ "user": author })).await?;
                 client
                     .tallies
-                    .insert(format!("feed:{author}"), Tally::default());
+                    .insert(Stream::Feed(author), Tally::default());
             }
         }
         Kind::FlashCrowd => {
@@ -367,7 +369,7 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
                     ctx,
                     &mut client,
                     "activity.subscribe",
-                    &json!({ "activity": crowd.activity }),
+                    &json!({ "activity": crowd.activity.unwrap_or_default() }),
                 )
                 .await?;
                 client.starts_at_ms = ok.get("starts_at").and_then(Value::as_i64);
@@ -378,10 +380,27 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
     Ok(client)
 }
 
+/// Chat storm: client `n`'s room (clients are spread round-robin over the rooms, so the
+/// first `publishers` clients cover every room when there are at least as many).
 fn room_of(scenario: &Scenario, n: usize) -> i64 {
-    let rooms = scenario.broadcast.as_ref().map_or(1, |b| b.rooms.max(1));
-    let first = scenario.broadcast.as_ref().map_or(1, |b| b.first_room);
-    first + (n as u64 % rooms) as i64
+    let ids = scenario
+        .broadcast
+        .as_ref()
+        .and_then(|b| b.room_ids.as_deref())
+        .unwrap_or_default();
+    match ids.len() {
+        0 => 0,
+        len => ids[n % len],
+    }
+}
+
+/// Soak: the room (named or created by provisioning).
+fn soak_room(scenario: &Scenario) -> i64 {
+    scenario
+        .soak
+        .as_ref()
+        .and_then(|s| s.room)
+        .unwrap_or_default()
 }
 
 /// Feed burst: the first `publishers` clients are authors; every other client follows one.
@@ -406,7 +425,7 @@ async fn request(
         .request(op, params, SETUP_REPLY, &mut pushes)
         .await;
     for push in pushes {
-        on_push(ctx, client, &push);
+        on_frame(ctx, client, Frame::Corral(push));
     }
     let (latency, ok) = result?;
     ctx.rec.with(client.n, |s, sec| {
@@ -456,62 +475,83 @@ async fn read_until(
     loop {
         tokio::select! {
             _ = &mut until => return true,
-            frame = next_frame(client) => match frame {
-                Ok(Some(frame)) => on_frame(ctx, client, frame),
-                Ok(None) => {
-                    ctx.error(client.n, &ClientError::new("server_closed", "socket closed"));
-                    return false;
-                }
-                Err(err) => {
-                    ctx.error(client.n, &err);
-                    if err.code == "closed" {
-                        return false;
-                    }
-                }
-            }
+            frame = next_frame(client) => if !account(ctx, client, frame) {
+                return false;
+            },
+        }
+    }
+}
+
+/// Accounts what [`next_frame`] returned; returns whether the socket is still open.
+fn account(ctx: &Ctx, client: &mut Client, frame: Result<Option<Frame>, ClientError>) -> bool {
+    match frame {
+        Ok(Some(frame)) => {
+            on_frame(ctx, client, frame);
+            true
+        }
+        Ok(None) => {
+            ctx.error(
+                client.n,
+                &ClientError::new("server_closed", "socket closed"),
+            );
+            false
+        }
+        Err(err) => {
+            ctx.error(client.n, &err);
+            err.code != "closed"
         }
     }
 }
 
 /// A frame as the accounting sees it.
 enum Frame {
-    /// Raw broadcast text.
-    Raw(String),
+    /// A raw-broadcast payload: its send timestamp, publisher and sequence number.
+    Raw {
+        /// `<sent_us>`.
+        sent_us: u64,
+        /// The publishing client's stream.
+        stream: Stream,
+        /// Its sequence number.
+        seq: u64,
+    },
     /// A Corral reply or push.
     Corral(Incoming),
 }
 
 async fn next_frame(client: &mut Client) -> Result<Option<Frame>, ClientError> {
-    if client.tallies.keys().any(|k| k.starts_with("pub:")) {
-        loop {
-            return match client.conn.ws.next().await {
-                None => Ok(None),
-                Some(Err(e)) => Err(ClientError::new("closed", e)),
-                Some(Ok(Message::Text(text))) => Ok(Some(Frame::Raw(text.to_string()))),
-                Some(Ok(Message::Close(_))) => Ok(None),
-                Some(Ok(_)) => continue,
-            };
-        }
+    if !client.raw {
+        return Ok(client.conn.next().await?.map(Frame::Corral));
     }
-    Ok(client.conn.next().await?.map(Frame::Corral))
+    loop {
+        return match client.conn.ws.next().await {
+            None => Ok(None),
+            Some(Err(e)) => Err(ClientError::new("closed", e)),
+            // Read in place: no copy, no JSON.
+            Some(Ok(Message::Text(text))) => match parse_payload(&text)
+                .and_then(|(sent_us, name, seq)| Some((sent_us, Stream::publisher(name)?, seq)))
+            {
+                Some((sent_us, stream, seq)) => Ok(Some(Frame::Raw {
+                    sent_us,
+                    stream,
+                    seq,
+                })),
+                None => Err(ClientError::new("bad_frame", text.as_str())),
+            },
+            Some(Ok(Message::Close(_))) => Ok(None),
+            Some(Ok(_)) => continue,
+        };
+    }
 }
 
 fn on_frame(ctx: &Ctx, client: &mut Client, frame: Frame) {
     match frame {
-        Frame::Raw(text) => {
-            let now = now_us();
-            match parse_payload(&text) {
-                Some((sent, stream, seq)) => {
-                    if let Some(tally) = client.tallies.get_mut(stream) {
-                        tally.see(seq);
-                    }
-                    ctx.rec.with(client.n, |s, sec| {
-                        s.record(h::DELIVERY, now.saturating_sub(sent));
-                        s.count(t::DELIVERIES, sec, 1);
-                    });
-                }
-                None => ctx.error(client.n, &ClientError::new("bad_frame", text)),
-            }
+        Frame::Raw {
+            sent_us,
+            stream,
+            seq,
+        } => delivered(ctx, client, stream, seq, Some(sent_us)),
+        Frame::Corral(Incoming::RoomMessage { room, seq, sent_us }) => {
+            delivered(ctx, client, Stream::Room(room), seq, sent_us);
         }
         Frame::Corral(Incoming::Push(push)) => on_push(ctx, client, &push),
         Frame::Corral(Incoming::Reply {
@@ -520,6 +560,21 @@ fn on_frame(ctx: &Ctx, client: &mut Client, frame: Frame) {
             result,
             ..
         }) => on_reply(ctx, client, op, latency_us, result),
+    }
+}
+
+/// One message of `stream` arrived: its delivery latency (from the payload's send
+/// timestamp) and its place in the stream's order.
+fn delivered(ctx: &Ctx, client: &mut Client, stream: Stream, seq: u64, sent_us: Option<u64>) {
+    if let Some(sent_us) = sent_us {
+        let latency = now_us().saturating_sub(sent_us);
+        ctx.rec.with(client.n, |s, sec| {
+            s.record(h::DELIVERY, latency);
+            s.count(t::DELIVERIES, sec, 1);
+        });
+    }
+    if let Some(tally) = client.tallies.get_mut(&stream) {
+        tally.see(seq);
     }
 }
 
@@ -542,24 +597,18 @@ fn on_reply(
         }
     };
     match op {
+        // Acknowledged, so durable: it counts as published (into the client's one room).
         "room.send" => {
-            let room = ok.get("room").and_then(Value::as_i64);
-            // The reply names the seq; the room is the one this client publishes into.
-            let stream = client
-                .tallies
-                .keys()
-                .find(|k| k.starts_with("room:"))
-                .cloned()
-                .or_else(|| room.map(|r| format!("room:{r}")));
-            if let Some(stream) = stream {
-                lock(&ctx.delivery).published(&stream, 1);
-                if let Some(tally) = client.tallies.get_mut(&stream) {
-                    tally.own();
-                }
+            let room = client.tallies.keys().find_map(|s| match s {
+                Stream::Room(room) => Some(*room),
+                _ => None,
+            });
+            if let Some(room) = room {
+                lock(&ctx.delivery).published(Stream::Room(room), 1);
             }
         }
         "feed.post" => {
-            lock(&ctx.delivery).published(&format!("feed:{}", client.user_id), 1);
+            lock(&ctx.delivery).published(Stream::Feed(client.user_id), 1);
         }
         "claim" => {
             let claim_id = ok.get("claim_id").and_then(Value::as_i64);
@@ -577,56 +626,54 @@ fn on_reply(
     }
 }
 
+/// A push that took the full JSON parse.
 fn on_push(ctx: &Ctx, client: &mut Client, push: &Value) {
-    let now = now_us();
     let ev = push.get("ev").and_then(Value::as_str).unwrap_or_default();
-    let (stream, seq) = match ev {
+    let sent_of = |text: Option<&Value>| {
+        text.and_then(Value::as_str)
+            .and_then(parse_payload)
+            .map(|(sent, _, _)| sent)
+    };
+    match ev {
+        // Every member's sockets get every message, the sender's own included.
         "room.message" => {
-            // Own messages are accounted by their acknowledgement, echoed or not.
-            if push.get("from").and_then(Value::as_i64) == Some(client.user_id) {
-                return;
+            let room = push.get("room").and_then(Value::as_i64);
+            let seq = push.get("seq").and_then(Value::as_u64);
+            if let (Some(room), Some(seq)) = (room, seq) {
+                delivered(
+                    ctx,
+                    client,
+                    Stream::Room(room),
+                    seq,
+                    sent_of(push.get("text")),
+                );
             }
-            let room = push.get("room").and_then(Value::as_i64).unwrap_or(-1);
-            (
-                format!("room:{room}"),
-                push.get("seq").and_then(Value::as_u64),
-            )
         }
+        // `{"ev": "feed.post", "post": {post_id, author, text, ...}}`
         "feed.post" => {
-            let author = push
-                .get("author")
-                .or_else(|| push.get("user"))
-                .or_else(|| push.get("from"))
-                .and_then(Value::as_i64)
-                .unwrap_or(-1);
-            (
-                format!("feed:{author}"),
-                push.get("post_id").and_then(Value::as_u64),
-            )
+            let post = push.get("post").unwrap_or(&Value::Null);
+            let author = post.get("author").and_then(Value::as_i64);
+            let post_id = post.get("post_id").and_then(Value::as_u64);
+            if let (Some(author), Some(post_id)) = (author, post_id) {
+                delivered(
+                    ctx,
+                    client,
+                    Stream::Feed(author),
+                    post_id,
+                    sent_of(post.get("text")),
+                );
+            }
         }
+        // `{"ev": "activity.started", "activity", "server_time"}`: the skew is measured
+        // against `starts_at` from the subscribe reply.
         "activity.started" => {
-            let starts_at = push
-                .get("starts_at")
-                .and_then(Value::as_i64)
-                .or(client.starts_at_ms);
-            if let Some(starts_at) = starts_at {
-                let skew_us = (now as i64 - starts_at * 1000).max(0) as u64;
+            if let Some(starts_at) = client.starts_at_ms {
+                let skew_us = now_us().saturating_sub(starts_at.max(0) as u64 * 1000);
                 ctx.rec
                     .with(client.n, |s, _| s.record(h::START_SKEW, skew_us));
             }
-            return;
         }
-        _ => return,
-    };
-    let text = push.get("text").and_then(Value::as_str).unwrap_or_default();
-    if let Some((sent, _, _)) = parse_payload(text) {
-        ctx.rec.with(client.n, |s, sec| {
-            s.record(h::DELIVERY, now.saturating_sub(sent));
-            s.count(t::DELIVERIES, sec, 1);
-        });
-    }
-    if let (Some(tally), Some(seq)) = (client.tallies.get_mut(&stream), seq) {
-        tally.see(seq);
+        _ => {}
     }
 }
 
@@ -650,10 +697,8 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
     let end = instant_of(at_us) + Duration::from_secs(b.seconds + b.drain_seconds);
     let mut ticker = tokio::time::interval_at(start, interval);
     let mut sent = 0u64;
-    let stream = match scenario.kind {
-        Kind::RawBroadcast => format!("pub:{}", client.n),
-        _ => String::new(),
-    };
+    let stream = Stream::Publisher(client.n as u64);
+    let name = stream.to_string();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(end) => return true,
@@ -662,8 +707,8 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
                 let now = now_us();
                 let result = match scenario.kind {
                     Kind::RawBroadcast => {
-                        let text = payload(now, &stream, sent, b.message_bytes);
-                        lock(&ctx.delivery).published(&stream, 1);
+                        let text = payload(now, &name, sent, b.message_bytes);
+                        lock(&ctx.delivery).published(stream, 1);
                         client.conn.ws.send(Message::text(text)).await
                             .map_err(|e| ClientError::new("closed", e))
                     }
@@ -688,19 +733,9 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
                     }
                 }
             }
-            frame = next_frame(client) => match frame {
-                Ok(Some(frame)) => on_frame(ctx, client, frame),
-                Ok(None) => {
-                    ctx.error(client.n, &ClientError::new("server_closed", "socket closed"));
-                    return false;
-                }
-                Err(err) => {
-                    ctx.error(client.n, &err);
-                    if err.code == "closed" {
-                        return false;
-                    }
-                }
-            }
+            frame = next_frame(client) => if !account(ctx, client, frame) {
+                return false;
+            },
         }
     }
 }
@@ -710,6 +745,7 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
     let Some(crowd) = &ctx.scenario().crowd else {
         return true;
     };
+    let activity = crowd.activity.unwrap_or_default();
     let starts_us = client
         .starts_at_ms
         .map_or(now_us(), |ms| (ms.max(0) as u64) * 1000);
@@ -731,7 +767,7 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
     for (k, key) in keys.iter().enumerate() {
         match client
             .conn
-            .send("claim", &json!({ "activity": crowd.activity, "key": key }))
+            .send("claim", &json!({ "activity": activity, "key": key }))
             .await
         {
             Ok(id) => {
@@ -775,10 +811,7 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
                 if let Some((k, tries)) = retry {
                     match client
                         .conn
-                        .send(
-                            "claim",
-                            &json!({ "activity": crowd.activity, "key": keys[k] }),
-                        )
+                        .send("claim", &json!({ "activity": activity, "key": keys[k] }))
                         .await
                     {
                         Ok(id) => {
@@ -792,7 +825,7 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
                     }
                 }
             }
-            Ok(Some(Incoming::Push(push))) => on_push(ctx, client, &push),
+            Ok(Some(push)) => on_frame(ctx, client, Frame::Corral(push)),
             Ok(None) => {
                 ctx.error(
                     client.n,
@@ -812,75 +845,83 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
 }
 
 /// Soak: publish at a low rate, drop the connection at random times and come back with
-/// `room.join {since}`, catching up from the reply's `missed`.
+/// `room.join {since}`, catching up from the reply's `missed` (and `room.history` when the
+/// absence outran the catch-up window). At the end every client is connected and caught up,
+/// so the idle phase that follows collects the last messages.
 async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
     let Some(soak) = ctx.scenario().soak.clone() else {
         return true;
     };
+    let room = soak_room(ctx.scenario());
     let end = instant_of(at_us) + Duration::from_secs(soak.seconds);
-    let stream = format!("room:{}", soak.room);
-    let interval = Duration::from_secs_f64(1.0 / soak.rate_per_sec.max(0.01));
-    let mut ticker = tokio::time::interval(interval);
+    // The last reconnect (of a client the server dropped near the end) may take this long.
+    let grace = end + Duration::from_secs(15);
+    let drain = Duration::from_secs(soak.drain_seconds);
+    let interval = Duration::from_secs_f64(1.0 / soak.rate_per_sec);
+    let first = tokio::time::Instant::now() + interval.mul_f64(rand::random::<f64>());
+    let mut ticker = tokio::time::interval_at(first, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sent = 0u64;
     loop {
-        let stay = Duration::from_millis(rand::random_range(1..soak.reconnect_every_ms.max(2)));
-        let leave = tokio::time::Instant::now() + stay;
-        loop {
+        let stay = Duration::from_millis(rand::random_range(1..soak.reconnect_every_ms));
+        let leave = (tokio::time::Instant::now() + stay).min(end);
+        let mut open = true;
+        while open {
             tokio::select! {
-                _ = tokio::time::sleep_until(end) => return true,
                 _ = tokio::time::sleep_until(leave) => break,
                 _ = ticker.tick() => {
                     sent += 1;
                     let text = payload(now_us(), "room", sent, 64);
                     let key = format!("lt-{}-{}-{sent}", ctx.plan.epoch_us, client.n);
-                    let params = json!({ "room": soak.room, "text": text, "client_msg_id": key });
-                    if let Err(err) = client.conn.send("room.send", &params).await {
-                        ctx.error(client.n, &err);
-                        break;
-                    }
-                    ctx.rec.with(client.n, |s, sec| s.count(t::SENDS, sec, 1));
-                }
-                frame = next_frame(client) => match frame {
-                    Ok(Some(frame)) => on_frame(ctx, client, frame),
-                    Ok(None) => break,
-                    Err(err) => {
-                        ctx.error(client.n, &err);
-                        if err.code == "closed" {
-                            break;
+                    let params = json!({ "room": room, "text": text, "client_msg_id": key });
+                    match client.conn.send("room.send", &params).await {
+                        Ok(_) => ctx.rec.with(client.n, |s, sec| s.count(t::SENDS, sec, 1)),
+                        Err(err) => {
+                            ctx.error(client.n, &err);
+                            open = false;
                         }
                     }
                 }
+                frame = next_frame(client) => open = account(ctx, client, frame),
             }
         }
-        // Churn: collect the replies still owed (a message counts as published once it is
-        // acknowledged), drop the socket, stay away a moment, reconnect and catch up.
-        let owed = tokio::time::Instant::now() + Duration::from_secs(3);
-        while client.conn.pending() > 0 {
-            let frame = tokio::select! {
+        // A message counts as published once acknowledged: collect the replies still owed.
+        let owed = tokio::time::Instant::now() + Duration::from_secs(5);
+        while open && client.conn.pending() > 0 {
+            tokio::select! {
                 _ = tokio::time::sleep_until(owed) => break,
-                frame = next_frame(client) => frame,
-            };
-            match frame {
-                Ok(Some(frame)) => on_frame(ctx, client, frame),
-                Ok(None) => break,
-                Err(err) => {
-                    ctx.error(client.n, &err);
-                    if err.code == "closed" {
-                        break;
-                    }
-                }
+                frame = next_frame(client) => open = account(ctx, client, frame),
             }
         }
-        let since = client.tallies.get(&stream).and_then(Tally::last_seq);
-        let _ = tokio::time::timeout(Duration::from_secs(1), client.conn.ws.close(None)).await;
-        tokio::time::sleep(Duration::from_millis(rand::random_range(50..500))).await;
+        for _ in 0..client.conn.pending() {
+            ctx.error(
+                client.n,
+                &ClientError::new("send_unacknowledged", "no reply before the socket closed"),
+            );
+        }
+        if open && tokio::time::Instant::now() >= end {
+            return read_until(ctx, client, tokio::time::sleep(drain)).await;
+        }
+        // Churn: drop the socket (unless the server did), stay away a moment, come back.
+        if open {
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.conn.ws.close(None)).await;
+            tokio::time::sleep(Duration::from_millis(rand::random_range(50..500))).await;
+        }
         ctx.rec
             .with(client.n, |s, sec| s.count("reconnects", sec, 1));
+        let since = client
+            .tallies
+            .get(&Stream::Room(room))
+            .and_then(Tally::last_seq);
         loop {
-            if tokio::time::Instant::now() >= end || ctx.finishing() {
+            if tokio::time::Instant::now() >= grace || ctx.finishing() {
+                ctx.error(
+                    client.n,
+                    &ClientError::new("rejoin_failed", "could not come back in time"),
+                );
                 return false;
             }
-            match rejoin(ctx, client, soak.room, since).await {
+            match rejoin(ctx, client, room, since).await {
                 Ok(()) => break,
                 Err(err) => {
                     ctx.error(client.n, &err);
@@ -888,9 +929,18 @@ async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
                 }
             }
         }
+        if tokio::time::Instant::now() >= end {
+            return read_until(ctx, client, tokio::time::sleep(drain)).await;
+        }
     }
 }
 
+/// Most `room.history` pages one catch-up reads (200 messages each).
+const MAX_HISTORY_PAGES: usize = 100;
+
+/// Reconnects, authenticates and re-joins `room` with `since`, then accounts what was missed
+/// in seq order: older pages from `room.history` when the reply was truncated, the reply's
+/// `missed`, then the pushes that arrived meanwhile.
 async fn rejoin(
     ctx: &Ctx,
     client: &mut Client,
@@ -918,35 +968,76 @@ async fn rejoin(
         .map(|a| a.token.clone())
         .unwrap_or_default();
     request(ctx, client, "auth", &json!({ "token": token })).await?;
-    let ok = request(
-        ctx,
-        client,
-        "room.join",
-        &json!({ "room": room, "since": since }),
-    )
-    .await?;
-    let stream = format!("room:{room}");
-    if ok.get("truncated").and_then(Value::as_bool) == Some(true) {
-        ctx.error(
-            client.n,
-            &ClientError::new("catch_up_truncated", "missed more than the window"),
-        );
-    }
-    for msg in ok
+    let mut pushes = Vec::new();
+    let (latency, ok) = client
+        .conn
+        .request(
+            "room.join",
+            &json!({ "room": room, "since": since }),
+            SETUP_REPLY,
+            &mut pushes,
+        )
+        .await?;
+    ctx.rec.with(client.n, |s, sec| {
+        s.record(&format!("{}room.join", h::REPLY), latency);
+        s.count(t::REPLIES, sec, 1);
+    });
+    let seq_of = |m: &Value| m.get("seq").and_then(Value::as_u64);
+    let mut missed: Vec<u64> = ok
         .get("missed")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        if msg.get("from").and_then(Value::as_i64) == Some(client.user_id) {
-            continue;
+        .filter_map(seq_of)
+        .collect();
+    if ok.get("truncated").and_then(Value::as_bool) == Some(true) {
+        ctx.rec
+            .with(client.n, |s, sec| s.count("catch_up_truncated", sec, 1));
+        let floor = since.unwrap_or(0);
+        let mut older = Vec::new();
+        let mut before = missed.first().copied();
+        for _ in 0..MAX_HISTORY_PAGES {
+            let Some(before_seq) = before.filter(|b| *b > floor + 1) else {
+                break;
+            };
+            let (latency, page) = client
+                .conn
+                .request(
+                    "room.history",
+                    &json!({ "room": room, "before_seq": before_seq, "limit": 200 }),
+                    SETUP_REPLY,
+                    &mut pushes,
+                )
+                .await?;
+            ctx.rec.with(client.n, |s, sec| {
+                s.record(&format!("{}room.history", h::REPLY), latency);
+                s.count(t::REPLIES, sec, 1);
+            });
+            let mut seqs: Vec<u64> = page
+                .get("messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(seq_of)
+                .filter(|seq| *seq > floor)
+                .collect();
+            before = seqs.first().copied();
+            if seqs.is_empty() {
+                break;
+            }
+            seqs.append(&mut older);
+            older = seqs;
         }
-        if let (Some(tally), Some(seq)) = (
-            client.tallies.get_mut(&stream),
-            msg.get("seq").and_then(Value::as_u64),
-        ) {
+        older.append(&mut missed);
+        missed = older;
+    }
+    if let Some(tally) = client.tallies.get_mut(&Stream::Room(room)) {
+        for seq in missed {
             tally.see(seq);
         }
+    }
+    for push in pushes {
+        on_frame(ctx, client, Frame::Corral(push));
     }
     Ok(())
 }
