@@ -64,8 +64,8 @@ impl Ctx {
         }
     }
 
-    fn error(&self, n: usize, err: &ClientError) {
-        self.rec.with(n, |s, sec| s.error(&err.code, sec));
+    fn error(&self, err: &ClientError) {
+        self.rec.with(|s, sec| s.error(&err.code, sec));
     }
 
     fn finishing(&self) -> bool {
@@ -229,8 +229,7 @@ async fn launch(ctx: Arc<Ctx>) {
         let Some(permit) = permit else {
             // Out of time: the remaining clients count as failed.
             ctx.setup_failed.fetch_add(1, Ordering::Relaxed);
-            ctx.rec
-                .with(n, |s, sec| s.error("connect_phase_timeout", sec));
+            ctx.rec.with(|s, sec| s.error("connect_phase_timeout", sec));
             ctx.changed.notify_one();
             continue;
         };
@@ -262,7 +261,7 @@ async fn run_client(ctx: Arc<Ctx>, n: usize, permit: OwnedSemaphorePermit) {
     let mut client = match setup {
         Ok(client) => client,
         Err(err) => {
-            ctx.error(n, &err);
+            ctx.error(&err);
             ctx.setup_failed.fetch_add(1, Ordering::Relaxed);
             ctx.changed.notify_one();
             return;
@@ -313,7 +312,7 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         Duration::from_secs(20),
     )
     .await?;
-    ctx.rec.with(n, |s, sec| {
+    ctx.rec.with(|s, sec| {
         s.record(h::CONNECT, now_us().saturating_sub(started));
         s.count(t::CONNECTS, sec, 1);
     });
@@ -428,7 +427,7 @@ async fn request(
         on_frame(ctx, client, Frame::Corral(push));
     }
     let (latency, ok) = result?;
-    ctx.rec.with(client.n, |s, sec| {
+    ctx.rec.with(|s, sec| {
         s.record(&format!("{}{op}", h::REPLY), latency);
         s.count(t::REPLIES, sec, 1);
     });
@@ -474,6 +473,7 @@ async fn read_until(
     tokio::pin!(until);
     loop {
         tokio::select! {
+            biased;
             _ = &mut until => return true,
             frame = next_frame(client) => if !account(ctx, client, frame) {
                 return false;
@@ -490,14 +490,11 @@ fn account(ctx: &Ctx, client: &mut Client, frame: Result<Option<Frame>, ClientEr
             true
         }
         Ok(None) => {
-            ctx.error(
-                client.n,
-                &ClientError::new("server_closed", "socket closed"),
-            );
+            ctx.error(&ClientError::new("server_closed", "socket closed"));
             false
         }
         Err(err) => {
-            ctx.error(client.n, &err);
+            ctx.error(&err);
             err.code != "closed"
         }
     }
@@ -567,9 +564,9 @@ fn on_frame(ctx: &Ctx, client: &mut Client, frame: Frame) {
 /// timestamp) and its place in the stream's order.
 fn delivered(ctx: &Ctx, client: &mut Client, stream: Stream, seq: u64, sent_us: Option<u64>) {
     if let Some(sent_us) = sent_us {
-        let latency = now_us().saturating_sub(sent_us);
-        ctx.rec.with(client.n, |s, sec| {
-            s.record(h::DELIVERY, latency);
+        let now = now_us();
+        ctx.rec.with_at(now, |s, sec| {
+            s.record(h::DELIVERY, now.saturating_sub(sent_us));
             s.count(t::DELIVERIES, sec, 1);
         });
     }
@@ -585,14 +582,14 @@ fn on_reply(
     latency_us: u64,
     result: Result<Value, ClientError>,
 ) {
-    ctx.rec.with(client.n, |s, sec| {
+    ctx.rec.with(|s, sec| {
         s.record(&format!("{}{op}", h::REPLY), latency_us);
         s.count(t::REPLIES, sec, 1);
     });
     let ok = match result {
         Ok(ok) => ok,
         Err(err) => {
-            ctx.error(client.n, &err);
+            ctx.error(&err);
             return;
         }
     };
@@ -619,7 +616,7 @@ fn on_reply(
                     user_id: client.user_id,
                     item,
                 });
-                ctx.rec.with(client.n, |s, sec| s.count("held", sec, 1));
+                ctx.rec.with(|s, sec| s.count("held", sec, 1));
             }
         }
         _ => {}
@@ -669,8 +666,7 @@ fn on_push(ctx: &Ctx, client: &mut Client, push: &Value) {
         "activity.started" => {
             if let Some(starts_at) = client.starts_at_ms {
                 let skew_us = now_us().saturating_sub(starts_at.max(0) as u64 * 1000);
-                ctx.rec
-                    .with(client.n, |s, _| s.record(h::START_SKEW, skew_us));
+                ctx.rec.with(|s, _| s.record(h::START_SKEW, skew_us));
             }
         }
         _ => {}
@@ -699,9 +695,13 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
     let mut sent = 0u64;
     let stream = Stream::Publisher(client.n as u64);
     let name = stream.to_string();
+    // Timers live across iterations: this loop runs once per received frame.
+    let end = tokio::time::sleep_until(end);
+    tokio::pin!(end);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(end) => return true,
+            biased;
+            _ = &mut end => return true,
             _ = ticker.tick(), if sent < count => {
                 sent += 1;
                 let now = now_us();
@@ -726,9 +726,9 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
                     }
                 };
                 match result {
-                    Ok(()) => ctx.rec.with(client.n, |s, sec| s.count(t::SENDS, sec, 1)),
+                    Ok(()) => ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1)),
                     Err(err) => {
-                        ctx.error(client.n, &err);
+                        ctx.error(&err);
                         return false;
                     }
                 }
@@ -772,20 +772,22 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
         {
             Ok(id) => {
                 outstanding.insert(id, (k, 0));
-                ctx.rec.with(client.n, |s, sec| s.count(t::SENDS, sec, 1));
+                ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1));
             }
             Err(err) => {
-                ctx.error(client.n, &err);
+                ctx.error(&err);
                 return false;
             }
         }
     }
     let retryable = |code: &str| matches!(code, "unavailable" | "rate_limited" | "timeout");
+    let end = tokio::time::sleep_until(end);
+    tokio::pin!(end);
     while !outstanding.is_empty() {
         let frame = tokio::select! {
-            _ = tokio::time::sleep_until(end) => {
+            _ = &mut end => {
                 for _ in 0..outstanding.len() {
-                    ctx.error(client.n, &ClientError::new("claim_unanswered", "no reply in time"));
+                    ctx.error(&ClientError::new("claim_unanswered", "no reply in time"));
                 }
                 return true;
             }
@@ -816,10 +818,10 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
                     {
                         Ok(id) => {
                             outstanding.insert(id, (k, tries));
-                            ctx.rec.with(client.n, |s, sec| s.count("retries", sec, 1));
+                            ctx.rec.with(|s, sec| s.count("retries", sec, 1));
                         }
                         Err(err) => {
-                            ctx.error(client.n, &err);
+                            ctx.error(&err);
                             return false;
                         }
                     }
@@ -827,14 +829,11 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
             }
             Ok(Some(push)) => on_frame(ctx, client, Frame::Corral(push)),
             Ok(None) => {
-                ctx.error(
-                    client.n,
-                    &ClientError::new("server_closed", "socket closed"),
-                );
+                ctx.error(&ClientError::new("server_closed", "socket closed"));
                 return false;
             }
             Err(err) => {
-                ctx.error(client.n, &err);
+                ctx.error(&err);
                 if err.code == "closed" {
                     return false;
                 }
@@ -865,19 +864,21 @@ async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
     loop {
         let stay = Duration::from_millis(rand::random_range(1..soak.reconnect_every_ms));
         let leave = (tokio::time::Instant::now() + stay).min(end);
+        let leave = tokio::time::sleep_until(leave);
+        tokio::pin!(leave);
         let mut open = true;
         while open {
             tokio::select! {
-                _ = tokio::time::sleep_until(leave) => break,
+                _ = &mut leave => break,
                 _ = ticker.tick() => {
                     sent += 1;
                     let text = payload(now_us(), "room", sent, 64);
                     let key = format!("lt-{}-{}-{sent}", ctx.plan.epoch_us, client.n);
                     let params = json!({ "room": room, "text": text, "client_msg_id": key });
                     match client.conn.send("room.send", &params).await {
-                        Ok(_) => ctx.rec.with(client.n, |s, sec| s.count(t::SENDS, sec, 1)),
+                        Ok(_) => ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1)),
                         Err(err) => {
-                            ctx.error(client.n, &err);
+                            ctx.error(&err);
                             open = false;
                         }
                     }
@@ -886,18 +887,19 @@ async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
             }
         }
         // A message counts as published once acknowledged: collect the replies still owed.
-        let owed = tokio::time::Instant::now() + Duration::from_secs(5);
+        let owed = tokio::time::sleep(Duration::from_secs(5));
+        tokio::pin!(owed);
         while open && client.conn.pending() > 0 {
             tokio::select! {
-                _ = tokio::time::sleep_until(owed) => break,
+                _ = &mut owed => break,
                 frame = next_frame(client) => open = account(ctx, client, frame),
             }
         }
         for _ in 0..client.conn.pending() {
-            ctx.error(
-                client.n,
-                &ClientError::new("send_unacknowledged", "no reply before the socket closed"),
-            );
+            ctx.error(&ClientError::new(
+                "send_unacknowledged",
+                "no reply before the socket closed",
+            ));
         }
         if open && tokio::time::Instant::now() >= end {
             return read_until(ctx, client, tokio::time::sleep(drain)).await;
@@ -907,24 +909,23 @@ async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
             let _ = tokio::time::timeout(Duration::from_secs(1), client.conn.ws.close(None)).await;
             tokio::time::sleep(Duration::from_millis(rand::random_range(50..500))).await;
         }
-        ctx.rec
-            .with(client.n, |s, sec| s.count("reconnects", sec, 1));
+        ctx.rec.with(|s, sec| s.count("reconnects", sec, 1));
         let since = client
             .tallies
             .get(&Stream::Room(room))
             .and_then(Tally::last_seq);
         loop {
             if tokio::time::Instant::now() >= grace || ctx.finishing() {
-                ctx.error(
-                    client.n,
-                    &ClientError::new("rejoin_failed", "could not come back in time"),
-                );
+                ctx.error(&ClientError::new(
+                    "rejoin_failed",
+                    "could not come back in time",
+                ));
                 return false;
             }
             match rejoin(ctx, client, room, since).await {
                 Ok(()) => break,
                 Err(err) => {
-                    ctx.error(client.n, &err);
+                    ctx.error(&err);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -957,7 +958,7 @@ async fn rejoin(
         Duration::from_secs(10),
     )
     .await?;
-    ctx.rec.with(client.n, |s, sec| {
+    ctx.rec.with(|s, sec| {
         s.record(h::CONNECT, now_us().saturating_sub(started));
         s.count(t::CONNECTS, sec, 1);
     });
@@ -978,7 +979,7 @@ async fn rejoin(
             &mut pushes,
         )
         .await?;
-    ctx.rec.with(client.n, |s, sec| {
+    ctx.rec.with(|s, sec| {
         s.record(&format!("{}room.join", h::REPLY), latency);
         s.count(t::REPLIES, sec, 1);
     });
@@ -991,8 +992,7 @@ async fn rejoin(
         .filter_map(seq_of)
         .collect();
     if ok.get("truncated").and_then(Value::as_bool) == Some(true) {
-        ctx.rec
-            .with(client.n, |s, sec| s.count("catch_up_truncated", sec, 1));
+        ctx.rec.with(|s, sec| s.count("catch_up_truncated", sec, 1));
         let floor = since.unwrap_or(0);
         let mut older = Vec::new();
         let mut before = missed.first().copied();
@@ -1009,7 +1009,7 @@ async fn rejoin(
                     &mut pushes,
                 )
                 .await?;
-            ctx.rec.with(client.n, |s, sec| {
+            ctx.rec.with(|s, sec| {
                 s.record(&format!("{}room.history", h::REPLY), latency);
                 s.count(t::REPLIES, sec, 1);
             });
