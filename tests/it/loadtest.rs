@@ -108,7 +108,7 @@ async fn tiny_flash_crowd(app: &TestApp) {
         items = 2
         slots_per_item = 10
         per_user_limit = 1
-        start_margin_seconds = 1
+        start_margin_seconds = 3
         jitter_ms = 20
         retries = 3
         seconds = 10
