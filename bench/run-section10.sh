@@ -66,7 +66,11 @@ if scale < 1:
     cap("publishers", max(1, clients // 10))
     cap("rooms", max(1, clients // 10))
     cap("items", 10)
-    cap("seconds", 3)
+    # phase lengths, not the connect phase's time allowance
+    head, sep, rest = text.partition("\n[connect]")
+    connect, sep2, tail = rest.partition("\n[")
+    tail = re.sub(r"^seconds = (\d+)", lambda m: f"seconds = {min(int(m.group(1)), 3)}", sep2 + tail, flags=re.M)
+    text = head + sep + connect + tail
     cap("settle_seconds", 1)
     cap("reconnect_every_ms", 1000)
     text = re.sub(r"^rate_per_sec = 0\.\d+", "rate_per_sec = 2", text, flags=re.M)

@@ -251,6 +251,20 @@ struct Client {
     starts_at_ms: Option<i64>,
 }
 
+impl Client {
+    /// The stream this client's `room.send` / `feed.post` publish into: its one room, or its
+    /// own feed.
+    fn own_stream(&self) -> Option<Stream> {
+        self.tallies
+            .keys()
+            .find_map(|s| match s {
+                Stream::Room(room) => Some(Stream::Room(*room)),
+                _ => None,
+            })
+            .or((self.user_id != 0).then_some(Stream::Feed(self.user_id)))
+    }
+}
+
 async fn run_client(ctx: Arc<Ctx>, n: usize, permit: OwnedSemaphorePermit) {
     let mut finish = ctx.finish.subscribe();
     let setup = tokio::select! {
@@ -411,22 +425,41 @@ fn author_of(ctx: &Ctx, n: usize) -> Option<i64> {
     ctx.accounts.get(n % authors).map(|a| a.id)
 }
 
-/// A setup request: timed, its errors counted by code.
+/// Tries of a setup request answered `unavailable` (a node shedding load) or `rate_limited`.
+const SETUP_TRIES: u32 = 5;
+
+/// A setup request: timed, retried with backoff while the node sheds load (as the protocol
+/// tells clients to), its final error counted by code.
 async fn request(
     ctx: &Ctx,
     client: &mut Client,
     op: &'static str,
     params: &Value,
 ) -> Result<Value, ClientError> {
-    let mut pushes = Vec::new();
-    let result = client
-        .conn
-        .request(op, params, SETUP_REPLY, &mut pushes)
-        .await;
-    for push in pushes {
-        on_frame(ctx, client, Frame::Corral(push));
-    }
-    let (latency, ok) = result?;
+    let mut tries = 0;
+    let (latency, ok) = loop {
+        let mut pushes = Vec::new();
+        let result = client
+            .conn
+            .request(op, params, SETUP_REPLY, &mut pushes)
+            .await;
+        for push in pushes {
+            on_frame(ctx, client, Frame::Corral(push));
+        }
+        tries += 1;
+        match result {
+            Err(err)
+                if tries < SETUP_TRIES
+                    && matches!(err.code.as_str(), "unavailable" | "rate_limited") =>
+            {
+                ctx.rec.with(|s, sec| s.count("setup_retries", sec, 1));
+                let backoff = Duration::from_millis(100 << tries);
+                let jitter = Duration::from_millis(rand::random_range(0..100));
+                tokio::time::sleep(backoff + jitter).await;
+            }
+            other => break other?,
+        }
+    };
     ctx.rec.with(|s, sec| {
         s.record(&format!("{}{op}", h::REPLY), latency);
         s.count(t::REPLIES, sec, 1);
@@ -594,18 +627,11 @@ fn on_reply(
         }
     };
     match op {
-        // Acknowledged, so durable: it counts as published (into the client's one room).
-        "room.send" => {
-            let room = client.tallies.keys().find_map(|s| match s {
-                Stream::Room(room) => Some(*room),
-                _ => None,
-            });
-            if let Some(room) = room {
-                lock(&ctx.delivery).published(Stream::Room(room), 1);
+        // Acknowledged, so durable: it counts as published.
+        "room.send" | "feed.post" => {
+            if let Some(stream) = client.own_stream() {
+                lock(&ctx.delivery).published(stream, 1);
             }
-        }
-        "feed.post" => {
-            lock(&ctx.delivery).published(Stream::Feed(client.user_id), 1);
         }
         "claim" => {
             let claim_id = ok.get("claim_id").and_then(Value::as_i64);
@@ -701,7 +727,9 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
     loop {
         tokio::select! {
             biased;
-            _ = &mut end => return true,
+            // Publishers also wait for their last acknowledgements (receivers keep reading
+            // meanwhile: the run finishes when every client is done).
+            _ = &mut end => return client.raw || collect_owed(ctx, client, true).await,
             _ = ticker.tick(), if sent < count => {
                 sent += 1;
                 let now = now_us();
@@ -738,6 +766,36 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
             },
         }
     }
+}
+
+/// How long a client waits for the replies it is still owed before it closes or reports.
+const OWED_REPLIES: Duration = Duration::from_secs(10);
+
+/// A message counts as published once acknowledged: reads (while the socket is `open`) until
+/// every request has its reply, bounded by [`OWED_REPLIES`], and records the ones that never
+/// came. Returns whether the socket is still open.
+async fn collect_owed(ctx: &Ctx, client: &mut Client, mut open: bool) -> bool {
+    let owed = tokio::time::sleep(OWED_REPLIES);
+    tokio::pin!(owed);
+    while open && client.conn.pending() > 0 {
+        tokio::select! {
+            _ = &mut owed => break,
+            frame = next_frame(client) => open = account(ctx, client, frame),
+        }
+    }
+    let unacknowledged = client.conn.pending() as u64;
+    if unacknowledged > 0 {
+        for _ in 0..unacknowledged {
+            ctx.error(&ClientError::new(
+                "send_unacknowledged",
+                "no reply in time (the message may or may not be stored)",
+            ));
+        }
+        if let Some(stream) = client.own_stream() {
+            lock(&ctx.delivery).unacknowledged(stream, unacknowledged);
+        }
+    }
+    open
 }
 
 /// Flash crowd: claim at the start instant (plus jitter), retrying with the same key.
@@ -886,21 +944,7 @@ async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
                 frame = next_frame(client) => open = account(ctx, client, frame),
             }
         }
-        // A message counts as published once acknowledged: collect the replies still owed.
-        let owed = tokio::time::sleep(Duration::from_secs(5));
-        tokio::pin!(owed);
-        while open && client.conn.pending() > 0 {
-            tokio::select! {
-                _ = &mut owed => break,
-                frame = next_frame(client) => open = account(ctx, client, frame),
-            }
-        }
-        for _ in 0..client.conn.pending() {
-            ctx.error(&ClientError::new(
-                "send_unacknowledged",
-                "no reply before the socket closed",
-            ));
-        }
+        open = collect_owed(ctx, client, open).await;
         if open && tokio::time::Instant::now() >= end {
             return read_until(ctx, client, tokio::time::sleep(drain)).await;
         }
