@@ -62,7 +62,6 @@ seconds = 90
 
 [broadcast]
 rooms = 1
-first_room = 1
 publishers = $PUBLISHERS
 rate_per_sec = $RATE
 seconds = $SECONDS_RUN

@@ -127,8 +127,46 @@ pub enum Incoming {
         /// The `ok` body, or the error code and message.
         result: Result<Value, ClientError>,
     },
-    /// A push (`{"ev": ..}`).
+    /// A `room.message` push, read without a JSON parse (the hot path of every chat
+    /// scenario): its room, its seq, and the send timestamp at the head of the load
+    /// generator's payload text.
+    RoomMessage {
+        /// The room.
+        room: i64,
+        /// The message's seq in the room.
+        seq: u64,
+        /// `<sent_us>` from the payload, when the text is one.
+        sent_us: Option<u64>,
+    },
+    /// Any other push (`{"ev": ..}`).
     Push(Value),
+}
+
+/// Reads a `room.message` push by scanning its bytes: the server writes the fields in a fixed
+/// order (`{"ev":"room.message","room":R,"seq":S,"from":F,"text":"T..."`, pinned by
+/// corral-protocol's tests). Anything else is `None` and takes the full JSON parse.
+pub fn scan_room_message(frame: &str) -> Option<(i64, u64, Option<u64>)> {
+    let rest = frame.strip_prefix(r#"{"ev":"room.message","room":"#)?;
+    let (room, rest) = leading_int(rest)?;
+    let (seq, rest) = leading_int(rest.strip_prefix(r#","seq":"#)?)?;
+    let (_from, rest) = leading_int(rest.strip_prefix(r#","from":"#)?)?;
+    let text = rest.strip_prefix(r#","text":""#)?;
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let sent_us = match text.as_bytes().get(digits) {
+        Some(b' ') => text[..digits].parse().ok(),
+        _ => None,
+    };
+    Some((room, u64::try_from(seq).ok()?, sent_us))
+}
+
+/// A JSON integer at the start of `s`, and what follows it.
+fn leading_int(s: &str) -> Option<(i64, &str)> {
+    let len = s
+        .bytes()
+        .enumerate()
+        .take_while(|(i, b)| b.is_ascii_digit() || (*i == 0 && *b == b'-'))
+        .count();
+    Some((s[..len].parse().ok()?, &s[len..]))
 }
 
 /// A protocol-v1 connection: numbered requests, timed replies, pushes.
@@ -183,6 +221,9 @@ impl Conn {
                 Message::Close(_) => return Ok(None),
                 _ => continue,
             };
+            if let Some((room, seq, sent_us)) = scan_room_message(&text) {
+                return Ok(Some(Incoming::RoomMessage { room, seq, sent_us }));
+            }
             let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(&text) else {
                 return Err(ClientError::new("bad_frame", text.as_str()));
             };
@@ -223,17 +264,17 @@ impl Conn {
         op: &'static str,
         params: &P,
         timeout: Duration,
-        pushes: &mut Vec<Value>,
+        pushes: &mut Vec<Incoming>,
     ) -> Result<(u64, Value), ClientError> {
         self.send(op, params).await?;
         let wait = async {
             loop {
                 match self.next().await? {
                     None => return Err(ClientError::new("closed", "server closed the socket")),
-                    Some(Incoming::Push(push)) => pushes.push(push),
                     Some(Incoming::Reply {
                         latency_us, result, ..
                     }) => return result.map(|ok| (latency_us, ok)),
+                    Some(push) => pushes.push(push),
                 }
             }
         };
@@ -245,5 +286,34 @@ impl Conn {
     /// Closes politely (bounded: a server that does not answer the close is left behind).
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use corral_protocol::Push;
+    use corral_protocol::ops::ChatMessage;
+
+    use super::*;
+
+    #[test]
+    fn room_messages_are_scanned_in_the_servers_field_order() {
+        // Exactly as the server encodes it.
+        let frame = corral_protocol::reply::push(&Push::RoomMessage(ChatMessage {
+            room: 12,
+            seq: 44,
+            from: 7,
+            text: "1700000000000123 room 3 xx\"y".into(),
+            ts: 1,
+            client_msg_id: "a".into(),
+        }));
+        assert_eq!(
+            scan_room_message(&frame),
+            Some((12, 44, Some(1_700_000_000_000_123)))
+        );
+        let human = r#"{"ev":"room.message","room":12,"seq":45,"from":7,"text":"hello","ts":1,"client_msg_id":"a"}"#;
+        assert_eq!(scan_room_message(human), Some((12, 45, None)));
+        assert_eq!(scan_room_message(r#"{"ev":"presence","room":12}"#), None);
+        assert_eq!(scan_room_message(r#"{"ev":"room.message","seq":1}"#), None);
     }
 }

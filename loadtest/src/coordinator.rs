@@ -9,11 +9,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::checks::{Check, ClaimsLedger, DeliveryLedger, LedgerRow};
+use crate::api::{Api, ClaimsSummary};
+use crate::checks::{Check, ClaimsLedger, DeliveryLedger, HeldClaim};
+use crate::provision::{Promotion, provision};
 use crate::scenario::{Kind, Scenario, target_addr};
 use crate::stats::{Stats, Summary, now_us, t};
 use crate::{Command, Event, LoadError, Progress, WorkerPlan, WorkerResult, proc_stat, report};
@@ -103,6 +104,8 @@ pub struct RunResult {
     pub throughput: Throughput,
     /// Server memory (connect-capacity with a local server).
     pub capacity: Option<Capacity>,
+    /// Flash crowd: the merchant view's counts after the run.
+    pub claims: Option<ClaimsSummary>,
     /// Invariant verdicts.
     pub checks: Vec<Check>,
     /// Whether every check passed.
@@ -132,6 +135,7 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     }
     scenario.validate()?;
     let target = target_addr(&scenario.target)?;
+    let promotion = provision(&mut scenario).await?;
     let started_at = now_us();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(scenario.max_seconds);
 
@@ -171,6 +175,7 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         ready.iter().all(|r| *r)
     })
     .await?;
+    let ready_ms = now_us() / 1000;
 
     let mut capacity = None;
     if let (Kind::ConnectCapacity, Some(pid)) = (scenario.kind, server_pid) {
@@ -238,6 +243,7 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     }
 
     let mut checks = Vec::new();
+    let mut claims = None;
     match scenario.kind {
         Kind::ConnectCapacity => checks.push(Check {
             name: "every client connected and authenticated".into(),
@@ -248,8 +254,17 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
             checks.extend(delivery.check());
         }
         Kind::FlashCrowd => {
-            let ledger = claims_ledger(&scenario, held).await?;
-            checks.extend(ledger.check());
+            if let Some(promotion) = &promotion {
+                let starts_at = promotion.activity.starts_at;
+                checks.push(Check {
+                    name: "the crowd was ready before the start instant".into(),
+                    passed: (ready_ms as i64) < starts_at,
+                    detail: format!("ready {} ms before starts_at", starts_at - ready_ms as i64),
+                });
+                let (ledger, summary) = claims_ledger(&scenario, promotion, held).await?;
+                checks.extend(ledger.check());
+                claims = Some(summary);
+            }
         }
     }
     let passed = checks.iter().all(|c| c.passed);
@@ -274,6 +289,7 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         errors: wire.errors,
         throughput,
         capacity,
+        claims,
         checks,
         passed,
     };
@@ -472,130 +488,27 @@ impl ProgressView {
     }
 }
 
-/// Reads the merchant view of the activity's claims and the items' slots.
+/// Reads the merchant view of the activity's claims (and the activity's items and limit,
+/// as the server has them) after the run.
 async fn claims_ledger(
     scenario: &Scenario,
-    acknowledged: Vec<crate::checks::HeldClaim>,
-) -> Result<ClaimsLedger, LoadError> {
-    let Some(crowd) = &scenario.crowd else {
-        return Ok(ClaimsLedger::default());
-    };
-    let merchant = crate::tokens::load(&crowd.merchant_tokens, 1)?;
-    let token = merchant
-        .first()
-        .map(|a| a.token.clone())
-        .unwrap_or_default();
-    let base = match &crowd.http_base {
-        Some(base) => base.trim_end_matches('/').to_string(),
-        None => {
-            let addr = target_addr(&scenario.target)?;
-            format!("http://{addr}")
-        }
-    };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| LoadError::Http(e.to_string()))?;
-    let get = |path: String| {
-        let http = http.clone();
-        let token = token.clone();
-        async move {
-            let resp = http
-                .get(path)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| LoadError::Http(e.to_string()))?;
-            let status = resp.status();
-            let body: Value = resp
-                .json()
-                .await
-                .map_err(|e| LoadError::Http(e.to_string()))?;
-            if !status.is_success() {
-                return Err(LoadError::Http(format!("{status}: {body}")));
-            }
-            Ok::<Value, LoadError>(body)
-        }
-    };
-    let view = get(format!(
-        "{base}/api/v1/activities/{}/claims",
-        crowd.activity
-    ))
-    .await?;
-    let mut slots = parse_slots(&view);
-    if slots.is_empty() {
-        let activity = get(format!("{base}/api/v1/activities/{}", crowd.activity)).await?;
-        slots = parse_slots(&activity);
-    }
-    Ok(ClaimsLedger {
+    promotion: &Promotion,
+    acknowledged: Vec<HeldClaim>,
+) -> Result<(ClaimsLedger, ClaimsSummary), LoadError> {
+    let api = Api::new(&scenario.http_base()?)?;
+    let token = &promotion.merchant_token;
+    let id = promotion.activity.activity_id;
+    let view = api.claims(token, id).await?;
+    let activity = api.activity(token, id).await?;
+    let ledger = ClaimsLedger {
         acknowledged,
-        view: parse_claims(&view),
-        slots,
-        per_user_limit: crowd.per_user_limit,
-    })
-}
-
-fn int(v: &Value, keys: &[&str]) -> Option<i64> {
-    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_i64))
-}
-
-/// Rows of the merchant view: a list, or `{claims: [...]}`.
-fn parse_claims(view: &Value) -> Vec<LedgerRow> {
-    let rows = view
-        .get("claims")
-        .and_then(Value::as_array)
-        .or_else(|| view.as_array());
-    rows.into_iter()
-        .flatten()
-        .filter_map(|r| {
-            Some(LedgerRow {
-                claim_id: int(r, &["claim_id", "id"])?,
-                user_id: int(r, &["user_id", "user"])?,
-                item: int(r, &["item", "item_id"])?,
-                status: r.get("status")?.as_str()?.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// Slots per item from `{items: [{id|item, slots}]}`.
-fn parse_slots(body: &Value) -> BTreeMap<i64, u64> {
-    body.get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|i| {
-            Some((
-                int(i, &["item", "id", "item_id"])?,
-                i.get("slots")?.as_u64()?,
-            ))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merchant_views_parse_in_either_shape() {
-        let view = json!({
-            "claims": [
-                {"claim_id": 1, "user_id": 7, "item": 3, "status": "held"},
-                {"id": 2, "user": 8, "item_id": 3, "status": "expired"}
-            ],
-            "items": [{"id": 3, "slots": 5}]
-        });
-        let rows = parse_claims(&view);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[1].claim_id, 2);
-        assert_eq!(rows[1].user_id, 8);
-        assert_eq!(parse_slots(&view), BTreeMap::from([(3, 5)]));
-        assert_eq!(
-            parse_claims(&json!([{"claim_id": 1, "user_id": 2, "item": 3, "status": "held"}]))
-                .len(),
-            1
-        );
-    }
+        view: view.claims,
+        slots: activity
+            .items
+            .iter()
+            .map(|item| (item.item_id, item.slots))
+            .collect(),
+        per_user_limit: activity.per_user_limit,
+    };
+    Ok((ledger, view.summary))
 }

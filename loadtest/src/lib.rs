@@ -2,18 +2,22 @@
 //! soak runs against a local Corral node, plus a `raw-broadcast` mode that drives any plain
 //! WebSocket broadcast server the same way (for side-by-side peers).
 //!
-//! One command ([`coordinator::run`]) spawns several worker processes (this machine allows
-//! 20,000 open files per process), each driving its share of the clients on a multi-thread
-//! tokio runtime from several 127.0.0.x source addresses; workers talk to the coordinator in
-//! JSON lines ([`Command`] in, [`Event`] out), their measurements are merged, the invariants
-//! are checked, and the result lands in `result.json` and a self-contained `report.html`.
+//! One command ([`coordinator::run`]) first creates what the scenario needs through the
+//! public HTTP API ([`provision`]: rooms, animals, an activity), then spawns several worker
+//! processes (this machine allows 20,000 open files per process), each driving its share of
+//! the clients on a single-threaded tokio runtime (one core each) from several 127.0.0.x
+//! source addresses; workers talk to the coordinator in JSON lines ([`Command`] in, [`Event`]
+//! out), their measurements are merged, the invariants are checked, and the result lands in
+//! `result.json` and a self-contained `report.html`.
 //!
 //! It speaks Corral through `corral-protocol` only; it never links the server.
 
+pub mod api;
 pub mod checks;
 pub mod client;
 pub mod coordinator;
 pub mod proc_stat;
+pub mod provision;
 pub mod report;
 pub mod scenario;
 pub mod stats;
@@ -41,7 +45,7 @@ pub enum LoadError {
     /// A worker misbehaved (died, sent garbage, missed its deadline).
     #[error("worker: {0}")]
     Worker(String),
-    /// Talking to the server over HTTP (the merchant view).
+    /// Talking to the server over HTTP (provisioning, the merchant view).
     #[error("http: {0}")]
     Http(String),
 }

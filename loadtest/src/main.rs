@@ -44,10 +44,14 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // A worker is one core's worth of clients on a single-threaded runtime (no cross-thread
+    // wakeups or stealing on the per-frame path); a run that needs more cores has more
+    // workers.
+    let mut builder = match cli.command {
+        Cmd::Worker => tokio::runtime::Builder::new_current_thread(),
+        Cmd::Run { .. } => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("corral-loadtest: cannot start the runtime: {err}");

@@ -61,6 +61,13 @@ pub fn summary(result: &RunResult) -> String {
             c.server_fds.map_or("?".into(), |f| f.to_string()),
         );
     }
+    if let Some(c) = &result.claims {
+        let _ = writeln!(
+            s,
+            "merchant view: {} slots; held {}, confirmed {}, expired {}, cancelled {}, refund due {}",
+            c.slots, c.held, c.confirmed, c.expired, c.cancelled, c.refund_due
+        );
+    }
     if !result.errors.is_empty() {
         let _ = writeln!(s, "\nerrors:");
         for (code, n) in &result.errors {

@@ -62,6 +62,10 @@ pub struct Scenario {
     /// Tokens file written by `corral admin seed-users` (relative to the scenario file).
     #[serde(default)]
     pub tokens: Option<PathBuf>,
+    /// HTTP base URL of the server for provisioning and the merchant view (defaults to the
+    /// target's host and port); loopback only.
+    #[serde(default)]
+    pub http_base: Option<String>,
     /// Hard bound on the whole run, in seconds.
     pub max_seconds: u64,
     /// How clients connect.
@@ -132,9 +136,11 @@ pub struct BroadcastSpec {
     /// Rooms (chat-storm); clients are spread round-robin. Raw broadcast has one.
     #[serde(default = "one_u64")]
     pub rooms: u64,
-    /// First room id (chat-storm); rooms are `first_room .. first_room + rooms`.
-    #[serde(default = "one_i64")]
-    pub first_room: i64,
+    /// Existing public rooms to use (chat-storm), `rooms` of them; when absent the run
+    /// creates `rooms` public rooms with the first account's token (and records their ids
+    /// here in `result.json`).
+    #[serde(default)]
+    pub room_ids: Option<Vec<i64>>,
     /// Publishing clients in total (the first clients of each room).
     pub publishers: usize,
     /// Messages per second per publisher.
@@ -153,10 +159,6 @@ fn one_u64() -> u64 {
     1
 }
 
-fn one_i64() -> i64 {
-    1
-}
-
 fn default_message_bytes() -> usize {
     100
 }
@@ -169,14 +171,32 @@ fn default_drain() -> u64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrowdSpec {
-    /// The activity (promotion) the crowd claims in; it must start after the connect phase.
-    pub activity: i64,
-    /// Tokens file of the merchant (its first account) whose view of the claims the
-    /// invariant check reads (relative to the scenario file).
-    pub merchant_tokens: PathBuf,
-    /// HTTP base URL of the server (defaults to the target's host and port).
+    /// An existing activity (promotion) of the merchant to claim in; it must start after the
+    /// connect phase. When absent the run creates `items` animals and an activity offering
+    /// `slots_per_item` slots of each, starting `start_margin_seconds` after the expected end
+    /// of the connect phase (and records its id here in `result.json`).
     #[serde(default)]
-    pub http_base: Option<String>,
+    pub activity: Option<i64>,
+    /// Tokens file of the merchant (its first account: `corral admin seed-users --role
+    /// merchant`) that creates the activity and whose view of the claims the invariant check
+    /// reads (relative to the scenario file).
+    pub merchant_tokens: PathBuf,
+    /// Created activity: its items (animals), 1 to 100.
+    #[serde(default = "one_u64")]
+    pub items: u64,
+    /// Created activity: slots of each item.
+    #[serde(default = "one_u64")]
+    pub slots_per_item: u64,
+    /// Created activity: seconds between the expected end of the connect phase (clients /
+    /// ramp) and `starts_at`.
+    #[serde(default = "default_start_margin")]
+    pub start_margin_seconds: u64,
+    /// Created activity: hold lifetime (long enough that holds outlive the run).
+    #[serde(default = "default_hold_seconds")]
+    pub hold_seconds: u64,
+    /// Created activity: claims per user.
+    #[serde(default = "one_u64")]
+    pub per_user_limit: u64,
     /// Claims each client sends at the start instant (distinct keys).
     #[serde(default = "one")]
     pub claims_per_client: usize,
@@ -186,8 +206,6 @@ pub struct CrowdSpec {
     /// Retries (same key) after `unavailable` / `rate_limited` / transport trouble.
     #[serde(default)]
     pub retries: u32,
-    /// The per-user limit the activity was created with (checked afterwards).
-    pub per_user_limit: u64,
     /// Seconds after the start instant to wait for replies.
     #[serde(default = "default_crowd_seconds")]
     pub seconds: u64,
@@ -195,6 +213,14 @@ pub struct CrowdSpec {
 
 fn default_crowd_seconds() -> u64 {
     10
+}
+
+fn default_start_margin() -> u64 {
+    3
+}
+
+fn default_hold_seconds() -> u64 {
+    900
 }
 
 /// `soak`.
@@ -205,10 +231,15 @@ pub struct SoakSpec {
     pub seconds: u64,
     /// Each client reconnects after a random time up to this, in ms.
     pub reconnect_every_ms: u64,
-    /// The room clients join (and re-join with `since`).
-    pub room: i64,
+    /// An existing public room clients join (and re-join with `since`); when absent the run
+    /// creates one with the first account's token.
+    #[serde(default)]
+    pub room: Option<i64>,
     /// Messages per second each client sends while connected.
     pub rate_per_sec: f64,
+    /// Seconds every client stays connected after the churn, collecting the last messages.
+    #[serde(default = "default_drain")]
+    pub drain_seconds: u64,
 }
 
 impl Scenario {
@@ -289,6 +320,30 @@ impl Scenario {
             if b.message_bytes < 48 || b.message_bytes > 60_000 {
                 return bad("message_bytes must be 48..=60000".into());
             }
+            if b.room_ids
+                .as_ref()
+                .is_some_and(|ids| ids.len() as u64 != b.rooms)
+            {
+                return bad("room_ids must list `rooms` ids".into());
+            }
+        }
+        if let Some(c) = &self.crowd {
+            if !(1..=100).contains(&c.items) || c.slots_per_item == 0 || c.per_user_limit == 0 {
+                return bad(
+                    "crowd: items must be 1..=100, slots_per_item and per_user_limit >= 1".into(),
+                );
+            }
+            if c.claims_per_client == 0 || c.claims_per_client > 100 {
+                return bad("crowd: claims_per_client must be 1..=100".into());
+            }
+        }
+        if let Some(s) = &self.soak
+            && !(s.rate_per_sec > 0.0 && s.rate_per_sec <= 40.0 && s.reconnect_every_ms >= 100)
+        {
+            return bad("soak: rate_per_sec must be in (0, 40], reconnect_every_ms >= 100".into());
+        }
+        if let Some(base) = &self.http_base {
+            http_addr(base)?;
         }
         if self.kind.needs_tokens() && self.tokens.is_none() {
             return bad("this scenario needs `tokens` (see `corral admin seed-users`)".into());
@@ -307,6 +362,31 @@ pub fn target_addr(target: &str) -> Result<std::net::SocketAddr, LoadError> {
     let rest = target
         .strip_prefix("ws://")
         .ok_or_else(|| LoadError::Target(format!("{target}: only ws:// URLs are driven")))?;
+    loopback_authority(target, rest)
+}
+
+/// Resolves an `http://host:port` base URL, refusing anything that is not loopback.
+pub fn http_addr(base: &str) -> Result<std::net::SocketAddr, LoadError> {
+    let rest = base
+        .strip_prefix("http://")
+        .ok_or_else(|| LoadError::Target(format!("{base}: only http:// bases are used")))?;
+    loopback_authority(base, rest)
+}
+
+impl Scenario {
+    /// The HTTP base URL of the server: `http_base`, or the target's host and port.
+    pub fn http_base(&self) -> Result<String, LoadError> {
+        match &self.http_base {
+            Some(base) => {
+                http_addr(base)?;
+                Ok(base.trim_end_matches('/').to_string())
+            }
+            None => Ok(format!("http://{}", target_addr(&self.target)?)),
+        }
+    }
+}
+
+fn loopback_authority(target: &str, rest: &str) -> Result<std::net::SocketAddr, LoadError> {
     let authority = rest.split('/').next().unwrap_or_default();
     let with_port = if authority
         .rsplit_once(':')
@@ -340,6 +420,9 @@ mod tests {
         assert!(target_addr("ws://10.0.0.1:8080/ws").is_err());
         assert!(target_addr("ws://8.8.8.8/ws").is_err());
         assert!(target_addr("wss://127.0.0.1/ws").is_err());
+        assert!(http_addr("http://127.0.0.2:8080").is_ok());
+        assert!(http_addr("http://10.0.0.1:8080").is_err());
+        assert!(http_addr("https://127.0.0.1").is_err());
     }
 
     #[test]

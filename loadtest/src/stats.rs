@@ -1,7 +1,6 @@
 //! Measurements: HDR histograms (microseconds), per-second timelines and counters, errors by
-//! code. A worker records into a few mutex shards (clients pick one by index, so contention
-//! stays low); shards and workers merge into one [`Stats`], which also travels between
-//! processes as JSON.
+//! code. A worker's clients record into one [`Recorder`]; workers' results merge into one
+//! [`Stats`], which also travels between processes as JSON.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -65,7 +64,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Records a latency sample in microseconds.
+    /// Records a latency sample in microseconds (allocation-free once `name` exists: this
+    /// runs for every delivered frame).
     pub fn record(&mut self, name: &str, micros: u64) {
         if !self.histograms.contains_key(name) {
             let Some(hist) = new_histogram() else { return };
@@ -76,14 +76,24 @@ impl Stats {
         }
     }
 
-    /// Adds `n` to a counter and to its timeline at second `sec` of the run.
+    /// Adds `n` to a counter and to its timeline at second `sec` of the run (allocation-free
+    /// once `name` exists).
     pub fn count(&mut self, name: &str, sec: usize, n: u64) {
-        *self.counters.entry(name.to_string()).or_default() += n;
-        let line = self.timelines.entry(name.to_string()).or_default();
-        if line.len() <= sec {
-            line.resize(sec + 1, 0);
+        match self.counters.get_mut(name) {
+            Some(total) => *total += n,
+            None => {
+                self.counters.insert(name.to_string(), n);
+            }
         }
-        line[sec] += n;
+        if !self.timelines.contains_key(name) {
+            self.timelines.insert(name.to_string(), Vec::new());
+        }
+        if let Some(line) = self.timelines.get_mut(name) {
+            if line.len() <= sec {
+                line.resize(sec + 1, 0);
+            }
+            line[sec] += n;
+        }
     }
 
     /// Counts an error by code (and in the `errors` timeline).
@@ -180,19 +190,19 @@ pub struct WireStats {
     pub errors: BTreeMap<String, u64>,
 }
 
-/// A worker's recorder: a few shards so thousands of client tasks rarely contend.
+/// A worker's recorder. One lock, not shards: a worker's clients share one thread, and the
+/// histograms (hundreds of KiB each) stay hot in cache when every delivery lands in the
+/// same one.
 pub struct Recorder {
-    shards: Vec<Mutex<Stats>>,
+    stats: Mutex<Stats>,
     epoch_us: u64,
 }
-
-const SHARDS: usize = 32;
 
 impl Recorder {
     /// A recorder whose timelines count seconds from `epoch_us`.
     pub fn new(epoch_us: u64) -> Recorder {
         Recorder {
-            shards: (0..SHARDS).map(|_| Mutex::new(Stats::default())).collect(),
+            stats: Mutex::new(Stats::default()),
             epoch_us,
         }
     }
@@ -202,39 +212,32 @@ impl Recorder {
         (at_us.saturating_sub(self.epoch_us) / 1_000_000) as usize
     }
 
-    /// Runs `f` on client `client`'s shard.
-    pub fn with<R>(&self, client: usize, f: impl FnOnce(&mut Stats, usize) -> R) -> R {
-        let sec = self.second(now_us());
-        let shard = &self.shards[client % SHARDS];
-        let mut guard = match shard.lock() {
+    /// Runs `f` on the stats, with the run's current second.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Stats, usize) -> R) -> R {
+        self.with_at(now_us(), f)
+    }
+
+    /// [`Recorder::with`] for an event at `at_us` (saves a clock read on the hot path).
+    pub fn with_at<R>(&self, at_us: u64, f: impl FnOnce(&mut Stats, usize) -> R) -> R {
+        let sec = self.second(at_us);
+        f(&mut self.lock(), sec)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Stats> {
+        match self.stats.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard, sec)
-    }
-
-    /// Merges every shard.
-    pub fn snapshot(&self) -> Stats {
-        let mut all = Stats::default();
-        for shard in &self.shards {
-            let guard = match shard.lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            all.merge(&guard);
         }
-        all
     }
 
-    /// Sum of one counter over the shards (cheap enough for a progress line).
+    /// A copy of everything recorded so far.
+    pub fn snapshot(&self) -> Stats {
+        self.lock().clone()
+    }
+
+    /// One counter's total (cheap enough for a progress line).
     pub fn counter(&self, name: &str) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| match s.lock() {
-                Ok(g) => g.counter(name),
-                Err(poisoned) => poisoned.into_inner().counter(name),
-            })
-            .sum()
+        self.lock().counter(name)
     }
 }
 

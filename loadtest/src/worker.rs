@@ -20,7 +20,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::checks::{DeliveryLedger, HeldClaim, Tally};
+use crate::checks::{DeliveryLedger, HeldClaim, Stream, Tally};
 use crate::client::{self, ClientError, Conn, Incoming};
 use crate::scenario::{Kind, Scenario, target_addr};
 use crate::stats::{Recorder, h, now_us, t};
@@ -64,8 +64,8 @@ impl Ctx {
         }
     }
 
-    fn error(&self, n: usize, err: &ClientError) {
-        self.rec.with(n, |s, sec| s.error(&err.code, sec));
+    fn error(&self, err: &ClientError) {
+        self.rec.with(|s, sec| s.error(&err.code, sec));
     }
 
     fn finishing(&self) -> bool {
@@ -229,8 +229,7 @@ async fn launch(ctx: Arc<Ctx>) {
         let Some(permit) = permit else {
             // Out of time: the remaining clients count as failed.
             ctx.setup_failed.fetch_add(1, Ordering::Relaxed);
-            ctx.rec
-                .with(n, |s, sec| s.error("connect_phase_timeout", sec));
+            ctx.rec.with(|s, sec| s.error("connect_phase_timeout", sec));
             ctx.changed.notify_one();
             continue;
         };
@@ -244,10 +243,26 @@ struct Client {
     n: usize,
     conn: Conn,
     user_id: i64,
+    /// Raw broadcast: frames are payloads, not Corral frames.
+    raw: bool,
     /// Room, feed author or publisher streams: what this client received of each.
-    tallies: HashMap<String, Tally>,
+    tallies: HashMap<Stream, Tally>,
     /// Flash crowd: the activity's start instant (ms) from the subscribe reply.
     starts_at_ms: Option<i64>,
+}
+
+impl Client {
+    /// The stream this client's `room.send` / `feed.post` publish into: its one room, or its
+    /// own feed.
+    fn own_stream(&self) -> Option<Stream> {
+        self.tallies
+            .keys()
+            .find_map(|s| match s {
+                Stream::Room(room) => Some(Stream::Room(*room)),
+                _ => None,
+            })
+            .or((self.user_id != 0).then_some(Stream::Feed(self.user_id)))
+    }
 }
 
 async fn run_client(ctx: Arc<Ctx>, n: usize, permit: OwnedSemaphorePermit) {
@@ -260,7 +275,7 @@ async fn run_client(ctx: Arc<Ctx>, n: usize, permit: OwnedSemaphorePermit) {
     let mut client = match setup {
         Ok(client) => client,
         Err(err) => {
-            ctx.error(n, &err);
+            ctx.error(&err);
             ctx.setup_failed.fetch_add(1, Ordering::Relaxed);
             ctx.changed.notify_one();
             return;
@@ -292,7 +307,7 @@ async fn run_client(ctx: Arc<Ctx>, n: usize, permit: OwnedSemaphorePermit) {
     {
         let mut ledger = lock(&ctx.delivery);
         for (stream, tally) in &client.tallies {
-            ledger.receiver(stream, tally);
+            ledger.receiver(*stream, tally);
         }
     }
     client.conn.close().await;
@@ -311,7 +326,7 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         Duration::from_secs(20),
     )
     .await?;
-    ctx.rec.with(n, |s, sec| {
+    ctx.rec.with(|s, sec| {
         s.record(h::CONNECT, now_us().saturating_sub(started));
         s.count(t::CONNECTS, sec, 1);
     });
@@ -319,6 +334,7 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         n,
         conn: Conn::new(ws),
         user_id: 0,
+        raw,
         tallies: HashMap::new(),
         starts_at_ms: None,
     };
@@ -326,7 +342,9 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         if let Some(b) = &scenario.broadcast {
             // Every client receives every publisher's stream.
             for p in 0..b.publishers {
-                client.tallies.insert(format!("pub:{p}"), Tally::default());
+                client
+                    .tallies
+                    .insert(Stream::Publisher(p as u64), Tally::default());
             }
         }
         return Ok(client);
@@ -338,27 +356,24 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
     client.user_id = account.id;
     request(ctx, &mut client, "auth", &json!({ "token": account.token })).await?;
     match scenario.kind {
-        Kind::ChatStorm => {
-            let room = room_of(scenario, n);
-            request(ctx, &mut client, "room.join", &json!({ "room": room })).await?;
+        Kind::ChatStorm | Kind::Soak => {
+            let room = match scenario.kind {
+                Kind::Soak => soak_room(scenario),
+                _ => room_of(scenario, n),
+            };
+            let ok = request(ctx, &mut client, "room.join", &json!({ "room": room })).await?;
+            // Every message after the join's `last_seq` is this member's to receive.
+            let last_seq = ok.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
             client
                 .tallies
-                .insert(format!("room:{room}"), Tally::default());
-        }
-        Kind::Soak => {
-            if let Some(soak) = &scenario.soak {
-                request(ctx, &mut client, "room.join", &json!({ "room": soak.room })).await?;
-                client
-                    .tallies
-                    .insert(format!("room:{}", soak.room), Tally::default());
-            }
+                .insert(Stream::Room(room), Tally::after(last_seq));
         }
         Kind::FeedBurst => {
             if let Some(author) = author_of(ctx, n) {
                 request(ctx, &mut client, "follow", &json!({ "user": author })).await?;
                 client
                     .tallies
-                    .insert(format!("feed:{author}"), Tally::default());
+                    .insert(Stream::Feed(author), Tally::default());
             }
         }
         Kind::FlashCrowd => {
@@ -367,7 +382,7 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
                     ctx,
                     &mut client,
                     "activity.subscribe",
-                    &json!({ "activity": crowd.activity }),
+                    &json!({ "activity": crowd.activity.unwrap_or_default() }),
                 )
                 .await?;
                 client.starts_at_ms = ok.get("starts_at").and_then(Value::as_i64);
@@ -378,10 +393,27 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
     Ok(client)
 }
 
+/// Chat storm: client `n`'s room (clients are spread round-robin over the rooms, so the
+/// first `publishers` clients cover every room when there are at least as many).
 fn room_of(scenario: &Scenario, n: usize) -> i64 {
-    let rooms = scenario.broadcast.as_ref().map_or(1, |b| b.rooms.max(1));
-    let first = scenario.broadcast.as_ref().map_or(1, |b| b.first_room);
-    first + (n as u64 % rooms) as i64
+    let ids = scenario
+        .broadcast
+        .as_ref()
+        .and_then(|b| b.room_ids.as_deref())
+        .unwrap_or_default();
+    match ids.len() {
+        0 => 0,
+        len => ids[n % len],
+    }
+}
+
+/// Soak: the room (named or created by provisioning).
+fn soak_room(scenario: &Scenario) -> i64 {
+    scenario
+        .soak
+        .as_ref()
+        .and_then(|s| s.room)
+        .unwrap_or_default()
 }
 
 /// Feed burst: the first `publishers` clients are authors; every other client follows one.
@@ -393,23 +425,42 @@ fn author_of(ctx: &Ctx, n: usize) -> Option<i64> {
     ctx.accounts.get(n % authors).map(|a| a.id)
 }
 
-/// A setup request: timed, its errors counted by code.
+/// Tries of a setup request answered `unavailable` (a node shedding load) or `rate_limited`.
+const SETUP_TRIES: u32 = 5;
+
+/// A setup request: timed, retried with backoff while the node sheds load (as the protocol
+/// tells clients to), its final error counted by code.
 async fn request(
     ctx: &Ctx,
     client: &mut Client,
     op: &'static str,
     params: &Value,
 ) -> Result<Value, ClientError> {
-    let mut pushes = Vec::new();
-    let result = client
-        .conn
-        .request(op, params, SETUP_REPLY, &mut pushes)
-        .await;
-    for push in pushes {
-        on_push(ctx, client, &push);
-    }
-    let (latency, ok) = result?;
-    ctx.rec.with(client.n, |s, sec| {
+    let mut tries = 0;
+    let (latency, ok) = loop {
+        let mut pushes = Vec::new();
+        let result = client
+            .conn
+            .request(op, params, SETUP_REPLY, &mut pushes)
+            .await;
+        for push in pushes {
+            on_frame(ctx, client, Frame::Corral(push));
+        }
+        tries += 1;
+        match result {
+            Err(err)
+                if tries < SETUP_TRIES
+                    && matches!(err.code.as_str(), "unavailable" | "rate_limited") =>
+            {
+                ctx.rec.with(|s, sec| s.count("setup_retries", sec, 1));
+                let backoff = Duration::from_millis(100 << tries);
+                let jitter = Duration::from_millis(rand::random_range(0..100));
+                tokio::time::sleep(backoff + jitter).await;
+            }
+            other => break other?,
+        }
+    };
+    ctx.rec.with(|s, sec| {
         s.record(&format!("{}{op}", h::REPLY), latency);
         s.count(t::REPLIES, sec, 1);
     });
@@ -455,63 +506,82 @@ async fn read_until(
     tokio::pin!(until);
     loop {
         tokio::select! {
+            biased;
             _ = &mut until => return true,
-            frame = next_frame(client) => match frame {
-                Ok(Some(frame)) => on_frame(ctx, client, frame),
-                Ok(None) => {
-                    ctx.error(client.n, &ClientError::new("server_closed", "socket closed"));
-                    return false;
-                }
-                Err(err) => {
-                    ctx.error(client.n, &err);
-                    if err.code == "closed" {
-                        return false;
-                    }
-                }
-            }
+            frame = next_frame(client) => if !account(ctx, client, frame) {
+                return false;
+            },
+        }
+    }
+}
+
+/// Accounts what [`next_frame`] returned; returns whether the socket is still open.
+fn account(ctx: &Ctx, client: &mut Client, frame: Result<Option<Frame>, ClientError>) -> bool {
+    match frame {
+        Ok(Some(frame)) => {
+            on_frame(ctx, client, frame);
+            true
+        }
+        Ok(None) => {
+            ctx.error(&ClientError::new("server_closed", "socket closed"));
+            false
+        }
+        Err(err) => {
+            ctx.error(&err);
+            err.code != "closed"
         }
     }
 }
 
 /// A frame as the accounting sees it.
 enum Frame {
-    /// Raw broadcast text.
-    Raw(String),
+    /// A raw-broadcast payload: its send timestamp, publisher and sequence number.
+    Raw {
+        /// `<sent_us>`.
+        sent_us: u64,
+        /// The publishing client's stream.
+        stream: Stream,
+        /// Its sequence number.
+        seq: u64,
+    },
     /// A Corral reply or push.
     Corral(Incoming),
 }
 
 async fn next_frame(client: &mut Client) -> Result<Option<Frame>, ClientError> {
-    if client.tallies.keys().any(|k| k.starts_with("pub:")) {
-        loop {
-            return match client.conn.ws.next().await {
-                None => Ok(None),
-                Some(Err(e)) => Err(ClientError::new("closed", e)),
-                Some(Ok(Message::Text(text))) => Ok(Some(Frame::Raw(text.to_string()))),
-                Some(Ok(Message::Close(_))) => Ok(None),
-                Some(Ok(_)) => continue,
-            };
-        }
+    if !client.raw {
+        return Ok(client.conn.next().await?.map(Frame::Corral));
     }
-    Ok(client.conn.next().await?.map(Frame::Corral))
+    loop {
+        return match client.conn.ws.next().await {
+            None => Ok(None),
+            Some(Err(e)) => Err(ClientError::new("closed", e)),
+            // Read in place: no copy, no JSON.
+            Some(Ok(Message::Text(text))) => match parse_payload(&text)
+                .and_then(|(sent_us, name, seq)| Some((sent_us, Stream::publisher(name)?, seq)))
+            {
+                Some((sent_us, stream, seq)) => Ok(Some(Frame::Raw {
+                    sent_us,
+                    stream,
+                    seq,
+                })),
+                None => Err(ClientError::new("bad_frame", text.as_str())),
+            },
+            Some(Ok(Message::Close(_))) => Ok(None),
+            Some(Ok(_)) => continue,
+        };
+    }
 }
 
 fn on_frame(ctx: &Ctx, client: &mut Client, frame: Frame) {
     match frame {
-        Frame::Raw(text) => {
-            let now = now_us();
-            match parse_payload(&text) {
-                Some((sent, stream, seq)) => {
-                    if let Some(tally) = client.tallies.get_mut(stream) {
-                        tally.see(seq);
-                    }
-                    ctx.rec.with(client.n, |s, sec| {
-                        s.record(h::DELIVERY, now.saturating_sub(sent));
-                        s.count(t::DELIVERIES, sec, 1);
-                    });
-                }
-                None => ctx.error(client.n, &ClientError::new("bad_frame", text)),
-            }
+        Frame::Raw {
+            sent_us,
+            stream,
+            seq,
+        } => delivered(ctx, client, stream, seq, Some(sent_us)),
+        Frame::Corral(Incoming::RoomMessage { room, seq, sent_us }) => {
+            delivered(ctx, client, Stream::Room(room), seq, sent_us);
         }
         Frame::Corral(Incoming::Push(push)) => on_push(ctx, client, &push),
         Frame::Corral(Incoming::Reply {
@@ -523,6 +593,21 @@ fn on_frame(ctx: &Ctx, client: &mut Client, frame: Frame) {
     }
 }
 
+/// One message of `stream` arrived: its delivery latency (from the payload's send
+/// timestamp) and its place in the stream's order.
+fn delivered(ctx: &Ctx, client: &mut Client, stream: Stream, seq: u64, sent_us: Option<u64>) {
+    if let Some(sent_us) = sent_us {
+        let now = now_us();
+        ctx.rec.with_at(now, |s, sec| {
+            s.record(h::DELIVERY, now.saturating_sub(sent_us));
+            s.count(t::DELIVERIES, sec, 1);
+        });
+    }
+    if let Some(tally) = client.tallies.get_mut(&stream) {
+        tally.see(seq);
+    }
+}
+
 fn on_reply(
     ctx: &Ctx,
     client: &mut Client,
@@ -530,36 +615,23 @@ fn on_reply(
     latency_us: u64,
     result: Result<Value, ClientError>,
 ) {
-    ctx.rec.with(client.n, |s, sec| {
+    ctx.rec.with(|s, sec| {
         s.record(&format!("{}{op}", h::REPLY), latency_us);
         s.count(t::REPLIES, sec, 1);
     });
     let ok = match result {
         Ok(ok) => ok,
         Err(err) => {
-            ctx.error(client.n, &err);
+            ctx.error(&err);
             return;
         }
     };
     match op {
-        "room.send" => {
-            let room = ok.get("room").and_then(Value::as_i64);
-            // The reply names the seq; the room is the one this client publishes into.
-            let stream = client
-                .tallies
-                .keys()
-                .find(|k| k.starts_with("room:"))
-                .cloned()
-                .or_else(|| room.map(|r| format!("room:{r}")));
-            if let Some(stream) = stream {
-                lock(&ctx.delivery).published(&stream, 1);
-                if let Some(tally) = client.tallies.get_mut(&stream) {
-                    tally.own();
-                }
+        // Acknowledged, so durable: it counts as published.
+        "room.send" | "feed.post" => {
+            if let Some(stream) = client.own_stream() {
+                lock(&ctx.delivery).published(stream, 1);
             }
-        }
-        "feed.post" => {
-            lock(&ctx.delivery).published(&format!("feed:{}", client.user_id), 1);
         }
         "claim" => {
             let claim_id = ok.get("claim_id").and_then(Value::as_i64);
@@ -570,63 +642,60 @@ fn on_reply(
                     user_id: client.user_id,
                     item,
                 });
-                ctx.rec.with(client.n, |s, sec| s.count("held", sec, 1));
+                ctx.rec.with(|s, sec| s.count("held", sec, 1));
             }
         }
         _ => {}
     }
 }
 
+/// A push that took the full JSON parse.
 fn on_push(ctx: &Ctx, client: &mut Client, push: &Value) {
-    let now = now_us();
     let ev = push.get("ev").and_then(Value::as_str).unwrap_or_default();
-    let (stream, seq) = match ev {
-        "room.message" => {
-            // Own messages are accounted by their acknowledgement, echoed or not.
-            if push.get("from").and_then(Value::as_i64) == Some(client.user_id) {
-                return;
-            }
-            let room = push.get("room").and_then(Value::as_i64).unwrap_or(-1);
-            (
-                format!("room:{room}"),
-                push.get("seq").and_then(Value::as_u64),
-            )
-        }
-        "feed.post" => {
-            let author = push
-                .get("author")
-                .or_else(|| push.get("user"))
-                .or_else(|| push.get("from"))
-                .and_then(Value::as_i64)
-                .unwrap_or(-1);
-            (
-                format!("feed:{author}"),
-                push.get("post_id").and_then(Value::as_u64),
-            )
-        }
-        "activity.started" => {
-            let starts_at = push
-                .get("starts_at")
-                .and_then(Value::as_i64)
-                .or(client.starts_at_ms);
-            if let Some(starts_at) = starts_at {
-                let skew_us = (now as i64 - starts_at * 1000).max(0) as u64;
-                ctx.rec
-                    .with(client.n, |s, _| s.record(h::START_SKEW, skew_us));
-            }
-            return;
-        }
-        _ => return,
+    let sent_of = |text: Option<&Value>| {
+        text.and_then(Value::as_str)
+            .and_then(parse_payload)
+            .map(|(sent, _, _)| sent)
     };
-    let text = push.get("text").and_then(Value::as_str).unwrap_or_default();
-    if let Some((sent, _, _)) = parse_payload(text) {
-        ctx.rec.with(client.n, |s, sec| {
-            s.record(h::DELIVERY, now.saturating_sub(sent));
-            s.count(t::DELIVERIES, sec, 1);
-        });
-    }
-    if let (Some(tally), Some(seq)) = (client.tallies.get_mut(&stream), seq) {
-        tally.see(seq);
+    match ev {
+        // Every member's sockets get every message, the sender's own included.
+        "room.message" => {
+            let room = push.get("room").and_then(Value::as_i64);
+            let seq = push.get("seq").and_then(Value::as_u64);
+            if let (Some(room), Some(seq)) = (room, seq) {
+                delivered(
+                    ctx,
+                    client,
+                    Stream::Room(room),
+                    seq,
+                    sent_of(push.get("text")),
+                );
+            }
+        }
+        // `{"ev": "feed.post", "post": {post_id, author, text, ...}}`
+        "feed.post" => {
+            let post = push.get("post").unwrap_or(&Value::Null);
+            let author = post.get("author").and_then(Value::as_i64);
+            let post_id = post.get("post_id").and_then(Value::as_u64);
+            if let (Some(author), Some(post_id)) = (author, post_id) {
+                delivered(
+                    ctx,
+                    client,
+                    Stream::Feed(author),
+                    post_id,
+                    sent_of(post.get("text")),
+                );
+            }
+        }
+        // `{"ev": "activity.started", "activity", "server_time"}`: the skew is measured
+        // against `starts_at` from the subscribe reply.
+        "activity.started" => {
+            if let Some(starts_at) = client.starts_at_ms {
+                let skew_us = now_us().saturating_sub(starts_at.max(0) as u64 * 1000);
+                ctx.rec.with(|s, _| s.record(h::START_SKEW, skew_us));
+            }
+        }
+        _ => {}
     }
 }
 
@@ -650,20 +719,24 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
     let end = instant_of(at_us) + Duration::from_secs(b.seconds + b.drain_seconds);
     let mut ticker = tokio::time::interval_at(start, interval);
     let mut sent = 0u64;
-    let stream = match scenario.kind {
-        Kind::RawBroadcast => format!("pub:{}", client.n),
-        _ => String::new(),
-    };
+    let stream = Stream::Publisher(client.n as u64);
+    let name = stream.to_string();
+    // Timers live across iterations: this loop runs once per received frame.
+    let end = tokio::time::sleep_until(end);
+    tokio::pin!(end);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(end) => return true,
+            biased;
+            // Publishers also wait for their last acknowledgements (receivers keep reading
+            // meanwhile: the run finishes when every client is done).
+            _ = &mut end => return client.raw || collect_owed(ctx, client, true).await,
             _ = ticker.tick(), if sent < count => {
                 sent += 1;
                 let now = now_us();
                 let result = match scenario.kind {
                     Kind::RawBroadcast => {
-                        let text = payload(now, &stream, sent, b.message_bytes);
-                        lock(&ctx.delivery).published(&stream, 1);
+                        let text = payload(now, &name, sent, b.message_bytes);
+                        lock(&ctx.delivery).published(stream, 1);
                         client.conn.ws.send(Message::text(text)).await
                             .map_err(|e| ClientError::new("closed", e))
                     }
@@ -681,28 +754,48 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
                     }
                 };
                 match result {
-                    Ok(()) => ctx.rec.with(client.n, |s, sec| s.count(t::SENDS, sec, 1)),
+                    Ok(()) => ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1)),
                     Err(err) => {
-                        ctx.error(client.n, &err);
+                        ctx.error(&err);
                         return false;
                     }
                 }
             }
-            frame = next_frame(client) => match frame {
-                Ok(Some(frame)) => on_frame(ctx, client, frame),
-                Ok(None) => {
-                    ctx.error(client.n, &ClientError::new("server_closed", "socket closed"));
-                    return false;
-                }
-                Err(err) => {
-                    ctx.error(client.n, &err);
-                    if err.code == "closed" {
-                        return false;
-                    }
-                }
-            }
+            frame = next_frame(client) => if !account(ctx, client, frame) {
+                return false;
+            },
         }
     }
+}
+
+/// How long a client waits for the replies it is still owed before it closes or reports.
+const OWED_REPLIES: Duration = Duration::from_secs(10);
+
+/// A message counts as published once acknowledged: reads (while the socket is `open`) until
+/// every request has its reply, bounded by [`OWED_REPLIES`], and records the ones that never
+/// came. Returns whether the socket is still open.
+async fn collect_owed(ctx: &Ctx, client: &mut Client, mut open: bool) -> bool {
+    let owed = tokio::time::sleep(OWED_REPLIES);
+    tokio::pin!(owed);
+    while open && client.conn.pending() > 0 {
+        tokio::select! {
+            _ = &mut owed => break,
+            frame = next_frame(client) => open = account(ctx, client, frame),
+        }
+    }
+    let unacknowledged = client.conn.pending() as u64;
+    if unacknowledged > 0 {
+        for _ in 0..unacknowledged {
+            ctx.error(&ClientError::new(
+                "send_unacknowledged",
+                "no reply in time (the message may or may not be stored)",
+            ));
+        }
+        if let Some(stream) = client.own_stream() {
+            lock(&ctx.delivery).unacknowledged(stream, unacknowledged);
+        }
+    }
+    open
 }
 
 /// Flash crowd: claim at the start instant (plus jitter), retrying with the same key.
@@ -710,6 +803,7 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
     let Some(crowd) = &ctx.scenario().crowd else {
         return true;
     };
+    let activity = crowd.activity.unwrap_or_default();
     let starts_us = client
         .starts_at_ms
         .map_or(now_us(), |ms| (ms.max(0) as u64) * 1000);
@@ -731,25 +825,27 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
     for (k, key) in keys.iter().enumerate() {
         match client
             .conn
-            .send("claim", &json!({ "activity": crowd.activity, "key": key }))
+            .send("claim", &json!({ "activity": activity, "key": key }))
             .await
         {
             Ok(id) => {
                 outstanding.insert(id, (k, 0));
-                ctx.rec.with(client.n, |s, sec| s.count(t::SENDS, sec, 1));
+                ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1));
             }
             Err(err) => {
-                ctx.error(client.n, &err);
+                ctx.error(&err);
                 return false;
             }
         }
     }
     let retryable = |code: &str| matches!(code, "unavailable" | "rate_limited" | "timeout");
+    let end = tokio::time::sleep_until(end);
+    tokio::pin!(end);
     while !outstanding.is_empty() {
         let frame = tokio::select! {
-            _ = tokio::time::sleep_until(end) => {
+            _ = &mut end => {
                 for _ in 0..outstanding.len() {
-                    ctx.error(client.n, &ClientError::new("claim_unanswered", "no reply in time"));
+                    ctx.error(&ClientError::new("claim_unanswered", "no reply in time"));
                 }
                 return true;
             }
@@ -775,33 +871,27 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
                 if let Some((k, tries)) = retry {
                     match client
                         .conn
-                        .send(
-                            "claim",
-                            &json!({ "activity": crowd.activity, "key": keys[k] }),
-                        )
+                        .send("claim", &json!({ "activity": activity, "key": keys[k] }))
                         .await
                     {
                         Ok(id) => {
                             outstanding.insert(id, (k, tries));
-                            ctx.rec.with(client.n, |s, sec| s.count("retries", sec, 1));
+                            ctx.rec.with(|s, sec| s.count("retries", sec, 1));
                         }
                         Err(err) => {
-                            ctx.error(client.n, &err);
+                            ctx.error(&err);
                             return false;
                         }
                     }
                 }
             }
-            Ok(Some(Incoming::Push(push))) => on_push(ctx, client, &push),
+            Ok(Some(push)) => on_frame(ctx, client, Frame::Corral(push)),
             Ok(None) => {
-                ctx.error(
-                    client.n,
-                    &ClientError::new("server_closed", "socket closed"),
-                );
+                ctx.error(&ClientError::new("server_closed", "socket closed"));
                 return false;
             }
             Err(err) => {
-                ctx.error(client.n, &err);
+                ctx.error(&err);
                 if err.code == "closed" {
                     return false;
                 }
@@ -812,85 +902,90 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
 }
 
 /// Soak: publish at a low rate, drop the connection at random times and come back with
-/// `room.join {since}`, catching up from the reply's `missed`.
+/// `room.join {since}`, catching up from the reply's `missed` (and `room.history` when the
+/// absence outran the catch-up window). At the end every client is connected and caught up,
+/// so the idle phase that follows collects the last messages.
 async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
     let Some(soak) = ctx.scenario().soak.clone() else {
         return true;
     };
+    let room = soak_room(ctx.scenario());
     let end = instant_of(at_us) + Duration::from_secs(soak.seconds);
-    let stream = format!("room:{}", soak.room);
-    let interval = Duration::from_secs_f64(1.0 / soak.rate_per_sec.max(0.01));
-    let mut ticker = tokio::time::interval(interval);
+    // The last reconnect (of a client the server dropped near the end) may take this long.
+    let grace = end + Duration::from_secs(15);
+    let drain = Duration::from_secs(soak.drain_seconds);
+    let interval = Duration::from_secs_f64(1.0 / soak.rate_per_sec);
+    let first = tokio::time::Instant::now() + interval.mul_f64(rand::random::<f64>());
+    let mut ticker = tokio::time::interval_at(first, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sent = 0u64;
     loop {
-        let stay = Duration::from_millis(rand::random_range(1..soak.reconnect_every_ms.max(2)));
-        let leave = tokio::time::Instant::now() + stay;
-        loop {
+        let stay = Duration::from_millis(rand::random_range(1..soak.reconnect_every_ms));
+        let leave = (tokio::time::Instant::now() + stay).min(end);
+        let leave = tokio::time::sleep_until(leave);
+        tokio::pin!(leave);
+        let mut open = true;
+        while open {
             tokio::select! {
-                _ = tokio::time::sleep_until(end) => return true,
-                _ = tokio::time::sleep_until(leave) => break,
+                _ = &mut leave => break,
                 _ = ticker.tick() => {
                     sent += 1;
                     let text = payload(now_us(), "room", sent, 64);
                     let key = format!("lt-{}-{}-{sent}", ctx.plan.epoch_us, client.n);
-                    let params = json!({ "room": soak.room, "text": text, "client_msg_id": key });
-                    if let Err(err) = client.conn.send("room.send", &params).await {
-                        ctx.error(client.n, &err);
-                        break;
-                    }
-                    ctx.rec.with(client.n, |s, sec| s.count(t::SENDS, sec, 1));
-                }
-                frame = next_frame(client) => match frame {
-                    Ok(Some(frame)) => on_frame(ctx, client, frame),
-                    Ok(None) => break,
-                    Err(err) => {
-                        ctx.error(client.n, &err);
-                        if err.code == "closed" {
-                            break;
+                    let params = json!({ "room": room, "text": text, "client_msg_id": key });
+                    match client.conn.send("room.send", &params).await {
+                        Ok(_) => ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1)),
+                        Err(err) => {
+                            ctx.error(&err);
+                            open = false;
                         }
                     }
                 }
+                frame = next_frame(client) => open = account(ctx, client, frame),
             }
         }
-        // Churn: collect the replies still owed (a message counts as published once it is
-        // acknowledged), drop the socket, stay away a moment, reconnect and catch up.
-        let owed = tokio::time::Instant::now() + Duration::from_secs(3);
-        while client.conn.pending() > 0 {
-            let frame = tokio::select! {
-                _ = tokio::time::sleep_until(owed) => break,
-                frame = next_frame(client) => frame,
-            };
-            match frame {
-                Ok(Some(frame)) => on_frame(ctx, client, frame),
-                Ok(None) => break,
-                Err(err) => {
-                    ctx.error(client.n, &err);
-                    if err.code == "closed" {
-                        break;
-                    }
-                }
-            }
+        open = collect_owed(ctx, client, open).await;
+        if open && tokio::time::Instant::now() >= end {
+            return read_until(ctx, client, tokio::time::sleep(drain)).await;
         }
-        let since = client.tallies.get(&stream).and_then(Tally::last_seq);
-        let _ = tokio::time::timeout(Duration::from_secs(1), client.conn.ws.close(None)).await;
-        tokio::time::sleep(Duration::from_millis(rand::random_range(50..500))).await;
-        ctx.rec
-            .with(client.n, |s, sec| s.count("reconnects", sec, 1));
+        // Churn: drop the socket (unless the server did), stay away a moment, come back.
+        if open {
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.conn.ws.close(None)).await;
+            tokio::time::sleep(Duration::from_millis(rand::random_range(50..500))).await;
+        }
+        ctx.rec.with(|s, sec| s.count("reconnects", sec, 1));
+        let since = client
+            .tallies
+            .get(&Stream::Room(room))
+            .and_then(Tally::last_seq);
         loop {
-            if tokio::time::Instant::now() >= end || ctx.finishing() {
+            if tokio::time::Instant::now() >= grace || ctx.finishing() {
+                ctx.error(&ClientError::new(
+                    "rejoin_failed",
+                    "could not come back in time",
+                ));
                 return false;
             }
-            match rejoin(ctx, client, soak.room, since).await {
+            match rejoin(ctx, client, room, since).await {
                 Ok(()) => break,
                 Err(err) => {
-                    ctx.error(client.n, &err);
+                    ctx.error(&err);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }
+        if tokio::time::Instant::now() >= end {
+            return read_until(ctx, client, tokio::time::sleep(drain)).await;
+        }
     }
 }
 
+/// Most `room.history` pages one catch-up reads (200 messages each).
+const MAX_HISTORY_PAGES: usize = 100;
+
+/// Reconnects, authenticates and re-joins `room` with `since`, then accounts what was missed
+/// in seq order: older pages from `room.history` when the reply was truncated, the reply's
+/// `missed`, then the pushes that arrived meanwhile.
 async fn rejoin(
     ctx: &Ctx,
     client: &mut Client,
@@ -907,7 +1002,7 @@ async fn rejoin(
         Duration::from_secs(10),
     )
     .await?;
-    ctx.rec.with(client.n, |s, sec| {
+    ctx.rec.with(|s, sec| {
         s.record(h::CONNECT, now_us().saturating_sub(started));
         s.count(t::CONNECTS, sec, 1);
     });
@@ -918,35 +1013,75 @@ async fn rejoin(
         .map(|a| a.token.clone())
         .unwrap_or_default();
     request(ctx, client, "auth", &json!({ "token": token })).await?;
-    let ok = request(
-        ctx,
-        client,
-        "room.join",
-        &json!({ "room": room, "since": since }),
-    )
-    .await?;
-    let stream = format!("room:{room}");
-    if ok.get("truncated").and_then(Value::as_bool) == Some(true) {
-        ctx.error(
-            client.n,
-            &ClientError::new("catch_up_truncated", "missed more than the window"),
-        );
-    }
-    for msg in ok
+    let mut pushes = Vec::new();
+    let (latency, ok) = client
+        .conn
+        .request(
+            "room.join",
+            &json!({ "room": room, "since": since }),
+            SETUP_REPLY,
+            &mut pushes,
+        )
+        .await?;
+    ctx.rec.with(|s, sec| {
+        s.record(&format!("{}room.join", h::REPLY), latency);
+        s.count(t::REPLIES, sec, 1);
+    });
+    let seq_of = |m: &Value| m.get("seq").and_then(Value::as_u64);
+    let mut missed: Vec<u64> = ok
         .get("missed")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        if msg.get("from").and_then(Value::as_i64) == Some(client.user_id) {
-            continue;
+        .filter_map(seq_of)
+        .collect();
+    if ok.get("truncated").and_then(Value::as_bool) == Some(true) {
+        ctx.rec.with(|s, sec| s.count("catch_up_truncated", sec, 1));
+        let floor = since.unwrap_or(0);
+        let mut older = Vec::new();
+        let mut before = missed.first().copied();
+        for _ in 0..MAX_HISTORY_PAGES {
+            let Some(before_seq) = before.filter(|b| *b > floor + 1) else {
+                break;
+            };
+            let (latency, page) = client
+                .conn
+                .request(
+                    "room.history",
+                    &json!({ "room": room, "before_seq": before_seq, "limit": 200 }),
+                    SETUP_REPLY,
+                    &mut pushes,
+                )
+                .await?;
+            ctx.rec.with(|s, sec| {
+                s.record(&format!("{}room.history", h::REPLY), latency);
+                s.count(t::REPLIES, sec, 1);
+            });
+            let mut seqs: Vec<u64> = page
+                .get("messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(seq_of)
+                .filter(|seq| *seq > floor)
+                .collect();
+            before = seqs.first().copied();
+            if seqs.is_empty() {
+                break;
+            }
+            seqs.append(&mut older);
+            older = seqs;
         }
-        if let (Some(tally), Some(seq)) = (
-            client.tallies.get_mut(&stream),
-            msg.get("seq").and_then(Value::as_u64),
-        ) {
+        older.append(&mut missed);
+        missed = older;
+    }
+    if let Some(tally) = client.tallies.get_mut(&Stream::Room(room)) {
+        for seq in missed {
             tally.see(seq);
         }
+    }
+    for push in pushes {
+        on_frame(ctx, client, Frame::Corral(push));
     }
     Ok(())
 }

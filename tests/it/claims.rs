@@ -383,7 +383,7 @@ fn tally(history: &[Event]) -> (usize, usize, usize) {
     (held, sold_out, history.len())
 }
 
-fn redis_mode(prefix: &str) -> impl FnOnce(&mut Settings) + '_ {
+pub(crate) fn redis_mode(prefix: &str) -> impl FnOnce(&mut Settings) + '_ {
     move |s: &mut Settings| {
         s.redis.url = corral::config::Secret::new(redis_url());
         s.redis.key_prefix = prefix.to_string();

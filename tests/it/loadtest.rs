@@ -1,6 +1,10 @@
 //! Provisioning and the load generator against a real node: `seed_users` bulk-creates
-//! accounts whose tokens authenticate, and a tiny connect-capacity run (200 clients, two
-//! in-process workers) connects them all and reports the server's memory.
+//! accounts whose tokens authenticate; tiny runs of every Corral scenario (in-process
+//! workers) provision what they need over HTTP, drive the node, and their `result.json`
+//! says what happened: connect-capacity connects everyone and reports memory, flash-crowd
+//! takes exactly the slots (embedded and Redis + PostgreSQL), chat-storm and soak deliver
+//! every message to every member once and in order, feed-burst pushes every post to every
+//! follower.
 
 use corral::admin::{SeedRequest, seed_users};
 use corral_actors::TokenVerifier;
@@ -8,19 +12,237 @@ use corral_loadtest::coordinator::{self, RunOptions, WorkerMode};
 use corral_loadtest::scenario::Scenario;
 use corral_protocol::Role;
 
+use crate::claims::redis_mode;
 use crate::engine_tests;
-use crate::support::{Engine, TestApp};
+use crate::support::{Engine, TestApp, unique};
 
 async fn seed(app: &TestApp, count: usize, prefix: &str) -> Vec<corral::admin::SeededUser> {
+    seed_role(app, count, prefix, Role::User).await
+}
+
+async fn seed_role(
+    app: &TestApp,
+    count: usize,
+    prefix: &str,
+    role: Role,
+) -> Vec<corral::admin::SeededUser> {
     let request = SeedRequest {
         count,
         prefix: prefix.into(),
-        role: Role::User,
+        role,
         password: "seeded-password".into(),
     };
     seed_users(&app.state.db, &app.state.keys, &request)
         .await
         .expect("seed users")
+}
+
+/// Seeds `clients` users (and a merchant), writes the tokens files and the scenario (the
+/// TOML after the `target` and `tokens` lines), runs it with in-process workers and returns
+/// the written `result.json`.
+async fn run_scenario(app: &TestApp, clients: usize, scenario: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = seed(app, clients, "lt_").await;
+    let merchant = seed_role(app, 1, "lt_merchant_", Role::Merchant).await;
+    std::fs::write(
+        dir.path().join("tokens.json"),
+        serde_json::to_vec(&users).expect("json"),
+    )
+    .expect("write tokens");
+    std::fs::write(
+        dir.path().join("merchant.json"),
+        serde_json::to_vec(&merchant).expect("json"),
+    )
+    .expect("write merchant tokens");
+    let (head, rest) = scenario.split_once('[').expect("a scenario with sections");
+    let text = format!(
+        "{head}\ntarget = \"{}\"\ntokens = \"tokens.json\"\nmax_seconds = 60\n[{rest}",
+        app.ws_url()
+    );
+    let file = dir.path().join("scenario.toml");
+    std::fs::write(&file, text).expect("write scenario");
+    let out = dir.path().join("out");
+    let opts = RunOptions {
+        target: None,
+        out: out.clone(),
+        mode: WorkerMode::InProcess,
+        server_pid: None,
+        progress: false,
+    };
+    let result = coordinator::run(Scenario::load(&file).expect("scenario"), &opts)
+        .await
+        .expect("run");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).expect("result.json"))
+            .expect("json");
+    assert_eq!(written["passed"], result.passed);
+    assert!(out.join("report.html").exists());
+    written
+}
+
+fn failed_checks(result: &serde_json::Value) -> Vec<serde_json::Value> {
+    result["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["passed"] != true)
+        .cloned()
+        .collect()
+}
+
+/// 200 clients, 2 animals x 10 slots, one claim each at the start instant.
+async fn tiny_flash_crowd(app: &TestApp) {
+    let result = run_scenario(
+        app,
+        200,
+        r#"
+        name = "ci-crowd"
+        kind = "flash-crowd"
+        workers = 2
+        source_addrs = 2
+        [connect]
+        clients = 200
+        ramp_per_sec = 2000
+        [crowd]
+        merchant_tokens = "merchant.json"
+        items = 2
+        slots_per_item = 10
+        per_user_limit = 1
+        start_margin_seconds = 3
+        jitter_ms = 20
+        retries = 3
+        seconds = 10
+        "#,
+    )
+    .await;
+    assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
+    assert_eq!(result["connected"], 200);
+    // The merchant view agrees with what the clients were told: exactly the 20 slots held.
+    assert_eq!(result["claims"]["slots"], 20, "{}", result["claims"]);
+    assert_eq!(result["claims"]["held"], 20, "{}", result["claims"]);
+    assert_eq!(result["counters"]["held"], 20);
+    assert_eq!(result["errors"]["sold_out"], 180, "{}", result["errors"]);
+    assert_eq!(result["latency"]["reply.claim"]["count"], 200);
+    // Every subscriber saw the start.
+    assert_eq!(result["latency"]["start_skew"]["count"], 200);
+    let checks = result["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    assert!(result["scenario"]["crowd"]["activity"].as_i64().is_some());
+}
+
+#[actix_web::test]
+async fn flash_crowd_run_takes_exactly_the_slots_embedded() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    tiny_flash_crowd(&app).await;
+}
+
+#[actix_web::test]
+async fn flash_crowd_run_takes_exactly_the_slots_redis() {
+    let prefix = unique("corral_test") + ":";
+    let app = TestApp::spawn_with(Engine::Postgres, redis_mode(&prefix)).await;
+    tiny_flash_crowd(&app).await;
+}
+
+#[actix_web::test]
+async fn chat_storm_run_delivers_every_message_to_every_member_of_two_rooms() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let result = run_scenario(
+        &app,
+        100,
+        r#"
+        name = "ci-chat"
+        kind = "chat-storm"
+        workers = 2
+        [connect]
+        clients = 100
+        ramp_per_sec = 2000
+        [broadcast]
+        rooms = 2
+        publishers = 4
+        rate_per_sec = 5
+        seconds = 2
+        drain_seconds = 1
+        "#,
+    )
+    .await;
+    assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
+    let rooms = result["scenario"]["broadcast"]["room_ids"]
+        .as_array()
+        .expect("created rooms");
+    assert_eq!(rooms.len(), 2);
+    assert_ne!(rooms[0], rooms[1]);
+    // 4 publishers x 5/s x 2 s = 40 messages, 20 per room, each to the room's 50 members
+    // (the sender's own sockets included).
+    assert_eq!(result["counters"]["sends"], 40);
+    assert_eq!(result["counters"]["deliveries"], 2000);
+    assert_eq!(result["latency"]["reply.room.send"]["count"], 40);
+    assert_eq!(result["latency"]["delivery"]["count"], 2000);
+    assert!(
+        result["checks"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("40 messages over 2 streams, 100 receiver tallies")),
+        "{}",
+        result["checks"]
+    );
+}
+
+#[actix_web::test]
+async fn feed_burst_run_pushes_every_post_to_every_follower() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let result = run_scenario(
+        &app,
+        50,
+        r#"
+        name = "ci-feed"
+        kind = "feed-burst"
+        [connect]
+        clients = 50
+        ramp_per_sec = 2000
+        [broadcast]
+        publishers = 2
+        rate_per_sec = 5
+        seconds = 2
+        drain_seconds = 1
+        "#,
+    )
+    .await;
+    assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
+    // 2 authors x 10 posts, each to the author's 24 followers.
+    assert_eq!(result["counters"]["sends"], 20);
+    assert_eq!(result["latency"]["reply.follow"]["count"], 48);
+    assert_eq!(result["counters"]["deliveries"], 480);
+}
+
+#[actix_web::test]
+async fn soak_run_catches_up_after_every_reconnect() {
+    // A small catch-up window, so coming back usually pages through `room.history` too.
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.chat.catch_up_window = 5).await;
+    let result = run_scenario(
+        &app,
+        30,
+        r#"
+        name = "ci-soak"
+        kind = "soak"
+        [connect]
+        clients = 30
+        ramp_per_sec = 2000
+        [soak]
+        seconds = 4
+        reconnect_every_ms = 1000
+        rate_per_sec = 2
+        "#,
+    )
+    .await;
+    assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
+    assert!(result["scenario"]["soak"]["room"].as_i64().is_some());
+    let counter = |name: &str| result["counters"][name].as_u64().unwrap_or(0);
+    assert!(counter("reconnects") >= 30, "{}", result["counters"]);
+    assert!(counter("catch_up_truncated") > 0, "{}", result["counters"]);
+    assert!(counter("sends") >= 100, "{}", result["counters"]);
+    assert_eq!(
+        result["latency"]["reply.room.send"]["count"].as_u64(),
+        Some(counter("sends"))
+    );
 }
 
 async fn seeds_users_whose_tokens_work(engine: Engine) {

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# SPEC.md section 10, single node: runs each scenario at full size, one after the other, each
+# against a fresh release node this script starts (fresh data dir, embedded SQLite, users and
+# a merchant seeded with `corral admin seed-users`), the node pinned to core 0 and the load
+# generator to core 1. Every run's scenario, tokens, result.json and report.html land in
+# $OUT/<scenario>/, and a one-line summary per run is printed at the end. The peers (bare
+# tokio-tungstenite, Node `ws`) are run by bench/run-fanout.sh.
+#
+#   bench/run-section10.sh                               # every scenario below, full size
+#   SCENARIOS="flash-crowd chat-ack" bench/run-section10.sh
+#   SCALE=0.01 OUT=/tmp/s10 bench/run-section10.sh       # a smoke run: 1% of the clients,
+#                                                        # phases cut to a few seconds
+#
+# Scenarios (config/loadtest/<name>.toml):
+#   connect-capacity  19,000 idle sockets, RSS per connection      (target <= 8 KiB)
+#   chat-storm        fan-out into one 10,000-member room          (p99 delivery <= 50 ms at 10 msg/s)
+#   chat-ack          10,000 durable messages/s over 1,000 rooms   (ack p99 <= 20 ms)
+#   flash-crowd       15,000 clients claim 1,000 slots at the start (p99 claim <= 250 ms,
+#                     no oversell, no lost ack; countdown start skew p99 <= 100 ms)
+#   feed-burst, soak  not in the section 10 table; add them to SCENARIOS to run them too
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SCENARIOS=${SCENARIOS:-"connect-capacity chat-storm chat-ack flash-crowd"}
+SCALE=${SCALE:-1}
+PORT=${PORT:-9100}
+OUT=${OUT:-$ROOT/bench/out/section10-$(date -u +%Y%m%dT%H%M%SZ)}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+mkdir -p "$OUT"
+
+cargo build --release -p corral -p corral-loadtest
+
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+}
+trap stop_server EXIT
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "run-section10: nothing listening on port $1" >&2
+  return 1
+}
+
+# Copies a scenario, scaled by $SCALE (clients, publishers, rooms, and phase lengths capped
+# at a few seconds when scaled down), and prints its client count.
+prepare() { # source.toml dest.toml
+  python3 - "$1" "$2" "$SCALE" <<'PY'
+import re, sys
+src, dst, scale = sys.argv[1], sys.argv[2], float(sys.argv[3])
+text = open(src).read()
+if scale < 1:
+    clients = max(20, int(int(re.search(r"^clients = (\d+)", text, re.M).group(1)) * scale))
+    def cap(key, limit):
+        global text
+        text = re.sub(rf"^{key} = (\d+)", lambda m: f"{key} = {min(int(m.group(1)), limit)}", text, flags=re.M)
+    text = re.sub(r"^clients = \d+", f"clients = {clients}", text, flags=re.M)
+    cap("publishers", max(1, clients // 10))
+    cap("rooms", max(1, clients // 10))
+    cap("items", 10)
+    # phase lengths, not the connect phase's time allowance
+    head, sep, rest = text.partition("\n[connect]")
+    connect, sep2, tail = rest.partition("\n[")
+    tail = re.sub(r"^seconds = (\d+)", lambda m: f"seconds = {min(int(m.group(1)), 3)}", sep2 + tail, flags=re.M)
+    text = head + sep + connect + tail
+    cap("settle_seconds", 1)
+    cap("reconnect_every_ms", 1000)
+    text = re.sub(r"^rate_per_sec = 0\.\d+", "rate_per_sec = 2", text, flags=re.M)
+open(dst, "w").write(text)
+print(re.search(r"^clients = (\d+)", text, re.M).group(1))
+PY
+}
+
+for name in $SCENARIOS; do
+  dir=$OUT/$name
+  mkdir -p "$dir"
+  clients=$(prepare "config/loadtest/$name.toml" "$dir/scenario.toml")
+  data=$(mktemp -d)
+  "$BIN/corral" --data-dir "$data" admin seed-users --count "$clients" --prefix load --out "$dir/tokens.json"
+  "$BIN/corral" --data-dir "$data" admin seed-users --count 1 --prefix loadmerchant --role merchant --out "$dir/merchant.json"
+  CORRAL_LOG__FILTER=warn taskset -c 0 "$BIN/corral" --data-dir "$data" --listen "127.0.0.1:$PORT" serve \
+    > "$dir/server.log" 2>&1 & SERVER_PID=$!
+  wait_port "$PORT"
+  echo "== $name ($clients clients)"
+  taskset -c 1 "$BIN/corral-loadtest" run "$dir/scenario.toml" --target "ws://127.0.0.1:$PORT/ws" \
+    --server-pid "$SERVER_PID" --out "$dir" --quiet || echo "($name: checks failed or run error, see $dir)"
+  stop_server
+  rm -rf "$data"
+done
+
+echo
+echo "scenario clients connected passed | key figures (from $OUT)"
+for f in "$OUT"/*/result.json; do
+  python3 - "$f" <<'PY'
+import json, sys, os
+r = json.load(open(sys.argv[1]))
+lat = r["latency"]
+def p99(name):
+    return f"{name} p99 {lat[name]['p99_ms']:.1f} ms" if name in lat else None
+figures = [p99(n) for n in ("delivery", "reply.room.send", "reply.claim", "start_skew")]
+tp = r["throughput"]
+if tp["deliveries_per_sec"]:
+    figures.append(f"{tp['deliveries_per_sec']:.0f} deliveries/s")
+if r.get("capacity"):
+    figures.append(f"{r['capacity']['bytes_per_connection'] / 1024:.2f} KiB/conn")
+if r.get("claims"):
+    c = r["claims"]
+    figures.append(f"held {c['held']} of {c['slots']} slots")
+print(os.path.basename(os.path.dirname(sys.argv[1])), r["clients"], r["connected"],
+      "pass" if r["passed"] else "FAIL", "|", ", ".join(f for f in figures if f))
+PY
+done
