@@ -175,6 +175,8 @@ pub struct Conn {
     pub ws: Ws,
     next_id: u64,
     pending: HashMap<u64, (&'static str, u64)>,
+    /// The close code the server sent, once it closed the socket.
+    pub close_code: Option<u16>,
 }
 
 impl Conn {
@@ -184,6 +186,7 @@ impl Conn {
             ws,
             next_id: 1,
             pending: HashMap::new(),
+            close_code: None,
         }
     }
 
@@ -218,7 +221,10 @@ impl Conn {
             };
             let text = match msg.map_err(|e| ClientError::new("closed", e))? {
                 Message::Text(text) => text,
-                Message::Close(_) => return Ok(None),
+                Message::Close(frame) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return Ok(None);
+                }
                 _ => continue,
             };
             if let Some((room, seq, sent_us)) = scan_room_message(&text) {

@@ -296,12 +296,23 @@ async fn run_client(ctx: Arc<Ctx>, n: usize, permit: OwnedSemaphorePermit) {
         ctx.active_done.fetch_add(1, Ordering::Relaxed);
         ctx.changed.notify_one();
     }
-    if open {
-        // Idle until the end: reading answers the server's pings and counts late deliveries.
-        let until = async {
-            let _ = finish.wait_for(|f| *f).await;
-        };
-        read_until(&ctx, &mut client, until).await;
+    loop {
+        if open {
+            // Idle until the end: reading answers the server's pings and counts late
+            // deliveries.
+            let until = async {
+                let _ = finish.wait_for(|f| *f).await;
+            };
+            open = read_until(&ctx, &mut client, until).await;
+        }
+        // A chat member the server dropped (a slow consumer) comes back as a real client
+        // would, re-joining with `since`; the delivery check then covers the recovery too.
+        if open || ctx.scenario().kind != Kind::ChatStorm || ctx.finishing() {
+            break;
+        }
+        let room = room_of(ctx.scenario(), n);
+        let grace = tokio::time::Instant::now() + COME_BACK;
+        open = come_back(&ctx, &mut client, room, grace).await;
     }
     ctx.connected.fetch_sub(1, Ordering::Relaxed);
     {
@@ -523,7 +534,12 @@ fn account(ctx: &Ctx, client: &mut Client, frame: Result<Option<Frame>, ClientEr
             true
         }
         Ok(None) => {
-            ctx.error(&ClientError::new("server_closed", "socket closed"));
+            // By close code, so a slow-consumer drop (4008) tells itself from a shutdown.
+            let code = client.conn.close_code.map_or_else(
+                || "server_closed".to_string(),
+                |c| format!("server_closed_{c}"),
+            );
+            ctx.error(&ClientError::new(&code, "socket closed"));
             false
         }
         Err(err) => {
@@ -953,29 +969,40 @@ async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
             let _ = tokio::time::timeout(Duration::from_secs(1), client.conn.ws.close(None)).await;
             tokio::time::sleep(Duration::from_millis(rand::random_range(50..500))).await;
         }
-        ctx.rec.with(|s, sec| s.count("reconnects", sec, 1));
-        let since = client
-            .tallies
-            .get(&Stream::Room(room))
-            .and_then(Tally::last_seq);
-        loop {
-            if tokio::time::Instant::now() >= grace || ctx.finishing() {
-                ctx.error(&ClientError::new(
-                    "rejoin_failed",
-                    "could not come back in time",
-                ));
-                return false;
-            }
-            match rejoin(ctx, client, room, since).await {
-                Ok(()) => break,
-                Err(err) => {
-                    ctx.error(&err);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
+        if !come_back(ctx, client, room, grace).await {
+            return false;
         }
         if tokio::time::Instant::now() >= end {
             return read_until(ctx, client, tokio::time::sleep(drain)).await;
+        }
+    }
+}
+
+/// How long a dropped chat member keeps trying to come back.
+const COME_BACK: Duration = Duration::from_secs(15);
+
+/// Reconnects and re-joins `room` from the last seq received, retrying until `grace`;
+/// returns whether the client is back.
+async fn come_back(ctx: &Ctx, client: &mut Client, room: i64, grace: tokio::time::Instant) -> bool {
+    ctx.rec.with(|s, sec| s.count("reconnects", sec, 1));
+    let since = client
+        .tallies
+        .get(&Stream::Room(room))
+        .and_then(Tally::last_seq);
+    loop {
+        if tokio::time::Instant::now() >= grace || ctx.finishing() {
+            ctx.error(&ClientError::new(
+                "rejoin_failed",
+                "could not come back in time",
+            ));
+            return false;
+        }
+        match rejoin(ctx, client, room, since).await {
+            Ok(()) => return true,
+            Err(err) => {
+                ctx.error(&err);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     }
 }

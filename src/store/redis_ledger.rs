@@ -166,6 +166,18 @@ impl RedisArbiter {
     }
 }
 
+/// The stock rules the counters are built for (items and their slots, in item order): an
+/// edit before the start changes them, and the script rebuilds counters kept under others.
+fn rules(spec: &ActivitySpec) -> String {
+    let mut items: Vec<_> = spec.items.iter().map(|i| (i.item_id, i.slots)).collect();
+    items.sort_unstable();
+    items
+        .iter()
+        .map(|(item, slots)| format!("{item}:{slots}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// When an activity's keys may go.
 fn expiry(spec: &ActivitySpec) -> EpochMs {
     spec.settled_at().saturating_add(KEEP_MS)
@@ -326,7 +338,7 @@ impl SlotArbiter for RedisArbiter {
         spec: &ActivitySpec,
         rows: &[RestoredClaim],
     ) -> Result<(), LedgerError> {
-        let mut args = vec![spec.items.len().to_string()];
+        let mut args = vec![rules(spec), spec.items.len().to_string()];
         for item in &spec.items {
             args.push(item.item_id.to_string());
             args.push(item.slots.to_string());

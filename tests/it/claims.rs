@@ -568,7 +568,7 @@ async fn bare_lua_peer(clients: usize) -> Option<f64> {
         .arg(&sha)
         .arg(5)
         .arg(&keys)
-        .arg(&["init", &expire, "1", "1", "1000000000"][..])
+        .arg(&["init", &expire, "1:1000000000", "1", "1", "1000000000"][..])
         .query_async(&mut conn)
         .await
         .expect("init");

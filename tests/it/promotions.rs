@@ -904,9 +904,20 @@ async fn broadcasts_and_cancels_reach_every_node() {
 }
 
 /// Claim rules are read once per activity and cached by the claim desk; an edit made before
-/// the start replaces them: a limit raised after a first (too early) claim applies.
+/// the start replaces them: slots and a limit raised after a first (too early) claim apply.
 async fn an_edit_before_the_start_changes_the_claim_rules(engine: Engine) {
-    let app = TestApp::spawn(engine).await;
+    edit_changes_claim_rules(TestApp::spawn(engine).await).await;
+}
+
+/// The same in cluster mode, where the first claim built the stock counters in Redis.
+#[actix_web::test]
+async fn an_edit_before_the_start_changes_the_claim_rules_in_redis() {
+    let prefix = unique("edit") + ":";
+    let app = TestApp::spawn_with(Engine::Postgres, crate::claims::redis_mode(&prefix)).await;
+    edit_changes_claim_rules(app).await;
+}
+
+async fn edit_changes_claim_rules(app: TestApp) {
     let api = Api::of(&app);
     let (_, merchant) = api.merchant("editor").await;
     let animal = api.animal(&merchant, 3).await;

@@ -8,7 +8,7 @@
 --   3 users  hash  user -> active (held + confirmed) claims
 --   4 keys   hash  "user|key" -> "h|item" held, "c|item" confirmed, "r|item" released,
 --                  "x|refusal" refused
---   5 meta   hash  ready, left, held
+--   5 meta   hash  ready, rules, left, held
 -- ARGV[1] = op, ARGV[2] = expiry of every key (epoch ms: past the activity's end), then per op:
 --   claim   user key item('' = any) per_user_limit -> {"take", item} | {"seen", item}
 --                                                      | {"refused", why} | {"uninit"}
@@ -18,7 +18,11 @@
 --   release user key            -> {"1"} | {"0"}      a hold expired or was cancelled
 --   confirm user key            -> {"1"} | {"0"}      a hold was paid
 --   retake  user key item       -> {"1"} | {"0"}      a lapsed hold was paid: take a slot again
---   init    n_items (item slots)* (user key item state)* -> {"1"} applied | {"0"} already there
+--   init    rules n_items (item slots)* (user key item state)*
+--                               -> {"1"} applied | {"0"} already there under the same rules
+--                                  (`rules` names the items and their slots; counters kept
+--                                  under other rules are rebuilt: edits change them before
+--                                  the start alone, when nothing can be held)
 --   stock                       -> {left, held}
 local free, avail, users, keys, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, expire_at = ARGV[1], ARGV[2]
@@ -48,11 +52,13 @@ if op == 'stock' then
 end
 
 if op == 'init' then
-  if redis.call('HEXISTS', meta, 'ready') == 1 then return {'0'} end
-  redis.call('DEL', free, avail, users, keys)
-  local n = tonumber(ARGV[3])
+  local rules = ARGV[3]
+  local kept = redis.call('HMGET', meta, 'ready', 'rules')
+  if kept[1] and kept[2] == rules then return {'0'} end
+  redis.call('DEL', free, avail, users, keys, meta)
+  local n = tonumber(ARGV[4])
   local left, held = 0, 0
-  local i = 4
+  local i = 5
   for _ = 1, n do
     redis.call('HSET', free, ARGV[i], ARGV[i + 1])
     left = left + tonumber(ARGV[i + 1])
@@ -73,7 +79,7 @@ if op == 'init' then
   for j = 1, #all, 2 do
     if tonumber(all[j + 1]) > 0 then redis.call('SADD', avail, all[j]) end
   end
-  redis.call('HSET', meta, 'ready', '1', 'left', left, 'held', held)
+  redis.call('HSET', meta, 'ready', '1', 'rules', rules, 'left', left, 'held', held)
   touch()
   return {'1'}
 end
