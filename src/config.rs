@@ -169,6 +169,8 @@ pub struct ChatSettings {
     pub gap_wait_ms: u64,
     /// Stop a room actor unused on this node for this long, in seconds.
     pub room_idle_secs: u64,
+    /// Push presence only in rooms with at most this many users online on the node.
+    pub presence_max_online: usize,
     /// Most messages committed in one transaction.
     pub batch_max: usize,
     /// How long a batch waits for more messages once the first arrived, in ms.
@@ -188,6 +190,7 @@ impl ChatSettings {
             history_page_max: self.history_page_max,
             gap_wait: Duration::from_millis(self.gap_wait_ms),
             idle_after: Duration::from_secs(self.room_idle_secs.max(1)),
+            presence_max_online: self.presence_max_online,
         }
     }
 

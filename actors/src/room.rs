@@ -385,7 +385,13 @@ impl Room {
         );
     }
 
+    /// Tells the room's members (here and on other nodes) that `user` came or went, unless
+    /// the room is too large for presence (see [`crate::ChatConfig::presence_max_online`]).
     fn presence(&self, user: UserId, state: PresenceState) {
+        if self.joined.len() > self.hub.rooms.config.presence_max_online {
+            metrics::counter!("corral_presence_suppressed_total").increment(1);
+            return;
+        }
         let frame = ByteString::from(reply::push(&Push::Presence {
             room: self.id,
             user,
@@ -543,7 +549,12 @@ impl Handler<Join> for Room {
                 act.presence(msg.user, PresenceState::Joined);
             }
             let last_seq = act.delivered.unwrap_or(0);
-            let online = act.joined.keys().copied().collect();
+            let online_count = act.joined.len();
+            // The joining user first, so a capped list still names them.
+            let online = std::iter::once(msg.user)
+                .chain(act.joined.keys().copied().filter(|u| *u != msg.user))
+                .take(act.hub.rooms.config.presence_max_online.max(1))
+                .collect();
             let room = act.id;
             let Some(loaded) = act.ready() else { return };
             let (missed, truncated, caught_up) = match msg.since {
@@ -569,6 +580,7 @@ impl Handler<Join> for Room {
                 truncated,
                 caught_up,
                 online,
+                online_count,
             };
             let _ = msg.joined.send(true);
             msg.reply.ok(&ok);

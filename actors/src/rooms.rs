@@ -30,6 +30,11 @@ pub struct ChatConfig {
     /// How long a room waits for a missing seq (from another node) before reading it from
     /// the store.
     pub gap_wait: Duration,
+    /// Presence is pushed in rooms with at most this many users online on the node; beyond
+    /// it each join or leave would cost a frame per member (a crowd joining a large room is
+    /// quadratic), so larger rooms send none and list only this many in `room.join`'s
+    /// `online`.
+    pub presence_max_online: usize,
     /// A room actor with no joined session and no request for this long stops (a later use
     /// starts it again from the store), so rooms and DMs used once do not pile up.
     pub idle_after: Duration,

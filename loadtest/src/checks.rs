@@ -186,6 +186,10 @@ impl DeliveryLedger {
             }
         }
         let total_sent: u64 = self.sent.values().sum();
+        // A run that published nothing proved nothing.
+        if total_sent == 0 {
+            missing.push("no message was published (acknowledged)".into());
+        }
         let once = Check {
             name: "every message delivered to every member".into(),
             passed: missing.is_empty(),
@@ -490,6 +494,13 @@ mod tests {
         assert!(unsure.check()[0].passed, "{:?}", unsure.check());
         unsure.receiver(Stream::Room(1), &partial);
         assert!(!unsure.check()[0].passed);
+
+        // Receivers but no acknowledged message: the run proved nothing.
+        let mut silent = DeliveryLedger::default();
+        silent.receiver(Stream::Room(1), &Tally::after(5));
+        let checks = silent.check();
+        assert!(!checks[0].passed);
+        assert!(checks[0].detail.contains("no message was published"));
 
         let mut repeated = DeliveryLedger::default();
         repeated.merge(&good);

@@ -210,6 +210,16 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     })
     .await?;
     let active_end = now_us();
+    // Messages acknowledged at the very end may still be on their way to receivers: keep
+    // reading until deliveries stop (bounded by the drain time) before finishing.
+    if let Some(b) = &scenario.broadcast {
+        settle(
+            &mut events,
+            &mut view,
+            Duration::from_secs(b.drain_seconds.max(1)),
+        )
+        .await;
+    }
 
     // Finish and collect.
     for link in &mut links {
@@ -251,6 +261,11 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
             detail: format!("{connected} of {}", scenario.connect.clients),
         }),
         Kind::RawBroadcast | Kind::ChatStorm | Kind::FeedBurst | Kind::Soak => {
+            checks.push(Check {
+                name: "every client connected and set up".into(),
+                passed: connected == scenario.connect.clients as u64,
+                detail: format!("{connected} of {}", scenario.connect.clients),
+            });
             checks.extend(delivery.check());
         }
         Kind::FlashCrowd => {
@@ -421,6 +436,25 @@ async fn drain_for(
                 None => return,
             },
         }
+    }
+}
+
+/// Waits until no delivery arrived over two progress reports (workers report every second),
+/// or `max` passed.
+async fn settle(
+    events: &mut mpsc::UnboundedReceiver<(usize, Event)>,
+    view: &mut ProgressView,
+    max: Duration,
+) {
+    let until = tokio::time::Instant::now() + max;
+    let mut last = view.total().deliveries;
+    while tokio::time::Instant::now() < until {
+        drain_for(events, view, Duration::from_millis(2100)).await;
+        let now = view.total().deliveries;
+        if now == last {
+            return;
+        }
+        last = now;
     }
 }
 

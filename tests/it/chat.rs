@@ -15,6 +15,7 @@ use crate::support::{Engine, TestApp, WsClient, redis_url, unique};
 engine_tests!(
     concurrent_senders_are_delivered_in_order_exactly_once,
     every_device_gets_each_message,
+    large_rooms_send_no_presence,
     rejoining_with_since_catches_up,
     long_absence_is_truncated_and_paged_with_history,
     client_msg_id_makes_sends_idempotent,
@@ -182,6 +183,38 @@ async fn every_device_gets_each_message(engine: Engine) {
     assert_eq!(presence["user"], b_id);
     send(&mut laptop, room, "bob is gone", "l1").await;
     bob.assert_silent("room.message", 300).await;
+}
+
+/// Above `chat.presence_max_online` users online, joins are not announced (each would cost a
+/// frame per member) and the join reply lists only that many, the joiner first; messages flow
+/// as before.
+async fn large_rooms_send_no_presence(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |s| s.chat.presence_max_online = 2).await;
+    let (_, a) = app.user("alice").await;
+    let (b_id, b) = app.user("bob").await;
+    let (c_id, c) = app.user("carol").await;
+    let room = create_room(&app, &a, false).await;
+    let mut alice = app.client(Some(&a)).await;
+    let mut bob = app.client(Some(&b)).await;
+    let mut carol = app.client(Some(&c)).await;
+    join(&mut alice, room, None).await;
+    let joined = join(&mut bob, room, None).await;
+    assert_eq!(joined["online_count"], 2);
+    let presence = alice.next_event("presence").await.expect("presence");
+    assert_eq!(presence["user"], b_id);
+
+    let joined = join(&mut carol, room, None).await;
+    assert_eq!(joined["online_count"], 3);
+    let online = joined["online"].as_array().expect("online");
+    assert_eq!(online.len(), 2, "{joined}");
+    assert_eq!(online[0], c_id);
+    alice.assert_silent("presence", 300).await;
+    bob.assert_silent("presence", 300).await;
+
+    let seq = send(&mut carol, room, "hello all", "c1").await;
+    for ws in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(messages(ws, room, 1).await[0]["seq"].as_u64(), Some(seq));
+    }
 }
 
 async fn rejoining_with_since_catches_up(engine: Engine) {

@@ -178,8 +178,12 @@ async fn chat_storm_run_delivers_every_message_to_every_member_of_two_rooms() {
     assert_eq!(result["latency"]["reply.room.send"]["count"], 40);
     assert_eq!(result["latency"]["delivery"]["count"], 2000);
     assert!(
-        result["checks"][0]["detail"]
-            .as_str()
+        result["checks"]
+            .as_array()
+            .and_then(|checks| checks
+                .iter()
+                .find(|c| c["name"] == "every message delivered to every member"))
+            .and_then(|c| c["detail"].as_str())
             .is_some_and(|d| d.starts_with("40 messages over 2 streams, 100 receiver tallies")),
         "{}",
         result["checks"]

@@ -95,8 +95,12 @@ pub struct RoomJoinOk {
     /// With `missed` applied the client holds every message up to `last_seq`. False when
     /// `truncated`, or when `since` is ahead of `last_seq` (a reset history: compare `epoch`).
     pub caught_up: bool,
-    /// Users with a session in the room on this node, the joining user included.
+    /// Users with a session in the room on this node, the joining user included; at most
+    /// the node's `chat.presence_max_online` of them (a larger room sends no presence).
     pub online: Vec<UserId>,
+    /// How many users have a session in the room on this node (`online` may list fewer).
+    #[serde(default)]
+    pub online_count: usize,
 }
 
 /// Reply to `room.leave`.
