@@ -57,16 +57,20 @@ pub async fn run(
             biased;
             reason = out.close.closed() => break Some(reason),
             frame = out.rx.recv() => {
-                let Some(mut frame) = frame else { break None };
-                for _ in 0..WRITE_BATCH {
+                let Some(frame) = frame else { break None };
+                let mut next = Some(frame);
+                let mut written = 0;
+                // A frame is taken off the queue only when it is about to be written: one
+                // taken at the end of a batch would be lost.
+                while let Some(frame) = next.take() {
                     tokio::select! {
                         biased;
                         reason = out.close.closed() => break 'conn Some(reason),
                         sent = ws.text(frame) => if sent.is_err() { break 'conn None },
                     }
-                    match out.rx.try_recv() {
-                        Ok(next) => frame = next,
-                        Err(_) => break,
+                    written += 1;
+                    if written < WRITE_BATCH {
+                        next = out.rx.try_recv().ok();
                     }
                 }
             }

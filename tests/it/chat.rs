@@ -588,6 +588,45 @@ async fn a_slow_consumer_is_dropped_while_others_keep_receiving() {
     assert!(drops >= 1.0, "slow consumer drop counted: {line:?}");
 }
 
+/// A member that stops reading for a while (its socket full, hundreds of frames queued for
+/// it) then reads again gets every message once and in order: frames are written from the
+/// queue in batches, and none may fall between two batches.
+#[actix_web::test]
+async fn a_paused_reader_gets_every_queued_message() {
+    const SENT: usize = 1500;
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+        s.ws.outbound_queue = 4 * SENT;
+        s.ws.rate_per_sec = 100_000.0;
+        s.ws.rate_burst = 100_000.0;
+    })
+    .await;
+    let (_, a) = app.user("alice").await;
+    let room = create_room(&app, &a, false).await;
+    let (_, p) = app.user("paused").await;
+    let mut paused = app.client(Some(&p)).await;
+    join(&mut paused, room, None).await;
+    // ~6 MB: far more than the paused socket's buffers hold, so most of it waits in the
+    // node's outbound queue until the reader comes back.
+    const SENDERS: usize = 6;
+    let text = "y".repeat(3900);
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        senders.push(app.client(Some(&a)).await);
+    }
+    join_all(senders.iter_mut().enumerate().map(|(s, ws)| {
+        let text = text.clone();
+        async move {
+            for i in 0..SENT / SENDERS {
+                send(ws, room, &text, &format!("{s}-{i}")).await;
+            }
+        }
+    }))
+    .await;
+    let got = messages(&mut paused, room, SENT).await;
+    assert_eq!(seqs(&got), (1..=SENT as u64).collect::<Vec<_>>());
+    paused.assert_silent("room.message", 300).await;
+}
+
 /// Two nodes sharing PostgreSQL and Redis: a room's members on both get every message once
 /// and in order, whichever node it was sent on.
 #[actix_web::test]
