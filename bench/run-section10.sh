@@ -10,6 +10,10 @@
 #   SCENARIOS="flash-crowd chat-ack" bench/run-section10.sh
 #   SCALE=0.01 OUT=/tmp/s10 bench/run-section10.sh       # a smoke run: 1% of the clients,
 #                                                        # phases cut to a few seconds
+#   MODE=redis SCENARIOS=flash-crowd bench/run-section10.sh
+#                                 # cluster mode on one node: a fresh PostgreSQL database on
+#                                 # 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (both dropped
+#                                 # after each run) instead of the embedded SQLite and ledger
 #
 # Scenarios (config/loadtest/<name>.toml):
 #   connect-capacity  19,000 idle sockets, RSS per connection      (target <= 8 KiB)
@@ -23,6 +27,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SCENARIOS=${SCENARIOS:-"connect-capacity chat-storm chat-ack flash-crowd"}
 SCALE=${SCALE:-1}
+MODE=${MODE:-embedded}
 PORT=${PORT:-9100}
 OUT=${OUT:-$ROOT/bench/out/section10-$(date -u +%Y%m%dT%H%M%SZ)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -84,6 +89,12 @@ for name in $SCENARIOS; do
   mkdir -p "$dir"
   clients=$(prepare "config/loadtest/$name.toml" "$dir/scenario.toml")
   data=$(mktemp -d)
+  if [ "$MODE" = redis ]; then
+    db=corral_s10_$(date +%s)_${name//-/_}
+    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
+    export CORRAL_DATABASE__URL=postgres://postgres@127.0.0.1:5432/$db
+    export CORRAL_REDIS__URL=${REDIS_URL:-redis://127.0.0.1:6379} CORRAL_REDIS__KEY_PREFIX="$db:"
+  fi
   "$BIN/corral" --data-dir "$data" admin seed-users --count "$clients" --prefix load --out "$dir/tokens.json"
   "$BIN/corral" --data-dir "$data" admin seed-users --count 1 --prefix loadmerchant --role merchant --out "$dir/merchant.json"
   CORRAL_LOG__FILTER=warn taskset -c 0 "$BIN/corral" --data-dir "$data" --listen "127.0.0.1:$PORT" serve \
@@ -94,6 +105,10 @@ for name in $SCENARIOS; do
     --server-pid "$SERVER_PID" --out "$dir" --quiet || echo "($name: checks failed or run error, see $dir)"
   stop_server
   rm -rf "$data"
+  if [ "$MODE" = redis ]; then
+    redis-cli -u "$CORRAL_REDIS__URL" --scan --pattern "$db:*" | xargs -r redis-cli -u "$CORRAL_REDIS__URL" DEL > /dev/null
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE $db"
+  fi
 done
 
 echo
