@@ -14,6 +14,9 @@
 #                                 # cluster mode on one node: a fresh PostgreSQL database on
 #                                 # 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (both dropped
 #                                 # after each run) instead of the embedded SQLite and ledger
+#   MODE=redis NODES=3 SCENARIOS=flash-crowd-45k bench/run-section10.sh
+#                                 # three nodes of one cluster on ports PORT.. (all on core 0),
+#                                 # load generator worker i driving node i mod 3
 #
 # Scenarios (config/loadtest/<name>.toml):
 #   connect-capacity  19,000 idle sockets, RSS per connection      (target <= 8 KiB)
@@ -28,6 +31,11 @@ ROOT=$PWD
 SCENARIOS=${SCENARIOS:-"connect-capacity chat-storm chat-ack flash-crowd"}
 SCALE=${SCALE:-1}
 MODE=${MODE:-embedded}
+NODES=${NODES:-1}
+if [ "$NODES" -gt 1 ] && [ "$MODE" != redis ]; then
+  echo "run-section10: NODES > 1 needs MODE=redis (nodes share PostgreSQL and Redis)" >&2
+  exit 2
+fi
 PORT=${PORT:-9100}
 OUT=${OUT:-$ROOT/bench/out/section10-$(date -u +%Y%m%dT%H%M%SZ)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -36,13 +44,13 @@ mkdir -p "$OUT"
 
 cargo build --release -p corral -p corral-loadtest
 
-SERVER_PID=""
+SERVER_PIDS=""
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+  for pid in $SERVER_PIDS; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PIDS=""
 }
 trap stop_server EXIT
 
@@ -94,15 +102,30 @@ for name in $SCENARIOS; do
     psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
     export CORRAL_DATABASE__URL=postgres://postgres@127.0.0.1:5432/$db
     export CORRAL_REDIS__URL=${REDIS_URL:-redis://127.0.0.1:6379} CORRAL_REDIS__KEY_PREFIX="$db:"
+    # Every node signs and verifies tokens with the same key.
+    CORRAL_AUTH__JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    export CORRAL_AUTH__JWT_SECRET
   fi
-  "$BIN/corral" --data-dir "$data" admin seed-users --count "$clients" --prefix load --out "$dir/tokens.json"
-  "$BIN/corral" --data-dir "$data" admin seed-users --count 1 --prefix loadmerchant --role merchant --out "$dir/merchant.json"
-  CORRAL_LOG__FILTER=warn taskset -c 0 "$BIN/corral" --data-dir "$data" --listen "127.0.0.1:$PORT" serve \
-    > "$dir/server.log" 2>&1 & SERVER_PID=$!
-  wait_port "$PORT"
-  echo "== $name ($clients clients)"
+  # Node 0's data dir holds the embedded database and token key the seeded tokens need.
+  mkdir -p "$data/node0"
+  "$BIN/corral" --data-dir "$data/node0" admin seed-users --count "$clients" --prefix load --out "$dir/tokens.json"
+  "$BIN/corral" --data-dir "$data/node0" admin seed-users --count 1 --prefix loadmerchant --role merchant --out "$dir/merchant.json"
+  nodes=""
+  for i in $(seq 0 $((NODES - 1))); do
+    port=$((PORT + i))
+    mkdir -p "$data/node$i"
+    CORRAL_LOG__FILTER=warn taskset -c 0 "$BIN/corral" --data-dir "$data/node$i" --listen "127.0.0.1:$port" serve \
+      > "$dir/server$i.log" 2>&1 & SERVER_PIDS="$SERVER_PIDS $!"
+    wait_port "$port"
+    nodes="$nodes${nodes:+, }\"ws://127.0.0.1:$port/ws\""
+  done
+  if [ "$NODES" -gt 1 ]; then
+    sed -i "0,/^target = .*/s||&\nnodes = [$nodes]|" "$dir/scenario.toml"
+  fi
+  first_pid=$(echo $SERVER_PIDS | cut -d' ' -f1)
+  echo "== $name ($clients clients, $NODES node(s))"
   taskset -c 1 "$BIN/corral-loadtest" run "$dir/scenario.toml" --target "ws://127.0.0.1:$PORT/ws" \
-    --server-pid "$SERVER_PID" --out "$dir" --quiet || echo "($name: checks failed or run error, see $dir)"
+    --server-pid "$first_pid" --out "$dir" --quiet || echo "($name: checks failed or run error, see $dir)"
   stop_server
   rm -rf "$data"
   if [ "$MODE" = redis ]; then

@@ -255,22 +255,30 @@ impl Room {
         None
     }
 
-    /// Delivers `frame` to every session of every local recipient except `except`; returns
-    /// how many sessions took it. Recipients are the users with a joined session here, plus a
-    /// private room's stored members: every device of theirs gets it.
+    /// Delivers `frame` to the local recipients except `except`; returns how many sessions
+    /// took it. Recipients are the joined sessions (each device that joined), plus every other
+    /// device of a private room's stored members. A device that has not joined a public room
+    /// gets nothing from it: one reconnecting gets the messages it missed from its join
+    /// reply, once, and not also as pushes that raced ahead of the join.
     fn fan_out(&self, frame: &ByteString, except: Option<UserId>) -> usize {
-        let users = &self.hub.users;
         let mut sent = 0;
-        for user in self.joined.keys() {
+        for (user, sessions) in &self.joined {
             if Some(*user) != except {
-                sent += users.deliver(*user, frame);
+                sent += sessions
+                    .iter()
+                    .filter(|(_, out)| out.send(frame.clone()))
+                    .count();
             }
         }
         if let State::Ready(loaded) = &self.state {
             for user in &loaded.members {
-                if Some(*user) != except && !self.joined.contains_key(user) {
-                    sent += users.deliver(*user, frame);
+                if Some(*user) == except {
+                    continue;
                 }
+                let joined = self.joined.get(user).map_or(&[][..], Vec::as_slice);
+                sent += self.hub.users.deliver_unless(*user, frame, |conn| {
+                    joined.iter().any(|(id, _)| *id == conn)
+                });
             }
         }
         sent

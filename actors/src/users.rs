@@ -64,12 +64,23 @@ impl UserSessions {
 
     /// Sends `frame` to every session of `user` on this node; returns how many took it.
     pub fn deliver(&self, user: UserId, frame: &ByteString) -> usize {
+        self.deliver_unless(user, frame, |_| false)
+    }
+
+    /// Sends `frame` to the sessions of `user` on this node whose connection id `skip` does
+    /// not name; returns how many took it.
+    pub fn deliver_unless(
+        &self,
+        user: UserId,
+        frame: &ByteString,
+        skip: impl Fn(u64) -> bool,
+    ) -> usize {
         let Some(sessions) = self.online.get(&user) else {
             return 0;
         };
         sessions
             .iter()
-            .filter(|(_, out)| out.send(frame.clone()))
+            .filter(|(id, out)| !skip(*id) && out.send(frame.clone()))
             .count()
     }
 

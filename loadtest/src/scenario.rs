@@ -53,6 +53,11 @@ pub struct Scenario {
     pub kind: Kind,
     /// WebSocket URL of the server (`--target` overrides); loopback only.
     pub target: String,
+    /// The WebSocket URLs of every node of a local cluster: worker `i` drives
+    /// `nodes[i % nodes.len()]` (provisioning still goes to `target`). Empty: every worker
+    /// drives `target`.
+    #[serde(default)]
+    pub nodes: Vec<String>,
     /// Worker processes sharing the clients.
     #[serde(default = "one")]
     pub workers: usize,
@@ -348,7 +353,18 @@ impl Scenario {
         if self.kind.needs_tokens() && self.tokens.is_none() {
             return bad("this scenario needs `tokens` (see `corral admin seed-users`)".into());
         }
+        for node in &self.nodes {
+            target_addr(node)?;
+        }
         target_addr(&self.target).map(|_| ())
+    }
+
+    /// The node worker `index` drives.
+    pub fn worker_target(&self, index: usize) -> &str {
+        match self.nodes.len() {
+            0 => &self.target,
+            n => &self.nodes[index % n],
+        }
     }
 
     /// The source address of client `n`.
@@ -444,6 +460,39 @@ mod tests {
             "expected the shipped scenarios in {}",
             dir.display()
         );
+    }
+
+    #[test]
+    fn workers_spread_over_the_nodes_of_a_cluster() {
+        let text = r#"
+            name = "x"
+            kind = "connect-capacity"
+            target = "ws://127.0.0.1:1/ws"
+            nodes = ["ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws", "ws://127.0.0.1:3/ws"]
+            tokens = "t.json"
+            max_seconds = 10
+            workers = 4
+            [connect]
+            clients = 40
+            [capacity]
+        "#;
+        let scenario: Scenario = toml::from_str(text).expect("scenario");
+        assert!(scenario.validate().is_ok());
+        let targets: Vec<&str> = (0..4).map(|i| scenario.worker_target(i)).collect();
+        assert_eq!(
+            targets,
+            [
+                "ws://127.0.0.1:1/ws",
+                "ws://127.0.0.1:2/ws",
+                "ws://127.0.0.1:3/ws",
+                "ws://127.0.0.1:1/ws"
+            ]
+        );
+        let mut remote = scenario;
+        remote.nodes.push("ws://10.0.0.1:8080/ws".into());
+        assert!(remote.validate().is_err(), "every node must be loopback");
+        remote.nodes.clear();
+        assert_eq!(remote.worker_target(3), "ws://127.0.0.1:1/ws");
     }
 
     #[test]

@@ -33,6 +33,8 @@ const SETUP_REPLY: Duration = Duration::from_secs(15);
 /// Shared by a worker's client tasks.
 struct Ctx {
     plan: WorkerPlan,
+    /// The node this worker drives, and its address.
+    target: String,
     addr: SocketAddr,
     accounts: Vec<Account>,
     rec: Recorder,
@@ -85,7 +87,8 @@ where
         other => return Err(LoadError::Worker(format!("expected a plan, got {other:?}"))),
     };
     let scenario = &plan.scenario;
-    let addr = target_addr(&scenario.target)?;
+    let target = scenario.worker_target(plan.index).to_string();
+    let addr = target_addr(&target)?;
     let accounts = match (&scenario.tokens, scenario.kind.needs_tokens()) {
         (Some(path), true) => tokens::load(path, scenario.connect.clients)?,
         _ => Vec::new(),
@@ -97,6 +100,7 @@ where
     let ctx = Arc::new(Ctx {
         rec: Recorder::new(plan.epoch_us),
         plan,
+        target,
         addr,
         accounts,
         mine,
@@ -330,7 +334,7 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
     let raw = scenario.kind == Kind::RawBroadcast;
     let started = now_us();
     let ws = client::connect(
-        &scenario.target,
+        &ctx.target,
         ctx.addr,
         scenario.source_addr(n),
         (!raw).then_some(corral_protocol::SUBPROTOCOL),
@@ -1022,7 +1026,7 @@ async fn rejoin(
     let scenario = ctx.scenario();
     let started = now_us();
     let ws = client::connect(
-        &scenario.target,
+        &ctx.target,
         ctx.addr,
         scenario.source_addr(client.n),
         Some(corral_protocol::SUBPROTOCOL),

@@ -41,6 +41,13 @@ async fn seed_role(
 /// TOML after the `target` and `tokens` lines), runs it with in-process workers and returns
 /// the written `result.json`.
 async fn run_scenario(app: &TestApp, clients: usize, scenario: &str) -> serde_json::Value {
+    run_scenario_on(std::slice::from_ref(app), clients, scenario).await
+}
+
+/// The same against the nodes of one cluster: provisioning on the first, worker `i` on node
+/// `i % nodes`.
+async fn run_scenario_on(apps: &[TestApp], clients: usize, scenario: &str) -> serde_json::Value {
+    let app = &apps[0];
     let dir = tempfile::tempdir().expect("tempdir");
     let users = seed(app, clients, "lt_").await;
     let merchant = seed_role(app, 1, "lt_merchant_", Role::Merchant).await;
@@ -55,8 +62,12 @@ async fn run_scenario(app: &TestApp, clients: usize, scenario: &str) -> serde_js
     )
     .expect("write merchant tokens");
     let (head, rest) = scenario.split_once('[').expect("a scenario with sections");
+    let nodes: Vec<String> = match apps.len() {
+        1 => Vec::new(),
+        _ => apps.iter().map(TestApp::ws_url).collect(),
+    };
     let text = format!(
-        "{head}\ntarget = \"{}\"\ntokens = \"tokens.json\"\nmax_seconds = 60\n[{rest}",
+        "{head}\ntarget = \"{}\"\nnodes = {nodes:?}\ntokens = \"tokens.json\"\nmax_seconds = 60\n[{rest}",
         app.ws_url()
     );
     let file = dir.path().join("scenario.toml");
@@ -90,10 +101,11 @@ fn failed_checks(result: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// 200 clients, 2 animals x 10 slots, one claim each at the start instant.
-async fn tiny_flash_crowd(app: &TestApp) {
-    let result = run_scenario(
-        app,
+/// 200 clients, 2 animals x 10 slots, one claim each at the start instant (over the nodes
+/// given, worker `i` on node `i`).
+async fn tiny_flash_crowd(apps: &[TestApp]) {
+    let result = run_scenario_on(
+        apps,
         200,
         r#"
         name = "ci-crowd"
@@ -133,14 +145,21 @@ async fn tiny_flash_crowd(app: &TestApp) {
 #[actix_web::test]
 async fn flash_crowd_run_takes_exactly_the_slots_embedded() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    tiny_flash_crowd(&app).await;
+    tiny_flash_crowd(std::slice::from_ref(&app)).await;
 }
 
 #[actix_web::test]
 async fn flash_crowd_run_takes_exactly_the_slots_redis() {
     let prefix = unique("corral_test") + ":";
     let app = TestApp::spawn_with(Engine::Postgres, redis_mode(&prefix)).await;
-    tiny_flash_crowd(&app).await;
+    tiny_flash_crowd(std::slice::from_ref(&app)).await;
+}
+
+/// Two nodes sharing PostgreSQL and Redis, each driven by one worker: still exactly the slots.
+#[actix_web::test]
+async fn flash_crowd_run_over_two_nodes_takes_exactly_the_slots() {
+    let nodes = TestApp::cluster(2, |s| s.ws.max_per_ip = 100_000).await;
+    tiny_flash_crowd(&nodes).await;
 }
 
 #[actix_web::test]
