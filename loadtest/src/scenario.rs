@@ -462,21 +462,28 @@ mod tests {
         );
     }
 
-    #[test]
-    fn workers_spread_over_the_nodes_of_a_cluster() {
-        let text = r#"
+    /// A connect-capacity scenario against port 1 with `top` (top-level keys) and `clients`.
+    fn capacity(top: &str, clients: usize) -> Result<Scenario, toml::de::Error> {
+        toml::from_str(&format!(
+            r#"
             name = "x"
             kind = "connect-capacity"
             target = "ws://127.0.0.1:1/ws"
-            nodes = ["ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws", "ws://127.0.0.1:3/ws"]
             tokens = "t.json"
             max_seconds = 10
-            workers = 4
+            {top}
             [connect]
-            clients = 40
+            clients = {clients}
             [capacity]
-        "#;
-        let scenario: Scenario = toml::from_str(text).expect("scenario");
+            "#
+        ))
+    }
+
+    #[test]
+    fn workers_spread_over_the_nodes_of_a_cluster() {
+        let nodes =
+            r#"nodes = ["ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws", "ws://127.0.0.1:3/ws"]"#;
+        let scenario = capacity(&format!("{nodes}\nworkers = 4"), 40).expect("scenario");
         assert!(scenario.validate().is_ok());
         let targets: Vec<&str> = (0..4).map(|i| scenario.worker_target(i)).collect();
         assert_eq!(
@@ -497,19 +504,7 @@ mod tests {
 
     #[test]
     fn sockets_per_worker_are_bounded() {
-        let text = r#"
-            name = "x"
-            kind = "connect-capacity"
-            target = "ws://127.0.0.1:1/ws"
-            tokens = "t.json"
-            max_seconds = 10
-            workers = 1
-            [connect]
-            clients = 19000
-            [capacity]
-        "#;
-        let scenario: Result<Scenario, _> = toml::from_str(text);
-        let err = scenario.map(|s| s.validate());
+        let err = capacity("workers = 1", 19000).map(|s| s.validate());
         assert!(matches!(err, Ok(Err(LoadError::Scenario(_)))), "{err:?}");
     }
 }

@@ -532,15 +532,40 @@ async fn limits_are_enforced(engine: Engine) {
     );
 }
 
-/// A client that stops reading is dropped with 4008 and counted; the others keep receiving.
-#[actix_web::test]
-async fn a_slow_consumer_is_dropped_while_others_keep_receiving() {
-    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
-        s.ws.outbound_queue = 16;
+/// A SQLite node with `queue` outbound frames per connection and no request rate limit, so
+/// tests can flood a room.
+async fn unthrottled(queue: usize) -> TestApp {
+    TestApp::spawn_with(Engine::Sqlite, |s| {
+        s.ws.outbound_queue = queue;
         s.ws.rate_per_sec = 100_000.0;
         s.ws.rate_burst = 100_000.0;
     })
+    .await
+}
+
+/// `senders` connections of `token` each send `each` messages of ~4 KB to `room`, concurrently
+/// (so the group commit batches them).
+async fn flood(app: &TestApp, token: &str, room: i64, senders: usize, each: usize) {
+    let text = "x".repeat(3900);
+    let mut clients = Vec::new();
+    for _ in 0..senders {
+        clients.push(app.client(Some(token)).await);
+    }
+    join_all(clients.iter_mut().enumerate().map(|(s, ws)| {
+        let text = &text;
+        async move {
+            for i in 0..each {
+                send(ws, room, text, &format!("{s}-{i}")).await;
+            }
+        }
+    }))
     .await;
+}
+
+/// A client that stops reading is dropped with 4008 and counted; the others keep receiving.
+#[actix_web::test]
+async fn a_slow_consumer_is_dropped_while_others_keep_receiving() {
+    let app = unthrottled(16).await;
     let (_, a) = app.user("alice").await;
     let room = create_room(&app, &a, false).await;
     let (_, s) = app.user("sleepy").await;
@@ -552,19 +577,7 @@ async fn a_slow_consumer_is_dropped_while_others_keep_receiving() {
 
     const SENDERS: usize = 8;
     const EACH: usize = 300;
-    let text = "x".repeat(3900);
-    let mut senders = Vec::new();
-    for _ in 0..SENDERS {
-        senders.push(app.client(Some(&a)).await);
-    }
-    let send_all = join_all(senders.iter_mut().enumerate().map(|(s, ws)| {
-        let text = text.clone();
-        async move {
-            for i in 0..EACH {
-                send(ws, room, &text, &format!("{s}-{i}")).await;
-            }
-        }
-    }));
+    let send_all = flood(&app, &a, room, SENDERS, EACH);
     let read_all = async {
         let got = messages(&mut reader, room, SENDERS * EACH).await;
         assert_eq!(
@@ -597,12 +610,7 @@ async fn a_slow_consumer_is_dropped_while_others_keep_receiving() {
 #[actix_web::test]
 async fn a_paused_reader_gets_every_queued_message() {
     const SENT: usize = 1500;
-    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
-        s.ws.outbound_queue = 4 * SENT;
-        s.ws.rate_per_sec = 100_000.0;
-        s.ws.rate_burst = 100_000.0;
-    })
-    .await;
+    let app = unthrottled(4 * SENT).await;
     let (_, a) = app.user("alice").await;
     let room = create_room(&app, &a, false).await;
     let (_, p) = app.user("paused").await;
@@ -610,21 +618,7 @@ async fn a_paused_reader_gets_every_queued_message() {
     join(&mut paused, room, None).await;
     // ~6 MB: far more than the paused socket's buffers hold, so most of it waits in the
     // node's outbound queue until the reader comes back.
-    const SENDERS: usize = 6;
-    let text = "y".repeat(3900);
-    let mut senders = Vec::new();
-    for _ in 0..SENDERS {
-        senders.push(app.client(Some(&a)).await);
-    }
-    join_all(senders.iter_mut().enumerate().map(|(s, ws)| {
-        let text = text.clone();
-        async move {
-            for i in 0..SENT / SENDERS {
-                send(ws, room, &text, &format!("{s}-{i}")).await;
-            }
-        }
-    }))
-    .await;
+    flood(&app, &a, room, 6, SENT / 6).await;
     let got = messages(&mut paused, room, SENT).await;
     assert_eq!(seqs(&got), (1..=SENT as u64).collect::<Vec<_>>());
     paused.assert_silent("room.message", 300).await;
