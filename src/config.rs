@@ -29,6 +29,8 @@ pub struct Settings {
     pub chat: ChatSettings,
     /// Merchant accounts.
     pub merchants: MerchantSettings,
+    /// Live promotions.
+    pub promotions: PromotionSettings,
     /// Logging.
     pub log: LogSettings,
     /// The payment webhook.
@@ -227,6 +229,14 @@ impl PaymentSettings {
 pub struct MerchantSettings {
     /// Approve applications at once (otherwise an admin approves them).
     pub auto_approve: bool,
+}
+
+/// `[promotions]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionSettings {
+    /// `activity.stock` frames one activity may queue per second on a node.
+    pub stock_frames_per_sec: usize,
 }
 
 /// `[log]`

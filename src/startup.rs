@@ -129,7 +129,12 @@ impl Application {
         let ws = &settings.ws;
         let arbiters = Arbiters::start(workers);
         let activity_store = Arc::new(db.clone());
-        let activities = Activities::new(arbiters.clone(), activity_store, claims.clone());
+        let activities = Activities::new(
+            arbiters.clone(),
+            activity_store,
+            claims.clone(),
+            settings.promotions.stock_frames_per_sec,
+        );
         let hub = Arc::new(Hub {
             session: SessionConfig {
                 auth_timeout: ws.auth_timeout(),

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     directory: DashMap<ActivityId, Arc<Subscribers>>,
     pub(crate) store: Arc<dyn ActivityStore>,
     pub(crate) stock: Arc<dyn StockView>,
+    /// `activity.stock` frames one activity may queue per second on this node.
+    pub(crate) stock_frames_per_sec: usize,
 }
 
 impl Shared {
@@ -90,11 +92,13 @@ pub struct Activities {
 }
 
 impl Activities {
-    /// No activity running yet; actors will run on `arbiters` and read from `store`.
+    /// No activity running yet; actors will run on `arbiters` and read from `store`; each
+    /// activity's `activity.stock` frames stay within `stock_frames_per_sec` on this node.
     pub fn new(
         arbiters: Arc<Arbiters>,
         store: Arc<dyn ActivityStore>,
         stock: Arc<dyn StockView>,
+        stock_frames_per_sec: usize,
     ) -> Activities {
         Activities {
             shared: Arc::new(Shared {
@@ -102,6 +106,7 @@ impl Activities {
                 directory: DashMap::new(),
                 store,
                 stock,
+                stock_frames_per_sec: stock_frames_per_sec.max(1),
             }),
         }
     }

@@ -75,6 +75,10 @@ pub struct Activity {
     started_announced: bool,
     /// The last countdown tick sent (kept across restarts; reset when the schedule changes).
     last_tick: Option<i64>,
+    /// Stock frames: when the last went out, and the newest count not yet sent.
+    stock_pushed_at: Option<std::time::Instant>,
+    stock_unsent: Option<i64>,
+    stock_timer: Option<SpawnHandle>,
 }
 
 impl Activity {
@@ -87,6 +91,9 @@ impl Activity {
             timer: None,
             started_announced: false,
             last_tick: None,
+            stock_pushed_at: None,
+            stock_unsent: None,
+            stock_timer: None,
         }
     }
 
@@ -270,6 +277,13 @@ impl Activity {
         if let Some(live) = &mut self.live {
             live.ended = Some(reason);
         }
+        // The newest stock count goes out before the end, whatever the frame budget.
+        if let Some(left) = self.stock_unsent.take() {
+            self.push(&Push::ActivityStock {
+                activity: self.id,
+                left,
+            });
+        }
         self.push(&Push::ActivityEnded {
             activity: self.id,
             reason,
@@ -310,6 +324,7 @@ impl Supervised for Activity {
         );
         self.live = None;
         self.timer = None;
+        self.stock_timer = None;
     }
 }
 

@@ -644,6 +644,47 @@ async fn hold(ws: &mut WsClient, activity: i64, key: String) {
     assert_eq!(reply.expect("held")["status"], "held");
 }
 
+/// `activity.stock` stays within the node's frame budget: with a budget of one frame a second
+/// and two watchers (a frame every 2 s), five holds over ~600 ms give the first count at once
+/// and the other four folded into one frame with the newest count (without the budget, each
+/// would have its own frame, 100 ms apart).
+#[actix_web::test]
+async fn stock_frames_stay_within_the_budget() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.promotions.stock_frames_per_sec = 1).await;
+    let promo = Promo {
+        per_user_limit: 10,
+        ..Promo::open(10)
+    };
+    let (activity, _, _) = seed(&app, &promo).await;
+    let (_, alice) = bulk_users(&app, 1, Role::User).await.remove(0);
+    let mut claimant = app.client(Some(&alice)).await;
+    let mut watchers = Vec::new();
+    for _ in 0..2 {
+        let mut watcher = app.client(Some(&alice)).await;
+        let sub = watcher
+            .request("activity.subscribe", json!({"activity": activity}))
+            .await
+            .expect("subscribe");
+        assert_eq!(sub["stock_left"], 10);
+        watchers.push(watcher);
+    }
+    for i in 0..5 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        hold(&mut claimant, activity, format!("k{i}")).await;
+    }
+    for watcher in &mut watchers {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let stock = watcher.next_event("activity.stock").await.expect("stock");
+            seen.push(stock["left"].as_i64().expect("left"));
+        }
+        assert_eq!(seen, [9, 5]);
+        watcher.assert_silent("activity.stock", 300).await;
+    }
+}
+
 /// A slot taken in Redis by a node that died before its hold row committed (here: the claim
 /// script run directly, no row) is given back by reconciliation on the second pass that sees
 /// it, while claims committing during the passes keep theirs and the counters match the rows.

@@ -1,7 +1,14 @@
 //! The Activity actor's claim handlers: the claim desk's coalesced stock changes become
-//! `activity.stock` frames to the subscribers (the desk already limits them to one per
-//! [`crate::claims::service::STOCK_EVERY_MS`]), and a live activity with nothing left and no
+//! `activity.stock` frames to the subscribers, and a live activity with nothing left and no
 //! hold outstanding ends with `activity.ended {reason: "sold_out"}`.
+//!
+//! The desk already limits changes to one per [`crate::claims::service::STOCK_EVERY_MS`]; a
+//! large audience is also held to the node's per-activity frame budget
+//! (`Shared::stock_frames_per_sec`): 15,000 watchers at 10 frames a second would be 150,000
+//! frames a second, more than a node writes to idle sockets. Frames that come too soon are
+//! folded into the next one, which always carries the newest count.
+
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -21,17 +28,62 @@ impl Handler<StockChanged> for Activity {
     type Result = ();
 
     fn handle(&mut self, StockChanged(stock): StockChanged, ctx: &mut Self::Context) {
-        let id = self.id;
         let Some(live) = self.live_mut() else { return };
         if live.stock_left != stock.left {
             live.stock_left = stock.left;
-            self.push_frame(&ByteString::from(reply::push(&Push::ActivityStock {
-                activity: id,
-                left: stock.left,
-            })));
+            self.stock_unsent = Some(stock.left);
+            self.send_stock(ctx);
         }
         if stock.left == 0 && stock.held == 0 && self.state(now_ms()) == Some(ActivityState::Live) {
             self.end(ctx, EndReason::SoldOut);
         }
+    }
+}
+
+impl Activity {
+    /// Sends the newest unsent stock count now if the budget allows, or arms a timer for the
+    /// moment it does.
+    fn send_stock(&mut self, ctx: &mut Context<Self>) {
+        let Some(left) = self.stock_unsent else {
+            return;
+        };
+        let gap = stock_gap(self.subscribers.len(), self.shared.stock_frames_per_sec);
+        let now = Instant::now();
+        match self.stock_pushed_at.map(|at| at + gap) {
+            Some(due) if due > now => {
+                if self.stock_timer.is_none() {
+                    self.stock_timer = Some(ctx.run_later(due - now, |act, ctx| {
+                        act.stock_timer = None;
+                        act.send_stock(ctx);
+                    }));
+                }
+            }
+            _ => {
+                self.stock_unsent = None;
+                self.stock_pushed_at = Some(now);
+                self.push_frame(&ByteString::from(reply::push(&Push::ActivityStock {
+                    activity: self.id,
+                    left,
+                })));
+            }
+        }
+    }
+}
+
+/// The least time between two stock frames to `subscribers` watchers under a budget of
+/// `frames_per_sec` frames a second.
+fn stock_gap(subscribers: usize, frames_per_sec: usize) -> Duration {
+    Duration::from_secs_f64(subscribers as f64 / frames_per_sec.max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gap_grows_with_the_audience() {
+        assert_eq!(stock_gap(0, 20_000), Duration::ZERO);
+        assert_eq!(stock_gap(2_000, 20_000), Duration::from_millis(100));
+        assert_eq!(stock_gap(15_000, 20_000), Duration::from_millis(750));
     }
 }
