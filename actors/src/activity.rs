@@ -202,6 +202,10 @@ impl Activity {
                     stock_left,
                     ended: None,
                 });
+                // A restart dropped the timer of a stock count still waiting for its turn.
+                if self.stock_timer.is_none() {
+                    self.send_stock(ctx);
+                }
                 self.step(ctx);
             }
             Ok(None) => {
@@ -279,10 +283,7 @@ impl Activity {
         }
         // The newest stock count goes out before the end, whatever the frame budget.
         if let Some(left) = self.stock_unsent.take() {
-            self.push(&Push::ActivityStock {
-                activity: self.id,
-                left,
-            });
+            self.push_stock(left);
         }
         self.push(&Push::ActivityEnded {
             activity: self.id,

@@ -254,18 +254,15 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
 
     let mut checks = Vec::new();
     let mut claims = None;
+    let everyone = |name: &str| Check {
+        name: name.into(),
+        passed: connected == scenario.connect.clients as u64,
+        detail: format!("{connected} of {}", scenario.connect.clients),
+    };
     match scenario.kind {
-        Kind::ConnectCapacity => checks.push(Check {
-            name: "every client connected and authenticated".into(),
-            passed: connected == scenario.connect.clients as u64,
-            detail: format!("{connected} of {}", scenario.connect.clients),
-        }),
+        Kind::ConnectCapacity => checks.push(everyone("every client connected and authenticated")),
         Kind::RawBroadcast | Kind::ChatStorm | Kind::FeedBurst | Kind::Soak => {
-            checks.push(Check {
-                name: "every client connected and set up".into(),
-                passed: connected == scenario.connect.clients as u64,
-                detail: format!("{connected} of {}", scenario.connect.clients),
-            });
+            checks.push(everyone("every client connected and set up"));
             checks.extend(delivery.check());
         }
         Kind::FlashCrowd => {

@@ -685,6 +685,44 @@ async fn stock_frames_stay_within_the_budget() {
     }
 }
 
+/// A stock count waiting for its turn survives a supervised restart of the activity actor:
+/// the restarted actor re-arms its timer and the newest count still goes out.
+#[actix_web::test]
+async fn a_waiting_stock_count_survives_an_actor_restart() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.promotions.stock_frames_per_sec = 1).await;
+    let promo = Promo {
+        per_user_limit: 10,
+        ..Promo::open(10)
+    };
+    let (activity, _, _) = seed(&app, &promo).await;
+    let (_, alice) = bulk_users(&app, 1, Role::User).await.remove(0);
+    let mut claimant = app.client(Some(&alice)).await;
+    let mut watchers = Vec::new();
+    for _ in 0..2 {
+        let mut watcher = app.client(Some(&alice)).await;
+        watcher
+            .request("activity.subscribe", json!({"activity": activity}))
+            .await
+            .expect("subscribe");
+        watchers.push(watcher);
+    }
+    hold(&mut claimant, activity, "k0".into()).await;
+    let first = watchers[0]
+        .next_event("activity.stock")
+        .await
+        .expect("stock");
+    assert_eq!(first["left"], 9);
+    // The next count waits (a frame every 2 s for two watchers); the actor restarts meanwhile.
+    hold(&mut claimant, activity, "k1".into()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.state.hub.activities.inject_panic(activity));
+    let second = watchers[0]
+        .next_event("activity.stock")
+        .await
+        .expect("stock");
+    assert_eq!(second["left"], 8);
+}
+
 /// A slot taken in Redis by a node that died before its hold row committed (here: the claim
 /// script run directly, no row) is given back by reconciliation on the second pass that sees
 /// it, while claims committing during the passes keep theirs and the counters match the rows.

@@ -11,9 +11,8 @@
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytestring::ByteString;
+use corral_protocol::Push;
 use corral_protocol::ops::{ActivityState, EndReason};
-use corral_protocol::{Push, reply};
 
 use super::Activity;
 use crate::claims::StockView;
@@ -43,7 +42,7 @@ impl Handler<StockChanged> for Activity {
 impl Activity {
     /// Sends the newest unsent stock count now if the budget allows, or arms a timer for the
     /// moment it does.
-    fn send_stock(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn send_stock(&mut self, ctx: &mut Context<Self>) {
         let Some(left) = self.stock_unsent else {
             return;
         };
@@ -61,12 +60,17 @@ impl Activity {
             _ => {
                 self.stock_unsent = None;
                 self.stock_pushed_at = Some(now);
-                self.push_frame(&ByteString::from(reply::push(&Push::ActivityStock {
-                    activity: self.id,
-                    left,
-                })));
+                self.push_stock(left);
             }
         }
+    }
+
+    /// Queues `activity.stock {left}` to every subscriber.
+    pub(super) fn push_stock(&self, left: i64) {
+        self.push(&Push::ActivityStock {
+            activity: self.id,
+            left,
+        });
     }
 }
 
