@@ -644,12 +644,10 @@ async fn hold(ws: &mut WsClient, activity: i64, key: String) {
     assert_eq!(reply.expect("held")["status"], "held");
 }
 
-/// `activity.stock` stays within the node's frame budget: with a budget of one frame a second
-/// and two watchers (a frame every 2 s), five holds over ~600 ms give the first count at once
-/// and the other four folded into one frame with the newest count (without the budget, each
-/// would have its own frame, 100 ms apart).
-#[actix_web::test]
-async fn stock_frames_stay_within_the_budget() {
+/// A node allowing one `activity.stock` frame a second per activity, an open activity with
+/// 10 one-slot items (limit 10 per user), a claimant, and two watchers subscribed to it (so
+/// stock frames are at least 2 s apart).
+async fn two_watchers_on_a_budget() -> (TestApp, i64, WsClient, Vec<WsClient>) {
     let app = TestApp::spawn_with(Engine::Sqlite, |s| s.promotions.stock_frames_per_sec = 1).await;
     let promo = Promo {
         per_user_limit: 10,
@@ -657,7 +655,7 @@ async fn stock_frames_stay_within_the_budget() {
     };
     let (activity, _, _) = seed(&app, &promo).await;
     let (_, alice) = bulk_users(&app, 1, Role::User).await.remove(0);
-    let mut claimant = app.client(Some(&alice)).await;
+    let claimant = app.client(Some(&alice)).await;
     let mut watchers = Vec::new();
     for _ in 0..2 {
         let mut watcher = app.client(Some(&alice)).await;
@@ -668,6 +666,16 @@ async fn stock_frames_stay_within_the_budget() {
         assert_eq!(sub["stock_left"], 10);
         watchers.push(watcher);
     }
+    (app, activity, claimant, watchers)
+}
+
+/// `activity.stock` stays within the node's frame budget: with a budget of one frame a second
+/// and two watchers (a frame every 2 s), five holds over ~600 ms give the first count at once
+/// and the other four folded into one frame with the newest count (without the budget, each
+/// would have its own frame, 100 ms apart).
+#[actix_web::test]
+async fn stock_frames_stay_within_the_budget() {
+    let (_app, activity, mut claimant, mut watchers) = two_watchers_on_a_budget().await;
     for i in 0..5 {
         if i > 0 {
             tokio::time::sleep(Duration::from_millis(150)).await;
@@ -689,23 +697,7 @@ async fn stock_frames_stay_within_the_budget() {
 /// the restarted actor re-arms its timer and the newest count still goes out.
 #[actix_web::test]
 async fn a_waiting_stock_count_survives_an_actor_restart() {
-    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.promotions.stock_frames_per_sec = 1).await;
-    let promo = Promo {
-        per_user_limit: 10,
-        ..Promo::open(10)
-    };
-    let (activity, _, _) = seed(&app, &promo).await;
-    let (_, alice) = bulk_users(&app, 1, Role::User).await.remove(0);
-    let mut claimant = app.client(Some(&alice)).await;
-    let mut watchers = Vec::new();
-    for _ in 0..2 {
-        let mut watcher = app.client(Some(&alice)).await;
-        watcher
-            .request("activity.subscribe", json!({"activity": activity}))
-            .await
-            .expect("subscribe");
-        watchers.push(watcher);
-    }
+    let (app, activity, mut claimant, mut watchers) = two_watchers_on_a_budget().await;
     hold(&mut claimant, activity, "k0".into()).await;
     let first = watchers[0]
         .next_event("activity.stock")
