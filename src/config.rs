@@ -95,6 +95,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// SQLite `synchronous` pragma (`full` or `normal`).
     pub sqlite_synchronous: String,
+    /// PostgreSQL `statement_timeout`, in ms.
+    pub statement_timeout_ms: u64,
 }
 
 /// `[redis]`
@@ -109,6 +111,8 @@ pub struct RedisSettings {
     /// (a slot taken by a node that died before committing its hold row is given back after
     /// two passes).
     pub claims_reconcile_ms: u64,
+    /// Deadline, in ms, of every Redis command and connection attempt.
+    pub timeout_ms: u64,
 }
 
 /// `[auth]`
@@ -173,6 +177,9 @@ pub struct ChatSettings {
     pub room_idle_secs: u64,
     /// Push presence only in rooms with at most this many users online on the node.
     pub presence_max_online: usize,
+    /// How often, in ms, a room in cluster mode checks the store for messages its broker
+    /// subscription may have missed (0: never).
+    pub resync_ms: u64,
     /// Most messages committed in one transaction.
     pub batch_max: usize,
     /// How long a batch waits for more messages once the first arrived, in ms.
@@ -193,6 +200,7 @@ impl ChatSettings {
             gap_wait: Duration::from_millis(self.gap_wait_ms),
             idle_after: Duration::from_secs(self.room_idle_secs.max(1)),
             presence_max_online: self.presence_max_online,
+            resync_every: Duration::from_millis(self.resync_ms),
         }
     }
 
@@ -237,6 +245,15 @@ pub struct MerchantSettings {
 pub struct PromotionSettings {
     /// `activity.stock` frames one activity may queue per second on a node.
     pub stock_frames_per_sec: usize,
+    /// Deadline, in ms, of a claim or a cancel: past it the request answers `unavailable`.
+    pub claim_timeout_ms: u64,
+}
+
+impl PromotionSettings {
+    /// The claim desk's deadline per request.
+    pub fn claim_timeout(&self) -> Duration {
+        Duration::from_millis(self.claim_timeout_ms.max(1))
+    }
 }
 
 /// `[log]`

@@ -48,24 +48,28 @@ pub enum StartupError {
 }
 
 /// The claim ledger the configuration asks for: Redis arbitration with durable rows in SQL
-/// when `redis.url` is set, the in-process book with durable rows otherwise.
+/// when `redis.url` is set (with the reconciler of its counters), the in-process book with
+/// durable rows otherwise.
 async fn claim_ledger(
     db: &Db,
     redis: Option<&RedisStore>,
-    reconcile_every: Duration,
-) -> Result<Arc<dyn ClaimLedger>, StartupError> {
+) -> Result<(Arc<dyn ClaimLedger>, Option<Reconciler>), StartupError> {
     // Hold batches commit in parallel on PostgreSQL (each waits out its WAL flush).
     let rows = ClaimRows::start(db.clone(), db.writers(2, 8));
     Ok(match redis {
         Some(redis) => {
             let arbiter = RedisArbiter::new(redis.clone()).await?;
-            if !reconcile_every.is_zero() {
-                let catalog = Arc::new(SqlCatalog::new(Arc::new(db.clone())));
-                Reconciler::new(arbiter.clone(), rows.clone(), catalog).spawn(reconcile_every);
-            }
-            Arc::new(DurableLedger::new(arbiter, rows))
+            let catalog = Arc::new(SqlCatalog::new(Arc::new(db.clone())));
+            let reconciler = Reconciler::new(arbiter.clone(), rows.clone(), catalog);
+            (
+                Arc::new(DurableLedger::new(arbiter, rows)),
+                Some(reconciler),
+            )
         }
-        None => Arc::new(DurableLedger::new(BookArbiter::default(), rows)),
+        None => (
+            Arc::new(DurableLedger::new(BookArbiter::default(), rows)),
+            None,
+        ),
     })
 }
 
@@ -102,30 +106,41 @@ impl Application {
         let (broker, bus): (Arc<dyn Broker>, Arc<dyn ClusterBus>) = match &redis {
             Some(redis) => {
                 let broker = Arc::new(
-                    RedisBroker::start(
-                        settings.redis.url.expose(),
-                        &redis.prefix,
-                        redis.conn.clone(),
-                        cluster_tx,
-                    )
-                    .await?,
+                    RedisBroker::start(&settings.redis, redis.conn.clone(), cluster_tx).await?,
                 );
                 (broker.clone(), broker)
             }
             None => (Arc::new(LocalBroker::default()), Arc::new(SoloBus)),
         };
+        let link = broker.link();
         let users = Arc::new(UserSessions::new(bus));
+        let (ledger, reconciler) = claim_ledger(&db, redis.as_ref()).await?;
         let claims = Claims::new(
-            claim_ledger(
-                &db,
-                redis.as_ref(),
-                Duration::from_millis(settings.redis.claims_reconcile_ms),
-            )
-            .await?,
+            ledger,
             Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
             users.clone(),
             Arc::new(db.clone()),
+            settings.promotions.claim_timeout(),
         );
+        if let Some(mut link) = link {
+            // Stock moves of other nodes published while the link was down never arrive.
+            let desk = claims.clone();
+            tokio::spawn(async move {
+                while link.changed().await.is_ok() {
+                    if *link.borrow_and_update() {
+                        desk.refresh();
+                    }
+                }
+            });
+        }
+        let reconcile_every = Duration::from_millis(settings.redis.claims_reconcile_ms);
+        if let Some(reconciler) = reconciler
+            && !reconcile_every.is_zero()
+        {
+            // Slots it gives back reach every node's watchers.
+            let desk = claims.clone();
+            reconciler.spawn(reconcile_every, move |activity| desk.returned(activity));
+        }
         let ws = &settings.ws;
         let arbiters = Arbiters::start(workers);
         let activity_store = Arc::new(db.clone());

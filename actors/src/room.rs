@@ -26,7 +26,7 @@ use corral_protocol::ops::{
     RoomSendOk,
 };
 use corral_protocol::{ErrorCode, Push, UserId, reply};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::chat_reply::ChatReply;
 use crate::clock::now_ms;
@@ -54,6 +54,8 @@ pub struct Room {
     delivered: Option<u64>,
     /// When a session of this node last asked something of the room (join, send, history).
     last_request: Instant,
+    /// Whether the broker's link to the other nodes is up (`None`: it cannot lose frames).
+    link: Option<watch::Receiver<bool>>,
     state: State,
 }
 
@@ -88,6 +90,7 @@ struct Early {
 
 impl Room {
     pub(crate) fn new(id: RoomId, hub: Arc<Hub>) -> Room {
+        let link = hub.rooms.broker.link();
         Room {
             id,
             hub,
@@ -95,6 +98,7 @@ impl Room {
             joined: HashMap::new(),
             delivered: None,
             last_request: Instant::now(),
+            link,
             state: State::Loading,
         }
     }
@@ -139,6 +143,25 @@ impl Actor for Room {
                 act.retire(ctx);
             }
         });
+        if let Some(link) = self.link.clone() {
+            // Frames published while the link was down never arrive: once it is back, read
+            // them from the store; and check now and then, so that the last message of a
+            // quiet room is never stranded (nothing later would reveal its gap).
+            ctx.add_stream(futures_util::stream::unfold(link, |mut link| async move {
+                link.changed().await.ok()?;
+                let up = *link.borrow_and_update();
+                Some((LinkChanged(up), link))
+            }));
+            let every = self.hub.rooms.config.resync_every;
+            if !every.is_zero() {
+                ctx.run_interval(every, |act, ctx| {
+                    if !act.joined.is_empty() {
+                        let catch_up = act.catch_up();
+                        ctx.spawn(catch_up);
+                    }
+                });
+            }
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -393,6 +416,43 @@ impl Room {
         );
     }
 
+    /// Reads every message the store committed past what the room delivered and delivers
+    /// them in order: what the broker's link may have lost.
+    fn catch_up(&mut self) -> impl ActorFuture<Room, Output = ()> + 'static {
+        let store = self.hub.rooms.store.clone();
+        let (room, after) = (self.id, self.delivered.unwrap_or(0));
+        let loaded = self.ready().is_some();
+        async move {
+            if !loaded {
+                return Ok(Vec::new());
+            }
+            match store.room(room).await? {
+                Some(info) if info.last_seq > after => {
+                    store.range(room, after, info.last_seq).await
+                }
+                _ => Ok(Vec::new()),
+            }
+        }
+        .into_actor(self)
+        .map(move |result, act, ctx| match result {
+            Ok(messages) => {
+                if !messages.is_empty() {
+                    metrics::counter!("corral_room_catch_ups_total").increment(1);
+                }
+                for message in messages {
+                    let frame = encode(&message);
+                    act.offer(message, frame, None, ctx);
+                }
+            }
+            Err(err) => tracing::warn!(room, %err, "catching up from the store failed"),
+        })
+    }
+
+    /// Whether frames from other nodes may be missing right now (the broker's link is down).
+    fn link_down(&self) -> bool {
+        self.link.as_ref().is_some_and(|link| !*link.borrow())
+    }
+
     /// Tells the room's members (here and on other nodes) that `user` came or went, unless
     /// the room is too large for presence (see [`crate::ChatConfig::presence_max_online`]).
     fn presence(&self, user: UserId, state: PresenceState) {
@@ -540,6 +600,20 @@ impl Handler<Join> for Room {
     type Result = ();
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) {
+        // With the broker's link down, the window in memory may lack messages committed on
+        // other nodes: bring it up to date from the store before answering (other requests
+        // wait meanwhile, so nothing is delivered twice or out of order).
+        if self.link_down() {
+            let catch_up = self.catch_up();
+            ctx.wait(catch_up.map(move |(), act, ctx| act.join(msg, ctx)));
+            return;
+        }
+        self.join(msg, ctx);
+    }
+}
+
+impl Room {
+    fn join(&mut self, msg: Join, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, ctx| {
             let Some(msg) = act.admit(msg, ctx) else {
                 return;
@@ -755,6 +829,22 @@ impl StreamHandler<BrokerFrame> for Room {
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {
         // The subscription was replaced (a restart re-subscribes): nothing to do.
+    }
+}
+
+/// The broker's link went down (`false`) or came back (`true`).
+struct LinkChanged(bool);
+
+impl StreamHandler<LinkChanged> for Room {
+    fn handle(&mut self, LinkChanged(up): LinkChanged, ctx: &mut Context<Self>) {
+        if up {
+            let catch_up = self.catch_up();
+            ctx.spawn(catch_up);
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The broker is gone (shutdown): nothing more to follow.
     }
 }
 

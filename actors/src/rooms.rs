@@ -38,6 +38,9 @@ pub struct ChatConfig {
     /// A room actor with no joined session and no request for this long stops (a later use
     /// starts it again from the store), so rooms and DMs used once do not pile up.
     pub idle_after: Duration,
+    /// With a broker that can lose frames, how often a room with members checks the store
+    /// for messages it missed (zero: only when the broker's link comes back).
+    pub resync_every: Duration,
 }
 
 /// The node's rooms.

@@ -1,6 +1,8 @@
 //! `/healthz` (the process answers), `/readyz` (its dependencies answer and it is not
 //! draining) and `/metrics` (Prometheus text).
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -11,13 +13,34 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Readiness: SQL (and Redis when configured) reachable, and not draining.
+/// How long `/readyz` waits for each dependency: one that has not answered by then is
+/// reported down (a hung dependency must not hang the load balancer's probe).
+const READY_DEADLINE: Duration = Duration::from_secs(1);
+
+/// A dependency's round trip within [`READY_DEADLINE`].
+async fn probe<E: std::fmt::Display>(
+    ping: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(READY_DEADLINE, ping).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {} ms",
+            READY_DEADLINE.as_millis()
+        )),
+    }
+}
+
+/// Readiness: SQL (and Redis when configured) answering within their deadline, and not
+/// draining. The body names each dependency's state, so an operator sees which one is down.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let sql = state.db.ping().await.map_err(|e| e.to_string());
-    let redis = match &state.redis {
-        Some(redis) => Some(redis.ping().await.map_err(|e| e.to_string())),
-        None => None,
+    let redis = async {
+        match &state.redis {
+            Some(redis) => Some(probe(redis.ping()).await),
+            None => None,
+        }
     };
+    let (sql, redis) = futures_util::join!(probe(state.db.ping()), redis);
     let draining = state.is_draining();
     let ready = sql.is_ok() && redis.as_ref().is_none_or(|r| r.is_ok()) && !draining;
     let check = |r: &Result<(), String>| match r {

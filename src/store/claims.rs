@@ -72,6 +72,9 @@ pub struct NewHold {
     pub expires_at: EpochMs,
     /// Now.
     pub now: EpochMs,
+    /// The epoch of the counters that granted it: the row commits only while the activity's
+    /// epoch in SQL is still this one (`None`: no fence).
+    pub epoch: Option<i64>,
 }
 
 type Job = (NewHold, oneshot::Sender<Result<ClaimRecord, String>>);
@@ -138,19 +141,43 @@ impl ClaimRows {
         row.as_ref().map(record).transpose()
     }
 
-    /// Every claim of an activity, oldest first.
-    pub async fn of_activity(&self, activity: ActivityId) -> Result<Vec<ClaimRecord>, StoreError> {
-        self.db.claims_of_activity(activity).await
-    }
-
     /// Every claim of an activity, as recovery needs them.
     pub async fn restorable(&self, activity: ActivityId) -> Result<Vec<RestoredClaim>, StoreError> {
         Ok(self
-            .of_activity(activity)
+            .db
+            .claims_of_activity(activity)
             .await?
             .iter()
             .filter_map(restored)
             .collect())
+    }
+
+    /// When the activity's outstanding holds lapse.
+    pub async fn held_expiries(&self, activity: ActivityId) -> Result<Vec<EpochMs>, StoreError> {
+        let rows =
+            sqlx::query("SELECT expires_at FROM claims WHERE activity_id = $1 AND status = 'held'")
+                .bind(activity)
+                .fetch_all(&self.db.pool)
+                .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Raises the activity's claim epoch and returns the new one. It waits for every hold
+    /// row committing under the old epoch (they lock the epoch row to share), and a hold
+    /// still to commit under the old epoch no longer can; so the rows read after this call
+    /// are every hold the old counters granted that will ever exist.
+    pub async fn raise_epoch(&self, activity: ActivityId) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO claim_epochs (activity_id, epoch) VALUES ($1, 1) \
+             ON CONFLICT (activity_id) DO UPDATE SET epoch = claim_epochs.epoch + 1 \
+             RETURNING epoch",
+        )
+        .bind(activity)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(row.try_get(0)?)
     }
 
     /// Moves claim `id` from one of `from` to `to`, once: `None` when it was not in `from`
@@ -289,20 +316,29 @@ pub enum Deadline {
 /// one transaction): the holds come as one JSON array bound to `$1`, which keeps the SQL text
 /// fixed (prepared once per connection) whatever the batch size. A repeated key returns the
 /// existing row unchanged. Keys must be unique within the array (PostgreSQL refuses to upsert
-/// one row twice in a statement).
+/// one row twice in a statement). A fenced hold (`f`, its epoch) is written only while its
+/// activity's epoch is still `f`, locking that row to share until the statement commits, so
+/// a raise of the epoch waits for it (see [`ClaimRows::raise_epoch`]); a hold left out
+/// returns no row.
 const INSERT_HOLDS_POSTGRES: &str = "INSERT INTO claims \
      (activity_id, item_id, user_id, claim_key, status, expires_at, created_at, updated_at) \
      SELECT h.a, h.i, h.u, h.k, 'held', h.e, h.n, h.n \
-     FROM json_to_recordset($1::json) AS h(a BIGINT, i BIGINT, u BIGINT, k TEXT, e BIGINT, n BIGINT) \
+     FROM json_to_recordset($1::json) \
+     AS h(a BIGINT, i BIGINT, u BIGINT, k TEXT, e BIGINT, n BIGINT, f BIGINT) \
+     WHERE h.f IS NULL OR EXISTS (SELECT 1 FROM claim_epochs c \
+     WHERE c.activity_id = h.a AND c.epoch = h.f FOR SHARE) \
      ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
      RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
 
-/// [`INSERT_HOLDS_POSTGRES`] for SQLite (`WHERE true` resolves the parse ambiguity of
-/// `INSERT ... SELECT ... ON CONFLICT`).
+/// [`INSERT_HOLDS_POSTGRES`] for SQLite, which writes one transaction at a time (so the epoch
+/// it reads cannot change before the insert commits). The `WHERE` clause also resolves the
+/// parse ambiguity of `INSERT ... SELECT ... ON CONFLICT`.
 const INSERT_HOLDS_SQLITE: &str = "INSERT INTO claims \
      (activity_id, item_id, user_id, claim_key, status, expires_at, created_at, updated_at) \
      SELECT h.value ->> 'a', h.value ->> 'i', h.value ->> 'u', h.value ->> 'k', 'held', \
-     h.value ->> 'e', h.value ->> 'n', h.value ->> 'n' FROM jsonb_each($1) AS h WHERE true \
+     h.value ->> 'e', h.value ->> 'n', h.value ->> 'n' FROM jsonb_each($1) AS h \
+     WHERE h.value ->> 'f' IS NULL OR EXISTS (SELECT 1 FROM claim_epochs c \
+     WHERE c.activity_id = h.value ->> 'a' AND c.epoch = h.value ->> 'f') \
      ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
      RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
 
@@ -357,7 +393,7 @@ async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, Stor
         .map(|h| {
             serde_json::json!({
                 "a": h.activity, "i": h.item, "u": h.user, "k": h.key,
-                "e": h.expires_at, "n": h.now,
+                "e": h.expires_at, "n": h.now, "f": h.epoch,
             })
         })
         .collect();

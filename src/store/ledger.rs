@@ -15,22 +15,44 @@ use corral_protocol::{EpochMs, UserId};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::claims::{ClaimRows, Deadline, NewHold, restored};
+use super::claims::{ClaimRows, Deadline, NewHold};
+
+/// A decision and the epoch of the counters that took it (see [`SlotArbiter::fenced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruled {
+    /// What the arbiter decided.
+    pub decision: Decision,
+    /// The counters' epoch (`None` for an arbiter that cannot lose its state while the node
+    /// lives).
+    pub epoch: Option<i64>,
+}
 
 /// Atomic slot decisions for one activity at a time (the rules of [`StockBook`]).
 #[async_trait]
 pub trait SlotArbiter: Send + Sync + 'static {
-    /// Decides a claim; `None` when the arbiter has no state for the activity yet (the
-    /// caller restores it and asks again).
+    /// Whether the arbiter's state can be lost while this node runs (Redis restarted empty):
+    /// then its counters are built under an epoch raised in SQL before each rebuild, and a
+    /// hold row commits only under the epoch SQL still holds, so a slot granted by counters
+    /// that were lost cannot be granted twice.
+    fn fenced(&self) -> bool;
+    /// Decides a claim; `None` when the arbiter has no state for the activity (never built,
+    /// or lost): the caller rebuilds it and asks again.
     async fn decide(
         &self,
         spec: &ActivitySpec,
         user: UserId,
         key: &str,
         item: Option<ItemId>,
-    ) -> Result<Option<Decision>, LedgerError>;
-    /// Reverses a `Take` whose row could not be written.
-    async fn undo(&self, spec: &ActivitySpec, user: UserId, key: &str) -> Result<(), LedgerError>;
+    ) -> Result<Option<Ruled>, LedgerError>;
+    /// Reverses a `Take` of `epoch` whose row could not be written (a no-op under another
+    /// epoch: the key was decided again since).
+    async fn undo(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+        epoch: Option<i64>,
+    ) -> Result<(), LedgerError>;
     /// A hold lapsed or was cancelled (its row changed): the slot returns.
     async fn release(
         &self,
@@ -53,13 +75,20 @@ pub trait SlotArbiter: Send + Sync + 'static {
         key: &str,
         item: ItemId,
     ) -> Result<bool, LedgerError>;
-    /// Loads the activity's state from durable rows, unless the arbiter already has state
-    /// for it (in Redis, kept current by every node: it may be ahead of the rows by holds
-    /// being committed right now, so it wins).
-    async fn restore(&self, spec: &ActivitySpec, rows: &[RestoredClaim])
-    -> Result<(), LedgerError>;
-    /// Current stock.
-    async fn stock(&self, spec: &ActivitySpec) -> Result<StockView, LedgerError>;
+    /// Whether the arbiter holds counters for the activity under its current rules.
+    async fn ready(&self, spec: &ActivitySpec) -> Result<bool, LedgerError>;
+    /// Builds the activity's counters from durable rows under `epoch`, unless counters under
+    /// the same rules and an epoch at least as new are already there (in Redis, kept current
+    /// by every node: they may be ahead of the rows by holds being committed right now, so
+    /// they win).
+    async fn restore(
+        &self,
+        spec: &ActivitySpec,
+        rows: &[RestoredClaim],
+        epoch: Option<i64>,
+    ) -> Result<(), LedgerError>;
+    /// Current stock; `None` when the arbiter has no counters for the activity.
+    async fn stock(&self, spec: &ActivitySpec) -> Result<Option<StockView>, LedgerError>;
 }
 
 /// The embedded arbiter: one [`StockBook`] per activity, in process memory.
@@ -78,17 +107,31 @@ impl BookArbiter {
 
 #[async_trait]
 impl SlotArbiter for BookArbiter {
+    fn fenced(&self) -> bool {
+        // The books live and die with the process, and so do the holds being written.
+        false
+    }
+
     async fn decide(
         &self,
         spec: &ActivitySpec,
         user: UserId,
         key: &str,
         item: Option<ItemId>,
-    ) -> Result<Option<Decision>, LedgerError> {
-        Ok(self.with(spec.id, |b| b.decide(user, key, item)))
+    ) -> Result<Option<Ruled>, LedgerError> {
+        Ok(self.with(spec.id, |b| Ruled {
+            decision: b.decide(user, key, item),
+            epoch: None,
+        }))
     }
 
-    async fn undo(&self, spec: &ActivitySpec, user: UserId, key: &str) -> Result<(), LedgerError> {
+    async fn undo(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+        _epoch: Option<i64>,
+    ) -> Result<(), LedgerError> {
         self.with(spec.id, |b| b.undo(user, key));
         Ok(())
     }
@@ -125,10 +168,15 @@ impl SlotArbiter for BookArbiter {
             .unwrap_or(false))
     }
 
+    async fn ready(&self, spec: &ActivitySpec) -> Result<bool, LedgerError> {
+        Ok(self.with(spec.id, |b| b.follows(spec)).unwrap_or(false))
+    }
+
     async fn restore(
         &self,
         spec: &ActivitySpec,
         rows: &[RestoredClaim],
+        _epoch: Option<i64>,
     ) -> Result<(), LedgerError> {
         // A book already kept is the live truth (it may be ahead of the rows by in-flight
         // holds); it is rebuilt only when the rules changed, which edits allow before the
@@ -152,9 +200,8 @@ impl SlotArbiter for BookArbiter {
         Ok(())
     }
 
-    async fn stock(&self, spec: &ActivitySpec) -> Result<StockView, LedgerError> {
-        self.with(spec.id, |b| b.stock())
-            .ok_or_else(|| LedgerError::Unavailable("activity not loaded".into()))
+    async fn stock(&self, spec: &ActivitySpec) -> Result<Option<StockView>, LedgerError> {
+        Ok(self.with(spec.id, |b| b.stock()))
     }
 }
 
@@ -170,32 +217,42 @@ impl<A: SlotArbiter> DurableLedger<A> {
         DurableLedger { arbiter, rows }
     }
 
-    /// Decides, restoring the arbiter's state first if it has none.
+    /// Decides, rebuilding the arbiter's state first if it has none.
     async fn decide(
         &self,
         spec: &ActivitySpec,
         user: UserId,
         key: &str,
         item: Option<ItemId>,
-    ) -> Result<Decision, LedgerError> {
-        match self.arbiter.decide(spec, user, key, item).await {
-            Ok(Some(decision)) => return Ok(decision),
-            Ok(None) => {}
-            Err(err) => {
-                // The decision may have happened (e.g. a timeout after Redis ran the
-                // script): unless a row stands for the key, give back what it may have taken.
-                if matches!(self.rows.by_key(spec.id, user, key).await, Ok(None)) {
-                    let _ = self.arbiter.undo(spec, user, key).await;
-                }
-                return Err(err);
-            }
+    ) -> Result<Ruled, LedgerError> {
+        // A failed call may still have taken a slot (e.g. a timeout after Redis ran the
+        // script): it stays held without a row until reconciliation voids the key and gives
+        // the slot back. Undoing here could instead free the slot of a retry of the same key
+        // whose row is being committed right now.
+        if let Some(ruled) = self.arbiter.decide(spec, user, key, item).await? {
+            return Ok(ruled);
         }
-        let rows = self.rows.restorable(spec.id).await?;
-        self.arbiter.restore(spec, &rows).await?;
+        self.rebuild(spec).await?;
         self.arbiter
             .decide(spec, user, key, item)
             .await?
             .ok_or_else(|| LedgerError::Unavailable("claim arbiter lost its state".into()))
+    }
+
+    /// Builds the arbiter's counters from the committed rows unless they stand. A fenced
+    /// arbiter first raises the activity's epoch in SQL: a hold decided by counters that were
+    /// lost either committed before the raise (and is in the rows read after it) or can no
+    /// longer commit, so no slot is handed out twice.
+    async fn rebuild(&self, spec: &ActivitySpec) -> Result<(), LedgerError> {
+        if self.arbiter.ready(spec).await? {
+            return Ok(());
+        }
+        let epoch = match self.arbiter.fenced() {
+            true => Some(self.rows.raise_epoch(spec.id).await?),
+            false => None,
+        };
+        let rows = self.rows.restorable(spec.id).await?;
+        self.arbiter.restore(spec, &rows, epoch).await
     }
 
     /// A lapsed hold was paid: re-take its slot, or record that a refund is due.
@@ -267,7 +324,8 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
         key: &str,
         now: EpochMs,
     ) -> Result<HoldOutcome, LedgerError> {
-        let (item, fresh) = match self.decide(spec, user, key, item).await? {
+        let ruled = self.decide(spec, user, key, item).await?;
+        let (item, fresh) = match ruled.decision {
             Decision::Refused(refusal) => return Ok(HoldOutcome::Refused(refusal)),
             Decision::Take(item) => (item, true),
             Decision::Seen(item) => (item, false),
@@ -279,6 +337,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
             key: key.to_string(),
             expires_at: now.saturating_add(spec.hold_ms),
             now,
+            epoch: ruled.epoch,
         };
         match self.rows.insert(hold).await {
             // A row that is not held was there first (the reconciler voided a key whose
@@ -294,7 +353,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                     return Ok(HoldOutcome::Held { claim, fresh });
                 }
                 if fresh {
-                    self.arbiter.undo(spec, user, key).await?;
+                    self.arbiter.undo(spec, user, key, ruled.epoch).await?;
                 }
                 Err(err.into())
             }
@@ -395,18 +454,20 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
     }
 
     async fn recover(&self, spec: &ActivitySpec) -> Result<Vec<EpochMs>, LedgerError> {
-        let claims = self.rows.of_activity(spec.id).await?;
-        let restorable: Vec<RestoredClaim> = claims.iter().filter_map(restored).collect();
-        self.arbiter.restore(spec, &restorable).await?;
-        Ok(claims
-            .iter()
-            .filter(|c| c.status == ClaimStatus::Held)
-            .map(|c| c.expires_at)
-            .collect())
+        self.rebuild(spec).await?;
+        Ok(self.rows.held_expiries(spec.id).await?)
     }
 
     async fn stock(&self, spec: &ActivitySpec) -> Result<StockView, LedgerError> {
-        self.arbiter.stock(spec).await
+        if let Some(stock) = self.arbiter.stock(spec).await? {
+            return Ok(stock);
+        }
+        // No counters (Redis lost them): an empty store must not read as sold out.
+        self.rebuild(spec).await?;
+        self.arbiter
+            .stock(spec)
+            .await?
+            .ok_or_else(|| LedgerError::Unavailable("claim arbiter lost its state".into()))
     }
 
     async fn claim(&self, claim_id: i64) -> Result<Option<ClaimRecord>, LedgerError> {

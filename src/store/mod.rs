@@ -110,14 +110,27 @@ impl Db {
             "normal" => concat!(sqlite_pragmas!(), "PRAGMA synchronous=NORMAL;"),
             _ => concat!(sqlite_pragmas!(), "PRAGMA synchronous=FULL;"),
         };
+        // PostgreSQL gives up on a statement that runs (or waits for a lock) past the
+        // deadline, so a stalled database fails requests instead of holding them; SQLite's
+        // lock waits end at its busy timeout.
+        let statement_timeout = format!(
+            "SET statement_timeout = {}",
+            settings.statement_timeout_ms.max(1)
+        );
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
+                let statement_timeout = statement_timeout.clone();
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(pragmas).await?;
-                    }
+                    match backend {
+                        Backend::Sqlite => conn.execute(pragmas).await?,
+                        Backend::Postgres => {
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(statement_timeout))
+                                .execute(&mut *conn)
+                                .await?
+                        }
+                    };
                     Ok(())
                 })
             })

@@ -25,7 +25,7 @@ use super::ledger::SlotArbiter;
 use super::redis_ledger::RedisArbiter;
 
 /// What one pass changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconciled {
     /// Orphan slots (held in Redis, never committed) given back.
     pub orphans: usize,
@@ -33,6 +33,8 @@ pub struct Reconciled {
     pub repaired: usize,
     /// Held slots without a row seen for the first time (checked again next pass).
     pub suspects: usize,
+    /// Activities whose stock this pass changed.
+    pub returned: Vec<ActivityId>,
 }
 
 /// Compares Redis's held slots with the claim rows, pass by pass.
@@ -59,8 +61,9 @@ impl Reconciler {
         }
     }
 
-    /// Runs a pass now (start-up) and then every `every`, on the current runtime.
-    pub fn spawn(self, every: Duration) {
+    /// Runs a pass now (start-up) and then every `every`, on the current runtime; each
+    /// activity whose slots a pass gave back goes to `returned` (its watchers must hear).
+    pub fn spawn(self, every: Duration, returned: impl Fn(ActivityId) + Send + 'static) {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -68,7 +71,8 @@ impl Reconciler {
                 tick.tick().await;
                 match self.pass().await {
                     Ok(done) if done.orphans + done.repaired > 0 => {
-                        tracing::info!(?done, "reconciled the claim counters in Redis")
+                        tracing::info!(?done, "reconciled the claim counters in Redis");
+                        done.returned.iter().copied().for_each(&returned);
                     }
                     Ok(_) => {}
                     Err(err) => tracing::warn!(%err, "claim reconciliation failed"),
@@ -90,7 +94,11 @@ impl Reconciler {
                 continue;
             }
             let before = self.suspects_of(id);
+            let fixed = done.orphans + done.repaired;
             let still = self.activity(&spec, &before, &mut done).await?;
+            if done.orphans + done.repaired > fixed {
+                done.returned.push(id);
+            }
             if !still.is_empty() {
                 suspects.insert(id, still);
             }

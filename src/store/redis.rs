@@ -1,9 +1,28 @@
 //! The Redis connection (cluster mode): a multiplexed, auto-reconnecting connection manager
 //! and the node's key prefix.
 
-use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::RedisSettings;
+
+/// The longest pause between two attempts to reconnect: a Redis that is back is in use again
+/// within about this long.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(250);
+
+/// How every Redis connection of the node behaves: each command and each connection attempt
+/// fails after `redis.timeout_ms` (what depends on Redis then answers `unavailable` instead of
+/// waiting), and reconnection retries quickly. A flash crowd's claims share one script call
+/// per batch, so the deadline is not spent queueing on the multiplexed connection.
+pub fn connection_config(settings: &RedisSettings) -> ConnectionManagerConfig {
+    let timeout = Duration::from_millis(settings.timeout_ms.max(1));
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(timeout))
+        .set_min_delay(Duration::from_millis(25))
+        .set_max_delay(RECONNECT_MAX_DELAY)
+}
 
 /// A Redis failure.
 #[derive(Debug, thiserror::Error)]
@@ -23,11 +42,9 @@ impl RedisStore {
     /// Connects to `settings.url`.
     pub async fn connect(settings: &RedisSettings) -> Result<RedisStore, RedisError> {
         let client = redis::Client::open(settings.url.expose())?;
-        // A flash crowd queues thousands of calls on the multiplexed connection at once;
-        // the client's default 500 ms response timeout would turn queueing into errors.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(std::time::Duration::from_secs(10)));
-        let conn = client.get_connection_manager_with_config(config).await?;
+        let conn = client
+            .get_connection_manager_with_config(connection_config(settings))
+            .await?;
         Ok(RedisStore {
             conn,
             prefix: settings.key_prefix.clone(),

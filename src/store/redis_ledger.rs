@@ -18,7 +18,7 @@ use corral_protocol::{EpochMs, UserId};
 use redis::{AsyncCommands, Script};
 use tokio::sync::{mpsc, oneshot};
 
-use super::ledger::SlotArbiter;
+use super::ledger::{Ruled, SlotArbiter};
 use super::redis::{RedisError, RedisStore};
 
 /// The script's source (also what `redis-benchmark` runs in BENCHMARKS.md).
@@ -38,7 +38,7 @@ struct Ask {
     user: UserId,
     key: String,
     item: Option<ItemId>,
-    reply: oneshot::Sender<Result<Option<Decision>, LedgerError>>,
+    reply: oneshot::Sender<Result<Option<Ruled>, LedgerError>>,
 }
 
 /// A slot the script records as held (`h`), as [`RedisArbiter::held`] lists them.
@@ -224,10 +224,21 @@ async fn decide_group(redis: &RedisStore, script: &Script, asks: Vec<Ask>) {
     let reply: Result<Vec<String>, _> = invocation.invoke_async(&mut conn).await;
     match reply {
         Ok(reply) => {
-            let mut answers = reply.chunks(2);
+            // The counters' epoch first ("" when there are none), then two entries a claim.
+            let epoch = match reply.first().map(String::as_str) {
+                None | Some("") => None,
+                Some(epoch) => Some(epoch.parse::<i64>().ok()),
+            };
+            let mut answers = reply.get(1..).unwrap_or_default().chunks(2);
             for ask in asks {
-                let answer = match answers.next() {
-                    Some([kind, value]) => decision(kind, Some(value)),
+                let answer = match (epoch, answers.next()) {
+                    (None, _) => Ok(None),
+                    (Some(Some(epoch)), Some([kind, value])) => decision(kind, value).map(|d| {
+                        Some(Ruled {
+                            decision: d,
+                            epoch: Some(epoch),
+                        })
+                    }),
                     _ => Err(LedgerError::Unavailable(
                         "claim script answered too few claims".into(),
                     )),
@@ -244,39 +255,39 @@ async fn decide_group(redis: &RedisStore, script: &Script, asks: Vec<Ask>) {
     }
 }
 
-/// One claim's answer from the script (`None`: the activity has no counters yet).
-fn decision(kind: &str, value: Option<&String>) -> Result<Option<Decision>, LedgerError> {
-    Ok(Some(match kind {
-        "uninit" => return Ok(None),
+/// One claim's answer from the script.
+fn decision(kind: &str, value: &str) -> Result<Decision, LedgerError> {
+    Ok(match kind {
         "take" => Decision::Take(parse_item(value)?),
         "seen" => Decision::Seen(parse_item(value)?),
-        "refused" => Decision::Refused(
-            value
-                .and_then(|r| Refusal::parse(r))
-                .unwrap_or(Refusal::SoldOut),
-        ),
+        "refused" => Decision::Refused(Refusal::parse(value).unwrap_or(Refusal::SoldOut)),
         other => {
             return Err(LedgerError::Unavailable(format!(
                 "claim script answered {other:?}"
             )));
         }
-    }))
+    })
 }
 
-fn parse_item(s: Option<&String>) -> Result<ItemId, LedgerError> {
-    s.and_then(|s| s.parse().ok())
-        .ok_or_else(|| LedgerError::Unavailable("claim script returned no item".into()))
+fn parse_item(s: &str) -> Result<ItemId, LedgerError> {
+    s.parse()
+        .map_err(|_| LedgerError::Unavailable("claim script returned no item".into()))
 }
 
 #[async_trait]
 impl SlotArbiter for RedisArbiter {
+    fn fenced(&self) -> bool {
+        // Redis may restart empty (or fail over to a replica that missed writes).
+        true
+    }
+
     async fn decide(
         &self,
         spec: &ActivitySpec,
         user: UserId,
         key: &str,
         item: Option<ItemId>,
-    ) -> Result<Option<Decision>, LedgerError> {
+    ) -> Result<Option<Ruled>, LedgerError> {
         let (reply, decided) = oneshot::channel();
         let ask = Ask {
             group: (spec.id, expiry(spec), spec.per_user_limit),
@@ -290,8 +301,15 @@ impl SlotArbiter for RedisArbiter {
         decided.await.map_err(|_| stopped())?
     }
 
-    async fn undo(&self, spec: &ActivitySpec, user: UserId, key: &str) -> Result<(), LedgerError> {
-        self.flag(spec, "undo", &[user.to_string(), key.to_string()])
+    async fn undo(
+        &self,
+        spec: &ActivitySpec,
+        user: UserId,
+        key: &str,
+        epoch: Option<i64>,
+    ) -> Result<(), LedgerError> {
+        let epoch = epoch.map(|e| e.to_string()).unwrap_or_default();
+        self.flag(spec, "undo", &[user.to_string(), key.to_string(), epoch])
             .await?;
         Ok(())
     }
@@ -333,12 +351,20 @@ impl SlotArbiter for RedisArbiter {
         .await
     }
 
+    async fn ready(&self, spec: &ActivitySpec) -> Result<bool, LedgerError> {
+        let reply = self.call(spec, "ready", &[rules(spec)]).await?;
+        Ok(reply.first().is_some_and(|epoch| !epoch.is_empty()))
+    }
+
     async fn restore(
         &self,
         spec: &ActivitySpec,
         rows: &[RestoredClaim],
+        epoch: Option<i64>,
     ) -> Result<(), LedgerError> {
-        let mut args = vec![rules(spec), spec.items.len().to_string()];
+        let epoch = epoch
+            .ok_or_else(|| LedgerError::Unavailable("Redis claim counters need an epoch".into()))?;
+        let mut args = vec![rules(spec), epoch.to_string(), spec.items.len().to_string()];
         for item in &spec.items {
             args.push(item.item_id.to_string());
             args.push(item.slots.to_string());
@@ -360,18 +386,22 @@ impl SlotArbiter for RedisArbiter {
             tracing::info!(
                 activity = spec.id,
                 claims = rows.len(),
+                epoch,
                 "rebuilt the claim counters in Redis from SQL"
             );
         }
         Ok(())
     }
 
-    async fn stock(&self, spec: &ActivitySpec) -> Result<StockView, LedgerError> {
+    async fn stock(&self, spec: &ActivitySpec) -> Result<Option<StockView>, LedgerError> {
         let reply = self.call(spec, "stock", &[]).await?;
+        if reply.first().map(String::as_str) == Some("uninit") {
+            return Ok(None);
+        }
         let num = |i: usize| reply.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Ok(StockView {
+        Ok(Some(StockView {
             left: num(0),
             held: num(1),
-        })
+        }))
     }
 }

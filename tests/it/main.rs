@@ -14,5 +14,6 @@ mod http_auth;
 mod loadtest;
 mod process;
 mod promotions;
+mod redis_faults;
 mod store;
 mod ws_protocol;

@@ -156,6 +156,8 @@ pub struct Claims {
     me: Weak<Claims>,
     /// The node's activities, told about stock changes (set once at start).
     activities: OnceLock<Activities>,
+    /// A claim or cancel not settled by then answers `unavailable`.
+    timeout: Duration,
 }
 
 impl Claims {
@@ -166,12 +168,14 @@ impl Claims {
     }
 
     /// A desk over `ledger` and `catalog`, pushing to `users`; confirmed claimants follow
-    /// their animal through `social`.
+    /// their animal through `social`. A claim or cancel unsettled after `timeout` answers
+    /// `unavailable`.
     pub fn new(
         ledger: Arc<dyn ClaimLedger>,
         catalog: Arc<dyn ActivityCatalog>,
         users: Arc<UserSessions>,
         social: Arc<dyn SocialStore>,
+        timeout: Duration,
     ) -> Arc<Claims> {
         Arc::new_cyclic(|me| Claims {
             me: me.clone(),
@@ -181,7 +185,49 @@ impl Claims {
             social,
             desks: DashMap::new(),
             activities: OnceLock::new(),
+            timeout,
         })
+    }
+
+    /// Runs `work` within the desk's deadline: past it, the client is told `unavailable` and
+    /// retries with its key (what the work did meanwhile, it finds then).
+    async fn within<T>(
+        &self,
+        work: impl Future<Output = Result<T, ClaimError>>,
+    ) -> Result<T, ClaimError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                metrics::counter!("corral_claim_timeouts_total").increment(1);
+                Err(ClaimError::new(
+                    ErrorCode::Unavailable,
+                    "claims did not answer in time; retry with the same key",
+                ))
+            }
+        }
+    }
+
+    /// Every desk re-reads its stock and tells its watchers if it moved: the node's link to
+    /// the other nodes was down, and their stock changes may not have reached it.
+    pub fn refresh(&self) {
+        for cell in self.desks.iter() {
+            if let Some(desk) = cell.get() {
+                desk.mark_dirty();
+            }
+        }
+    }
+
+    /// Slots of `activity` came back outside this node's claims (reconciliation returned
+    /// them): its watchers here and on every other node are told the new stock.
+    pub fn returned(self: &Arc<Self>, activity: ActivityId) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.desk(activity).await {
+                Ok(Some(desk)) => desk.touched(),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(%err, activity, "announcing returned slots failed"),
+            }
+        });
     }
 
     /// The desk of `activity`, loading it (spec, ledger recovery, expiry sweeper) on first
@@ -273,6 +319,14 @@ impl Claims {
                 "key must be 1 to 128 bytes",
             ));
         }
+        self.within(self.clone().decide(user, params)).await
+    }
+
+    async fn decide(
+        self: Arc<Self>,
+        user: UserId,
+        params: ClaimParams,
+    ) -> Result<ClaimOk, ClaimError> {
         let desk = self
             .desk(params.activity)
             .await?
@@ -319,6 +373,14 @@ impl Claims {
 
     /// `claim.cancel {claim_id}` by `user`.
     pub async fn cancel(
+        self: Arc<Self>,
+        user: UserId,
+        claim_id: i64,
+    ) -> Result<ClaimCancelOk, ClaimError> {
+        self.within(self.clone().give_back(user, claim_id)).await
+    }
+
+    async fn give_back(
         self: Arc<Self>,
         user: UserId,
         claim_id: i64,

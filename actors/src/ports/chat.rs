@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 use corral_protocol::ops::{ChatMessage, RoomId};
 use corral_protocol::{EpochMs, UserId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,4 +122,12 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Stops handing `room`'s frames to `origin`.
     fn unsubscribe(&self, room: RoomId, origin: u64);
+
+    /// For a broker that can lose frames while its link is down (pub/sub between nodes):
+    /// whether the link is up. It turns false when the link is lost and true once frames flow
+    /// again; what was published in between never arrives, so rooms read it from the store.
+    /// `None` for a broker that cannot lose a frame this way.
+    fn link(&self) -> Option<watch::Receiver<bool>> {
+        None
+    }
 }

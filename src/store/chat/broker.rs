@@ -12,11 +12,12 @@ use corral_actors::ports::chat::{Broker, BrokerFrame};
 use corral_actors::ports::cluster::{ClusterBus, ClusterEvent};
 use corral_protocol::ops::RoomId;
 use dashmap::DashMap;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::store::redis::RedisError;
+use crate::config::RedisSettings;
+use crate::store::redis::{RedisError, connection_config};
 
 /// Frames queued for Redis before publishes are dropped (receivers repair gaps from the store).
 const PUBLISH_QUEUE: usize = 65536;
@@ -25,10 +26,9 @@ const PUBLISH_PIPELINE: usize = 256;
 /// The subscriber connection's name in `CLIENT LIST` starts with this, followed by the key
 /// prefix, so operators can tell each cluster's subscribers apart.
 pub const SUBSCRIBER_NAME: &str = "corral-pubsub:";
-/// The longest wait between two reconnection attempts of the subscriber connection.
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
-/// How often the subscriber connection is pinged (a dead socket is noticed by a command).
-const WATCHDOG_EVERY: Duration = Duration::from_secs(5);
+/// How often the subscriber connection is pinged (a dead socket is noticed by a command, and
+/// a lost link is seen back up by the first ping that succeeds).
+const WATCHDOG_EVERY: Duration = Duration::from_millis(500);
 
 /// The node's room subscribers.
 #[derive(Default)]
@@ -116,6 +116,8 @@ pub fn subscriber_name(prefix: &str) -> String {
 /// repair them from the store when they notice the seq gap.
 pub struct RedisBroker {
     subscribers: Arc<Subscribers>,
+    /// Whether the subscriber connection is up (see [`Broker::link`]).
+    link: Arc<watch::Sender<bool>>,
     publish: mpsc::Sender<(String, String)>,
     control: mpsc::UnboundedSender<Control>,
     prefix: String,
@@ -179,6 +181,7 @@ struct Router {
     node: u64,
     events: mpsc::Sender<ClusterEvent>,
     control: mpsc::UnboundedSender<Control>,
+    link: Arc<watch::Sender<bool>>,
 }
 
 impl Router {
@@ -220,6 +223,7 @@ impl Router {
             PushKind::Disconnection => {
                 metrics::counter!("corral_redis_errors_total").increment(1);
                 tracing::warn!("redis pub/sub connection lost; reconnecting and resubscribing");
+                self.link.send_replace(false);
                 // The next command reconnects; the name goes with the new connection.
                 let _ = self.control.send(Control::Name);
             }
@@ -229,31 +233,32 @@ impl Router {
 }
 
 impl RedisBroker {
-    /// Subscribes to `url` (with its own RESP3 connection) and starts the routing, control and
-    /// publisher tasks (publishing over `conn`); events of other nodes go to `events`.
+    /// Subscribes to `settings.url` (with its own RESP3 connection) and starts the routing,
+    /// control and publisher tasks (publishing over `conn`); events of other nodes go to
+    /// `events`.
     pub async fn start(
-        url: &str,
-        prefix: &str,
+        settings: &RedisSettings,
         conn: ConnectionManager,
         events: mpsc::Sender<ClusterEvent>,
     ) -> Result<RedisBroker, RedisError> {
+        let (url, prefix) = (settings.url.expose(), settings.key_prefix.as_str());
         let info = url.into_connection_info()?;
-        let settings = info
+        let resp3 = info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        let client = redis::Client::open(info.set_redis_settings(resp3))?;
         let (pushes, mut push_rx) = mpsc::unbounded_channel();
-        let config = ConnectionManagerConfig::new()
+        let config = connection_config(settings)
             .set_push_sender(pushes)
-            .set_automatic_resubscription()
-            .set_max_delay(RECONNECT_MAX_DELAY);
+            .set_automatic_resubscription();
         let mut sub = ConnectionManager::new_with_config(client, config).await?;
         let node = rand::random::<u64>();
         let cluster = format!("{prefix}cluster");
         sub.subscribe(&cluster).await?;
 
         let subscribers = Arc::new(Subscribers::default());
+        let link = Arc::new(watch::Sender::new(true));
         let (control, mut control_rx) = mpsc::unbounded_channel();
         let _ = control.send(Control::Name);
         let router = Router {
@@ -263,6 +268,7 @@ impl RedisBroker {
             node,
             events,
             control: control.clone(),
+            link: link.clone(),
         };
         tokio::spawn(async move {
             while let Some(push) = push_rx.recv().await {
@@ -295,14 +301,26 @@ impl RedisBroker {
                 }
             }
         });
-        // A silently dead socket is noticed by the next command: keep one going.
+        // A silently dead socket is noticed by the next command: keep one going. The first
+        // ping that succeeds after a loss went over the new connection, which subscribed to
+        // every channel again as it connected: frames flow again.
+        let watchdog = link.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(WATCHDOG_EVERY).await;
                 let pong: Result<String, _> = redis::cmd("PING").query_async(&mut watch).await;
-                if let Err(err) = pong {
-                    metrics::counter!("corral_redis_errors_total").increment(1);
-                    tracing::warn!(%err, "redis pub/sub ping failed");
+                match pong {
+                    Ok(_) => {
+                        if !*watchdog.borrow() {
+                            tracing::info!("redis pub/sub is back; rooms catch up from the store");
+                            watchdog.send_replace(true);
+                        }
+                    }
+                    Err(err) => {
+                        metrics::counter!("corral_redis_errors_total").increment(1);
+                        tracing::warn!(%err, "redis pub/sub ping failed");
+                        watchdog.send_replace(false);
+                    }
                 }
             }
         });
@@ -325,6 +343,7 @@ impl RedisBroker {
 
         Ok(RedisBroker {
             subscribers,
+            link,
             publish,
             control,
             prefix: prefix.to_string(),
@@ -361,6 +380,10 @@ impl Broker for RedisBroker {
                 .control
                 .send(Control::Unsubscribe(channel(&self.prefix, room)));
         }
+    }
+
+    fn link(&self) -> Option<watch::Receiver<bool>> {
+        Some(self.link.subscribe())
     }
 }
 

@@ -8,22 +8,29 @@
 --   3 users  hash  user -> active (held + confirmed) claims
 --   4 keys   hash  "user|key" -> "h|item" held, "c|item" confirmed, "r|item" released,
 --                  "x|refusal" refused
---   5 meta   hash  ready, rules, left, held
+--   5 meta   hash  ready, rules, epoch, left, held
+-- The counters are built under an epoch: a fencing number kept in SQL (`claim_epochs`) and
+-- raised before every rebuild. A hold row commits only if the epoch it was decided under is
+-- still SQL's, so a decision taken by counters that Redis has since lost can never become a
+-- hold next to the slots the rebuilt counters hand out again.
 -- ARGV[1] = op, ARGV[2] = expiry of every key (epoch ms: past the activity's end), then per op:
---   claim   user key item('' = any) per_user_limit -> {"take", item} | {"seen", item}
---                                                      | {"refused", why} | {"uninit"}
---   claims  per_user_limit (user key item)*  -> the claims decided in order, two entries each
---                                               as above ({"uninit", ""} when not ready)
---   undo    user key            -> {"1"} | {"0"}      forget a take whose row was not written
+--   claims  per_user_limit (user key item('' = any))*
+--                               -> {epoch, then two entries per claim in order:
+--                                   "take" item | "seen" item | "refused" why}
+--                                  | {""} when there are no counters (not built, or lost)
+--   ready   rules               -> {epoch} when counters stand under `rules`, else {""}
+--   undo    user key epoch      -> {"1"} | {"0"}      forget a take whose row was not written
+--                                                     (only under the epoch it was taken in)
 --   release user key            -> {"1"} | {"0"}      a hold expired or was cancelled
 --   confirm user key            -> {"1"} | {"0"}      a hold was paid
 --   retake  user key item       -> {"1"} | {"0"}      a lapsed hold was paid: take a slot again
---   init    rules n_items (item slots)* (user key item state)*
---                               -> {"1"} applied | {"0"} already there under the same rules
---                                  (`rules` names the items and their slots; counters kept
---                                  under other rules are rebuilt: edits change them before
---                                  the start alone, when nothing can be held)
---   stock                       -> {left, held}
+--   init    rules epoch n_items (item slots)* (user key item state)*
+--                               -> {"1"} applied | {"0"} kept: counters stand under the same
+--                                  rules and an epoch at least as new (`rules` names the items
+--                                  and their slots; counters kept under other rules are
+--                                  rebuilt: edits change them before the start alone, when
+--                                  nothing can be held)
+--   stock                       -> {left, held} | {"uninit"} when there are no counters
 local free, avail, users, keys, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, expire_at = ARGV[1], ARGV[2]
 
@@ -47,18 +54,25 @@ local function vacate(user, item)
 end
 
 if op == 'stock' then
-  local m = redis.call('HMGET', meta, 'left', 'held')
-  return {tostring(m[1] or 0), tostring(m[2] or 0)}
+  local m = redis.call('HMGET', meta, 'ready', 'left', 'held')
+  if not m[1] then return {'uninit'} end
+  return {tostring(m[2] or 0), tostring(m[3] or 0)}
+end
+
+if op == 'ready' then
+  local kept = redis.call('HMGET', meta, 'ready', 'rules', 'epoch')
+  if kept[1] and kept[2] == ARGV[3] then return {kept[3] or '0'} end
+  return {''}
 end
 
 if op == 'init' then
-  local rules = ARGV[3]
-  local kept = redis.call('HMGET', meta, 'ready', 'rules')
-  if kept[1] and kept[2] == rules then return {'0'} end
+  local rules, epoch = ARGV[3], tonumber(ARGV[4])
+  local kept = redis.call('HMGET', meta, 'ready', 'rules', 'epoch')
+  if kept[1] and kept[2] == rules and tonumber(kept[3] or '0') >= epoch then return {'0'} end
   redis.call('DEL', free, avail, users, keys, meta)
-  local n = tonumber(ARGV[4])
+  local n = tonumber(ARGV[5])
   local left, held = 0, 0
-  local i = 5
+  local i = 6
   for _ = 1, n do
     redis.call('HSET', free, ARGV[i], ARGV[i + 1])
     left = left + tonumber(ARGV[i + 1])
@@ -79,7 +93,7 @@ if op == 'init' then
   for j = 1, #all, 2 do
     if tonumber(all[j + 1]) > 0 then redis.call('SADD', avail, all[j]) end
   end
-  redis.call('HSET', meta, 'ready', '1', 'rules', rules, 'left', left, 'held', held)
+  redis.call('HSET', meta, 'ready', '1', 'rules', rules, 'epoch', epoch, 'left', left, 'held', held)
   touch()
   return {'1'}
 end
@@ -114,28 +128,17 @@ local function claim_one(user, key, want, limit)
   return 'take', want
 end
 
-if op == 'claim' then
-  if redis.call('HEXISTS', meta, 'ready') == 0 then return {'uninit'} end
-  local kind, value = claim_one(ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
-  if kind ~= 'seen' then touch() end
-  return {kind, value}
-end
-
 if op == 'claims' then
-  local out = {}
-  local ready = redis.call('HEXISTS', meta, 'ready') == 1
+  local kept = redis.call('HMGET', meta, 'ready', 'epoch')
+  if not kept[1] then return {''} end
+  local out = {kept[2] or '0'}
   local limit = tonumber(ARGV[3])
   local wrote = false
   for i = 4, #ARGV, 3 do
-    if ready then
-      local kind, value = claim_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], limit)
-      wrote = wrote or kind ~= 'seen'
-      out[#out + 1] = kind
-      out[#out + 1] = value
-    else
-      out[#out + 1] = 'uninit'
-      out[#out + 1] = ''
-    end
+    local kind, value = claim_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], limit)
+    wrote = wrote or kind ~= 'seen'
+    out[#out + 1] = kind
+    out[#out + 1] = value
   end
   if wrote then touch() end
   return out
@@ -148,7 +151,7 @@ local state, item = nil, nil
 if prev then state, item = string.match(prev, '^(%a)|(.*)$') end
 
 if op == 'undo' then
-  if state ~= 'h' then return {'0'} end
+  if state ~= 'h' or redis.call('HGET', meta, 'epoch') ~= ARGV[5] then return {'0'} end
   vacate(user, item)
   redis.call('HDEL', keys, k)
   return {'1'}

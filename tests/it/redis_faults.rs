@@ -1,0 +1,612 @@
+//! Claims and chat through a Redis loss: two real nodes sharing one PostgreSQL database and a
+//! private `redis-server` that each test starts, stops, restarts empty or pauses (the shared
+//! Redis of the other tests is never touched). Each test drives the fault that once broke a
+//! promise: an oversell after Redis came back empty, an acknowledged message stranded on one
+//! node, a false sold-out, claims hanging instead of failing closed, returned slots nobody
+//! announced. Each prints what a client saw (for RELIABILITY.md).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corral::config::{Secret, Settings};
+use corral_protocol::{ErrorCode, Role};
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::claims::{Promo, bulk_users, now_ms, seed};
+use crate::process::free_port;
+use crate::support::{TestApp, WsClient, unique};
+
+/// A `redis-server` of this test alone, on its own port, keeping nothing on disk: stopping
+/// it and starting it again is Redis restarting empty.
+struct PrivateRedis {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    async fn start() -> PrivateRedis {
+        let dir = std::env::temp_dir().join(unique("corral-redis"));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut redis = PrivateRedis {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        redis.run().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (CI installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.ping().await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn ping(&self) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Kills the server: everything it held is gone.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port.
+    async fn restart(&mut self) {
+        self.stop();
+        self.run().await;
+    }
+
+    /// `CLIENT PAUSE ms ALL`: Redis accepts commands and answers none for `ms`.
+    async fn pause(&self, ms: u64) {
+        let client = redis::Client::open(self.url()).expect("url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(ms)
+            .arg("ALL")
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("client pause");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Two cluster nodes on `redis`, claims failing closed after `claim_timeout_ms`.
+async fn two_nodes(redis: &PrivateRedis, tweak: impl Fn(&mut Settings)) -> Vec<TestApp> {
+    let url = redis.url();
+    TestApp::cluster(2, |s| {
+        s.redis.url = Secret::new(url.clone());
+        s.promotions.claim_timeout_ms = 500;
+        s.ws.max_per_ip = 100_000;
+        tweak(s);
+    })
+    .await
+}
+
+/// Waits until `/readyz` says the node's dependencies answer again.
+async fn wait_ready(node: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = node.get("/readyz", None).await;
+        if status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node not ready again: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A final answer to a claim (not `unavailable`).
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Held(i64),
+    Refused(ErrorCode),
+}
+
+/// Claims with `key` until the answer is final (retrying `unavailable` with the same key, as
+/// protocol/README.md tells clients to); returns it with how many `unavailable` came first
+/// and the longest wait for one answer.
+async fn claim_until_final(
+    ws: &mut WsClient,
+    activity: i64,
+    key: &str,
+    deadline: Instant,
+) -> (Answer, usize, Duration) {
+    let mut unavailable = 0;
+    let mut longest = Duration::ZERO;
+    loop {
+        let asked = Instant::now();
+        let reply = ws
+            .request("claim", json!({"activity": activity, "key": key}))
+            .await;
+        longest = longest.max(asked.elapsed());
+        match reply {
+            Ok(ok) => {
+                assert_eq!(ok["status"], "held", "{ok}");
+                return (
+                    Answer::Held(ok["claim_id"].as_i64().expect("claim_id")),
+                    unavailable,
+                    longest,
+                );
+            }
+            Err(err) if err.code == ErrorCode::Unavailable => {
+                unavailable += 1;
+                assert!(
+                    Instant::now() < deadline,
+                    "claim {key} still unavailable at the deadline"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => return (Answer::Refused(err.code), unavailable, longest),
+        }
+    }
+}
+
+/// Held claim rows of `activity`: (claim id, user).
+async fn held_rows(app: &TestApp, activity: i64) -> Vec<(i64, i64)> {
+    let rows = app
+        .state
+        .db
+        .claims_of_activity(activity)
+        .await
+        .expect("rows");
+    rows.iter()
+        .filter(|c| c.status.as_str() == "held")
+        .map(|c| (c.claim_id, c.user))
+        .collect()
+}
+
+/// Redis shut down and started empty while holds were still being written (the database
+/// stalled behind a table lock): the rebuilt counters must not hand out again the slots the
+/// lost ones granted. 100 users claim on node A at the start, Redis restarts empty, 100 more
+/// claim on node B; everyone retries with their key until told held or sold out.
+#[actix_web::test]
+async fn redis_restarted_empty_while_holds_commit_never_oversells() {
+    const SLOTS: i64 = 50;
+    const PER_NODE: usize = 100;
+    let mut redis = PrivateRedis::start().await;
+    let nodes = two_nodes(&redis, |_| {}).await;
+    let starts_at = now_ms() + 3_000;
+    let promo = Promo {
+        starts_at,
+        ends_at: starts_at + 120_000,
+        slots: vec![SLOTS],
+        per_user_limit: 1,
+        hold_seconds: 300,
+    };
+    let (activity, _, _) = seed(&nodes[0], &promo).await;
+    let users = bulk_users(&nodes[0], 2 * PER_NODE, Role::User).await;
+    let mut clients = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let node = &nodes[i / PER_NODE];
+        clients.push(
+            WsClient::connect(&node.ws_url(), Some(token))
+                .await
+                .expect("ws"),
+        );
+    }
+    // A stalled database: hold rows cannot commit until the lock goes.
+    let db_url = nodes[0].state.settings.database.url.expose().to_string();
+    let mut staller = sqlx::PgConnection::connect(&db_url).await.expect("pg");
+    sqlx::raw_sql("BEGIN; LOCK TABLE claims IN SHARE MODE")
+        .execute(&mut staller)
+        .await
+        .expect("lock");
+
+    tokio::time::sleep(Duration::from_millis((starts_at - now_ms()).max(0) as u64)).await;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    let (first, second) = clients.split_at_mut(PER_NODE);
+    let node_a = join_all(first.iter_mut().enumerate().map(|(i, ws)| async move {
+        claim_until_final(ws, activity, &format!("a{i}"), deadline).await
+    }));
+    let fault = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        redis.stop();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        redis.restart().await;
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+        let node_b = join_all(second.iter_mut().enumerate().map(|(i, ws)| async move {
+            claim_until_final(ws, activity, &format!("b{i}"), deadline).await
+        }));
+        let release = async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            sqlx::raw_sql("ROLLBACK")
+                .execute(&mut staller)
+                .await
+                .expect("unlock");
+        };
+        tokio::join!(node_b, release).0
+    };
+    let (a, b) = tokio::join!(node_a, fault);
+    let answers: Vec<_> = a.into_iter().chain(b).collect();
+
+    let held: Vec<i64> = answers
+        .iter()
+        .filter_map(|(answer, _, _)| match answer {
+            Answer::Held(id) => Some(*id),
+            Answer::Refused(_) => None,
+        })
+        .collect();
+    let unavailable: usize = answers.iter().map(|(_, n, _)| n).sum();
+    let longest = answers.iter().map(|(_, _, w)| *w).max().unwrap_or_default();
+    println!(
+        "redis restarted empty mid-crowd: {} held, {} refused, {unavailable} unavailable answers, \
+         longest wait {longest:?}, all settled after {:?}",
+        held.len(),
+        answers.len() - held.len(),
+        started.elapsed()
+    );
+    for (answer, _, _) in &answers {
+        if let Answer::Refused(code) = answer {
+            assert_eq!(*code, ErrorCode::SoldOut, "{answers:?}");
+        }
+    }
+    let rows = held_rows(&nodes[0], activity).await;
+    assert!(
+        rows.len() as i64 <= SLOTS,
+        "oversold: {} held rows for {SLOTS} slots",
+        rows.len()
+    );
+    assert_eq!(rows.len() as i64, SLOTS, "every slot taken by someone");
+    let mut told: Vec<i64> = held.clone();
+    let mut stored: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    told.sort_unstable();
+    stored.sort_unstable();
+    assert_eq!(
+        told, stored,
+        "every client told `held` has its row, and only they"
+    );
+}
+
+/// A message acknowledged on node A while Redis is down reaches the member on node B once
+/// Redis is back (nobody sends again), and a member joining on B meanwhile gets it from the
+/// store in `missed`.
+#[actix_web::test]
+async fn a_message_sent_during_a_redis_outage_reaches_the_other_node() {
+    let mut redis = PrivateRedis::start().await;
+    let nodes = two_nodes(&redis, |s| s.chat.resync_ms = 60_000).await;
+    let (x, y, z) = {
+        let mut users = bulk_users(&nodes[0], 3, Role::User).await;
+        (users.remove(0), users.remove(0), users.remove(0))
+    };
+    let (status, room) = nodes[0]
+        .post(
+            "/api/v1/rooms",
+            Some(&x.1),
+            json!({"name": "outage", "private": false}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room = room["room_id"].as_i64().expect("room_id");
+    let mut xa = WsClient::connect(&nodes[0].ws_url(), Some(&x.1))
+        .await
+        .expect("ws");
+    let mut yb = WsClient::connect(&nodes[1].ws_url(), Some(&y.1))
+        .await
+        .expect("ws");
+    for ws in [&mut xa, &mut yb] {
+        ws.request("room.join", json!({"room": room}))
+            .await
+            .expect("join");
+    }
+    let send =
+        |n: u64| json!({"room": room, "text": format!("m{n}"), "client_msg_id": format!("c{n}")});
+    for n in 1..=20 {
+        let ok = xa.request("room.send", send(n)).await.expect("send");
+        assert_eq!(ok["seq"], n);
+    }
+    for n in 1..=20 {
+        let got = yb.next_event("room.message").await.expect("delivered");
+        assert_eq!(got["seq"], n);
+    }
+
+    // Nobody sends after the outage: only the node's own catch-up can deliver seq 21.
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ok = xa
+        .request("room.send", send(21))
+        .await
+        .expect("acknowledged while Redis is down");
+    assert_eq!(ok["seq"], 21);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let back = Instant::now();
+    redis.restart().await;
+    // The protocol's window: the node's link is back within a second or two of Redis, then
+    // the room reads the store; 20 s is far past it.
+    let got = yb
+        .next_event_until(
+            "room.message",
+            tokio::time::Instant::now() + Duration::from_secs(20),
+        )
+        .await
+        .expect("the message acknowledged during the outage reaches node B");
+    println!(
+        "stranded message delivered {:?} after Redis was back",
+        back.elapsed()
+    );
+    assert_eq!(got["seq"], 21);
+    assert_eq!(got["text"], "m21");
+
+    // A second outage: a member joining on B before Redis is back is answered from the store.
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ok = xa
+        .request("room.send", send(22))
+        .await
+        .expect("acknowledged");
+    assert_eq!(ok["seq"], 22);
+    let mut zb = WsClient::connect(&nodes[1].ws_url(), Some(&z.1))
+        .await
+        .expect("ws");
+    let joined = zb
+        .request("room.join", json!({"room": room, "since": 21}))
+        .await
+        .expect("join");
+    let missed: Vec<&Value> = joined["missed"]
+        .as_array()
+        .expect("missed")
+        .iter()
+        .collect();
+    assert_eq!(missed.len(), 1, "{joined}");
+    assert_eq!(missed[0]["seq"], 22);
+    assert_eq!(joined["last_seq"], 22);
+    let got = yb.next_event("room.message").await.expect("seq 22 on B");
+    assert_eq!(got["seq"], 22);
+    redis.restart().await;
+    // Once each: no repeat when the link is back.
+    yb.assert_silent("room.message", 3_000).await;
+    zb.assert_silent("room.message", 1_000).await;
+}
+
+/// After Redis restarts empty, the next stock read must rebuild the counters from the rows,
+/// not read an empty store as sold out: a cancel on node A then tells every watcher the true
+/// count, and nobody is told the promotion ended.
+#[actix_web::test]
+async fn an_empty_redis_is_not_read_as_sold_out() {
+    const SLOTS: i64 = 20;
+    let mut redis = PrivateRedis::start().await;
+    let nodes = two_nodes(&redis, |_| {}).await;
+    let promo = Promo {
+        slots: vec![SLOTS],
+        per_user_limit: 5,
+        ..Promo::open(0)
+    };
+    let (activity, _, _) = seed(&nodes[0], &promo).await;
+    let users = bulk_users(&nodes[0], 3, Role::User).await;
+    let mut claimant = WsClient::connect(&nodes[0].ws_url(), Some(&users[0].1))
+        .await
+        .expect("ws");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let ok = claimant
+            .request(
+                "claim",
+                json!({"activity": activity, "key": format!("k{i}")}),
+            )
+            .await
+            .expect("held");
+        ids.push(ok["claim_id"].as_i64().expect("claim_id"));
+    }
+    let mut watchers = Vec::new();
+    for (node, (_, token)) in nodes.iter().zip(&users[1..]) {
+        let mut ws = WsClient::connect(&node.ws_url(), Some(token))
+            .await
+            .expect("ws");
+        let sub = ws
+            .request("activity.subscribe", json!({"activity": activity}))
+            .await
+            .expect("subscribe");
+        assert_eq!(sub["stock_left"], SLOTS - 3, "{sub}");
+        watchers.push(ws);
+    }
+
+    redis.restart().await;
+    for node in &nodes {
+        wait_ready(node).await;
+    }
+    let cancelled = claimant
+        .request("claim.cancel", json!({"claim_id": ids[0]}))
+        .await
+        .expect("cancel once Redis is back");
+    assert_eq!(cancelled["status"], "cancelled");
+    for ws in &mut watchers {
+        let stock = ws.next_event("activity.stock").await.expect("stock");
+        assert_eq!(stock["left"], SLOTS - 2, "{stock}");
+        ws.assert_silent("activity.ended", 1_500).await;
+    }
+    let mut fresh = WsClient::connect(&nodes[1].ws_url(), Some(&users[2].1))
+        .await
+        .expect("ws");
+    let sub = fresh
+        .request("activity.subscribe", json!({"activity": activity}))
+        .await
+        .expect("subscribe");
+    assert_eq!(sub["state"], "live", "{sub}");
+    assert_eq!(sub["stock_left"], SLOTS - 2);
+}
+
+/// With Redis stopped, or paused (accepting and answering nothing), claims answer
+/// `unavailable` within the configured deadline instead of waiting for Redis, `/readyz` says
+/// which dependency is down within its own deadline, and once Redis answers again the same
+/// key yields the hold.
+#[actix_web::test]
+async fn claims_fail_closed_while_redis_is_stopped_or_paused() {
+    let mut redis = PrivateRedis::start().await;
+    let nodes = two_nodes(&redis, |_| {}).await;
+    let promo = Promo {
+        slots: vec![10],
+        per_user_limit: 5,
+        ..Promo::open(0)
+    };
+    let (activity, _, _) = seed(&nodes[0], &promo).await;
+    let users = bulk_users(&nodes[0], 1, Role::User).await;
+    let mut ws = WsClient::connect(&nodes[0].ws_url(), Some(&users[0].1))
+        .await
+        .expect("ws");
+    ws.request("claim", json!({"activity": activity, "key": "warm"}))
+        .await
+        .expect("held");
+    // The promise: an answer within the claim deadline (500 ms here); 5 s is far past it and
+    // far below the outage, so a claim that waits for Redis fails this test.
+    let promised = Duration::from_secs(5);
+
+    for (fault, key) in [("stopped", "during-stop"), ("paused", "during-pause")] {
+        match fault {
+            "stopped" => redis.stop(),
+            _ => redis.pause(8_000).await,
+        }
+        let asked = Instant::now();
+        let reply = ws
+            .request("claim", json!({"activity": activity, "key": key}))
+            .await;
+        let waited = asked.elapsed();
+        let err = reply.expect_err("no claim decision without Redis");
+        assert_eq!(err.code, ErrorCode::Unavailable, "{}", err.message);
+        assert!(
+            waited < promised,
+            "Redis {fault}: the claim waited {waited:?}"
+        );
+        let asked = Instant::now();
+        let (status, body) = nodes[0].get("/readyz", None).await;
+        let ready_wait = asked.elapsed();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["sql"], "ok", "{body}");
+        assert_ne!(body["redis"], "ok", "{body}");
+        assert!(
+            ready_wait < promised,
+            "Redis {fault}: /readyz waited {ready_wait:?}"
+        );
+        println!(
+            "Redis {fault}: claim answered unavailable after {waited:?}, /readyz after {ready_wait:?}"
+        );
+
+        match fault {
+            "stopped" => redis.restart().await,
+            _ => tokio::time::sleep(Duration::from_secs(8)).await,
+        }
+        let back = Instant::now();
+        let deadline = back + Duration::from_secs(30);
+        let (answer, retries, _) = claim_until_final(&mut ws, activity, key, deadline).await;
+        assert!(matches!(answer, Answer::Held(_)), "{answer:?}");
+        println!(
+            "Redis {fault}: the same key held {:?} after Redis was back ({retries} unavailable first)",
+            back.elapsed()
+        );
+    }
+    let rows = held_rows(&nodes[0], activity).await;
+    assert_eq!(
+        rows.len(),
+        3,
+        "warm-up + one hold per fault, no more: {rows:?}"
+    );
+}
+
+/// A slot left in Redis by a node that died before committing its row is given back by
+/// reconciliation, and every node's watchers are told the new count.
+#[actix_web::test]
+async fn slots_returned_by_reconciliation_reach_every_watcher() {
+    use corral::store::claims::SqlCatalog;
+    use corral::store::ledger::SlotArbiter;
+    use corral::store::redis_ledger::RedisArbiter;
+    use corral_actors::claims::ActivityCatalog;
+    use std::sync::Arc;
+
+    const SLOTS: i64 = 10;
+    let redis = PrivateRedis::start().await;
+    // Passes 2 s apart: an orphan is returned on the second pass that sees it, well after
+    // the real hold below has been announced.
+    let nodes = two_nodes(&redis, |s| s.redis.claims_reconcile_ms = 2_000).await;
+    let promo = Promo {
+        slots: vec![SLOTS],
+        per_user_limit: 5,
+        ..Promo::open(0)
+    };
+    let (activity, _, _) = seed(&nodes[0], &promo).await;
+    let users = bulk_users(&nodes[0], 4, Role::User).await;
+    let mut watchers = Vec::new();
+    for (node, (_, token)) in nodes.iter().zip(&users[1..3]) {
+        let mut ws = WsClient::connect(&node.ws_url(), Some(token))
+            .await
+            .expect("ws");
+        ws.request("activity.subscribe", json!({"activity": activity}))
+            .await
+            .expect("subscribe");
+        watchers.push(ws);
+    }
+    // The dead node's slot: taken by the claim script, never committed.
+    let catalog = SqlCatalog::new(Arc::new(nodes[0].state.db.clone()));
+    let spec = catalog.spec(activity).await.unwrap().expect("spec");
+    let arbiter = RedisArbiter::new(nodes[0].state.redis.clone().expect("redis"))
+        .await
+        .unwrap();
+    let orphan = arbiter
+        .decide(&spec, users[3].0, "orphan", None)
+        .await
+        .unwrap();
+    assert!(
+        orphan.is_some(),
+        "the counters stand after the subscriptions"
+    );
+    // A real hold: watchers see the orphan's slot gone too.
+    let mut claimant = WsClient::connect(&nodes[0].ws_url(), Some(&users[0].1))
+        .await
+        .expect("ws");
+    claimant
+        .request("claim", json!({"activity": activity, "key": "real"}))
+        .await
+        .expect("held");
+    for ws in &mut watchers {
+        let mut left = ws.next_event("activity.stock").await.expect("stock")["left"].clone();
+        while left != SLOTS - 2 {
+            left = ws.next_event("activity.stock").await.expect("stock")["left"].clone();
+        }
+    }
+    // Reconciliation gives the orphan back (on its second pass); nobody claims meanwhile.
+    for ws in &mut watchers {
+        let stock = ws
+            .next_event_until(
+                "activity.stock",
+                tokio::time::Instant::now() + Duration::from_secs(15),
+            )
+            .await
+            .expect("the returned slot is announced");
+        assert_eq!(stock["left"], SLOTS - 1, "{stock}");
+    }
+}
