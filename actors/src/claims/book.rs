@@ -250,6 +250,9 @@ pub struct RestoredClaim {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::claims::ItemSpec;
