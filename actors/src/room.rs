@@ -14,7 +14,7 @@
 //! they were sent are connection state and survive the restart, so members stay joined and
 //! anything committed meanwhile is delivered from the store exactly once.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +33,10 @@ use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::outbound::Outbound;
 use crate::ports::chat::{Appended, BrokerFrame, ChatStoreError, NewMessage, RoomInfo};
+
+mod reorder;
+
+use reorder::Reorder;
 
 /// Frames from other room actors waiting to be handled.
 const BROKER_QUEUE: usize = 4096;
@@ -74,7 +78,7 @@ struct Loaded {
     /// The newest delivered messages, contiguous, ending at `delivered`.
     recent: VecDeque<ChatMessage>,
     /// Committed messages that arrived ahead of a missing seq.
-    pending: BTreeMap<u64, Early>,
+    pending: Reorder<Early>,
     /// Armed while a gap waits to close.
     gap_timer: Option<SpawnHandle>,
 }
@@ -219,7 +223,7 @@ impl Room {
             info,
             members: members.into_iter().collect(),
             recent: recent.into(),
-            pending: BTreeMap::new(),
+            pending: Reorder::default(),
             gap_timer: None,
         }));
         if last_seq > delivered {
@@ -316,55 +320,71 @@ impl Room {
         ctx: &mut Context<Self>,
     ) {
         let delivered = self.delivered.unwrap_or(0);
-        let gap_wait = self.hub.rooms.config.gap_wait;
         let Some(loaded) = self.ready() else {
             return;
         };
-        if message.seq <= delivered {
+        let early = Early {
+            message,
+            frame,
+            started,
+        };
+        let Some(now) = loaded.pending.offer(delivered, early.message.seq, early) else {
+            self.arm_gap_timer(ctx);
+            return;
+        };
+        self.deliver(now);
+        self.deliver_waiting(ctx);
+    }
+
+    /// While messages wait for a gap, a timer reads the gap from the store should it not
+    /// close by itself within `chat.gap_wait_ms`.
+    fn arm_gap_timer(&mut self, ctx: &mut Context<Self>) {
+        let gap_wait = self.hub.rooms.config.gap_wait;
+        let Some(loaded) = self.ready() else { return };
+        if !loaded.pending.is_waiting() || loaded.gap_timer.is_some() {
             return;
         }
-        if message.seq > delivered + 1 {
-            loaded.pending.insert(
-                message.seq,
-                Early {
-                    message,
-                    frame,
-                    started,
-                },
-            );
-            if loaded.gap_timer.is_none() {
-                loaded.gap_timer = Some(ctx.run_later(gap_wait, |act, ctx| {
-                    if let Some(loaded) = act.ready() {
-                        loaded.gap_timer = None;
-                        if let Some(first) = loaded.pending.keys().next().copied() {
-                            let from = act.delivered.unwrap_or(0);
-                            act.fill(from, first - 1, ctx);
-                        }
-                    }
-                }));
+        loaded.gap_timer = Some(ctx.run_later(gap_wait, |act, ctx| {
+            let from = act.delivered.unwrap_or(0);
+            if let Some(loaded) = act.ready() {
+                loaded.gap_timer = None;
+                if let Some((after, until)) = loaded.pending.gap(from) {
+                    act.fill(after, until, ctx);
+                }
             }
-            return;
-        }
-        self.deliver(message, &frame, started);
+        }));
+    }
+
+    /// Delivers the waiting messages that are next in order; the gap timer stays armed
+    /// only while some still wait.
+    fn deliver_waiting(&mut self, ctx: &mut Context<Self>) {
         loop {
-            let next = self.delivered.unwrap_or(0) + 1;
-            let Some(early) = self.ready().and_then(|l| l.pending.remove(&next)) else {
+            let delivered = self.delivered.unwrap_or(0);
+            let Some(early) = self.ready().and_then(|l| l.pending.next(delivered)) else {
                 break;
             };
-            self.deliver(early.message, &early.frame, early.started);
+            self.deliver(early);
         }
         if let Some(loaded) = self.ready()
-            && loaded.pending.is_empty()
+            && !loaded.pending.is_waiting()
             && let Some(timer) = loaded.gap_timer.take()
         {
             ctx.cancel_future(timer);
         }
+        self.arm_gap_timer(ctx);
     }
 
-    fn deliver(&mut self, message: ChatMessage, frame: &ByteString, started: Option<Instant>) {
+    fn deliver(
+        &mut self,
+        Early {
+            message,
+            frame,
+            started,
+        }: Early,
+    ) {
         let window = self.hub.rooms.config.catch_up_window;
         self.delivered = Some(message.seq);
-        let sent = self.fan_out(frame, None);
+        let sent = self.fan_out(&frame, None);
         metrics::counter!("corral_fanout_deliveries_total").increment(sent as u64);
         if let Some(started) = started {
             metrics::histogram!("corral_delivery_seconds").record(started.elapsed().as_secs_f64());
@@ -395,12 +415,7 @@ impl Room {
                         if act.delivered.unwrap_or(0) < until {
                             tracing::warn!(room, after, until, "seq gap not in the store");
                             act.delivered = Some(until);
-                            let next = until + 1;
-                            if let Some(loaded) = act.ready()
-                                && let Some(early) = loaded.pending.remove(&next)
-                            {
-                                act.offer(early.message, early.frame, early.started, ctx);
-                            }
+                            act.deliver_waiting(ctx);
                         }
                     }
                     Err(err) => {
