@@ -1144,6 +1144,8 @@ async fn webhook_refuses_bad_requests(engine: Engine) {
     let event =
         |id: &str, claim: i64| json!({"event_id": id, "claim_id": claim, "amount_cents": 500});
     let code = |body: &Value| body["error"]["code"].as_str().map(str::to_string);
+    let pay_now =
+        async |app: &TestApp, event: &Value| pay(app, SECRET, now_ms(), &unique("n"), event).await;
 
     // Each signature header missing in turn: 401.
     let body = event("e1", claims[0]).to_string();
@@ -1177,7 +1179,7 @@ async fn webhook_refuses_bad_requests(engine: Engine) {
         json!({"event_id": "", "claim_id": claims[0], "amount_cents": 500}),
         json!({"event_id": "e9", "claim_id": "one", "amount_cents": 500}),
     ] {
-        let (status, reply) = pay(&app, SECRET, now_ms(), &unique("n"), &bad).await;
+        let (status, reply) = pay_now(&app, &bad).await;
         assert_eq!(
             (status, code(&reply).as_deref()),
             (400, Some("bad_request")),
@@ -1185,27 +1187,13 @@ async fn webhook_refuses_bad_requests(engine: Engine) {
         );
     }
     // An event id used for one claim cannot confirm another: 409.
-    let (status, reply) = pay(
-        &app,
-        SECRET,
-        now_ms(),
-        &unique("n"),
-        &event("e1", claims[0]),
-    )
-    .await;
+    let (status, reply) = pay_now(&app, &event("e1", claims[0])).await;
     assert_eq!(
         (status, reply["status"].as_str()),
         (200, Some("confirmed")),
         "{reply}"
     );
-    let (status, reply) = pay(
-        &app,
-        SECRET,
-        now_ms(),
-        &unique("n"),
-        &event("e1", claims[1]),
-    )
-    .await;
+    let (status, reply) = pay_now(&app, &event("e1", claims[1])).await;
     assert_eq!(
         (status, code(&reply).as_deref()),
         (409, Some("conflict")),
@@ -1243,7 +1231,7 @@ async fn webhook_refuses_bad_requests(engine: Engine) {
 
     // A node without a webhook secret refuses every call: 503.
     let bare = TestApp::spawn(app.engine).await;
-    let (status, reply) = pay(&bare, SECRET, now_ms(), &unique("n"), &event("e1", 1)).await;
+    let (status, reply) = pay_now(&bare, &event("e1", 1)).await;
     assert_eq!(
         (status, code(&reply).as_deref()),
         (503, Some("unavailable")),

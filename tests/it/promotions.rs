@@ -523,11 +523,10 @@ async fn a_countdown_pushes_ticks_then_started_then_ended_to_every_subscriber(en
         assert!(ok["server_time"].as_i64().unwrap() < starts_at);
         watchers.push(ws);
     }
-    let runs = futures_util::future::join_all(
-        watchers
-            .iter_mut()
-            .map(|ws| pushes_until_ended(ws, Duration::from_secs(10))),
-    )
+    let runs = futures_util::future::join_all(watchers.iter_mut().map(|ws| {
+        let until_end = Duration::from_millis((ends_at - now_ms()).max(0) as u64);
+        pushes_until_ended(ws, until_end + WAIT)
+    }))
     .await;
     for seen in runs {
         let evs: Vec<&str> = seen
@@ -611,7 +610,7 @@ async fn cancelling_before_the_start_ends_the_activity(engine: Engine) {
         "{body}"
     );
 
-    let seen = pushes_until_ended(&mut ws, Duration::from_secs(5)).await;
+    let seen = pushes_until_ended(&mut ws, WAIT).await;
     let last = &seen.last().expect("ended").0;
     assert_eq!(
         (&last["ev"], &last["reason"]),
