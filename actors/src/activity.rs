@@ -79,6 +79,10 @@ pub struct Activity {
     stock_pushed_at: Option<std::time::Instant>,
     stock_unsent: Option<i64>,
     stock_timer: Option<SpawnHandle>,
+    /// The newest stock count the actor has handled (kept across restarts): a reload that
+    /// reads another count sends it, since the claim desk's change that brought it may have
+    /// arrived during the reload and found nothing new.
+    stock_known: Option<i64>,
 }
 
 impl Activity {
@@ -94,6 +98,7 @@ impl Activity {
             stock_pushed_at: None,
             stock_unsent: None,
             stock_timer: None,
+            stock_known: None,
         }
     }
 
@@ -180,6 +185,13 @@ impl Activity {
                         tracing::warn!(activity = act.id, %err, "refreshing the activity failed")
                     }
                     res => {
+                        // While the actor runs, the claim desk's changes keep its count current:
+                        // a background read may predate the last of them.
+                        let res = res.map(|found| {
+                            found.map(|(record, left)| {
+                                (record, act.live.as_ref().map_or(left, |l| l.stock_left))
+                            })
+                        });
                         act.guarded(ctx, |act, ctx| act.loaded(res, ctx));
                     }
                 }),
@@ -202,6 +214,13 @@ impl Activity {
                     stock_left,
                     ended: None,
                 });
+                if self
+                    .stock_known
+                    .replace(stock_left)
+                    .is_some_and(|k| k != stock_left)
+                {
+                    self.stock_unsent = Some(stock_left);
+                }
                 // A restart dropped the timer of a stock count still waiting for its turn.
                 if self.stock_timer.is_none() {
                     self.send_stock(ctx);

@@ -6,7 +6,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 struct Peer(std::process::Child);
 
@@ -69,9 +68,7 @@ fn drives_a_broadcast_server_with_two_worker_processes() {
         drain_seconds = 1
         "#
     );
-    let started = std::time::Instant::now();
     let (code, result) = run(&scenario, out.path());
-    assert!(started.elapsed() < Duration::from_secs(40));
     assert_eq!(code, 0, "{result:#}");
     assert_eq!(result["connected"], 200);
     assert_eq!(result["passed"], true);

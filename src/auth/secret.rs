@@ -44,21 +44,19 @@ mod tests {
 
     #[test]
     fn generates_once_with_private_permissions() {
-        let dir = tempfile::tempdir().ok();
-        let Some(dir) = dir else { return };
-        let first =
-            load_or_generate(&Secret::default(), dir.path()).map(|s| s.expose().to_string());
-        let second =
-            load_or_generate(&Secret::default(), dir.path()).map(|s| s.expose().to_string());
-        assert_eq!(first.as_ref().ok().map(String::len), Some(64));
-        assert_eq!(first.ok(), second.ok());
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let first = load_or_generate(&Secret::default(), dir.path()).expect("generated");
+        let second = load_or_generate(&Secret::default(), dir.path()).expect("read back");
+        assert_eq!(first.expose().len(), 64);
+        assert_eq!(first.expose(), second.expose());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(dir.path().join("jwt.secret"))
-                .map(|m| m.permissions().mode() & 0o777)
-                .ok();
-            assert_eq!(mode, Some(0o600));
+                .expect("the key file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
         }
     }
 }

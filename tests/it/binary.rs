@@ -6,7 +6,7 @@ use std::time::Duration;
 use corral_protocol::limits::close;
 use serde_json::json;
 
-use crate::process::NodeProcess;
+use crate::support::NodeProcess;
 use crate::support::{WsClient, unique};
 
 #[test]
@@ -34,15 +34,31 @@ fn migrate_creates_the_embedded_database_and_exits() {
         .expect("run");
     assert!(status.success());
     assert!(dir.path().join("corral.db").exists());
-    // A bad config key is an error, not silently ignored.
-    let status = Command::new(env!("CARGO_BIN_EXE_corral"))
+}
+
+/// A misspelt config key stops the binary with a message naming it (exit code 1, no panic),
+/// instead of being silently ignored.
+#[test]
+fn a_bad_config_key_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
         .arg("migrate")
         .arg("--data-dir")
         .arg(dir.path())
         .env("CORRAL_SERVER__NO_SUCH_KEY", "1")
-        .status()
+        .output()
         .expect("run");
-    assert!(!status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("no_such_key"),
+        "the error names the key: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !dir.path().join("corral.db").exists(),
+        "nothing was migrated"
+    );
 }
 
 #[actix_web::test]

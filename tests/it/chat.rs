@@ -10,7 +10,9 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::engine_tests;
-use crate::support::{Engine, TestApp, WsClient, redis_url, unique};
+use crate::support::{
+    Engine, NodeProcess, TestApp, WAIT, WsClient, check, redis_url, unique, wait_until,
+};
 
 engine_tests!(
     concurrent_senders_are_delivered_in_order_exactly_once,
@@ -22,6 +24,8 @@ engine_tests!(
     private_rooms_and_dms_refuse_others,
     a_panicking_room_restarts_and_keeps_its_members,
     limits_are_enforced,
+    private_rooms_reach_members_devices_that_did_not_join,
+    a_public_rejoin_racing_sends_gets_each_message_once,
 );
 
 /// Creates a room as `token`'s user; returns its id.
@@ -136,7 +140,7 @@ async fn concurrent_senders_are_delivered_in_order_exactly_once(engine: Engine) 
                 (*from, cmid.as_str())
             );
         }
-        ws.assert_silent("room.message", 300).await;
+        ws.assert_silent("room.message").await;
     }
 }
 
@@ -175,7 +179,7 @@ async fn every_device_gets_each_message(engine: Engine) {
         assert_eq!(got[0]["text"], "from the phone");
         assert_eq!(got[0]["from"], a_id);
     }
-    tablet.assert_silent("room.message", 300).await;
+    tablet.assert_silent("room.message").await;
 
     // Bob leaving is announced once his last session is gone.
     bob.request("room.leave", json!({"room": room}))
@@ -185,7 +189,7 @@ async fn every_device_gets_each_message(engine: Engine) {
     assert_eq!(presence["state"], "left");
     assert_eq!(presence["user"], b_id);
     send(&mut laptop, room, "bob is gone", "l1").await;
-    bob.assert_silent("room.message", 300).await;
+    bob.assert_silent("room.message").await;
 }
 
 /// Above `chat.presence_max_online` users online, joins are not announced (each would cost a
@@ -211,8 +215,8 @@ async fn large_rooms_send_no_presence(engine: Engine) {
     let online = joined["online"].as_array().expect("online");
     assert_eq!(online.len(), 2, "{joined}");
     assert_eq!(online[0], c_id);
-    alice.assert_silent("presence", 300).await;
-    bob.assert_silent("presence", 300).await;
+    alice.assert_silent("presence").await;
+    bob.assert_silent("presence").await;
 
     let seq = send(&mut carol, room, "hello all", "c1").await;
     for ws in [&mut alice, &mut bob, &mut carol] {
@@ -335,7 +339,7 @@ async fn client_msg_id_makes_sends_idempotent(engine: Engine) {
     assert_eq!(send(&mut alice, room, "next", "other-key").await, first + 2);
     let got = messages(&mut bob, room, 3).await;
     assert_eq!(seqs(&got), vec![first, first + 1, first + 2]);
-    bob.assert_silent("room.message", 300).await;
+    bob.assert_silent("room.message").await;
 }
 
 async fn private_rooms_and_dms_refuse_others(engine: Engine) {
@@ -532,6 +536,153 @@ async fn limits_are_enforced(engine: Engine) {
     );
 }
 
+/// A private room's messages reach every device of every stored member, joined or not, each
+/// once; a device joining later is not sent them twice, and a new device catching up with
+/// `since` gets what it missed in the join reply and the rest as pushes, once each.
+async fn private_rooms_reach_members_devices_that_did_not_join(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, a) = app.user("alice").await;
+    let (b_id, b) = app.user("bob").await;
+    let room = create_room(&app, &a, true).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&a),
+            json!({"user_id": b_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut alice = app.client(Some(&a)).await;
+    join(&mut alice, room, None).await;
+    let mut phone = app.client(Some(&b)).await;
+    join(&mut phone, room, None).await;
+    // Bob's laptop never joins.
+    let mut laptop = app.client(Some(&b)).await;
+
+    assert_eq!(send(&mut alice, room, "one", "a1").await, 1);
+    for ws in [&mut phone, &mut laptop] {
+        assert_eq!(seqs(&messages(ws, room, 1).await), [1]);
+    }
+    // The laptop joins: still one push per message.
+    let joined = join(&mut laptop, room, Some(1)).await;
+    assert_eq!(joined["missed"], json!([]));
+    assert_eq!(send(&mut alice, room, "two", "a2").await, 2);
+    for ws in [&mut phone, &mut laptop] {
+        assert_eq!(seqs(&messages(ws, room, 1).await), [2]);
+    }
+    futures_util::join!(
+        phone.assert_silent("room.message"),
+        laptop.assert_silent("room.message")
+    );
+
+    // A device that was away catches up: the missed ones in the reply, later ones pushed.
+    drop(laptop);
+    for i in 3..=4 {
+        send(&mut alice, room, &format!("m{i}"), &format!("a{i}")).await;
+    }
+    let mut tablet = app.client(Some(&b)).await;
+    let joined = join(&mut tablet, room, Some(2)).await;
+    let missed: Vec<Value> = serde_json::from_value(joined["missed"].clone()).unwrap();
+    assert_eq!(seqs(&missed), [3, 4]);
+    assert_eq!(send(&mut alice, room, "five", "a5").await, 5);
+    assert_eq!(seqs(&messages(&mut tablet, room, 1).await), [5]);
+    tablet.assert_silent("room.message").await;
+}
+
+/// A device re-joining a public room while messages keep coming gets every message it missed
+/// once, in the join reply, and every later one once as a push: none is both, none is lost.
+async fn a_public_rejoin_racing_sends_gets_each_message_once(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, a) = app.user("alice").await;
+    let (_, b) = app.user("bob").await;
+    let room = create_room(&app, &a, false).await;
+    let mut alice = app.client(Some(&a)).await;
+    join(&mut alice, room, None).await;
+    for i in 1..=5 {
+        send(&mut alice, room, "before", &format!("b{i}")).await;
+    }
+    const LAST: u64 = 45;
+    let mut bob = app.client(Some(&b)).await;
+    let sending = async {
+        for i in 6..=LAST {
+            send(&mut alice, room, "during", &format!("d{i}")).await;
+        }
+    };
+    let rejoining = async {
+        // Bob last saw seq 2; he re-joins while alice is sending.
+        let joined = join(&mut bob, room, Some(2)).await;
+        let missed: Vec<Value> = serde_json::from_value(joined["missed"].clone()).unwrap();
+        let last_seq = joined["last_seq"].as_u64().expect("last_seq");
+        assert_eq!(seqs(&missed), (3..=last_seq).collect::<Vec<_>>());
+        last_seq
+    };
+    let ((), last_seq) = futures_util::join!(sending, rejoining);
+    // Every later message as a push (pushes read while waiting for the reply included).
+    let pushed = messages(&mut bob, room, (LAST - last_seq) as usize).await;
+    assert_eq!(seqs(&pushed), (last_seq + 1..=LAST).collect::<Vec<_>>());
+    bob.assert_silent("room.message").await;
+}
+
+/// `presence: left` goes to the room when a user's last session disconnects (not when one of
+/// several does), without a `room.leave`.
+#[actix_web::test]
+async fn presence_left_follows_the_last_disconnect() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let (_, a) = app.user("alice").await;
+    let (b_id, b) = app.user("bob").await;
+    let room = create_room(&app, &a, false).await;
+    let mut alice = app.client(Some(&a)).await;
+    join(&mut alice, room, None).await;
+    let mut phone = app.client(Some(&b)).await;
+    let mut laptop = app.client(Some(&b)).await;
+    join(&mut phone, room, None).await;
+    join(&mut laptop, room, None).await;
+    let joined = alice.next_event("presence").await.expect("joined");
+    assert_eq!(
+        (joined["user"].as_i64(), joined["state"].as_str()),
+        (Some(b_id), Some("joined"))
+    );
+
+    drop(phone);
+    alice.assert_silent("presence").await;
+    drop(laptop);
+    let left = alice.next_event("presence").await.expect("left");
+    assert_eq!(
+        left,
+        json!({"ev": "presence", "room": room, "user": b_id, "state": "left"})
+    );
+}
+
+/// A public room with `chat.members_per_room` users online answers another user's join
+/// `limit_reached`; more devices of a user already in count once; a place freed is taken.
+#[actix_web::test]
+async fn a_full_public_room_answers_limit_reached() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.chat.members_per_room = 2).await;
+    let (_, a) = app.user("alice").await;
+    let (_, b) = app.user("bob").await;
+    let (_, c) = app.user("carol").await;
+    let room = create_room(&app, &a, false).await;
+    let mut alice = app.client(Some(&a)).await;
+    let mut bob = app.client(Some(&b)).await;
+    let mut carol = app.client(Some(&c)).await;
+    join(&mut alice, room, None).await;
+    join(&mut bob, room, None).await;
+    assert_eq!(
+        code(carol.request("room.join", json!({"room": room})).await),
+        ErrorCode::LimitReached
+    );
+    let mut bob_laptop = app.client(Some(&b)).await;
+    join(&mut bob_laptop, room, None).await;
+    for ws in [&mut bob, &mut bob_laptop] {
+        ws.request("room.leave", json!({"room": room}))
+            .await
+            .expect("leave");
+    }
+    join(&mut carol, room, None).await;
+    let seq = send(&mut alice, room, "welcome", "w1").await;
+    assert_eq!(seqs(&messages(&mut carol, room, 1).await), [seq]);
+}
+
 /// A SQLite node with `queue` outbound frames per connection and no request rate limit, so
 /// tests can flood a room.
 async fn unthrottled(queue: usize) -> TestApp {
@@ -621,7 +772,7 @@ async fn a_paused_reader_gets_every_queued_message() {
     flood(&app, &a, room, 6, SENT / 6).await;
     let got = messages(&mut paused, room, SENT).await;
     assert_eq!(seqs(&got), (1..=SENT as u64).collect::<Vec<_>>());
-    paused.assert_silent("room.message", 300).await;
+    paused.assert_silent("room.message").await;
 }
 
 /// Two nodes sharing PostgreSQL and Redis: a room's members on both get every message once
@@ -664,7 +815,7 @@ async fn a_room_spans_nodes_over_redis() {
     for ws in [&mut alice1, &mut alice2, &mut bob2] {
         let got = messages(ws, room, 2 * EACH).await;
         assert_eq!(seqs(&got), (1..=(2 * EACH) as u64).collect::<Vec<_>>());
-        ws.assert_silent("room.message", 500).await;
+        ws.assert_silent("room.message").await;
     }
 }
 
@@ -729,7 +880,7 @@ async fn a_room_spans_nodes_again_after_the_redis_subscriptions_drop() {
     // Both directions work again once the nodes have resubscribed: alice sends until bob
     // hears from node 1 again; he must end up with every message, in order (the ones lost in
     // the outage are repaired from the store).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
     let mut sent = 1u64;
     let first = loop {
         sent += 1;
@@ -746,65 +897,15 @@ async fn a_room_spans_nodes_again_after_the_redis_subscriptions_drop() {
     let mut got = vec![first];
     got.extend(messages(&mut bob, room, sent as usize - 2).await);
     assert_eq!(seqs(&got), (2..=sent).collect::<Vec<_>>());
-    bob.assert_silent("room.message", 300).await;
+    bob.assert_silent("room.message").await;
     // Alice's session hears her own messages too, and now bob's reply from node 2.
     let reply = send(&mut bob, room, "reply", "r1").await;
     let got = messages(&mut alice, room, reply as usize).await;
     assert_eq!(seqs(&got), (1..=reply).collect::<Vec<_>>());
 }
 
-/// The real server binary, killed with SIGKILL when dropped.
-struct Server(std::process::Child);
-
-impl Server {
-    fn start(dir: &std::path::Path, port: u16) -> Server {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("CORRAL_LOG__FILTER", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start the corral binary");
-        Server(child)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill(); // SIGKILL on Unix
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-async fn wait_ready(http: &reqwest::Client, port: u16) {
-    for _ in 0..200 {
-        let ok = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ok {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("server on port {port} never became ready");
-}
-
 /// Sends `room.send` requests one after another until the connection dies, recording every
-/// acknowledged (client_msg_id, seq).
+/// acknowledged (client_msg_id, seq); an error reply fails the test.
 async fn send_until_killed(
     port: u16,
     token: &str,
@@ -836,9 +937,11 @@ async fn send_until_killed(
                 Some(Ok(Message::Text(text))) => {
                     let v: Value = serde_json::from_str(&text).unwrap();
                     if v["re"] == id {
-                        if let Some(seq) = v["ok"]["seq"].as_u64() {
-                            acked.borrow_mut().push((cmid, seq));
-                        }
+                        // A live server acknowledges every send: an error reply is a bug.
+                        let seq = v["ok"]["seq"]
+                            .as_u64()
+                            .unwrap_or_else(|| panic!("send {cmid} refused: {v}"));
+                        acked.borrow_mut().push((cmid, seq));
                         break;
                     }
                 }
@@ -854,10 +957,9 @@ async fn send_until_killed(
 async fn a_killed_server_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let port = free_port();
-    let mut server = Server::start(dir.path(), port);
-    wait_ready(&http, port).await;
-    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let mut node = NodeProcess::start(dir.path(), &[]).await;
+    let port = node.port;
+    let base = node.url("/api/v1");
     let creds = json!({"username": unique("k").chars().take(32).collect::<String>(), "password": "correct-horse"});
     let resp = http
         .post(format!("{base}/auth/register"))
@@ -895,19 +997,19 @@ async fn a_killed_server_loses_no_acknowledged_message() {
             .map(|tag| send_until_killed(port, &token, room, tag, &acked)),
     );
     let killer = async {
-        while acked.borrow().len() < 300 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        server.kill();
+        wait_until("300 sends are acknowledged", 6 * WAIT, async || {
+            let n = acked.borrow().len();
+            check(n >= 300, n)
+        })
+        .await;
+        node.crash();
     };
     futures_util::join!(senders, killer);
     let acked = acked.into_inner();
     assert!(acked.len() >= 300);
 
-    let port = free_port();
-    let _server = Server::start(dir.path(), port);
-    wait_ready(&http, port).await;
-    let mut ws = WsClient::connect(&format!("ws://127.0.0.1:{port}/ws"), Some(&token))
+    node.restart().await;
+    let mut ws = WsClient::connect(&node.ws_url(), Some(&token))
         .await
         .expect("reconnect");
     let joined = join(&mut ws, room, Some(0)).await;
@@ -967,14 +1069,11 @@ async fn idle_rooms_stop_and_come_back_from_the_store() {
         .expect("leave");
     assert_eq!(app.state.hub.rooms.running(), 2);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while app.state.hub.rooms.running() > 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the idle room never stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("the idle room's actor stops", WAIT, async || {
+        let running = app.state.hub.rooms.running();
+        check(running == 1, format!("{running} room actors running"))
+    })
+    .await;
     // The joined room is the one still running: it still delivers.
     let mut bob = app.client(Some(&b)).await;
     join(&mut bob, busy, None).await;

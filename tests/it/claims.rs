@@ -14,7 +14,9 @@ use corral_protocol::Role;
 use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};
 
-use crate::support::{Engine, TestApp, WsClient, redis_url, unique};
+use crate::support::{
+    Engine, NodeProcess, QUIET, TestApp, WAIT, WsClient, check, redis_url, unique, wait_until,
+};
 
 /// Ids for seeded rows, unique across the nodes of one test process.
 fn next_id() -> i64 {
@@ -182,9 +184,23 @@ pub async fn check_history(
         .await
         .expect("stock")
         .expect("activity");
-    // The coalesced view may lag by one period.
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let left = stock.borrow().left;
+    // The coalesced view catches up with the last change within a period.
+    let total: i64 = slots.values().sum();
+    let pool = &app.state.db.pool;
+    let left = wait_until(
+        "the ledger's stock agrees with the rows",
+        WAIT,
+        async || {
+            let left = stock.borrow().left;
+            let active = active_rows(pool, activity).await;
+            check(
+                left + active == total,
+                format!("{left} left + {active} active rows of {total}"),
+            )
+            .map(|()| left)
+        },
+    )
+    .await;
     check_rows(
         &app.state.db.pool,
         activity,
@@ -194,6 +210,18 @@ pub async fn check_history(
         Some(left),
     )
     .await;
+}
+
+/// Claims of `activity` holding a slot (held or confirmed).
+async fn active_rows(pool: &AnyPool, activity: i64) -> i64 {
+    sqlx::query(
+        "SELECT COUNT(*) FROM claims WHERE activity_id = $1 AND status IN ('held', 'confirmed')",
+    )
+    .bind(activity)
+    .fetch_one(pool)
+    .await
+    .expect("active claims")
+    .get(0)
 }
 
 /// [`check_history`] against a pool, with the ledger's `left` when known.
@@ -255,19 +283,20 @@ pub async fn check_rows(
 }
 
 /// Runs `users.len()` clients (one socket each), split over `threads` OS threads with their
-/// own runtimes: all connect and authenticate, then claim `activity` at `at` (any item, one
-/// key each). Returns every client's invocation and outcome; `held_acks` counts the `held`
-/// replies as they arrive.
+/// own runtimes: all connect and authenticate, then claim `activity` (any item, one key each)
+/// at `at`, or spread evenly from `at` over `spread_ms`. Returns every client's invocation and
+/// outcome; `held_acks` counts the `held` replies as they arrive.
 pub fn crowd(
     ports: Vec<u16>,
     users: Vec<(i64, String)>,
     activity: i64,
-    at: i64,
+    (at, spread_ms): (i64, i64),
     threads: usize,
     answered: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<Vec<Event>> {
     std::thread::spawn(move || {
         let users = Arc::new(users);
+        let n = users.len().max(1) as i64;
         let per = users.len().div_ceil(threads);
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -287,6 +316,7 @@ pub fn crowd(
                             .map(|(i, (user, token))| {
                                 let port = ports[(t + i) % ports.len()];
                                 let answered = answered.clone();
+                                let at = at + spread_ms * (t * per + i) as i64 / n;
                                 let client = one_client(port, user, token, activity, at, answered);
                                 (user, tokio::spawn(client))
                             })
@@ -371,6 +401,8 @@ async fn one_client(
     }
 }
 
+/// (held, sold out, anything else) over a history; "anything else" includes claims left
+/// unanswered.
 fn tally(history: &[Event]) -> (usize, usize, usize) {
     let held = history
         .iter()
@@ -380,7 +412,7 @@ fn tally(history: &[Event]) -> (usize, usize, usize) {
         .iter()
         .filter(|e| e.outcome == Outcome::Refused("sold_out".into()))
         .count();
-    (held, sold_out, history.len())
+    (held, sold_out, history.len() - held - sold_out)
 }
 
 pub(crate) fn redis_mode(prefix: &str) -> impl FnOnce(&mut Settings) + '_ {
@@ -391,15 +423,6 @@ pub(crate) fn redis_mode(prefix: &str) -> impl FnOnce(&mut Settings) + '_ {
         s.auth.jwt_secret = corral::config::Secret::new(format!("{prefix}-jwt"));
         s.ws.max_per_ip = 100_000;
     }
-}
-
-/// The benchmarks run with the shipped pool size (the tests' default is smaller, so a long
-/// run's many nodes do not exhaust PostgreSQL's connection slots).
-fn shipped_pool(s: &mut Settings) {
-    s.database.max_connections = Settings::defaults()
-        .expect("defaults")
-        .database
-        .max_connections;
 }
 
 fn roomy(s: &mut Settings) {
@@ -417,20 +440,26 @@ async fn flash_crowd(app: &TestApp, ports: Vec<u16>) {
     };
     let (activity, items, _) = seed(app, &promo).await;
     let nodes = ports.len();
-    let crowd = crowd(ports, users, activity, start, 4, Arc::default());
-    let history = loop {
-        if crowd.is_finished() {
-            break crowd.join().expect("crowd");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let (held, sold_out, answered) = tally(&history);
-    assert_eq!(answered, CLIENTS);
+    let crowd = crowd(ports, users, activity, (start, 0), 4, Arc::default());
+    wait_until(
+        "every client of the crowd is answered",
+        6 * WAIT,
+        async || check(crowd.is_finished(), "clients still waiting"),
+    )
+    .await;
+    let history = crowd.join().expect("crowd");
+    assert_eq!(history.len(), CLIENTS);
+    let (held, sold_out, other) = tally(&history);
+    let others: Vec<&Event> = history
+        .iter()
+        .filter(|e| !matches!(&e.outcome, Outcome::Held { .. }))
+        .filter(|e| e.outcome != Outcome::Refused("sold_out".into()))
+        .take(5)
+        .collect();
     assert_eq!(
-        (held, sold_out),
-        (SLOTS, CLIENTS - SLOTS),
-        "{:?}",
-        &history[..3]
+        (held, sold_out, other),
+        (SLOTS, CLIENTS - SLOTS, 0),
+        "every client answered held or sold_out; others: {others:?}"
     );
     let slots = items.iter().map(|i| (*i, 1)).collect();
     check_history(app, activity, &slots, 1, &history).await;
@@ -450,178 +479,6 @@ async fn flash_crowd(app: &TestApp, ports: Vec<u16>) {
         latencies[latencies.len() * 99 / 100],
         latencies[latencies.len() - 1],
     );
-}
-
-/// Claim decisions per second end to end (WebSocket in, durable hold, reply out): `CLIENTS`
-/// sockets each claim `PER` times in a row with fresh keys from a large stock. Run with
-/// `cargo test --release --test it claims::bench -- --ignored --nocapture`.
-async fn decisions_per_second(app: &TestApp, label: &str) {
-    const CLIENTS: usize = 200;
-    const PER: usize = 100;
-    let users = bulk_users(app, CLIENTS, Role::User).await;
-    let promo = Promo {
-        slots: vec![1_000_000],
-        per_user_limit: 1_000_000,
-        ..Promo::open(0)
-    };
-    let (activity, _, _) = seed(app, &promo).await;
-    let url = app.ws_url();
-    let batches_before = claim_batches(app);
-    let started = std::time::Instant::now();
-    let handle = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let tasks: Vec<_> = users
-                .into_iter()
-                .map(|(user, token)| {
-                    let url = url.clone();
-                    tokio::spawn(async move {
-                        let mut ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
-                        let mut held = 0;
-                        for i in 0..PER {
-                            let r = ws
-                                .request(
-                                    "claim",
-                                    json!({"activity": activity, "key": format!("{user}-{i}")}),
-                                )
-                                .await;
-                            held += usize::from(r.is_ok());
-                        }
-                        held
-                    })
-                })
-                .collect();
-            let mut held = 0;
-            for t in tasks {
-                held += t.await.expect("client");
-            }
-            held
-        })
-    });
-    let held = loop {
-        if handle.is_finished() {
-            break handle.join().expect("bench");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let secs = started.elapsed().as_secs_f64();
-    assert_eq!(held, CLIENTS * PER);
-    let rate = (CLIENTS * PER) as f64 / secs;
-    eprintln!(
-        "{label}: {} durable claim decisions in {secs:.2} s = {rate:.0}/s ({CLIENTS} sockets, sequential per socket)",
-        CLIENTS * PER,
-    );
-    let (count, rows, secs) = claim_batches(app);
-    let count = count - batches_before.0;
-    eprintln!(
-        "  {count:.0} hold batches, mean {:.1} rows, mean commit {:.2} ms",
-        (rows - batches_before.1) / count.max(1.0),
-        1000.0 * (secs - batches_before.2) / count.max(1.0),
-    );
-    match bare_lua_peer(CLIENTS).await {
-        Some(peer) => eprintln!(
-            "  bare Redis Lua peer right after (redis-benchmark, {CLIENTS} clients): {peer:.0} calls/s; ratio {:.2}x",
-            rate / peer
-        ),
-        None => eprintln!("  (redis-benchmark not found: no peer figure)"),
-    }
-}
-
-/// The node's hold batches so far: (batches, rows, seconds committing), from `/metrics`.
-fn claim_batches(app: &TestApp) -> (f64, f64, f64) {
-    let text = app.state.metrics.render();
-    let read = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name) && l.contains("table=\"claims\""))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0)
-    };
-    (
-        read("corral_sql_batch_size_count"),
-        read("corral_sql_batch_size_sum"),
-        read("corral_sql_batch_seconds_sum"),
-    )
-}
-
-/// The peer of the claim benchmarks: `redis-benchmark` calling the server's claim script by
-/// EVALSHA (`claim` op, random user and key, one item with 10^9 slots), as BENCHMARKS.md
-/// describes. Calls per second, or `None` without `redis-benchmark`.
-async fn bare_lua_peer(clients: usize) -> Option<f64> {
-    use corral::store::redis_ledger::{CLAIM_LUA, RedisArbiter};
-    let client = redis::Client::open(redis_url()).expect("redis url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let sha: String = redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(CLAIM_LUA)
-        .query_async(&mut conn)
-        .await
-        .expect("script load");
-    let keys = RedisArbiter::keys(&(unique("bench:claims") + ":"), 1);
-    let expire = (now_ms() + 3_600_000).to_string();
-    let _: Vec<String> = redis::cmd("EVALSHA")
-        .arg(&sha)
-        .arg(5)
-        .arg(&keys)
-        .arg(&["init", &expire, "1:1000000000", "1", "1", "1", "1000000000"][..])
-        .query_async(&mut conn)
-        .await
-        .expect("init");
-    let clients = clients.to_string();
-    let mut args = vec!["-q", "-n", "100000", "-c", &clients, "-r", "100000000"];
-    args.extend(["EVALSHA", &sha, "5"]);
-    args.extend(keys.iter().map(String::as_str));
-    args.extend([
-        "claims",
-        &expire,
-        "1000000000",
-        "__rand_int__",
-        "k__rand_int__",
-        "",
-    ]);
-    let out = std::process::Command::new("redis-benchmark")
-        .args(&args)
-        .output()
-        .ok()?;
-    let _: i64 = redis::cmd("DEL")
-        .arg(&keys)
-        .query_async(&mut conn)
-        .await
-        .expect("cleanup");
-    // "EVALSHA ...: 35236.00 requests per second, p50=1.2 msec"
-    String::from_utf8_lossy(&out.stdout)
-        .split('\r')
-        .filter_map(|line| line.split(": ").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .next_back()
-}
-
-#[actix_web::test]
-#[ignore = "benchmark: run in release with --ignored --nocapture"]
-async fn bench_decisions_embedded() {
-    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
-        roomy(s);
-        shipped_pool(s);
-    })
-    .await;
-    decisions_per_second(&app, "embedded (SQLite)").await;
-}
-
-#[actix_web::test]
-#[ignore = "benchmark: run in release with --ignored --nocapture"]
-async fn bench_decisions_redis() {
-    let prefix = unique("corral_bench") + ":";
-    let app = TestApp::spawn_with(Engine::Postgres, |s| {
-        redis_mode(&prefix)(s);
-        shipped_pool(s);
-    })
-    .await;
-    decisions_per_second(&app, "Redis + PostgreSQL").await;
 }
 
 #[actix_web::test]
@@ -644,52 +501,133 @@ async fn hold(ws: &mut WsClient, activity: i64, key: String) {
     assert_eq!(reply.expect("held")["status"], "held");
 }
 
-/// A node allowing one `activity.stock` frame a second per activity, an open activity with
-/// 10 one-slot items (limit 10 per user), a claimant, and two watchers subscribed to it (so
-/// stock frames are at least 2 s apart).
-async fn two_watchers_on_a_budget() -> (TestApp, i64, WsClient, Vec<WsClient>) {
-    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.promotions.stock_frames_per_sec = 1).await;
+/// A node allowing one `activity.stock` frame a second per activity (and taking payments), an
+/// open activity with `slots` one-slot items (no per-user limit in the way), a claimant, and
+/// `watchers` sockets subscribed to it (so stock frames are at least `watchers` seconds apart).
+async fn watchers_on_a_budget(watchers: usize, slots: usize) -> Budgeted {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+        s.promotions.stock_frames_per_sec = 1;
+        s.payments.webhook_secret = corral::config::Secret::new(SECRET);
+    })
+    .await;
     let promo = Promo {
-        per_user_limit: 10,
-        ..Promo::open(10)
+        per_user_limit: slots as i64,
+        ..Promo::open(slots)
     };
     let (activity, _, _) = seed(&app, &promo).await;
     let (_, alice) = bulk_users(&app, 1, Role::User).await.remove(0);
     let claimant = app.client(Some(&alice)).await;
-    let mut watchers = Vec::new();
-    for _ in 0..2 {
+    let mut subscribed = Vec::new();
+    for _ in 0..watchers {
         let mut watcher = app.client(Some(&alice)).await;
         let sub = watcher
             .request("activity.subscribe", json!({"activity": activity}))
             .await
             .expect("subscribe");
-        assert_eq!(sub["stock_left"], 10);
-        watchers.push(watcher);
+        assert_eq!(sub["stock_left"], slots);
+        subscribed.push(watcher);
     }
-    (app, activity, claimant, watchers)
+    let desk = app
+        .state
+        .hub
+        .claims
+        .watch_stock(activity)
+        .await
+        .expect("stock")
+        .expect("activity");
+    Budgeted {
+        slots: slots as i64,
+        gap: Duration::from_secs(watchers as u64),
+        app,
+        activity,
+        claimant,
+        watchers: subscribed,
+        desk,
+    }
+}
+
+/// The set-up of the stock-budget tests.
+struct Budgeted {
+    app: TestApp,
+    activity: i64,
+    claimant: WsClient,
+    watchers: Vec<WsClient>,
+    /// The claim desk's coalesced stock: a count shown here has been handed to the actor.
+    desk: tokio::sync::watch::Receiver<corral_actors::claims::StockView>,
+    /// Slots of the activity.
+    slots: i64,
+    /// The least time between two stock frames.
+    gap: Duration,
+}
+
+impl Budgeted {
+    /// Takes one more slot and waits until the desk handed the new count to the actor;
+    /// returns the count and the claim.
+    async fn take(&mut self, key: &str) -> (i64, i64) {
+        let held = self
+            .claimant
+            .request("claim", json!({"activity": self.activity, "key": key}))
+            .await
+            .expect("held");
+        let claim = held["claim_id"].as_i64().expect("claim_id");
+        let rows = self
+            .app
+            .state
+            .db
+            .claims_of_activity(self.activity)
+            .await
+            .expect("rows")
+            .len() as i64;
+        let left = self.slots - rows;
+        let desk = &mut self.desk;
+        tokio::time::timeout(WAIT, desk.wait_for(|s| s.left == left))
+            .await
+            .unwrap_or_else(|_| panic!("the desk never published {left} left"))
+            .expect("desk");
+        (left, claim)
+    }
+}
+
+/// The `left` of every `activity.stock` frame up to and including the one carrying `last`.
+async fn stock_frames_until(ws: &mut WsClient, last: i64, within: Duration) -> Vec<i64> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    while seen.last() != Some(&last) {
+        let frame = ws
+            .next_event_until("activity.stock", deadline)
+            .await
+            .unwrap_or_else(|| panic!("no stock frame with {last} left; saw {seen:?}"));
+        seen.push(frame["left"].as_i64().expect("left"));
+    }
+    seen
 }
 
 /// `activity.stock` stays within the node's frame budget: with a budget of one frame a second
-/// and two watchers (a frame every 2 s), five holds over ~600 ms give the first count at once
-/// and the other four folded into one frame with the newest count (without the budget, each
-/// would have its own frame, 100 ms apart).
+/// and two watchers (a frame every 2 s), five counts handed to the actor one after the other
+/// give the first count at once and fold the rest into as few frames as the time they took
+/// allows, the newest count last (without the budget each would have its own frame).
 #[actix_web::test]
 async fn stock_frames_stay_within_the_budget() {
-    let (_app, activity, mut claimant, mut watchers) = two_watchers_on_a_budget().await;
-    for i in 0..5 {
-        if i > 0 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-        hold(&mut claimant, activity, format!("k{i}")).await;
+    let mut b = watchers_on_a_budget(2, 10).await;
+    assert_eq!(b.take("k0").await.0, 9);
+    let first_change = std::time::Instant::now();
+    for i in 1..5 {
+        b.take(&format!("k{i}")).await;
     }
-    for watcher in &mut watchers {
-        let mut seen = Vec::new();
-        for _ in 0..2 {
-            let stock = watcher.next_event("activity.stock").await.expect("stock");
-            seen.push(stock["left"].as_i64().expect("left"));
-        }
-        assert_eq!(seen, [9, 5]);
-        watcher.assert_silent("activity.stock", 300).await;
+    let spread = first_change.elapsed();
+    let most = 2 + (spread.as_secs_f64() / b.gap.as_secs_f64()).floor() as usize;
+    let gap = b.gap;
+    for watcher in &mut b.watchers {
+        let seen = stock_frames_until(watcher, 5, gap + WAIT).await;
+        assert_eq!(seen.first(), Some(&9), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] > w[1]), "{seen:?}");
+        assert!(
+            seen.len() <= most && seen.len() < 5,
+            "{seen:?}: more frames than the budget allows over {spread:?}"
+        );
+        watcher
+            .assert_silent_for("activity.stock", gap + QUIET)
+            .await;
     }
 }
 
@@ -697,22 +635,87 @@ async fn stock_frames_stay_within_the_budget() {
 /// the restarted actor re-arms its timer and the newest count still goes out.
 #[actix_web::test]
 async fn a_waiting_stock_count_survives_an_actor_restart() {
-    let (app, activity, mut claimant, mut watchers) = two_watchers_on_a_budget().await;
-    hold(&mut claimant, activity, "k0".into()).await;
-    let first = watchers[0]
+    let mut b = watchers_on_a_budget(2, 10).await;
+    b.take("k0").await;
+    let first = b.watchers[0]
         .next_event("activity.stock")
         .await
         .expect("stock");
     assert_eq!(first["left"], 9);
     // The next count waits (a frame every 2 s for two watchers); the actor restarts meanwhile.
-    hold(&mut claimant, activity, "k1".into()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(app.state.hub.activities.inject_panic(activity));
-    let second = watchers[0]
-        .next_event("activity.stock")
-        .await
-        .expect("stock");
-    assert_eq!(second["left"], 8);
+    b.take("k1").await;
+    assert!(b.app.state.hub.activities.inject_panic(b.activity));
+    let gap = b.gap;
+    assert_eq!(
+        stock_frames_until(&mut b.watchers[0], 8, gap + WAIT).await,
+        [8]
+    );
+}
+
+/// A count that reaches the activity actor while it restarts is not lost to the reload (the
+/// reload reads the ledger's new count; the change that follows must still go out).
+#[actix_web::test]
+async fn a_stock_change_during_an_actor_restart_goes_out() {
+    let mut b = watchers_on_a_budget(1, 10).await;
+    let activity = b.activity;
+    for i in 0..3 {
+        // The panic is queued right behind the hold's reply: the desk's count usually reaches
+        // the actor while it reloads.
+        hold(&mut b.claimant, activity, format!("k{i}")).await;
+        assert!(b.app.state.hub.activities.inject_panic(activity));
+        let left = 9 - i;
+        let gap = b.gap;
+        let seen = stock_frames_until(&mut b.watchers[0], left, gap + WAIT).await;
+        assert_eq!(seen.last(), Some(&left), "{seen:?}");
+    }
+}
+
+/// The newest count goes out before `activity.ended`, even while it waits for the budget:
+/// both slots held back to back (the second count waiting for its turn) and paid for, the
+/// promotion ends sold out after the count that says so.
+#[actix_web::test]
+async fn the_last_stock_count_goes_out_before_the_end() {
+    // Five watchers: a frame every 5 s, so the second count is still waiting at the end.
+    let mut b = watchers_on_a_budget(5, 2).await;
+    let (_, first) = b.take("k0").await;
+    let (_, second) = b.take("k1").await;
+    for (i, claim) in [first, second].into_iter().enumerate() {
+        let event = json!({"event_id": format!("e{i}"), "claim_id": claim, "amount_cents": 1});
+        let (status, body) = pay(&b.app, SECRET, now_ms(), &unique("n"), &event).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("confirmed")),
+            "{body}"
+        );
+    }
+    for watcher in &mut b.watchers {
+        let mut frames = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Some(push) = watcher.next_push_until(deadline).await {
+            let ev = push["ev"].as_str().unwrap_or_default().to_string();
+            if ev.starts_with("activity.") {
+                frames.push(push);
+            }
+            if ev == "activity.ended" {
+                break;
+            }
+        }
+        let evs: Vec<(&str, Option<i64>)> = frames
+            .iter()
+            .map(|f| (f["ev"].as_str().unwrap_or_default(), f["left"].as_i64()))
+            .collect();
+        assert_eq!(
+            evs,
+            [
+                ("activity.stock", Some(1)),
+                ("activity.stock", Some(0)),
+                ("activity.ended", None)
+            ],
+            "{frames:?}"
+        );
+        assert_eq!(frames[2]["reason"], "sold_out");
+        watcher.assert_silent("activity.stock").await;
+    }
 }
 
 /// A slot taken in Redis by a node that died before its hold row committed (here: the claim
@@ -837,6 +840,8 @@ crate::engine_tests!(
     expiry_and_cancel_return_stock,
     webhook_confirms_exactly_once,
     window_is_decided_by_the_server_clock,
+    ledger_is_rebuilt_from_the_rows_at_start_up,
+    webhook_refuses_bad_requests,
 );
 
 async fn limit_holds_across_devices_and_keys_repeat(engine: Engine) {
@@ -994,7 +999,7 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
         (pushed["status"].as_str(), pushed["claim_id"].as_i64()),
         (Some("expired"), held["claim_id"].as_i64())
     );
-    tokio::time::timeout(Duration::from_secs(3), stock.wait_for(|s| s.left == 1))
+    tokio::time::timeout(WAIT, stock.wait_for(|s| s.left == 1))
         .await
         .expect("stock returns in time")
         .expect("stock");
@@ -1033,7 +1038,7 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
         .await
         .expect_err("expired");
     assert_eq!(err.code.as_str(), "hold_expired");
-    tokio::time::timeout(Duration::from_secs(3), stock.wait_for(|s| s.left == 1))
+    tokio::time::timeout(WAIT, stock.wait_for(|s| s.left == 1))
         .await
         .expect("stock returns in time")
         .expect("stock");
@@ -1050,6 +1055,23 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
         json!({"slots": 1, "held": 0, "confirmed": 0, "expired": 1, "cancelled": 1, "refund_due": 0})
     );
     assert_eq!(view["claims"].as_array().map(Vec::len), Some(2));
+    // Cancelling a cancelled claim succeeds again and gives nothing back twice: the one slot
+    // takes one new hold, then the promotion is sold out.
+    let again = b
+        .request("claim.cancel", json!({"claim_id": bob_hold["claim_id"]}))
+        .await
+        .expect("cancelling again");
+    assert_eq!(again["status"], "cancelled");
+    let retaken = a
+        .request("claim", json!({"activity": activity, "key": "a2"}))
+        .await
+        .expect("held");
+    assert_eq!(retaken["item"], items[0]);
+    let err = b
+        .request("claim", json!({"activity": activity, "key": "b3"}))
+        .await
+        .expect_err("sold out");
+    assert_eq!(err.code.as_str(), "sold_out");
     let (status, _) = app
         .get(
             &format!("/api/v1/activities/{activity}/claims"),
@@ -1074,19 +1096,148 @@ async fn pay(app: &TestApp, secret: &str, ts: i64, nonce: &str, body: &Value) ->
     let body = body.to_string();
     let ts = ts.to_string();
     let sig = corral::http::payments::sign(secret.as_bytes(), &ts, nonce, body.as_bytes());
-    let resp = app
+    let headers = [
+        ("X-Corral-Timestamp", ts),
+        ("X-Corral-Nonce", nonce.to_string()),
+        ("X-Corral-Signature", sig),
+    ];
+    webhook_post(app, &headers, body).await
+}
+
+/// Posts `body` to the payment webhook with exactly `headers` (besides the content type).
+async fn webhook_post(app: &TestApp, headers: &[(&str, String)], body: String) -> (u16, Value) {
+    let mut req = app
         .http
         .post(app.url("/api/v1/payments/webhook"))
-        .header("Content-Type", "application/json")
-        .header("X-Corral-Timestamp", ts)
-        .header("X-Corral-Nonce", nonce)
-        .header("X-Corral-Signature", sig)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook");
+        .header("Content-Type", "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let resp = req.body(body).send().await.expect("webhook");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The webhook's refusals, each with its status and code and each changing nothing: missing
+/// signature headers 401, a signed body that is not a payment event 400, an event id already
+/// used for another claim 409; a node with no webhook secret answers 503.
+async fn webhook_refuses_bad_requests(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |s| {
+        s.payments.webhook_secret = corral::config::Secret::new(SECRET);
+        s.payments.stale_window_secs = 60;
+    })
+    .await;
+    let promo = Promo {
+        per_user_limit: 2,
+        ..Promo::open(2)
+    };
+    let (activity, _, merchant) = seed(&app, &promo).await;
+    let (_, alice) = bulk_users(&app, 1, Role::User).await.remove(0);
+    let mut a = app.client(Some(&alice)).await;
+    let mut claims = Vec::new();
+    for key in ["a1", "a2"] {
+        let held = a
+            .request("claim", json!({"activity": activity, "key": key}))
+            .await
+            .expect("held");
+        claims.push(held["claim_id"].as_i64().expect("id"));
+    }
+    let event =
+        |id: &str, claim: i64| json!({"event_id": id, "claim_id": claim, "amount_cents": 500});
+    let code = |body: &Value| body["error"]["code"].as_str().map(str::to_string);
+    let pay_now =
+        async |app: &TestApp, event: &Value| pay(app, SECRET, now_ms(), &unique("n"), event).await;
+
+    // Each signature header missing in turn: 401.
+    let body = event("e1", claims[0]).to_string();
+    let ts = now_ms().to_string();
+    let nonce = unique("n");
+    let sig = corral::http::payments::sign(SECRET.as_bytes(), &ts, &nonce, body.as_bytes());
+    let all = [
+        ("X-Corral-Timestamp", ts),
+        ("X-Corral-Nonce", nonce),
+        ("X-Corral-Signature", sig),
+    ];
+    for missing in 0..all.len() {
+        let headers: Vec<(&str, String)> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != missing)
+            .map(|(_, h)| h.clone())
+            .collect();
+        let (status, reply) = webhook_post(&app, &headers, body.clone()).await;
+        assert_eq!(
+            (status, code(&reply).as_deref()),
+            (401, Some("unauthenticated")),
+            "without {}: {reply}",
+            all[missing].0
+        );
+    }
+    // Signed, but not a payment event: 400.
+    for bad in [
+        json!("not an object"),
+        json!({"claim_id": claims[0], "amount_cents": 500}),
+        json!({"event_id": "", "claim_id": claims[0], "amount_cents": 500}),
+        json!({"event_id": "e9", "claim_id": "one", "amount_cents": 500}),
+    ] {
+        let (status, reply) = pay_now(&app, &bad).await;
+        assert_eq!(
+            (status, code(&reply).as_deref()),
+            (400, Some("bad_request")),
+            "{bad}: {reply}"
+        );
+    }
+    // An event id used for one claim cannot confirm another: 409.
+    let (status, reply) = pay_now(&app, &event("e1", claims[0])).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("confirmed")),
+        "{reply}"
+    );
+    let (status, reply) = pay_now(&app, &event("e1", claims[1])).await;
+    assert_eq!(
+        (status, code(&reply).as_deref()),
+        (409, Some("conflict")),
+        "{reply}"
+    );
+    // Nothing else changed: one confirmed, one still held, one push each way.
+    let (_, view) = app
+        .get(
+            &format!("/api/v1/activities/{activity}/claims"),
+            Some(&merchant),
+        )
+        .await;
+    assert_eq!(
+        (&view["summary"]["confirmed"], &view["summary"]["held"]),
+        (&json!(1), &json!(1)),
+        "{view}"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let push = a.next_event("claim.updated").await.expect("claim.updated");
+        statuses.push((
+            push["claim_id"].as_i64(),
+            push["status"].as_str().map(str::to_string),
+        ));
+    }
+    assert_eq!(
+        statuses,
+        [
+            (Some(claims[0]), Some("held".to_string())),
+            (Some(claims[1]), Some("held".to_string())),
+            (Some(claims[0]), Some("confirmed".to_string())),
+        ]
+    );
+    a.assert_silent("claim.updated").await;
+
+    // A node without a webhook secret refuses every call: 503.
+    let bare = TestApp::spawn(app.engine).await;
+    let (status, reply) = pay_now(&bare, &event("e1", 1)).await;
+    assert_eq!(
+        (status, code(&reply).as_deref()),
+        (503, Some("unavailable")),
+        "{reply}"
+    );
 }
 
 async fn webhook_confirms_exactly_once(engine: Engine) {
@@ -1194,8 +1345,11 @@ async fn webhook_confirms_exactly_once(engine: Engine) {
         (status, body["status"].as_str(), body["changed"].as_bool()),
         (200, Some("confirmed"), Some(false))
     );
-    // The confirmed hold never expires.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Exactly once: the duplicates pushed nothing, and the confirmed hold never expires
+    // (nothing arrives past its `expires_at` and the desk's next sweep).
+    let expires_at = held["expires_at"].as_i64().expect("expires_at");
+    let past_expiry = Duration::from_millis((expires_at - now_ms()).max(0) as u64) + QUIET;
+    a.assert_silent_for("claim.updated", past_expiry).await;
     let err = a
         .request("claim.cancel", json!({"claim_id": claim}))
         .await
@@ -1275,147 +1429,328 @@ async fn webhook_confirms_exactly_once(engine: Engine) {
     assert_eq!(view["summary"]["confirmed"], 1, "{view}");
 }
 
-/// A server binary on a fixed port and data directory.
-struct Node {
-    child: std::process::Child,
+/// The rows of `activity` in each status.
+async fn statuses(pool: &AnyPool, activity: i64) -> HashMap<String, i64> {
+    sqlx::query("SELECT status, COUNT(*) FROM claims WHERE activity_id = $1 GROUP BY status")
+        .bind(activity)
+        .fetch_all(pool)
+        .await
+        .expect("claims by status")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
 }
 
-impl Node {
-    fn start(port: u16, dir: &std::path::Path, secret: &str) -> Node {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
-            .env("CORRAL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("CORRAL_SERVER__DATA_DIR", dir)
-            .env("CORRAL_SERVER__WORKERS", "1")
-            .env("CORRAL_AUTH__JWT_SECRET", secret)
-            .env("CORRAL_DATABASE__SQLITE_SYNCHRONOUS", "normal")
-            .env("CORRAL_WS__MAX_PER_IP", "100000")
-            .env("CORRAL_LOG__FILTER", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start the server binary");
-        Node { child }
-    }
-
-    fn kill(&mut self) {
-        // SIGKILL: no drain, no flush.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A crash in the middle of a flash crowd: the node (the real binary; embedded on SQLite, or
+/// on PostgreSQL with its claim ledger in Redis) is SIGKILLed once it has acknowledged 100
+/// holds, while claims are still arriving. After a restart every acknowledged hold exists,
+/// nothing is oversold, the ledger rebuilt from the rows sells exactly the slots left (a
+/// claimant's key gives back the same claim, a new key hits the per-user limit), and every
+/// hold expires on time.
+/// Where a node process keeps its claims.
+#[derive(Debug, Clone, Copy)]
+enum Storage {
+    /// The embedded ledger over this SQL engine.
+    Embedded(Engine),
+    /// PostgreSQL rows with the ledger in Redis (cluster mode).
+    Redis,
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn wait_healthy(port: u16) {
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        let ok = http
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ok {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server on {port} did not come up");
-}
-
-#[actix_web::test]
-async fn sigkill_mid_crowd_loses_no_acknowledged_hold() {
-    const CLIENTS: usize = 800;
-    const SLOTS: usize = 300;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let secret = "crash-test-secret";
-    let mut node = Node::start(port, dir.path(), secret);
-    wait_healthy(port).await;
+/// A node process (the real binary) in `dir` on `storage`, with a pool on its database and
+/// its token keys, so a test can seed rows and issue tokens the node accepts.
+async fn node_process(storage: Storage, dir: &std::path::Path) -> (NodeProcess, AnyPool, JwtKeys) {
+    let secret = unique("node-process-secret");
+    let mut env = vec![
+        ("CORRAL_SERVER__WORKERS", "1".to_string()),
+        ("CORRAL_AUTH__JWT_SECRET", secret.clone()),
+        ("CORRAL_DATABASE__SQLITE_SYNCHRONOUS", "normal".to_string()),
+        ("CORRAL_WS__MAX_PER_IP", "100000".to_string()),
+    ];
     sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+    let db_url = match storage {
+        Storage::Embedded(Engine::Sqlite) => {
+            format!("sqlite://{}", dir.join("corral.db").display())
+        }
+        Storage::Embedded(Engine::Postgres) => {
+            let url = crate::support::fresh_postgres_database().await;
+            env.push(("CORRAL_DATABASE__URL", url.clone()));
+            url
+        }
+        Storage::Redis => {
+            let url = crate::support::fresh_postgres_database().await;
+            env.extend([
+                ("CORRAL_DATABASE__URL", url.clone()),
+                ("CORRAL_REDIS__URL", redis_url()),
+                ("CORRAL_REDIS__KEY_PREFIX", unique("corral_node") + ":"),
+                // Slots a dead node took in Redis without a row come back within two passes.
+                ("CORRAL_REDIS__CLAIMS_RECONCILE_MS", "500".to_string()),
+            ]);
+            url
+        }
+    };
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let node = NodeProcess::start(dir, &env).await;
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(2)
-        .connect(&url)
+        .connect(&db_url)
         .await
         .expect("open the node's database");
-    let keys = JwtKeys::new(&corral::config::Secret::new(secret), "corral", 3600);
+    let keys = JwtKeys::new(&corral::config::Secret::new(&secret), "corral", 3600);
+    (node, pool, keys)
+}
+
+/// The activity's `stock_left` as the node reports it (its ledger's count).
+async fn stock_left(node: &NodeProcess, token: &str, activity: i64) -> Result<i64, String> {
+    let body: Value = reqwest::Client::new()
+        .get(node.url(&format!("/api/v1/activities/{activity}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    body["stock_left"].as_i64().ok_or_else(|| body.to_string())
+}
+
+async fn sigkill_mid_crowd(storage: Storage) {
+    const CLIENTS: usize = 800;
+    const SLOTS: usize = 300;
+    // Long enough that no hold lapses before the checks after the restart are done.
+    const HOLD_SECONDS: i64 = 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, pool, keys) = node_process(storage, dir.path()).await;
     let users = bulk_users_in(&pool, &keys, CLIENTS, Role::User).await;
     let start = now_ms() + 3000;
     let promo = Promo {
         starts_at: start,
-        hold_seconds: 10,
+        hold_seconds: HOLD_SECONDS,
         ..Promo::open(SLOTS)
     };
     let (activity, items, _) = seed_in(&pool, &keys, &promo).await;
     let answered = Arc::new(AtomicUsize::new(0));
-    let crowd = crowd(vec![port], users, activity, start, 2, answered.clone());
+    // The claims arrive over six seconds, so the node is still taking slots when it dies (all
+    // at once, one commit could take every slot before the kill lands).
+    let crowd = crowd(
+        vec![node.port],
+        users,
+        activity,
+        (start, 6000),
+        2,
+        answered.clone(),
+    );
     // Kill the node once it has acknowledged 100 holds, while the crowd is being answered.
-    while answered.load(Ordering::Relaxed) < 100 && now_ms() < start + 30_000 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    node.kill();
-    let history = loop {
-        if crowd.is_finished() {
-            break crowd.join().expect("crowd");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let acked = history
+    wait_until("the node acknowledges 100 holds", 6 * WAIT, async || {
+        let n = answered.load(Ordering::Relaxed);
+        check(n >= 100, n)
+    })
+    .await;
+    node.crash();
+    wait_until("every client of the crowd is done", 6 * WAIT, async || {
+        check(crowd.is_finished(), "clients still running")
+    })
+    .await;
+    let history = crowd.join().expect("crowd");
+    let acked: Vec<&Event> = history
         .iter()
         .filter(|e| matches!(e.outcome, Outcome::Held { .. }))
+        .collect();
+    let unanswered = history
+        .iter()
+        .filter(|e| e.outcome == Outcome::Unknown)
         .count();
+    // The kill landed mid-crowd: some holds were acknowledged, the slots were not all gone,
+    // and some claims were cut off unanswered.
+    assert!(
+        acked.len() >= 100 && acked.len() < SLOTS && unanswered > 0,
+        "not a mid-crowd kill: {} held, {unanswered} unanswered of {CLIENTS}",
+        acked.len()
+    );
+    node.restart().await;
     let slots: HashMap<i64, i64> = items.iter().map(|i| (*i, 1)).collect();
-    let _node = Node::start(port, dir.path(), secret);
-    wait_healthy(port).await;
     // Every hold a client was told about survived; nothing is oversold.
     check_rows(&pool, activity, &slots, 1, &history, None).await;
-    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM claims WHERE activity_id = $1")
-        .bind(activity)
-        .fetch_one(&pool)
+    let rows = statuses(&pool, activity).await;
+    let held_rows = rows.get("held").copied().unwrap_or(0);
+    assert!(
+        held_rows < SLOTS as i64,
+        "every slot was held before the kill: nothing left to sell after it"
+    );
+    assert!(
+        held_rows as usize >= acked.len(),
+        "{rows:?} for {} acknowledged holds",
+        acked.len()
+    );
+
+    // The restarted node's ledger is the rows': it has exactly the rest to sell.
+    let (_, token) = bulk_users_in(&pool, &keys, 1, Role::User).await.remove(0);
+    wait_until(
+        "the restarted ledger agrees with the rows",
+        3 * WAIT,
+        async || {
+            let left = stock_left(&node, &token, activity).await?;
+            check(left == SLOTS as i64 - held_rows, format!("{left} left"))
+        },
+    )
+    .await;
+    let claimant = acked[0];
+    let claimant_token = keys.issue(claimant.user, Role::User).expect("token");
+    let mut ws = WsClient::connect(&node.ws_url(), Some(&claimant_token))
         .await
-        .expect("count")
-        .get(0);
-    assert!(
-        rows as usize >= acked,
-        "{rows} rows for {acked} acknowledged holds"
+        .expect("reconnect");
+    let again = ws
+        .request("claim", json!({"activity": activity, "key": claimant.key}))
+        .await;
+    assert_eq!(
+        outcome_of(again),
+        claimant.outcome,
+        "the same key, the same claim"
     );
-    assert!(
-        acked > 0,
-        "the node died before answering anyone; kill later"
-    );
-    // The restarted node re-armed the expiries: every hold lapses on time.
-    let deadline = now_ms() + 15_000;
-    loop {
-        let left: i64 =
-            sqlx::query("SELECT COUNT(*) FROM claims WHERE activity_id = $1 AND status = 'held'")
-                .bind(activity)
-                .fetch_one(&pool)
-                .await
-                .expect("count")
-                .get(0);
-        if left == 0 {
-            break;
-        }
-        assert!(
-            now_ms() < deadline,
-            "{left} holds never expired after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let expired: i64 =
-        sqlx::query("SELECT COUNT(*) FROM claims WHERE activity_id = $1 AND status = 'expired'")
-            .bind(activity)
-            .fetch_one(&pool)
+    let more = ws
+        .request(
+            "claim",
+            json!({"activity": activity, "key": "after-the-crash"}),
+        )
+        .await
+        .expect_err("over the per-user limit");
+    assert_eq!(more.code.as_str(), "limit_reached");
+    let late = bulk_users_in(&pool, &keys, SLOTS - held_rows as usize + 1, Role::User).await;
+    let mut after = Vec::new();
+    for (user, token) in late {
+        let mut ws = WsClient::connect(&node.ws_url(), Some(&token))
             .await
-            .expect("count")
-            .get(0);
-    assert_eq!(expired, rows);
+            .expect("connect");
+        let key = format!("late-{user}");
+        let reply = ws
+            .request("claim", json!({"activity": activity, "key": key}))
+            .await;
+        after.push(Event {
+            user,
+            key,
+            outcome: outcome_of(reply),
+            latency: Duration::ZERO,
+        });
+    }
+    assert_eq!(
+        tally(&after),
+        (SLOTS - held_rows as usize, 1, 0),
+        "after the restart: {after:?}"
+    );
+    let everything: Vec<Event> = history.iter().cloned().chain(after).collect();
+    check_rows(&pool, activity, &slots, 1, &everything, Some(0)).await;
+
+    // The restarted node re-armed the expiries: every hold lapses on time.
+    wait_until(
+        "every hold expires",
+        Duration::from_secs(HOLD_SECONDS as u64) + 3 * WAIT,
+        async || {
+            let rows = statuses(&pool, activity).await;
+            check(!rows.contains_key("held"), rows)
+        },
+    )
+    .await;
+    let rows = statuses(&pool, activity).await;
+    assert_eq!(
+        rows.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["expired"],
+        "{rows:?}"
+    );
+}
+
+#[actix_web::test]
+async fn sigkill_mid_crowd_loses_no_acknowledged_hold_embedded() {
+    sigkill_mid_crowd(Storage::Embedded(Engine::Sqlite)).await;
+}
+
+#[actix_web::test]
+async fn sigkill_mid_crowd_loses_no_acknowledged_hold_redis() {
+    sigkill_mid_crowd(Storage::Redis).await;
+}
+
+/// The claim ledger is rebuilt from the rows when a node starts: after a restart the node
+/// sells exactly the slots no row holds, a claimant's key gives back the same claim, a new key
+/// of a user at the limit is `limit_reached`, and a slot given back is sold again, once.
+async fn ledger_is_rebuilt_from_the_rows_at_start_up(engine: Engine) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut node, pool, keys) = node_process(Storage::Embedded(engine), dir.path()).await;
+    let promo = Promo {
+        per_user_limit: 2,
+        ..Promo::open(4)
+    };
+    let (activity, items, _) = seed_in(&pool, &keys, &promo).await;
+    let users = bulk_users_in(&pool, &keys, 4, Role::User).await;
+    let ws_url = node.ws_url();
+    let claim = async |token: &str, key: &str| {
+        let mut ws = WsClient::connect(&ws_url, Some(token))
+            .await
+            .expect("connect");
+        ws.request("claim", json!({"activity": activity, "key": key}))
+            .await
+    };
+    // Alice takes her two, bob one: one slot left.
+    let mut history = Vec::new();
+    for (who, key) in [(0, "a1"), (0, "a2"), (1, "b1")] {
+        let (user, token) = &users[who];
+        let outcome = outcome_of(claim(token, key).await);
+        assert!(
+            matches!(outcome, Outcome::Held { .. }),
+            "{key}: {outcome:?}"
+        );
+        history.push(Event {
+            user: *user,
+            key: key.to_string(),
+            outcome,
+            latency: Duration::ZERO,
+        });
+    }
+    node.restart().await;
+
+    let (carol, carol_token) = &users[2];
+    assert_eq!(stock_left(&node, carol_token, activity).await, Ok(1));
+    let again = claim(&users[0].1, "a1").await;
+    assert_eq!(
+        outcome_of(again),
+        history[0].outcome,
+        "the same key, the same claim"
+    );
+    let over = claim(&users[0].1, "a3")
+        .await
+        .expect_err("alice is at her limit");
+    assert_eq!(over.code.as_str(), "limit_reached");
+    let last = outcome_of(claim(carol_token, "c1").await);
+    assert!(matches!(last, Outcome::Held { .. }), "{last:?}");
+    history.push(Event {
+        user: *carol,
+        key: "c1".into(),
+        outcome: last,
+        latency: Duration::ZERO,
+    });
+    let (_, dave_token) = &users[3];
+    let none = claim(dave_token, "d1").await.expect_err("sold out");
+    assert_eq!(none.code.as_str(), "sold_out");
+
+    // Bob gives his back after another restart; the slot is sold again, once.
+    node.restart().await;
+    let Outcome::Held { claim_id, .. } = history[2].outcome else {
+        unreachable!("checked above")
+    };
+    let mut bob = WsClient::connect(&node.ws_url(), Some(&users[1].1))
+        .await
+        .expect("connect");
+    let cancelled = bob
+        .request("claim.cancel", json!({"claim_id": claim_id}))
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled["status"], "cancelled");
+    let resold = outcome_of(claim(dave_token, "d2").await);
+    assert!(matches!(resold, Outcome::Held { .. }), "{resold:?}");
+    let none = claim(carol_token, "c2").await.expect_err("sold out again");
+    assert_eq!(none.code.as_str(), "sold_out");
+    let slots = items.iter().map(|i| (*i, 1)).collect();
+    check_rows(&pool, activity, &slots, 2, &history, None).await;
+    let rows = statuses(&pool, activity).await;
+    assert_eq!(rows.get("held"), Some(&4), "{rows:?}");
+    assert_eq!(rows.get("cancelled"), Some(&1), "{rows:?}");
 }
 
 /// Two nodes of a cluster: a claim taken on one node is pushed to the claimant's device on the
@@ -1457,7 +1792,7 @@ async fn claim_updates_and_stock_reach_the_other_node() {
     assert_eq!(pushed["status"], "cancelled");
     let stock = watcher.next_event("activity.stock").await.expect("stock");
     assert_eq!(stock["left"], 2);
-    phone.assert_silent("claim.updated", 400).await;
+    phone.assert_silent("claim.updated").await;
 }
 
 /// Slots left in the Redis counters of `spec` (which must stand).

@@ -14,7 +14,7 @@ use corral_protocol::Role;
 
 use crate::claims::redis_mode;
 use crate::engine_tests;
-use crate::support::{Engine, TestApp, unique};
+use crate::support::{Engine, TestApp, WAIT, check, unique, wait_until};
 
 async fn seed(app: &TestApp, count: usize, prefix: &str) -> Vec<corral::admin::SeededUser> {
     seed_role(app, count, prefix, Role::User).await
@@ -358,7 +358,19 @@ async fn connect_capacity_run_connects_every_client_and_reports_memory() {
     assert_eq!(written["passed"], true);
     assert!(out.join("report.html").exists());
     // The node saw the 200 authenticated sockets go away again.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let hub = &app.state.hub;
+    wait_until(
+        "the node has no socket and no user online",
+        WAIT,
+        async || {
+            let (sockets, online) = (hub.connections.len(), hub.users.online_count());
+            check(
+                sockets == 0 && online == 0,
+                format!("{sockets} sockets, {online} users online"),
+            )
+        },
+    )
+    .await;
 }
 
 #[actix_web::test]

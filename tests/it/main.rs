@@ -12,7 +12,6 @@ mod claims;
 mod feeds;
 mod http_auth;
 mod loadtest;
-mod process;
 mod promotions;
 mod redis_faults;
 mod store;

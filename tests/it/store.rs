@@ -12,7 +12,7 @@ use crate::support::{Engine, test_settings, unique};
 
 engine_tests!(
     users_are_stored_unique_and_roles_change,
-    one_batch_numbers_rooms_apart_and_keeps_repeats_once,
+    appends_queued_together_number_rooms_apart_and_keep_repeats_once,
 );
 
 async fn db(engine: Engine, dir: &std::path::Path) -> Db {
@@ -56,10 +56,11 @@ async fn users_are_stored_unique_and_roles_change(engine: Engine) {
     ));
 }
 
-/// Appends queued together commit as one batch over several rooms: each room's seqs run on
-/// from its own `last_seq` without gaps, a client key repeated inside the batch or across
-/// batches is stored once (the repeat gets the original), and a missing room fails alone.
-async fn one_batch_numbers_rooms_apart_and_keeps_repeats_once(engine: Engine) {
+/// Appends queued together over several rooms (grouped into as few commits as the batcher
+/// makes; how many is not observable here, so not claimed): each room's seqs run on from its
+/// own `last_seq` without gaps, a client key repeated among them or already stored is stored
+/// once (the repeat gets the original), and a missing room fails alone.
+async fn appends_queued_together_number_rooms_apart_and_keep_repeats_once(engine: Engine) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = db(engine, dir.path()).await;
     let user = db

@@ -1,7 +1,15 @@
 //! Test harness: spawning nodes on both SQL engines, HTTP helpers, and a WebSocket client that
-//! matches replies to requests and buffers pushes.
+//! matches replies to requests and buffers pushes. Its submodules hold the rest of the one
+//! shared set of helpers: [`wait`] (wait until a condition, with a deadline; the protocol's
+//! quiet window) and [`node`] (run the real binary as a child process).
 
 #![allow(dead_code)]
+
+pub mod node;
+pub mod wait;
+
+pub use node::NodeProcess;
+pub use wait::{QUIET, WAIT, check, wait_until};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -243,9 +251,6 @@ pub struct WsClient {
     pub closed: Option<Option<CloseFrame>>,
 }
 
-/// How long a test waits for an expected frame.
-pub const WAIT: Duration = Duration::from_secs(10);
-
 impl WsClient {
     /// Connects offering `corral.v1`, with an optional `Authorization: Bearer`.
     pub async fn connect(url: &str, bearer: Option<&str>) -> Result<WsClient, tungstenite::Error> {
@@ -360,11 +365,21 @@ impl WsClient {
         }
     }
 
-    /// Asserts that no `ev` push arrives within `ms` milliseconds.
-    pub async fn assert_silent(&mut self, ev: &str, ms: u64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    /// Asserts that no `ev` push arrives within the protocol's window ([`QUIET`]), nor is
+    /// already buffered.
+    pub async fn assert_silent(&mut self, ev: &str) {
+        self.assert_silent_for(ev, QUIET).await;
+    }
+
+    /// Asserts that no `ev` push arrives within `window` (one the test's settings promise,
+    /// when longer than [`QUIET`]), nor is already buffered.
+    pub async fn assert_silent_for(&mut self, ev: &str, window: Duration) {
+        let deadline = tokio::time::Instant::now() + window;
         let got = self.next_event_until(ev, deadline).await;
-        assert!(got.is_none(), "unexpected push {got:?}");
+        assert!(
+            got.is_none(),
+            "unexpected {ev} push within {window:?}: {got:?}"
+        );
     }
 
     /// Reads until the server closes the connection; returns its close code.
