@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use corral_actors::claims::{ClaimLedger, Claims};
-use corral_actors::ports::chat::Broker;
+use corral_actors::ports::chat::{Broker, PresenceStore};
 use corral_actors::ports::cluster::{ClusterBus, SoloBus};
 use corral_actors::{
     Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
 use crate::state::AppState;
-use crate::store::chat::{LocalBroker, RedisBroker, SqlMessageStore};
+use crate::store::chat::{LocalBroker, RedisBroker, RedisPresence, SqlMessageStore};
 use crate::store::claims::{ClaimRows, SqlCatalog};
 use crate::store::ledger::{BookArbiter, DurableLedger};
 use crate::store::reconcile::Reconciler;
@@ -172,6 +172,10 @@ impl Application {
                 settings.chat.rooms(),
                 SqlMessageStore::start(db.clone(), settings.chat.batch()),
                 broker,
+                redis.as_ref().map(|redis| {
+                    Arc::new(RedisPresence::start(redis.conn.clone(), &redis.prefix))
+                        as Arc<dyn PresenceStore>
+                }),
                 arbiters,
             ),
             overload: Arc::new(Overload::default()),

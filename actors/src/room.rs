@@ -32,7 +32,7 @@ use crate::chat_reply::ChatReply;
 use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::outbound::Outbound;
-use crate::ports::chat::{Appended, BrokerFrame, ChatStoreError, NewMessage, RoomInfo};
+use crate::ports::chat::{Appended, BrokerFrame, ChatStoreError, NewMessage, Online, RoomInfo};
 
 mod reorder;
 
@@ -44,6 +44,8 @@ const BROKER_QUEUE: usize = 4096;
 const MAILBOX: usize = 4096;
 /// How long a room whose store failed to load waits before trying again.
 const RELOAD_AFTER: Duration = Duration::from_secs(1);
+/// How long a read of the cluster's presence serves join replies.
+const REMOTE_FOR: Duration = Duration::from_secs(1);
 
 /// One room's actor.
 pub struct Room {
@@ -60,6 +62,9 @@ pub struct Room {
     last_request: Instant,
     /// Whether the broker's link to the other nodes is up (`None`: it cannot lose frames).
     link: Option<watch::Receiver<bool>>,
+    /// Who was online over every node when last asked (`None` inside: asking failed); join
+    /// replies reuse it for [`REMOTE_FOR`], so a crowd joining costs one read a second.
+    remote: Option<(Instant, Option<Online>)>,
     state: State,
 }
 
@@ -103,6 +108,7 @@ impl Room {
             delivered: None,
             last_request: Instant::now(),
             link,
+            remote: None,
             state: State::Loading,
         }
     }
@@ -620,14 +626,62 @@ impl Handler<Join> for Room {
         // wait meanwhile, so nothing is delivered twice or out of order).
         if self.link_down() {
             let catch_up = self.catch_up();
-            ctx.wait(catch_up.map(move |(), act, ctx| act.join(msg, ctx)));
+            ctx.wait(catch_up.map(move |(), act, ctx| act.join_with_presence(msg, ctx)));
             return;
         }
-        self.join(msg, ctx);
+        self.join_with_presence(msg, ctx);
     }
 }
 
 impl Room {
+    /// Joins once the cluster's presence is known (read again when older than
+    /// [`REMOTE_FOR`]), so the reply's `online` names members on every node.
+    fn join_with_presence(&mut self, msg: Join, ctx: &mut Context<Self>) {
+        let fresh = self
+            .remote
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < REMOTE_FOR);
+        let Some(presence) = self.hub.rooms.presence.clone().filter(|_| !fresh) else {
+            return self.join(msg, ctx);
+        };
+        let (room, cap) = (self.id, self.hub.rooms.config.presence_max_online.max(1));
+        ctx.wait(
+            async move { presence.online(room, cap).await }
+                .into_actor(self)
+                .map(move |online, act, ctx| {
+                    if let Err(err) = &online {
+                        tracing::warn!(room, %err, "reading the cluster's presence failed");
+                    }
+                    act.remote = Some((Instant::now(), online.ok()));
+                    act.join(msg, ctx);
+                }),
+        );
+    }
+
+    /// The join reply's `online` (the joiner first, then this node's members, then other
+    /// nodes', each once, at most `chat.presence_max_online`) and `online_count`.
+    fn online(&self, joiner: UserId) -> (Vec<UserId>, usize) {
+        let cap = self.hub.rooms.config.presence_max_online.max(1);
+        let remote = self.remote.as_ref().and_then(|(_, online)| online.as_ref());
+        let mut seen = HashSet::new();
+        let everyone = std::iter::once(joiner)
+            .chain(self.joined.keys().copied())
+            .chain(remote.into_iter().flat_map(|r| r.users.iter().copied()))
+            .filter(|u| seen.insert(*u));
+        let online: Vec<UserId> = everyone.take(cap).collect();
+        let count = match remote {
+            // Every remote user was read: count them all once.
+            Some(r) if r.users.len() >= r.count => {
+                let mut all: HashSet<UserId> = self.joined.keys().copied().collect();
+                all.extend(r.users.iter().copied());
+                all.len()
+            }
+            Some(r) => r.count.max(self.joined.len()),
+            None => self.joined.len(),
+        };
+        (online, count)
+    }
+
     fn join(&mut self, msg: Join, ctx: &mut Context<Self>) {
         guarded(self, ctx, |act, ctx| {
             let Some(msg) = act.admit(msg, ctx) else {
@@ -643,15 +697,13 @@ impl Room {
                 sessions.push((msg.conn_id, msg.out));
             }
             if is_new {
+                if let Some(presence) = &act.hub.rooms.presence {
+                    presence.joined(act.id, msg.user);
+                }
                 act.presence(msg.user, PresenceState::Joined);
             }
             let last_seq = act.delivered.unwrap_or(0);
-            let online_count = act.joined.len();
-            // The joining user first, so a capped list still names them.
-            let online = std::iter::once(msg.user)
-                .chain(act.joined.keys().copied().filter(|u| *u != msg.user))
-                .take(act.hub.rooms.config.presence_max_online.max(1))
-                .collect();
+            let (online, online_count) = act.online(msg.user);
             let room = act.id;
             let Some(loaded) = act.ready() else { return };
             let (missed, truncated, caught_up) = match msg.since {
@@ -697,6 +749,9 @@ impl Handler<Leave> for Room {
             }
             if gone {
                 act.joined.remove(&msg.user);
+                if let Some(presence) = &act.hub.rooms.presence {
+                    presence.left(act.id, msg.user);
+                }
                 act.presence(msg.user, PresenceState::Left);
             }
             if let Some(reply) = msg.reply {

@@ -9,7 +9,7 @@ use corral_protocol::UserId;
 use corral_protocol::ops::RoomId;
 
 use crate::hub::Hub;
-use crate::ports::chat::{Broker, MessageStore};
+use crate::ports::chat::{Broker, MessageStore, PresenceStore};
 use crate::registry::{Arbiters, Registry};
 use crate::room::{MemberAdded, Room};
 
@@ -51,6 +51,8 @@ pub struct Rooms {
     pub store: Arc<dyn MessageStore>,
     /// Frames to and from the room's actors on other nodes.
     pub broker: Arc<dyn Broker>,
+    /// Who is online on the other nodes (`None` on a single node: its rooms know everyone).
+    pub presence: Option<Arc<dyn PresenceStore>>,
     registry: Registry<RoomId, Room>,
 }
 
@@ -60,12 +62,14 @@ impl Rooms {
         config: ChatConfig,
         store: Arc<dyn MessageStore>,
         broker: Arc<dyn Broker>,
+        presence: Option<Arc<dyn PresenceStore>>,
         arbiters: Arc<Arbiters>,
     ) -> Rooms {
         Rooms {
             config,
             store,
             broker,
+            presence,
             registry: Registry::new(arbiters),
         }
     }

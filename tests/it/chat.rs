@@ -1095,3 +1095,51 @@ async fn idle_rooms_stop_and_come_back_from_the_store() {
     assert_eq!(send(&mut bob, quiet, "back", "b2").await, 4);
     assert_eq!(app.state.hub.rooms.running(), 2);
 }
+
+/// Two cluster nodes: a join reply's `online` and `online_count` name the members on both
+/// nodes, and a member who left is gone from a later join's list.
+#[actix_web::test]
+async fn join_replies_list_members_on_every_node() {
+    let nodes = TestApp::cluster(2, |_| {}).await;
+    let (node1, node2) = (&nodes[0], &nodes[1]);
+    let (x, xt) = node1.user("xavier").await;
+    let (y, yt) = node1.user("yvonne").await;
+    let (z, zt) = node1.user("zoe").await;
+    let room = create_room(node1, &xt, false).await;
+    let mut x1 = node1.client(Some(&xt)).await;
+    join(&mut x1, room, None).await;
+
+    let mut y2 = node2.client(Some(&yt)).await;
+    let joined = join(&mut y2, room, None).await;
+    let online: Vec<i64> = serde_json::from_value(joined["online"].clone()).expect("online");
+    assert_eq!(online[0], y, "the joiner first: {joined}");
+    assert!(
+        online.contains(&x),
+        "a member on the other node is listed: {joined}"
+    );
+    assert_eq!(joined["online_count"], 2, "{joined}");
+
+    x1.request("room.leave", json!({"room": room}))
+        .await
+        .expect("leave");
+    // A join reply may reuse what it read of the cluster for a second; new joins on node 2
+    // stop naming the member who left once that has passed.
+    wait_until(
+        "a join no longer lists the member who left",
+        WAIT,
+        async || {
+            let mut z2 = node2.client(Some(&zt)).await;
+            let joined = join(&mut z2, room, None).await;
+            let online: Vec<i64> =
+                serde_json::from_value(joined["online"].clone()).expect("online");
+            z2.request("room.leave", json!({"room": room}))
+                .await
+                .expect("leave");
+            check(
+                !online.contains(&x) && online.contains(&y) && online.contains(&z),
+                joined,
+            )
+        },
+    )
+    .await;
+}

@@ -131,3 +131,27 @@ pub trait Broker: Send + Sync + 'static {
         None
     }
 }
+
+/// Who is online in a room, up to a cap, over every node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Online {
+    /// Users online (each once), at most the cap asked for.
+    pub users: Vec<UserId>,
+    /// How many are online: exact when every one is in `users`, otherwise an upper bound
+    /// (a user with sessions on several nodes may count once per node).
+    pub count: usize,
+}
+
+/// Room presence shared by the nodes of a cluster (a room's actor knows only its own node's
+/// sessions). Entries of a node that dies expire by themselves.
+#[async_trait]
+pub trait PresenceStore: Send + Sync + 'static {
+    /// `user` has a session in `room` on this node (kept alive until [`PresenceStore::left`]).
+    fn joined(&self, room: RoomId, user: UserId);
+
+    /// `user` has no session in `room` on this node any more.
+    fn left(&self, room: RoomId, user: UserId);
+
+    /// Up to `limit` users online in `room` on any node, and how many there are.
+    async fn online(&self, room: RoomId, limit: usize) -> Result<Online, ChatStoreError>;
+}
