@@ -3,7 +3,7 @@
 //! [`DurableLedger`] pairs it with the SQL claim rows, so that a hold is answered only after
 //! its row is committed, and a slot taken for a write that then failed is given back.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use corral_actors::claims::{
@@ -209,12 +209,19 @@ impl SlotArbiter for BookArbiter {
 pub struct DurableLedger<A> {
     arbiter: A,
     rows: ClaimRows,
+    /// One rebuild at a time per activity on this node: a crowd meeting missing counters
+    /// raises the epoch once, not once per claim (each raise fails the holds in flight).
+    rebuilding: DashMap<ActivityId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl<A: SlotArbiter> DurableLedger<A> {
     /// A ledger deciding with `arbiter` and recording in `rows`.
     pub fn new(arbiter: A, rows: ClaimRows) -> DurableLedger<A> {
-        DurableLedger { arbiter, rows }
+        DurableLedger {
+            arbiter,
+            rows,
+            rebuilding: DashMap::new(),
+        }
     }
 
     /// Decides, rebuilding the arbiter's state first if it has none.
@@ -244,6 +251,8 @@ impl<A: SlotArbiter> DurableLedger<A> {
     /// lost either committed before the raise (and is in the rows read after it) or can no
     /// longer commit, so no slot is handed out twice.
     async fn rebuild(&self, spec: &ActivitySpec) -> Result<(), LedgerError> {
+        let lock = self.rebuilding.entry(spec.id).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
         if self.arbiter.ready(spec).await? {
             return Ok(());
         }

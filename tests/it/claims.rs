@@ -377,28 +377,34 @@ async fn one_client(
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
     }
     let sent = std::time::Instant::now();
-    let id = ws
-        .send_op("claim", json!({"activity": activity, "key": key}))
-        .await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), ws.reply_to(Some(id))).await;
-    match reply {
-        Ok(reply) => {
-            let outcome = outcome_of(reply);
-            if matches!(outcome, Outcome::Held { .. }) {
-                held_acks.fetch_add(1, Ordering::Relaxed);
-            }
-            Event {
-                user,
-                key,
-                outcome,
-                latency: sent.elapsed(),
-            }
-        }
-        Err(_) => {
+    // As protocol/README.md tells clients: `unavailable` (the claim deadline passed on a
+    // loaded node) is retried with the same key until the answer is final.
+    for _ in 0..20 {
+        let id = ws
+            .send_op("claim", json!({"activity": activity, "key": key}))
+            .await;
+        let reply = tokio::time::timeout(Duration::from_secs(30), ws.reply_to(Some(id))).await;
+        let Ok(reply) = reply else {
             eprintln!("client {user} got no reply from {port}");
-            unknown
+            return unknown;
+        };
+        let outcome = outcome_of(reply);
+        if outcome == Outcome::Refused("unavailable".into()) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
         }
+        if matches!(outcome, Outcome::Held { .. }) {
+            held_acks.fetch_add(1, Ordering::Relaxed);
+        }
+        return Event {
+            user,
+            key,
+            outcome,
+            latency: sent.elapsed(),
+        };
     }
+    eprintln!("client {user} was answered unavailable 20 times");
+    unknown
 }
 
 /// (held, sold out, anything else) over a history; "anything else" includes claims left

@@ -189,14 +189,20 @@ impl Claims {
         })
     }
 
-    /// Runs `work` within the desk's deadline: past it, the client is told `unavailable` and
-    /// retries with its key (what the work did meanwhile, it finds then).
-    async fn within<T>(
+    /// Runs `work` as a task of its own and waits for it within the desk's deadline: past it,
+    /// the client is told `unavailable` and retries with its key. The work is not cancelled
+    /// (a hold half made, or counters half rebuilt, would have to start over on every retry,
+    /// and a slow rebuild would never finish): the retry finds what it did.
+    async fn within<T: Send + 'static>(
         &self,
-        work: impl Future<Output = Result<T, ClaimError>>,
+        work: impl Future<Output = Result<T, ClaimError>> + Send + 'static,
     ) -> Result<T, ClaimError> {
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(result) => result,
+        match tokio::time::timeout(self.timeout, tokio::spawn(work)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panicked)) => {
+                tracing::error!(%panicked, "a claim task failed");
+                Err(ClaimError::new(ErrorCode::Internal, "the claim failed"))
+            }
             Err(_) => {
                 metrics::counter!("corral_claim_timeouts_total").increment(1);
                 Err(ClaimError::new(
