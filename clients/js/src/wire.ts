@@ -14,6 +14,7 @@ import {
   str,
   uint,
   type Infer,
+  type Schema,
 } from "./schema.js";
 
 /** The WebSocket subprotocol Corral speaks. */
@@ -97,13 +98,18 @@ export const postSchema = object({
 });
 export type Post = Infer<typeof postSchema>;
 
+/** An `Option` parameter with `#[serde(default)]`: absent, null or a value. */
+function opt<T>(inner: Schema<T>): Schema<T | null | undefined> {
+  return optional(nullable(inner));
+}
+
 const empty = object({});
 const postsPage = object({ posts: array(postSchema), next_before: nullable(int) });
 const postRef = object({ post: int });
 const userRef = object({ user: int });
 const activityRef = object({ activity: int });
 const likeOk = object({ likes: uint, changed: bool });
-const page = { before: optional(int), limit: uint };
+const page = { before: opt(int), limit: uint };
 
 function op<P, O>(params: P, ok: O): { params: P; ok: O } {
   return { params, ok };
@@ -114,7 +120,7 @@ export const OPS = {
   auth: op(object({ token: str }), object({ user_id: int, role, server_time: int })),
   "time.sync": op(object({ client_time: int }), object({ client_time: int, server_time: int })),
   "room.join": op(
-    object({ room: int, since: optional(uint) }),
+    object({ room: int, since: opt(uint) }),
     object({
       room: int,
       last_seq: uint,
@@ -129,7 +135,7 @@ export const OPS = {
   "room.leave": op(object({ room: int }), empty),
   "room.send": op(object({ room: int, text: str, client_msg_id: str }), object({ seq: uint, ts: int })),
   "room.history": op(
-    object({ room: int, before_seq: optional(uint), limit: uint }),
+    object({ room: int, before_seq: opt(uint), limit: uint }),
     object({ messages: array(chatMessageSchema) }),
   ),
   "dm.send": op(
@@ -139,7 +145,7 @@ export const OPS = {
   follow: op(userRef, empty),
   unfollow: op(userRef, empty),
   "feed.post": op(
-    object({ text: str, media: optional(array(str)), animal: optional(nullable(int)) }),
+    object({ text: str, media: optional(array(str)), animal: opt(int) }),
     object({ post_id: int, created_at: int }),
   ),
   "feed.timeline": op(object(page), postsPage),
@@ -161,7 +167,7 @@ export const OPS = {
   ),
   "activity.unsubscribe": op(activityRef, empty),
   claim: op(
-    object({ activity: int, item: optional(nullable(int)), key: str }),
+    object({ activity: int, item: opt(int), key: str }),
     object({ claim_id: int, item: int, status: claimStatus, expires_at: int }),
   ),
   "claim.cancel": op(object({ claim_id: int }), object({ status: claimStatus })),
