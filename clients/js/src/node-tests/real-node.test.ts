@@ -181,8 +181,12 @@ test("the countdown opens at starts_at on the synced clock; a claim sent then is
   client.on("activity.started", () => started.push(client.clock.now()));
   const updates: string[] = [];
   client.on("claim.updated", (c) => updates.push(c.status));
-  const watch = await client.watchActivity(promo.activityId);
+  const broadcasts: string[] = [];
+  const watch = await client.watchActivity(promo.activityId, { onBroadcast: (b) => broadcasts.push(b.text) });
   assert.equal(watch.state, "scheduled");
+  await apiAs(node, promo.merchant).post(`/api/v1/activities/${promo.activityId}/broadcast`, { text: "Calves at noon!" });
+  await waitFor(() => broadcasts.length === 1, 5_000, "activity.broadcast");
+  assert.deepEqual(broadcasts, ["Calves at noon!"]);
   const ticks: number[] = [];
   const openedAt = await new Promise<number>((resolve) => {
     countdown(watch.startsAt, client.clock, { onTick: (ms) => ticks.push(ms), onOpen: () => resolve(client.clock.now()) });
@@ -200,7 +204,7 @@ test("the countdown opens at starts_at on the synced clock; a claim sent then is
   client.close();
 });
 
-test("feeds, follows, DMs and broadcasts: every frame the node sends fits the SDK's types", async () => {
+test("feeds, follows, DMs and presence: every frame the node sends fits the SDK's types", async () => {
   const alice = await newUser(node);
   const bob = await newUser(node);
   const a = sdk(alice);
