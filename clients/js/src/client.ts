@@ -118,6 +118,7 @@ export class CorralClient {
   #user: AuthOk | null = null;
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #timers: ReturnType<typeof setInterval>[] = [];
+  #cleanups: (() => void)[] = [];
   #connectWaiters: { resolve(auth: AuthOk): void; reject(err: CorralError): void }[] = [];
   #openWaiters = new Set<() => void>();
   #listeners = new Map<string, Set<Listener>>();
@@ -576,6 +577,7 @@ export class CorralClient {
     this.#reconnectTimer = null;
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    for (const undo of this.#cleanups.splice(0)) undo();
     const session = this.#session;
     this.#session = null;
     const wasClosed = this.#state === "closed";
@@ -614,6 +616,15 @@ export class CorralClient {
     // Timers must not keep a Node process alive on their own.
     for (const t of [keepalive, refresh]) (t as { unref?: () => void }).unref?.();
     this.#timers.push(keepalive, refresh);
+    // A browser tab back from the background had its timers frozen: re-sync the clock.
+    const doc = (globalThis as { document?: Document }).document;
+    if (doc) {
+      const onVisible = () => {
+        if (doc.visibilityState === "visible" && this.#state === "open") this.syncClock().catch(() => undefined);
+      };
+      doc.addEventListener("visibilitychange", onVisible);
+      this.#cleanups.push(() => doc.removeEventListener("visibilitychange", onVisible));
+    }
   }
 
   /** Resolves with the open session, waiting up to `timeoutMs` for a reconnect. */
