@@ -7,6 +7,7 @@ import { backoffDelay, classifyClose, DEFAULT_BACKOFF, type BackoffOptions } fro
 import { ServerClock, SYSTEM_TIME, type ClockView, type SyncSample, type TimeSources } from "./clock.js";
 import { CorralError } from "./errors.js";
 import { parseServerFrame } from "./frames.js";
+import { Session } from "./session.js";
 import { newKey } from "./ids.js";
 import { retryIdempotent, sleep } from "./retry.js";
 import { ActivityWatch, type ActivityHandlers } from "./activity.js";
@@ -78,22 +79,6 @@ export interface StateDetail {
   error?: CorralError;
 }
 
-interface Pending {
-  op: OpName;
-  resolve(value: unknown): void;
-  reject(err: CorralError): void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
-/** One socket's life. A new socket gets a new session; stale callbacks check theirs. */
-interface Session {
-  ws: WebSocketLike;
-  pending: Map<number, Pending>;
-  goingAwayMs: number | null;
-  authedAt: number | null;
-  lastHeard: number;
-}
-
 type Listener = (push: never) => void;
 
 const CLIENT_GONE = new CorralError("closed", "the client was closed");
@@ -114,7 +99,6 @@ export class CorralClient {
   #session: Session | null = null;
   #everOpen = false;
   #attempt = 0;
-  #nextId = 1;
   #user: AuthOk | null = null;
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -226,7 +210,7 @@ export class CorralClient {
     const timeoutMs = options?.timeoutMs ?? this.#opts.requestTimeoutMs;
     const deadline = Date.now() + timeoutMs;
     const session = await this.#whenOpen(timeoutMs);
-    return this.#send(session, op, params, Math.max(1, deadline - Date.now()));
+    return session.send(op, params, Math.max(1, deadline - Date.now()));
   }
 
   /** Joins a room (re-joined with `since` after every reconnect). Joining twice returns the same room. */
@@ -405,7 +389,7 @@ export class CorralClient {
       this.#stop({ reason: `cannot open ${this.#opts.url}` }, new CorralError("network", String(cause), undefined, { cause }));
       return;
     }
-    const session: Session = { ws, pending: new Map(), goingAwayMs: null, authedAt: null, lastHeard: Date.now() };
+    const session = new Session(ws, this.#mode);
     this.#session = session;
     ws.onopen = () => {
       if (this.#session === session) void this.#authenticate(session);
@@ -422,7 +406,7 @@ export class CorralClient {
     try {
       const source = this.#opts.token;
       const token = typeof source === "function" ? await source() : source;
-      auth = await this.#send(session, "auth", { token }, this.#opts.requestTimeoutMs);
+      auth = await session.send("auth", { token }, this.#opts.requestTimeoutMs);
     } catch (err) {
       if (this.#session !== session) return;
       const error = err instanceof CorralError ? err : new CorralError("unauthenticated", String(err), undefined, { cause: err });
@@ -472,21 +456,8 @@ export class CorralClient {
       this.#report(new CorralError(frame.error?.code ?? "protocol", frame.error?.message ?? "reply without id"));
       return;
     }
-    const pending = session.pending.get(frame.re);
-    if (!pending) return; // its request timed out already
-    session.pending.delete(frame.re);
-    clearTimeout(pending.timer);
-    if (frame.error) {
-      pending.reject(new CorralError(frame.error.code, frame.error.message));
-      return;
-    }
-    try {
-      pending.resolve(OPS[pending.op].ok.parse(frame.ok, "ok", this.#mode));
-    } catch (cause) {
-      const err = new CorralError("protocol", `bad \`${pending.op}\` reply: ${String(cause)}`, undefined, { cause });
-      this.#report(err);
-      pending.reject(err);
-    }
+    const err = session.settle({ ...frame, re: frame.re });
+    if (err) this.#report(err);
   }
 
   #route(push: AnyPush): void {
@@ -529,11 +500,7 @@ export class CorralClient {
   #onClosed(session: Session, code: number, reason: string): void {
     if (this.#session !== session) return;
     this.#session = null;
-    for (const p of session.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new CorralError("disconnected", `socket closed (${code}) before the \`${p.op}\` reply`));
-    }
-    session.pending.clear();
+    session.failAll((op) => new CorralError("disconnected", `socket closed (${code}) before the \`${op}\` reply`));
     if (this.#state === "closed") return;
     const verdict = classifyClose(code);
     if (verdict.kind === "stop") {
@@ -562,13 +529,7 @@ export class CorralClient {
 
   /** Gives up on a socket that stopped answering: handle it as closed now, without waiting for its close handshake. */
   #abandon(session: Session, code: number, reason: string): void {
-    session.ws.onclose = null;
-    session.ws.onmessage = null;
-    try {
-      session.ws.close(code, reason.slice(0, 120));
-    } catch {
-      // already closing
-    }
+    session.detach(code, reason);
     this.#onClosed(session, code, reason);
   }
 
@@ -583,17 +544,8 @@ export class CorralClient {
     const wasClosed = this.#state === "closed";
     this.#state = "closed";
     if (session) {
-      session.ws.onclose = null;
-      session.ws.onmessage = null;
-      for (const p of session.pending.values()) {
-        clearTimeout(p.timer);
-        p.reject(error);
-      }
-      try {
-        session.ws.close(1000, "client closed");
-      } catch {
-        // already closing
-      }
+      session.detach(1000, "client closed");
+      session.failAll(() => error);
     }
     for (const w of this.#connectWaiters.splice(0)) w.reject(detail.error ?? error);
     for (const wake of [...this.#openWaiters]) wake();
@@ -604,7 +556,7 @@ export class CorralClient {
     const keepalive = setInterval(() => {
       const s = this.#session;
       if (this.#state !== "open" || !s || Date.now() - s.lastHeard < this.#opts.keepaliveMs) return;
-      this.#send(s, "time.sync", { client_time: Date.now() }, this.#opts.requestTimeoutMs).catch((err: unknown) => {
+      s.send("time.sync", { client_time: Date.now() }, this.#opts.requestTimeoutMs).catch((err: unknown) => {
         if (err instanceof CorralError && err.code === "timeout" && this.#session === s) {
           this.#abandon(s, 4000, "no reply to a keepalive");
         }
@@ -656,24 +608,6 @@ export class CorralClient {
         this.#openWaiters.delete(wake);
       };
       this.#openWaiters.add(wake);
-    });
-  }
-
-  #send<K extends OpName>(session: Session, op: K, params: ParamsOf<K>, timeoutMs: number): Promise<ReplyOf<K>> {
-    return new Promise<ReplyOf<K>>((resolve, reject) => {
-      const id = this.#nextId++;
-      const timer = setTimeout(() => {
-        session.pending.delete(id);
-        reject(new CorralError("timeout", `no \`${op}\` reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      session.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer });
-      try {
-        session.ws.send(JSON.stringify({ id, op, ...params }));
-      } catch (cause) {
-        session.pending.delete(id);
-        clearTimeout(timer);
-        reject(new CorralError("disconnected", `cannot send \`${op}\`: ${String(cause)}`, undefined, { cause }));
-      }
     });
   }
 
