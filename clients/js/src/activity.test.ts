@@ -3,7 +3,6 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CorralClient } from "./client.js";
 import { CorralError } from "./errors.js";
 import { FakeServer, until, type Req } from "./testing/fake-server.js";
 
@@ -14,14 +13,7 @@ function subscribeOk(req: Req, startsAt: number, state = "scheduled") {
 }
 
 async function connected(server: FakeServer) {
-  const client = new CorralClient({
-    url: "ws://fake/ws",
-    token: "t",
-    WebSocket: server.WebSocket,
-    backoff: { baseMs: 10, maxMs: 50 },
-    clockSamples: 1,
-    strictFrames: true,
-  });
+  const client = server.client();
   await client.connect();
   await until(() => client.clock.synced);
   return client;

@@ -3,22 +3,13 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CorralClient, type ClientOptions, type ConnectionState, type StateDetail } from "./client.js";
+import type { ClientOptions, ConnectionState, StateDetail } from "./client.js";
 import { CorralError } from "./errors.js";
 import { FakeServer, until } from "./testing/fake-server.js";
 
 function setup(options: Partial<ClientOptions> = {}) {
   const server = new FakeServer();
-  const client = new CorralClient({
-    url: "ws://fake/ws",
-    token: "t0",
-    WebSocket: server.WebSocket,
-    backoff: { baseMs: 20, maxMs: 200 },
-    random: () => 0.5,
-    clockSamples: 3,
-    strictFrames: true,
-    ...options,
-  });
+  const client = server.client({ token: "t0", backoff: { baseMs: 20, maxMs: 200 }, random: () => 0.5, clockSamples: 3, ...options });
   const states: [ConnectionState, StateDetail][] = [];
   client.onState((s, d) => states.push([s, d]));
   return { server, client, states };

@@ -110,6 +110,7 @@ export class CorralClient {
   #errorListeners = new Set<(err: CorralError) => void>();
   #rooms = new Map<number, Room>();
   #watches = new Map<number, ActivityWatch>();
+  #started = new WeakMap<object, Promise<unknown>>();
   #syncing = false;
 
   constructor(options: ClientOptions) {
@@ -216,24 +217,15 @@ export class CorralClient {
   /** Joins a room (re-joined with `since` after every reconnect). Joining twice returns the same room. */
   async joinRoom(roomId: number, handlers: RoomHandlers = {}): Promise<Room> {
     const existing = this.#rooms.get(roomId);
-    if (existing) return existing;
+    if (existing) return this.#started.get(existing) as Promise<Room>;
     const room = new Room(roomId, handlers, {
       request: (op, params) => this.request(op, params),
       retrying: (op, params) => this.#retrying(op, params),
       emit: (msg) => this.#emit({ ...msg, ev: "room.message" }),
-      forget: (r) => {
-        if (this.#rooms.get(r.id) === r) this.#rooms.delete(r.id);
-      },
+      forget: (r) => this.#untrack(this.#rooms, r),
       newKey,
     });
-    this.#rooms.set(roomId, room);
-    try {
-      await room.join();
-    } catch (err) {
-      this.#rooms.delete(roomId);
-      throw err;
-    }
-    return room;
+    return this.#track(this.#rooms, room, () => room.join());
   }
 
   /** Sends a direct message (its key generated once, retried safely). */
@@ -245,23 +237,14 @@ export class CorralClient {
   /** Watches an activity (re-subscribed after every reconnect until it ends). */
   async watchActivity(activityId: number, handlers: ActivityHandlers = {}): Promise<ActivityWatch> {
     const existing = this.#watches.get(activityId);
-    if (existing) return existing;
+    if (existing) return this.#started.get(existing) as Promise<ActivityWatch>;
     const watch = new ActivityWatch(activityId, handlers, this.#clock, {
       subscribe: () => this.#retrying("activity.subscribe", { activity: activityId }),
       unsubscribe: () => this.request("activity.unsubscribe", { activity: activityId }).then(() => undefined),
-      forget: (w) => {
-        if (this.#watches.get(w.id) === w) this.#watches.delete(w.id);
-      },
+      forget: (w) => this.#untrack(this.#watches, w),
       resyncClock: () => void this.syncClock().catch(() => undefined),
     });
-    this.#watches.set(activityId, watch);
-    try {
-      await watch.subscribe();
-    } catch (err) {
-      this.#watches.delete(activityId);
-      throw err;
-    }
-    return watch;
+    return this.#track(this.#watches, watch, () => watch.subscribe());
   }
 
   /**
@@ -609,6 +592,27 @@ export class CorralClient {
       };
       this.#openWaiters.add(wake);
     });
+  }
+
+  /**
+   * Keeps `item` in `map` (so reconnects restore it) once `start()` succeeds; a second
+   * `joinRoom`/`watchActivity` for the same id meanwhile gets the same start.
+   */
+  #track<T extends { id: number }>(map: Map<number, T>, item: T, start: () => Promise<void>): Promise<T> {
+    map.set(item.id, item);
+    const started = start().then(
+      () => item,
+      (err: unknown) => {
+        this.#untrack(map, item);
+        throw err;
+      },
+    );
+    this.#started.set(item, started);
+    return started;
+  }
+
+  #untrack<T extends { id: number }>(map: Map<number, T>, item: T): void {
+    if (map.get(item.id) === item) map.delete(item.id);
   }
 
   /** An idempotent request retried until the retry deadline (the params carry its key). */

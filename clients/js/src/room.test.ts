@@ -3,7 +3,6 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CorralClient } from "./client.js";
 import { FakeServer, until, type FakeSocket, type Req } from "./testing/fake-server.js";
 import type { ChatMessage } from "./wire.js";
 
@@ -73,14 +72,7 @@ async function setup(onReset?: () => void) {
   const server = new FakeServer();
   const room = new FakeRoom(12);
   server.handler = (req, socket) => room.handle(req, socket);
-  const client = new CorralClient({
-    url: "ws://fake/ws",
-    token: "t",
-    WebSocket: server.WebSocket,
-    backoff: { baseMs: 10, maxMs: 50 },
-    clockSamples: 1,
-    strictFrames: true,
-  });
+  const client = server.client();
   await client.connect();
   const seen: number[] = [];
   const joined = await client.joinRoom(12, { onMessage: (m) => seen.push(m.seq), ...(onReset ? { onReset } : {}) });

@@ -5,7 +5,7 @@
 //! clients, rate and time. Run by `bench/reconnect.sh`.
 //!
 //! Usage: node dist/bench/reconnect.js [--clients 2000] [--rooms 20] [--rate 2] [--signal SIGTERM|SIGKILL]
-//!        [--profile release|debug]
+//!        [--profile release|debug] [--drain-ms 5000] [--jitter-ms 5000] [--before-s 5] [--after-s 10]
 
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -25,6 +25,9 @@ const { values: args } = parseArgs({
     profile: { type: "string", default: "release" },
     "before-s": { type: "string", default: "5" }, // sending before the stop
     "after-s": { type: "string", default: "10" }, // sending after the restart
+    // The node's shutdown drain and its clients' reconnect spread (config defaults: 5 s each).
+    "drain-ms": { type: "string", default: "5000" },
+    "jitter-ms": { type: "string", default: "5000" },
   },
 });
 
@@ -63,7 +66,10 @@ async function main(): Promise<void> {
   watchdog.unref();
 
   // Accounts straight into the node's database (one shared password hash), before it starts.
-  const node = await CorralNode.start({ profile: PROFILE, env: { CORRAL_SERVER__WORKERS: "0" } });
+  const node = await CorralNode.start({
+    profile: PROFILE,
+    env: { CORRAL_SERVER__DRAIN_MS: String(args["drain-ms"]), CORRAL_SERVER__RECONNECT_JITTER_MS: String(args["jitter-ms"]) },
+  });
   await node.stop("SIGTERM");
   const tokensFile = join(node.dataDir, "tokens.json");
   execFileSync(node.bin, ["--data-dir", node.dataDir, "admin", "seed-users", "--count", String(N + ROOMS), "--prefix", "sdkbench", "--out", tokensFile], {
@@ -197,6 +203,8 @@ async function run(node: CorralNode, users: Seeded[]): Promise<void> {
     rate_per_room: RATE,
     signal: SIGNAL,
     profile: PROFILE,
+    drain_ms: Number(args["drain-ms"]),
+    reconnect_jitter_ms: Number(args["jitter-ms"]),
     node_restart_ms: upAt - stopAt,
     all_rejoined_caught_up_ms_after_stop: allBackAt - stopAt,
     all_rejoined_caught_up_ms_after_healthy: allBackAt - upAt,

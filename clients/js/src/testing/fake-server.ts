@@ -1,6 +1,7 @@
 //! An in-process stand-in for a Corral node, for unit tests: sockets that the test drives by
 //! hand (reply, push, close) and a default answer for `auth` and `time.sync`.
 
+import { CorralClient, type ClientOptions } from "../client.js";
 import type { CloseEventLike, MessageEventLike, WebSocketCtor, WebSocketLike } from "../socket.js";
 
 /** A request as the fake server received it. */
@@ -108,6 +109,19 @@ export class FakeServer {
       default:
         return undefined;
     }
+  }
+
+  /** A client of this server with quick timers and strict frame decoding; `options` override. */
+  client(options: Partial<ClientOptions> = {}): CorralClient {
+    return new CorralClient({
+      url: "ws://fake/ws",
+      token: "t",
+      WebSocket: this.WebSocket,
+      backoff: { baseMs: 10, maxMs: 50 },
+      clockSamples: 1,
+      strictFrames: true,
+      ...options,
+    });
   }
 
   /** Requests of one op, in arrival order. */
