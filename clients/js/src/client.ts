@@ -81,8 +81,6 @@ export interface StateDetail {
 
 type Listener = (push: never) => void;
 
-const CLIENT_GONE = new CorralError("closed", "the client was closed");
-
 /** A Corral connection that reconnects, re-joins and re-subscribes by itself. */
 export class CorralClient {
   /** The synced server clock. */
@@ -179,7 +177,7 @@ export class CorralClient {
 
   /** Closes the connection for good: no reconnect; pending and future requests reject with `closed`. */
   close(): void {
-    this.#stop({ reason: "closed by the app" }, CLIENT_GONE);
+    this.#stop({ reason: "closed by the app" }, new CorralError("closed", "the client was closed"));
   }
 
   /** Calls `fn` on every state change; returns an unsubscribe function. */
