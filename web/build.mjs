@@ -50,11 +50,13 @@ async function bundle() {
   return names;
 }
 
-function page(template, names, script) {
-  const html = readFileSync(join(here, "src", template), "utf8")
+// Both pages come from one template: only the title and the script differ.
+function page(names, script, title) {
+  const html = readFileSync(join(here, "src/page.html"), "utf8")
+    .replaceAll("%TITLE%", title)
     .replaceAll("%STYLE%", names.style)
     .replaceAll("%SCRIPT%", names[script]);
-  if (/%[A-Z]+%/.test(html)) throw new Error(`${template}: unreplaced placeholder`);
+  if (/%[A-Z]+%/.test(html)) throw new Error("page.html: unreplaced placeholder");
   return html;
 }
 
@@ -110,8 +112,8 @@ async function main() {
   if (!check) rmSync(dist, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const names = await bundle();
-  writeFileSync(join(out, "index.html"), page("index.html", names, "app"));
-  writeFileSync(join(out, "console.html"), page("console.html", names, "console"));
+  writeFileSync(join(out, "index.html"), page(names, "app", "Corral"));
+  writeFileSync(join(out, "console.html"), page(names, "console", "Corral — merchant console"));
   const files = [
     { path: "/", file: "index.html", immutable: false },
     { path: "/console", file: "console.html", immutable: false },

@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use corral_actors::{ActivityItem, ActivityRecord};
+use corral_actors::ActivityRecord;
 use corral_protocol::ops::RoomId;
 use corral_protocol::{EpochMs, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::store::promotions::MerchantRecord;
+use crate::store::promotions::{MerchantRecord, item_of, record_of};
 use crate::store::{Db, StoreError};
 
 /// Which promotions a listing keeps, judged on the server clock.
@@ -161,19 +161,8 @@ impl Db {
         let mut listed = rows
             .iter()
             .map(|row| {
-                let status: String = row.try_get("status")?;
                 Ok(ListedActivity {
-                    record: ActivityRecord {
-                        id: row.try_get("id")?,
-                        merchant_id: row.try_get("merchant_id")?,
-                        title: row.try_get("title")?,
-                        starts_at: row.try_get("starts_at")?,
-                        ends_at: row.try_get("ends_at")?,
-                        per_user_limit: row.try_get("per_user_limit")?,
-                        hold_seconds: row.try_get("hold_seconds")?,
-                        cancelled: status == "cancelled",
-                        items: Vec::new(),
-                    },
+                    record: record_of(row, Vec::new())?,
                     merchant_name: row.try_get("merchant_name")?,
                     animals: Vec::new(),
                 })
@@ -203,11 +192,7 @@ impl Db {
                 continue;
             };
             let entry = &mut listed[at];
-            entry.record.items.push(ActivityItem {
-                item_id: item.try_get("id")?,
-                animal_id: item.try_get("animal_id")?,
-                slots: item.try_get("slots")?,
-            });
+            entry.record.items.push(item_of(item)?);
             entry.animals.push(ListedAnimal {
                 name: item.try_get("name")?,
                 species: item.try_get("species")?,

@@ -218,3 +218,61 @@ test("markup in messages, room names, shop and animal names renders as text and 
   await eve.context().close();
   await reader.context().close();
 });
+
+test("following, the live feed with likes and comments, DMs and older history", async () => {
+  const annName = uniqueName("ann");
+  const bobName = uniqueName("bob");
+  const ann = await newPage(browser);
+  const bob = await newPage(browser);
+  await register(ann, node.base, "/", annName);
+  await ann.waitForSelector("body[data-ready=true]");
+  await register(bob, node.base, "/", bobName);
+  await bob.waitForSelector("body[data-ready=true]");
+
+  // Ann follows Bob, then watches her feed while Bob posts.
+  await openTab(ann, "people");
+  await ann.fill("#find-user", bobName);
+  await ann.press("#find-user", "Enter");
+  await ann.click("#person [data-follow]");
+  await ann.waitForSelector("#person [data-follow] >> text=Unfollow");
+  await openTab(ann, "feed");
+  await openTab(bob, "feed");
+  await bob.fill("#post-text", "Twin lambs born this morning");
+  await bob.click("#publish");
+  await bob.waitForSelector("#posts .text >> text=Twin lambs born this morning");
+  const annPost = ann.locator("#posts li.post", { hasText: "Twin lambs born this morning" });
+  await annPost.waitFor();
+
+  // Her like and her comment reach Bob's screen without a reload.
+  await annPost.locator("button", { hasText: "Like" }).click();
+  const bobPost = bob.locator("#posts li.post").first();
+  await bobPost.locator("button", { hasText: "Like" }).locator(".count >> text=1").waitFor();
+  await annPost.locator("button", { hasText: "Comments" }).click();
+  await annPost.locator("input[name=comment]").fill("Congratulations!");
+  await annPost.locator("input[name=comment]").press("Enter");
+  await annPost.locator(".comments .text >> text=Congratulations!").waitFor();
+  await bobPost.locator("button", { hasText: "Comments" }).locator(".count >> text=1").waitFor();
+  await shot(bob, "feed-desktop");
+
+  // A DM by username, then enough messages that the oldest need paging.
+  await openTab(ann, "rooms");
+  await ann.fill("#dm-to", bobName);
+  await ann.fill("#dm-text", "message 1");
+  await ann.press("#dm-text", "Enter");
+  await ann.waitForSelector("#messages .text >> text=message 1");
+  for (let i = 2; i <= 35; i++) {
+    await ann.fill("#message-text", `message ${i}`);
+    await ann.press("#message-text", "Enter");
+    await ann.locator(`#messages li[data-seq="${i}"]`).waitFor();
+  }
+  await openTab(bob, "rooms");
+  await bob.locator("#room-list button", { hasText: "DM with" }).click();
+  await bob.waitForSelector("#messages .text >> text=message 35");
+  assert.equal(await bob.locator("#messages li").count(), 30, "the newest 30 first");
+  await bob.click("#older");
+  await bob.waitForSelector("#messages .text >> text=message 1");
+  const texts = await bob.locator("#messages .text").allTextContents();
+  assert.deepEqual(texts, Array.from({ length: 35 }, (_, i) => `message ${i + 1}`), "every message once, in order");
+  await ann.context().close();
+  await bob.context().close();
+});

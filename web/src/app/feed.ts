@@ -2,6 +2,7 @@
 // page, new posts arriving live, likes and comments with live counters.
 import type { CorralClient, Post } from "@corral/client";
 import { h, replace, toast } from "../lib/dom.ts";
+import { inlineForm } from "../lib/forms.ts";
 import { when } from "../lib/format.ts";
 import { api, explain, nameTag } from "../lib/session.ts";
 
@@ -17,7 +18,7 @@ interface TimelinePage {
   next_before: number | null;
 }
 
-export function feedTab(client: CorralClient) {
+export function feedTab(client: CorralClient, me: number) {
   return (panel: HTMLElement) => {
     const list = h("ol", { class: "list posts", id: "posts" });
     const more = h("button", { type: "button", class: "secondary", id: "more-posts" }, "Older posts");
@@ -74,26 +75,11 @@ export function feedTab(client: CorralClient) {
               replace(
                 threadBox,
                 thread,
-                h(
-                  "form",
-                  {
-                    class: "send-row",
-                    on: {
-                      submit: async (ev) => {
-                        ev.preventDefault();
-                        try {
-                          await api.post(`/api/v1/posts/${p.post_id}/comments`, { text: text.value });
-                          text.value = "";
-                          await loadComments(p.post_id);
-                        } catch (err) {
-                          toast(explain(err), "error");
-                        }
-                      },
-                    },
-                  },
-                  text,
-                  h("button", { type: "submit" }, "Comment"),
-                ),
+                inlineForm("Comment", [text], async () => {
+                  await api.post(`/api/v1/posts/${p.post_id}/comments`, { text: text.value });
+                  text.value = "";
+                  await loadComments(p.post_id);
+                }),
               );
               await loadComments(p.post_id);
             },
@@ -177,14 +163,15 @@ export function feedTab(client: CorralClient) {
       }),
       client.on("feed.liked", (push) => {
         const entry = cards.get(push.post);
-        if (entry) {
+        // The caller's own like was counted when the button was pressed.
+        if (entry && push.by !== me) {
           entry.count.likes += 1;
           entry.likes.textContent = String(entry.count.likes);
         }
       }),
       client.on("feed.commented", (push) => {
         const entry = cards.get(push.post);
-        if (entry) {
+        if (entry && push.by !== me) {
           entry.count.comments += 1;
           entry.comments.textContent = String(entry.count.comments);
           void loadComments(push.post);

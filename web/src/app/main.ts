@@ -23,7 +23,7 @@ async function start(root: HTMLElement, account: Account): Promise<void> {
     { id: "promotions", label: "Promotions", render: promotionsTab(client) },
     { id: "claims", label: "My claims", render: claimsTab(client) },
     { id: "rooms", label: "Rooms", render: roomsTab(client, account.user_id) },
-    { id: "feed", label: "Feed", render: feedTab(client) },
+    { id: "feed", label: "Feed", render: feedTab(client, account.user_id) },
     { id: "people", label: "People", render: peopleTab(client, account.user_id) },
   ];
   const consoleLink = account.role === "user" ? null : h("a", { href: "/console", class: "small" }, "Merchant console");

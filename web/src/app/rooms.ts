@@ -3,12 +3,14 @@
 // older history on demand and a send box.
 import type { ChatMessage, CorralClient, Room } from "@corral/client";
 import { field, h, replace, toast } from "../lib/dom.ts";
+import { inlineForm } from "../lib/forms.ts";
 import { clockTime } from "../lib/format.ts";
 import { api, explain, nameTag } from "../lib/session.ts";
 
 interface RoomRow {
   room_id: number;
   name: string;
+  owner_id: number;
   private: boolean;
   dm_with?: number;
   last_seq: number;
@@ -20,6 +22,22 @@ interface RoomPage {
 }
 
 const HISTORY_PAGE = 30;
+
+/** For the owner of a private room: let someone in by username. */
+function addMemberForm(room: number): HTMLFormElement {
+  const who = h("input", { name: "member", placeholder: "username", required: true, attrs: { "aria-label": "Username to add" } });
+  return inlineForm(
+    "Add to room",
+    [who],
+    async () => {
+      const user = await api.get<{ user_id: number }>(`/api/v1/usernames/${encodeURIComponent(who.value.trim())}`);
+      await api.post(`/api/v1/rooms/${room}/members`, { user_id: user.user_id });
+      toast(`${who.value.trim()} can now join this room.`);
+      who.value = "";
+    },
+    "secondary small",
+  );
+}
 
 export function roomsTab(client: CorralClient, me: number) {
   return (panel: HTMLElement) => {
@@ -90,6 +108,7 @@ export function roomsTab(client: CorralClient, me: number) {
       replace(
         view,
         h("h2", { id: "room-title" }, title),
+        room.private && room.dm_with === undefined && room.owner_id === me ? addMemberForm(room.room_id) : null,
         older,
         messages,
         h(
@@ -162,7 +181,7 @@ export function roomsTab(client: CorralClient, me: number) {
               const { room_id } = await api.post<{ room_id: number }>("/api/v1/rooms", { name, private: isPrivate.checked });
               roomName.value = "";
               await loadRooms();
-              await openRoom({ room_id, name, private: isPrivate.checked, last_seq: 0 }, h("span", null, name));
+              await openRoom({ room_id, name, owner_id: me, private: isPrivate.checked, last_seq: 0 }, h("span", null, name));
             } catch (err) {
               nameField.error.textContent = explain(err);
             }
@@ -191,7 +210,7 @@ export function roomsTab(client: CorralClient, me: number) {
               const sent = await client.sendDm(user.user_id, dmText.value);
               dmText.value = "";
               await loadRooms();
-              await openRoom({ room_id: sent.room, name: "", private: true, dm_with: user.user_id, last_seq: sent.seq }, h("span", null, "DM with ", nameTag(user.user_id)));
+              await openRoom({ room_id: sent.room, name: "", owner_id: me, private: true, dm_with: user.user_id, last_seq: sent.seq }, h("span", null, "DM with ", nameTag(user.user_id)));
             } catch (err) {
               dmField.error.textContent = explain(err);
             }

@@ -3,6 +3,7 @@
 import { confirmDialog, field, h, replace, toast } from "../lib/dom.ts";
 import { price } from "../lib/format.ts";
 import { api, explain } from "../lib/session.ts";
+import { ANIMAL_FIELDS, type AnimalErrors, checkAnimal, fieldOf } from "./checks.ts";
 
 export interface Animal {
   animal_id: number;
@@ -18,23 +19,6 @@ export interface Animal {
 export async function loadAnimals(): Promise<Animal[]> {
   const page = await api.get<{ animals: Animal[] }>("/api/v1/animals");
   return page.animals;
-}
-
-type Errors = Partial<Record<"name" | "species" | "price" | "slots" | "description", string>>;
-
-/** Client-side checks, mirroring the server's rules, in words a merchant understands. */
-export function checkAnimal(v: { name: string; species: string; price: string; slots: string; description: string }): Errors {
-  const e: Errors = {};
-  if (!v.name.trim()) e.name = "Give the animal a name.";
-  else if (v.name.trim().length > 100) e.name = "Keep the name under 100 characters.";
-  if (!v.species.trim()) e.species = "Say what kind of animal it is (e.g. sheep).";
-  else if (v.species.trim().length > 64) e.species = "Keep the species under 64 characters.";
-  const p = Number(v.price);
-  if (v.price.trim() === "" || !Number.isFinite(p) || p < 0) e.price = "Enter a price such as 12.50 (0 for free).";
-  const s = Number(v.slots);
-  if (!Number.isInteger(s) || s < 1) e.slots = "At least 1 person must be able to claim it.";
-  if (v.description.length > 4000) e.description = "Keep the description under 4000 characters.";
-  return e;
 }
 
 export function animalsTab() {
@@ -66,7 +50,7 @@ export function animalsTab() {
               ev.preventDefault();
               const values = { name: name.value, species: species.value, price: cost.value, slots: slots.value, description: description.value };
               const errors = checkAnimal(values);
-              for (const [k, v] of Object.entries(f)) v.error.textContent = errors[k as keyof Errors] ?? "";
+              for (const [k, v] of Object.entries(f)) v.error.textContent = errors[k as keyof AnimalErrors] ?? "";
               status.textContent = "";
               if (Object.keys(errors).length) return;
               const body = {
@@ -83,7 +67,10 @@ export function animalsTab() {
                 replace(formBox);
                 await refresh();
               } catch (err) {
-                status.textContent = explain(err);
+                const message = explain(err);
+                const at = fieldOf(message, ANIMAL_FIELDS);
+                if (at) f[at].error.textContent = message;
+                else status.textContent = message;
               }
             },
           },

@@ -3,49 +3,11 @@
 // view of one.
 import type { ActivityPage, ListedActivity } from "../lib/activities.ts";
 import { confirmDialog, field, h, replace, toast } from "../lib/dom.ts";
+import { inlineForm } from "../lib/forms.ts";
 import { duration, fromLocalInput, toLocalInput, when } from "../lib/format.ts";
 import { api, explain } from "../lib/session.ts";
 import { type Animal, loadAnimals } from "./animals.ts";
-
-type FieldName = "title" | "starts" | "ends" | "items" | "limit" | "hold";
-export type FormErrors = Partial<Record<FieldName, string>>;
-
-export interface PromotionDraft {
-  title: string;
-  starts_at: number;
-  ends_at: number;
-  items: { animal_id: number; slots: number }[];
-  per_user_limit: number;
-  hold_minutes: number;
-}
-
-/** Client-side checks mirroring the server's, worded for a merchant. */
-export function checkPromotion(d: PromotionDraft, now: number): FormErrors {
-  const e: FormErrors = {};
-  if (!d.title.trim()) e.title = "Give the promotion a title people will recognise.";
-  else if (d.title.trim().length > 200) e.title = "Keep the title under 200 characters.";
-  if (!Number.isFinite(d.starts_at)) e.starts = "Pick when claiming opens.";
-  else if (d.starts_at <= now) e.starts = "The start must be in the future.";
-  if (!Number.isFinite(d.ends_at)) e.ends = "Pick when claiming closes.";
-  else if (Number.isFinite(d.starts_at) && d.ends_at <= d.starts_at) e.ends = "The end must be after the start.";
-  if (!d.items.length) e.items = "Tick at least one animal to offer.";
-  else if (d.items.some((i) => !Number.isInteger(i.slots) || i.slots < 1)) e.items = "Each animal needs at least 1 slot.";
-  if (!Number.isInteger(d.per_user_limit) || d.per_user_limit < 1) e.limit = "Each person may claim at least 1.";
-  if (!Number.isFinite(d.hold_minutes) || d.hold_minutes * 60 < 1 || d.hold_minutes * 60 > 86_400) e.hold = "Between a few seconds and 24 hours (1440 minutes).";
-  return e;
-}
-
-/** Which field a server message is about (the server names the field first). */
-export function fieldOf(message: string): FieldName | null {
-  const m = message.toLowerCase();
-  if (m.startsWith("title")) return "title";
-  if (m.startsWith("starts_at")) return "starts";
-  if (m.startsWith("ends_at")) return "ends";
-  if (m.startsWith("per_user_limit")) return "limit";
-  if (m.startsWith("hold_seconds")) return "hold";
-  if (m.startsWith("item") || m.startsWith("animal")) return "items";
-  return null;
-}
+import { type FieldName, PROMOTION_FIELDS, type PromotionDraft, checkPromotion, fieldOf } from "./checks.ts";
 
 function promotionForm(animals: Animal[], existing: ListedActivity | null, done: () => void): HTMLFormElement {
   const now = Date.now();
@@ -114,7 +76,7 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
             done();
           } catch (err) {
             const message = explain(err);
-            const at = fieldOf(message);
+            const at = fieldOf(message, PROMOTION_FIELDS);
             if (at) errors[at].textContent = message;
             else status.textContent = message;
           }
@@ -134,33 +96,13 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
 
 function broadcastBox(a: ListedActivity): HTMLFormElement {
   const text = h("input", { name: "broadcast", maxLength: 1000, placeholder: "e.g. Last 3 lambs! 10 minutes left", attrs: { "aria-label": "Broadcast message" } });
-  const error = h("span", { class: "field-error", attrs: { role: "alert" } });
-  return h(
-    "form",
-    {
-      class: "send-row",
-      on: {
-        submit: async (ev) => {
-          ev.preventDefault();
-          error.textContent = "";
-          if (!text.value.trim()) {
-            error.textContent = "Write the message first.";
-            return;
-          }
-          try {
-            const sent = await api.post<{ delivered: number }>(`/api/v1/activities/${a.activity_id}/broadcast`, { text: text.value });
-            text.value = "";
-            toast(`Sent to ${sent.delivered} watching.`);
-          } catch (err) {
-            error.textContent = explain(err);
-          }
-        },
-      },
-    },
-    text,
-    h("button", { type: "submit", class: "small" }, "Broadcast"),
-    error,
-  );
+  return inlineForm("Broadcast", [text], async () => {
+    if (!text.value.trim()) return "Write the message first.";
+    const sent = await api.post<{ delivered: number }>(`/api/v1/activities/${a.activity_id}/broadcast`, { text: text.value });
+    text.value = "";
+    toast(`Sent to ${sent.delivered} watching.`);
+    return undefined;
+  });
 }
 
 export function promotionsTab(me: number, openLive: (a: ListedActivity) => void) {
