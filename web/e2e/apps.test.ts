@@ -169,6 +169,13 @@ test("a merchant runs a promotion, a user claims it at the start, the console sh
   await user.waitForSelector("#claims [data-claim-status][data-status=held]");
   assert.match((await user.locator("#claims .time-left").first().textContent()) ?? "", /left to pay/);
   await shot(user, "claims-desktop");
+
+  // Giving the hold back asks first, then the console sees the change without a reload.
+  await user.click("#claims button.danger");
+  await user.click("dialog.confirm button.danger");
+  await user.waitForSelector("#claims [data-claim-status][data-status=cancelled]");
+  await merchant.waitForSelector("#live-claims [data-claim] [data-status=cancelled]");
+  await merchant.waitForSelector("#stock-now >> text=1 of 1 left");
   await merchant.context().close();
   await user.context().close();
 });

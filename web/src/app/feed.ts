@@ -53,7 +53,7 @@ export function feedTab(client: CorralClient, me: number) {
             },
           },
         },
-        "♥ Like ",
+        "Like ",
         likes,
       );
       const threadBox = h("div", { class: "thread" });
@@ -85,7 +85,7 @@ export function feedTab(client: CorralClient, me: number) {
             },
           },
         },
-        "💬 Comments ",
+        "Comments ",
         comments,
       );
       return h(
