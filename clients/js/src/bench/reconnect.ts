@@ -9,6 +9,7 @@
 
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
@@ -156,8 +157,19 @@ async function run(node: CorralNode, users: Seeded[]): Promise<void> {
 
   // Every client re-joined (open again) and caught up to what was acknowledged before the stop.
   const caughtUp = (m: Member) => m.client.state === "open" && (m.room?.lastSeq ?? 0) >= (heldAtStop.get(m.roomId) ?? 0);
-  await waitFor(() => members.every(caughtUp), 120_000, "every client to re-join and catch up");
+  // When each client was first seen re-joined and caught up (polled every 10 ms).
+  const backAfter = new Map<Member, number>();
+  await waitFor(
+    () => {
+      for (const m of members) if (!backAfter.has(m) && caughtUp(m)) backAfter.set(m, Date.now() - stopAt);
+      return backAfter.size === members.length;
+    },
+    120_000,
+    "every client to re-join and catch up",
+  );
   const allBackAt = Date.now();
+  const times = [...backAfter.values()].sort((a, b) => a - b);
+  const pct = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))]!;
   log(`every client re-joined and caught up ${allBackAt - stopAt} ms after the ${SIGNAL}`);
 
   await sleep(Number(args["after-s"]) * 1000);
@@ -208,6 +220,8 @@ async function run(node: CorralNode, users: Seeded[]): Promise<void> {
     node_restart_ms: upAt - stopAt,
     all_rejoined_caught_up_ms_after_stop: allBackAt - stopAt,
     all_rejoined_caught_up_ms_after_healthy: allBackAt - upAt,
+    rejoined_caught_up_ms_after_stop_p50_p90_p99: [pct(50), pct(90), pct(99)],
+    load_average_1m_at_end: Math.round(loadavg()[0]! * 100) / 100,
     messages_stored: stored,
     duplicate_stores: duplicateStores,
     deliveries: members.reduce((a, m) => a + m.seqs.length, 0),
