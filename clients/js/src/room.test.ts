@@ -195,3 +195,21 @@ test("a room left is not delivered nor re-joined after a reconnect", async () =>
   assert.deepEqual(seen, []);
   client.close();
 });
+
+test("joinRoom twice at once joins once; initialHistory loads the newest messages first", async () => {
+  const server = new FakeServer();
+  const room = new FakeRoom(12);
+  for (const t of ["a", "b", "c", "d"]) room.append(t);
+  server.handler = (req, socket) => room.handle(req, socket);
+  const client = server.client();
+  await client.connect();
+  const [r1, r2] = await Promise.all([client.joinRoom(12, { initialHistory: 3 }), client.joinRoom(12)]);
+  assert.equal(r1, r2);
+  assert.equal(server.ops("room.join").length, 1);
+  assert.deepEqual(r1.messages.map((m) => m.text), ["b", "c", "d"]);
+  assert.equal(r1.lastSeq, 4);
+  room.append("e");
+  await until(() => r1.lastSeq === 5);
+  assert.deepEqual(r1.messages.map((m) => m.seq), [2, 3, 4, 5]);
+  client.close();
+});
