@@ -202,12 +202,14 @@ export async function newPromotion(
  * A loopback TCP proxy in front of a node. `loseReplyContaining(text)` arms it to cut the
  * connection (both ways) instead of forwarding the next server bytes that contain `text`:
  * the server acted, its reply is lost, exactly the case idempotency keys exist for.
+ * `setDown(true)` is a network outage for the clients behind it.
  */
 export class LossyProxy {
   readonly #server: net.Server;
   readonly #pairs = new Set<[net.Socket, net.Socket]>();
   #lose: string | null = null;
   #onLoss: (() => void) | null = null;
+  #down = false;
   lost = 0;
 
   private constructor(
@@ -220,6 +222,10 @@ export class LossyProxy {
   static async start(targetPort: () => number): Promise<LossyProxy> {
     let proxy: LossyProxy | null = null;
     const server = net.createServer((client) => {
+      if (proxy!.#down) {
+        client.destroy();
+        return;
+      }
       const upstream = net.connect(targetPort(), "127.0.0.1");
       const pair: [net.Socket, net.Socket] = [client, upstream];
       proxy!.#pairs.add(pair);
@@ -258,6 +264,17 @@ export class LossyProxy {
   loseReplyContaining(text: string, then?: () => void): void {
     this.#lose = text;
     this.#onLoss = then ?? null;
+  }
+
+  /** A network outage: cuts every connection and refuses new ones until `setDown(false)`. */
+  setDown(down: boolean): void {
+    this.#down = down;
+    if (!down) return;
+    for (const [a, b] of this.#pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    this.#pairs.clear();
   }
 
   async close(): Promise<void> {
