@@ -1,7 +1,7 @@
 // Test fixtures for the browser tests: a real `corral` node on a free loopback port with its
 // own temporary data directory (SQLite, no Redis), and Debian's Chromium driven by
 // playwright-core (never a downloaded browser).
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -44,12 +44,25 @@ export interface Node {
   stop(): Promise<void>;
 }
 
+export interface NodeOptions {
+  /** Extra `CORRAL_<SECTION>__<KEY>` settings. */
+  env?: Record<string, string>;
+  /** Accounts `<prefix>0..` of `role` created with `corral admin seed-users` before the start. */
+  seed?: { prefix: string; role: "user" | "merchant" | "admin"; password: string };
+}
+
 /** Starts a node and waits until `/readyz` answers. */
-export async function startNode(): Promise<Node> {
+export async function startNode(options: NodeOptions = {}): Promise<Node> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "corral-e2e-"));
+  if (options.seed) {
+    const { prefix, role, password } = options.seed;
+    const args = ["admin", "seed-users", "--data-dir", dataDir, "--count", "1", "--prefix", prefix, "--role", role, "--password", password, "--out", join(dataDir, "seeded.json")];
+    const seeded = spawnSync(corralBin, args, { stdio: "inherit", env: { ...process.env, CORRAL_LOG__FILTER: "warn" } });
+    if (seeded.status !== 0) throw new Error(`corral admin seed-users exited with ${seeded.status}`);
+  }
   const child: ChildProcess = spawn(corralBin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], {
-    env: { ...process.env, CORRAL_LOG__FILTER: "warn" },
+    env: { ...process.env, CORRAL_LOG__FILTER: "warn", ...options.env },
     stdio: ["ignore", "inherit", "inherit"],
   });
   const base = `http://127.0.0.1:${port}`;
@@ -112,12 +125,14 @@ export function uniqueName(prefix: string): string {
   return `${prefix}${Date.now().toString(36)}${counter}`.slice(0, 32);
 }
 
-/** Opens `path` and creates an account through the sign-in form. */
-export async function register(page: Page, base: string, path: string, username: string): Promise<void> {
+export const PASSWORD = "correct-horse-battery";
+
+/** Opens `path` and creates an account (or logs in) through the sign-in form. */
+export async function register(page: Page, base: string, path: string, username: string, button: "#register" | "#login" = "#register"): Promise<void> {
   await page.goto(base + path);
   await page.fill("input[name=username]", username);
-  await page.fill("input[name=password]", "correct-horse-battery");
-  await page.click("#register");
+  await page.fill("input[name=password]", PASSWORD);
+  await page.click(button);
 }
 
 /** Opens a tab of the shell. */
