@@ -73,6 +73,7 @@ test("two people chat in a room and see each other's messages live", async () =>
   await ann.waitForSelector("#messages .text >> text=On my way to see them");
   // Each message once, in order, on both sides.
   for (const page of [ann, bob]) {
+    await page.waitForSelector("#messages li:nth-child(2)");
     assert.deepEqual(await page.locator("#messages .text").allTextContents(), ["Morning! The lambs are out.", "On my way to see them"]);
   }
   await shot(bob, "chat-desktop");

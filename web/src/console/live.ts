@@ -8,6 +8,7 @@ import { type Point, stockChart } from "../lib/chart.ts";
 import { h, replace, toast } from "../lib/dom.ts";
 import { clockTime, duration } from "../lib/format.ts";
 import { api, explain, nameTag } from "../lib/session.ts";
+import { stockHistory } from "./stock.ts";
 
 interface ClaimsView {
   claims: { claim_id: number; user_id: number; item: number; status: string; created_at: number; expires_at: number }[];
@@ -26,6 +27,7 @@ export function liveView(client: CorralClient, a: ListedActivity, panel: HTMLEle
   const claims = h("ol", { class: "list claims-live", id: "live-claims" });
   const itemNames = new Map(a.items.map((i) => [i.item_id, i.animal_name]));
   const rows = new Map<number, HTMLElement>();
+  let rebuilt = false;
 
   const draw = () => {
     const now = client.clock.now();
@@ -45,6 +47,17 @@ export function liveView(client: CorralClient, a: ListedActivity, panel: HTMLEle
   const loadClaims = async () => {
     try {
       const view = await api.get<ClaimsView>(`/api/v1/activities/${a.activity_id}/claims`);
+      if (!rebuilt) {
+        // Opened after claims began: draw what happened before, then follow the live count.
+        rebuilt = true;
+        const now = client.clock.now();
+        if (now >= a.starts_at) {
+          const live = points.splice(0);
+          points.push(...stockHistory(view.claims, a.slots, a.starts_at, now));
+          for (const p of live) if (p.value !== points[points.length - 1]!.value) points.push(p);
+          draw();
+        }
+      }
       const s = view.summary;
       replace(
         summary,
