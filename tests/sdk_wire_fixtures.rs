@@ -7,6 +7,8 @@
 //! After changing the protocol: `CORRAL_BLESS_FIXTURES=1 cargo test --test sdk_wire_fixtures`,
 //! then `npm test` in clients/js.
 
+#![allow(clippy::expect_used)]
+
 use corral_protocol::ops::*;
 use corral_protocol::{ErrorCode, Push, Role, SUBPROTOCOL, limits::close};
 use serde::Serialize;
