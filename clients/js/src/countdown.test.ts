@@ -21,6 +21,9 @@ test("opens when the synced server clock reaches starts_at, not the device clock
   assert.ok(opened >= startsAt, "never before the start");
   assert.ok(ticks.length >= 2, `ticks: ${ticks.join(",")}`);
   assert.ok(ticks.every((ms, i) => i === 0 || ms < ticks[i - 1]!), "time left only decreases");
+  // Each whole tick left is shown once: the display never repeats a number.
+  const shown = ticks.map((ms) => Math.ceil(ms / 50));
+  assert.deepEqual(shown, [...new Set(shown)], `shown: ${shown.join(",")}`);
 });
 
 test("a start already past opens at once; stop() silences it", async () => {

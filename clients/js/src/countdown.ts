@@ -39,9 +39,10 @@ export function countdown(startsAt: number, clock: ClockView, handlers: Countdow
       return;
     }
     handlers.onTick?.(ms);
-    // Next wake-up: the next whole tick boundary of the time left, or the start itself.
+    // Next wake-up: just past the next whole tick boundary of the time left (waking a hair
+    // early would show the same whole second twice), or the start itself.
     const toBoundary = ms % tickMs || tickMs;
-    timer = setTimeout(step, Math.min(toBoundary, ms));
+    timer = setTimeout(step, Math.min(toBoundary + 2, ms));
   };
   step();
   return {
