@@ -34,9 +34,12 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// The register reply: the new user's id and a token, so the app need not log in again.
 #[derive(Serialize)]
 struct Registered {
     user_id: UserId,
+    token: String,
+    role: Role,
 }
 
 #[derive(Serialize)]
@@ -87,7 +90,15 @@ async fn register(
             }
             err => err,
         })?;
-    Ok(HttpResponse::Created().json(Registered { user_id }))
+    let token = state
+        .keys
+        .issue(user_id, Role::User)
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Created().json(Registered {
+        user_id,
+        token,
+        role: Role::User,
+    }))
 }
 
 async fn login(

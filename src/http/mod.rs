@@ -8,12 +8,14 @@ pub mod error;
 pub mod extract;
 pub mod feeds;
 pub mod health;
+pub mod listings;
 pub mod merchants;
 pub mod openapi;
 pub mod payments;
 pub mod request_id;
 pub mod rooms;
 pub mod table;
+pub mod web_app;
 
 use actix_web::http::Method;
 use actix_web::web;
@@ -58,6 +60,7 @@ const API_TABLES: &[&[table::ApiRoute]] = &[
     payments::ROUTES,
     feeds::ROUTES,
     rooms::ROUTES,
+    listings::ROUTES,
     openapi::ROUTES,
 ];
 
@@ -65,6 +68,7 @@ const API_TABLES: &[&[table::ApiRoute]] = &[
 pub fn documented_routes() -> Vec<(Method, String)> {
     let root = ROOT_ROUTES
         .iter()
+        .chain(web_app::ROUTES)
         .map(|r| (r.method.clone(), r.path.to_string()));
     let api = API_TABLES
         .iter()
@@ -89,6 +93,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .error_handler(|err, _req| ApiError::bad_request(err.to_string()).into()),
     )
     .configure(|cfg| table::register(cfg, ROOT_ROUTES))
+    .configure(web_app::register)
     .service(web::scope(API_PREFIX).configure(|cfg| {
         for table in API_TABLES {
             table::register(cfg, table);

@@ -9,6 +9,7 @@
 pub mod chat;
 pub mod claims;
 pub mod ledger;
+pub mod listings;
 pub mod payments;
 pub mod promotions;
 pub mod reconcile;

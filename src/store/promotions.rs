@@ -9,6 +9,7 @@ mod audit;
 mod merchants;
 
 pub use activities::ActivityInput;
+pub(crate) use activities::{item_of, record_of};
 pub use animals::{AnimalInput, AnimalRecord};
 pub use audit::{Audit, AuditEntry};
 pub use merchants::MerchantRecord;

@@ -5,6 +5,7 @@ use corral_actors::{ActivityItem, ActivityRecord, ActivityStore, StoreFailure};
 use corral_protocol::EpochMs;
 use corral_protocol::ops::ActivityId;
 use serde_json::json;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::Audit;
@@ -198,26 +199,9 @@ impl Db {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|item| {
-            Ok(ActivityItem {
-                item_id: item.try_get("id")?,
-                animal_id: item.try_get("animal_id")?,
-                slots: item.try_get("slots")?,
-            })
-        })
+        .map(item_of)
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let status: String = row.try_get("status")?;
-        Ok(Some(ActivityRecord {
-            id: row.try_get("id")?,
-            merchant_id: row.try_get("merchant_id")?,
-            title: row.try_get("title")?,
-            starts_at: row.try_get("starts_at")?,
-            ends_at: row.try_get("ends_at")?,
-            per_user_limit: row.try_get("per_user_limit")?,
-            hold_seconds: row.try_get("hold_seconds")?,
-            cancelled: status == "cancelled",
-            items,
-        }))
+        Ok(Some(record_of(&row, items)?))
     }
 
     /// Ids of the activities not cancelled whose end is after `now`.
@@ -232,6 +216,35 @@ impl Db {
             .map(|row| Ok(row.try_get::<i64, _>(0)?))
             .collect()
     }
+}
+
+/// An `activities` row (`id, merchant_id, title, starts_at, ends_at, per_user_limit,
+/// hold_seconds, status`) with its `items`.
+pub(crate) fn record_of(
+    row: &AnyRow,
+    items: Vec<ActivityItem>,
+) -> Result<ActivityRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(ActivityRecord {
+        id: row.try_get("id")?,
+        merchant_id: row.try_get("merchant_id")?,
+        title: row.try_get("title")?,
+        starts_at: row.try_get("starts_at")?,
+        ends_at: row.try_get("ends_at")?,
+        per_user_limit: row.try_get("per_user_limit")?,
+        hold_seconds: row.try_get("hold_seconds")?,
+        cancelled: status == "cancelled",
+        items,
+    })
+}
+
+/// An `activity_items` row (`id, animal_id, slots`).
+pub(crate) fn item_of(row: &AnyRow) -> Result<ActivityItem, StoreError> {
+    Ok(ActivityItem {
+        item_id: row.try_get("id")?,
+        animal_id: row.try_get("animal_id")?,
+        slots: row.try_get("slots")?,
+    })
 }
 
 fn failure(err: StoreError) -> StoreFailure {

@@ -1,0 +1,42 @@
+//! Retrying an idempotent request (same key every time) until it succeeds, fails for good, or
+//! its deadline passes.
+
+import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { CorralError } from "./errors.js";
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export interface RetryPolicy {
+  /** Give up (rethrowing the last error) once this much time has passed since the first try, ms. */
+  deadlineMs: number;
+  backoff: BackoffOptions;
+  /** Whether the caller stopped caring (e.g. the client was closed). */
+  cancelled(): boolean;
+}
+
+/**
+ * Runs `attempt` until it resolves. Retries errors that are `retryable` (`unavailable`,
+ * `internal`, `rate_limited`, a timeout, a dropped socket) with jittered backoff; the caller's
+ * `attempt` must reuse one idempotency key so that a retry of a request the server did act on
+ * returns the original result instead of acting twice.
+ */
+export async function retryIdempotent<T>(attempt: () => Promise<T>, policy: RetryPolicy): Promise<T> {
+  const start = Date.now();
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const retry =
+        err instanceof CorralError &&
+        err.retryable &&
+        !policy.cancelled() &&
+        Date.now() - start < policy.deadlineMs;
+      if (!retry) throw err;
+      // A dropped socket is retried when the client is back; waiting for it is `request`'s job.
+      if (err.code !== "disconnected") await sleep(backoffDelay(n, policy.backoff));
+    }
+  }
+}

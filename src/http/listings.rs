@@ -1,0 +1,450 @@
+//! What the user app and the merchant console browse, under `/api/v1`: promotions by state
+//! and merchant (`GET /activities`), public rooms and the caller's private rooms and DMs
+//! (`GET /rooms`), the caller's account and claims (`GET /me`, `GET /me/claims`), merchants
+//! (`GET /merchants`, the pending ones for admins) and a user looked up by name
+//! (`GET /usernames/{name}`). Every list is paged newest first: `?before=&limit=`, answered
+//! with `next_before` (absent on the last page).
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use corral_actors::clock::now_ms;
+use corral_actors::feeds;
+use corral_protocol::ops::{ActivityId, ActivityState};
+use corral_protocol::{EpochMs, ErrorCode, Role, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::http::ApiError;
+use crate::http::extract::Caller;
+use crate::http::table::ApiRoute;
+use crate::state::AppState;
+use crate::store::listings::{ActivityFilter, ListedActivity, ListedClaim, ListedRoom};
+
+/// The listing routes, under `/api/v1`.
+pub const ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        method: Method::GET,
+        path: "/activities",
+        handler: |r| r.to(activities),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/rooms",
+        handler: |r| r.to(rooms),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/me",
+        handler: |r| r.to(me),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/me/claims",
+        handler: |r| r.to(my_claims),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/merchants",
+        handler: |r| r.to(merchants),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/usernames/{name}",
+        handler: |r| r.to(username),
+    },
+];
+
+/// `?state=` of `GET /activities`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateParam {
+    /// Not started yet.
+    Upcoming,
+    /// Running now.
+    Live,
+    /// Ended or cancelled.
+    Ended,
+}
+
+/// `GET /activities` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityQuery {
+    /// Only promotions in this state (all when absent).
+    pub state: Option<StateParam>,
+    /// Only this merchant's promotions.
+    pub merchant: Option<UserId>,
+    /// Keyset cursor: the `next_before` of the previous page.
+    pub before: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// `?scope=` of `GET /rooms`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomScope {
+    /// Every public room.
+    #[default]
+    Public,
+    /// The private rooms and DMs the caller owns or belongs to.
+    Mine,
+}
+
+/// `GET /rooms` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomQuery {
+    /// Public rooms (default) or the caller's own.
+    #[serde(default)]
+    pub scope: RoomScope,
+    /// Keyset cursor.
+    pub before: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// `GET /me/claims` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Keyset cursor.
+    pub before: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// `?status=` of `GET /merchants`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MerchantStatus {
+    /// Approved merchants (anyone may list them).
+    #[default]
+    Approved,
+    /// Applications waiting for an admin.
+    Pending,
+}
+
+/// `GET /merchants` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantQuery {
+    /// Approved (default) or pending (admins only).
+    #[serde(default)]
+    pub status: MerchantStatus,
+    /// Keyset cursor.
+    pub before: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// A checked page size: 1 to 100, 20 when absent.
+fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
+    Ok(i64::from(feeds::page_limit(limit.unwrap_or(20))?))
+}
+
+/// The cursor of the next page: the last id when the page is full.
+fn next_before(ids: impl Iterator<Item = i64>, len: usize, limit: i64) -> Option<i64> {
+    if len as i64 == limit {
+        ids.last()
+    } else {
+        None
+    }
+}
+
+#[derive(Serialize)]
+struct ListedItemView {
+    item_id: i64,
+    animal_id: i64,
+    slots: i64,
+    animal_name: String,
+    species: String,
+    price_cents: i64,
+}
+
+#[derive(Serialize)]
+struct ListedActivityView {
+    activity_id: ActivityId,
+    merchant_id: UserId,
+    merchant_name: String,
+    title: String,
+    state: ActivityState,
+    starts_at: EpochMs,
+    ends_at: EpochMs,
+    per_user_limit: i64,
+    hold_seconds: i64,
+    slots: i64,
+    items: Vec<ListedItemView>,
+}
+
+impl ListedActivityView {
+    fn new(listed: ListedActivity, now: EpochMs) -> ListedActivityView {
+        let state = listed.record.state_at(now);
+        let slots = listed.record.total_slots();
+        let r = listed.record;
+        ListedActivityView {
+            activity_id: r.id,
+            merchant_id: r.merchant_id,
+            merchant_name: listed.merchant_name,
+            title: r.title,
+            state,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            per_user_limit: r.per_user_limit,
+            hold_seconds: r.hold_seconds,
+            slots,
+            items: r
+                .items
+                .into_iter()
+                .zip(listed.animals)
+                .map(|(item, animal)| ListedItemView {
+                    item_id: item.item_id,
+                    animal_id: item.animal_id,
+                    slots: item.slots,
+                    animal_name: animal.name,
+                    species: animal.species,
+                    price_cents: animal.price_cents,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ActivityPage {
+    activities: Vec<ListedActivityView>,
+    next_before: Option<i64>,
+    server_time: EpochMs,
+}
+
+async fn activities(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    query: web::Query<ActivityQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_size(query.limit)?;
+    let filter = match query.state {
+        None => ActivityFilter::All,
+        Some(StateParam::Upcoming) => ActivityFilter::Upcoming,
+        Some(StateParam::Live) => ActivityFilter::Live,
+        Some(StateParam::Ended) => ActivityFilter::Ended,
+    };
+    let now = now_ms();
+    let listed = state
+        .db
+        .list_activities(filter, query.merchant, query.before, limit, now)
+        .await?;
+    let next = next_before(listed.iter().map(|a| a.record.id), listed.len(), limit);
+    Ok(HttpResponse::Ok().json(ActivityPage {
+        activities: listed
+            .into_iter()
+            .map(|a| ListedActivityView::new(a, now))
+            .collect(),
+        next_before: next,
+        server_time: now,
+    }))
+}
+
+#[derive(Serialize)]
+struct RoomView {
+    room_id: i64,
+    name: String,
+    owner_id: UserId,
+    private: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dm_with: Option<UserId>,
+    last_seq: i64,
+    created_at: EpochMs,
+}
+
+impl From<ListedRoom> for RoomView {
+    fn from(r: ListedRoom) -> Self {
+        RoomView {
+            room_id: r.room_id,
+            name: r.name,
+            owner_id: r.owner_id,
+            private: r.private,
+            dm_with: r.dm_with,
+            last_seq: r.last_seq,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RoomPage {
+    rooms: Vec<RoomView>,
+    next_before: Option<i64>,
+}
+
+async fn rooms(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<RoomQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_size(query.limit)?;
+    let listed = match query.scope {
+        RoomScope::Public => state.db.public_rooms(query.before, limit).await?,
+        RoomScope::Mine => {
+            state
+                .db
+                .rooms_of(caller.0.user_id, query.before, limit)
+                .await?
+        }
+    };
+    let next = next_before(listed.iter().map(|r| r.room_id), listed.len(), limit);
+    Ok(HttpResponse::Ok().json(RoomPage {
+        rooms: listed.into_iter().map(RoomView::from).collect(),
+        next_before: next,
+    }))
+}
+
+#[derive(Serialize)]
+struct MerchantView {
+    merchant_id: UserId,
+    name: String,
+    approved: bool,
+    created_at: EpochMs,
+}
+
+impl From<crate::store::promotions::MerchantRecord> for MerchantView {
+    fn from(m: crate::store::promotions::MerchantRecord) -> Self {
+        MerchantView {
+            merchant_id: m.user_id,
+            name: m.name,
+            approved: m.approved,
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Me {
+    user_id: UserId,
+    username: String,
+    /// The role stored now (a token issued before a change still carries the old one).
+    role: Role,
+    merchant: Option<MerchantView>,
+    server_time: EpochMs,
+}
+
+async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let id = caller.0.user_id;
+    let user = state
+        .db
+        .user_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))?;
+    let merchant = state.db.merchant(id).await?.map(MerchantView::from);
+    Ok(HttpResponse::Ok().json(Me {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+        merchant,
+        server_time: now_ms(),
+    }))
+}
+
+#[derive(Serialize)]
+struct ClaimView {
+    claim_id: i64,
+    activity_id: i64,
+    title: String,
+    item_id: i64,
+    animal_id: i64,
+    animal_name: String,
+    status: String,
+    expires_at: EpochMs,
+    created_at: EpochMs,
+}
+
+impl From<ListedClaim> for ClaimView {
+    fn from(c: ListedClaim) -> Self {
+        ClaimView {
+            claim_id: c.claim_id,
+            activity_id: c.activity_id,
+            title: c.title,
+            item_id: c.item_id,
+            animal_id: c.animal_id,
+            animal_name: c.animal_name,
+            status: c.status,
+            expires_at: c.expires_at,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ClaimPage {
+    claims: Vec<ClaimView>,
+    next_before: Option<i64>,
+    server_time: EpochMs,
+}
+
+async fn my_claims(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_size(query.limit)?;
+    let listed = state
+        .db
+        .claims_of_user(caller.0.user_id, query.before, limit)
+        .await?;
+    let next = next_before(listed.iter().map(|c| c.claim_id), listed.len(), limit);
+    Ok(HttpResponse::Ok().json(ClaimPage {
+        claims: listed.into_iter().map(ClaimView::from).collect(),
+        next_before: next,
+        server_time: now_ms(),
+    }))
+}
+
+#[derive(Serialize)]
+struct MerchantPage {
+    merchants: Vec<MerchantView>,
+    next_before: Option<i64>,
+}
+
+async fn merchants(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<MerchantQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if query.status == MerchantStatus::Pending {
+        caller.require(&[Role::Admin])?;
+    }
+    let limit = page_size(query.limit)?;
+    let approved = query.status == MerchantStatus::Approved;
+    let listed = state
+        .db
+        .list_merchants(approved, query.before, limit)
+        .await?;
+    let next = next_before(listed.iter().map(|m| m.user_id), listed.len(), limit);
+    Ok(HttpResponse::Ok().json(MerchantPage {
+        merchants: listed.into_iter().map(MerchantView::from).collect(),
+        next_before: next,
+    }))
+}
+
+#[derive(Serialize)]
+struct UserView {
+    user_id: UserId,
+    username: String,
+    role: Role,
+}
+
+async fn username(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .db
+        .user_by_name(&name)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no user with this name"))?;
+    Ok(HttpResponse::Ok().json(UserView {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+    }))
+}
