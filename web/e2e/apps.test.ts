@@ -199,9 +199,10 @@ test("markup in messages, room names, shop and animal names renders as text and 
   await eve.fill("#new-room-name", roomName);
   await eve.click("#create-room");
   await eve.waitForSelector("#room-title");
-  for (const text of [XSS_IMG, XSS_SCRIPT]) {
+  for (const [i, text] of [XSS_IMG, XSS_SCRIPT].entries()) {
     await eve.fill("#message-text", text);
     await eve.click("#send");
+    await eve.waitForSelector(`#messages li:nth-child(${i + 1})`);
   }
   await openTab(eve, "feed");
   await eve.fill("#post-text", `Post ${XSS_SCRIPT}`);

@@ -122,10 +122,12 @@ export function roomsTab(client: CorralClient, me: number) {
                 if (!value || !current) return;
                 send.disabled = true;
                 error.textContent = "";
+                // Cleared at once, so what is typed while this one is sent is kept.
+                text.value = "";
                 try {
                   await current.send(value);
-                  text.value = "";
                 } catch (err) {
+                  if (!text.value) text.value = value;
                   error.textContent = explain(err);
                 } finally {
                   send.disabled = false;
