@@ -83,6 +83,8 @@ pub struct Activity {
     /// reads another count sends it, since the claim desk's change that brought it may have
     /// arrived during the reload and found nothing new.
     stock_known: Option<i64>,
+    /// How many claim desk changes the actor has handled (orders background re-reads).
+    stock_changes: u64,
 }
 
 impl Activity {
@@ -99,6 +101,7 @@ impl Activity {
             stock_unsent: None,
             stock_timer: None,
             stock_known: None,
+            stock_changes: 0,
         }
     }
 
@@ -177,19 +180,24 @@ impl Activity {
     /// subscribers that disconnected since.
     fn refresh(&mut self, ctx: &mut Context<Self>) {
         self.subscribers.prune();
+        let changes = self.stock_changes;
         ctx.spawn(
             self.fetch()
                 .into_actor(self)
-                .map(|res, act, ctx| match res {
+                .map(move |res, act, ctx| match res {
                     Err(err) => {
                         tracing::warn!(activity = act.id, %err, "refreshing the activity failed")
                     }
                     res => {
-                        // While the actor runs, the claim desk's changes keep its count current:
-                        // a background read may predate the last of them.
+                        // A desk change handled while the read ran is newer than what it read;
+                        // otherwise the read brings changes made outside this node's desk (the
+                        // cluster's reconciler, say) to the subscribers.
                         let res = res.map(|found| {
-                            found.map(|(record, left)| {
-                                (record, act.live.as_ref().map_or(left, |l| l.stock_left))
+                            found.map(|(record, left)| match &act.live {
+                                Some(live) if act.stock_changes != changes => {
+                                    (record, live.stock_left)
+                                }
+                                _ => (record, left),
                             })
                         });
                         act.guarded(ctx, |act, ctx| act.loaded(res, ctx));

@@ -86,6 +86,9 @@ pub async fn test_settings(engine: Engine, dir: &std::path::Path) -> Settings {
         Engine::Postgres => Secret::new(fresh_postgres_database().await),
     };
     s.log.filter = "warn".into();
+    // The load-shedding probe reacts to the host: on a busy CI machine it would refuse feeds
+    // and chat in tests about feeds and chat. The shedding test sets its levels by hand.
+    s.overload.enabled = false;
     s
 }
 

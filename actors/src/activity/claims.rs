@@ -27,6 +27,7 @@ impl Handler<StockChanged> for Activity {
     type Result = ();
 
     fn handle(&mut self, StockChanged(stock): StockChanged, ctx: &mut Self::Context) {
+        self.stock_changes += 1;
         // While the actor (re)loads, the reload reads the ledger's count and sends it.
         let Some(live) = self.live_mut() else { return };
         if live.stock_left != stock.left {
