@@ -1,7 +1,9 @@
 //! HS256 JWTs: issued at login, verified on every WebSocket `auth` and HTTP request. Tokens
 //! from an upstream service that shares the key and issuer are accepted alike.
 
-use corral_actors::{AuthError, Identity, TokenVerifier};
+use std::sync::Arc;
+
+use corral_actors::{AuthError, Identity, Revocations, Standing, TokenVerifier};
 use corral_protocol::{Role, UserId};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
@@ -22,6 +24,9 @@ struct Claims {
     iat: u64,
     /// Expiry (seconds).
     exp: u64,
+    /// The account's token version when issued (0, or absent, for a never-changed account).
+    #[serde(default)]
+    ver: i64,
 }
 
 /// Signing and verification keys.
@@ -31,6 +36,7 @@ pub struct JwtKeys {
     validation: Validation,
     issuer: String,
     ttl_secs: u64,
+    revocations: Arc<Revocations>,
 }
 
 impl JwtKeys {
@@ -46,11 +52,22 @@ impl JwtKeys {
             validation,
             issuer: issuer.to_string(),
             ttl_secs,
+            revocations: Arc::default(),
         }
     }
 
-    /// Issues a token for `user` with `role`.
+    /// The account standings tokens are checked against (the hub shares them).
+    pub fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
+    }
+
+    /// Issues a token for `user` with `role`, under the account's current token version.
+    /// `role` must be the account's stored role (every caller has just read or written it):
+    /// issuing records it as the account's role on this node, so the token is accepted here
+    /// before the next refresh of the standings.
     pub fn issue(&self, user: UserId, role: Role) -> Result<String, jsonwebtoken::errors::Error> {
+        let current = self.revocations.current(user);
+        self.revocations.observe(user, Standing { role, ..current });
         let now = (corral_actors::clock::now_ms() / 1000) as u64;
         let claims = Claims {
             sub: user.to_string(),
@@ -58,6 +75,7 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             iat: now,
             exp: now + self.ttl_secs,
+            ver: current.version,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
@@ -73,6 +91,13 @@ impl TokenVerifier for JwtKeys {
                 }
             })?;
         let user_id = data.claims.sub.parse().map_err(|_| AuthError::Invalid)?;
+        // A map lookup: no database read on the hot path.
+        if !self
+            .revocations
+            .accepts(user_id, data.claims.role, data.claims.ver)
+        {
+            return Err(AuthError::Revoked);
+        }
         Ok(Identity {
             user_id,
             role: data.claims.role,
@@ -100,5 +125,31 @@ mod tests {
         let other_issuer = JwtKeys::new(&Secret::new("k1"), "elsewhere", 60);
         assert_eq!(other_issuer.verify(&token), Err(AuthError::Invalid));
         assert_eq!(keys.verify("not.a.token"), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn tokens_die_with_a_role_change() {
+        let keys = JwtKeys::new(&Secret::new("k1"), "corral", 60);
+        keys.revocations().observe(
+            9,
+            Standing {
+                role: Role::Merchant,
+                version: 0,
+                disabled: false,
+            },
+        );
+        let old = keys.issue(9, Role::Merchant).unwrap_or_default();
+        assert!(keys.verify(&old).is_ok());
+        keys.revocations().observe(
+            9,
+            Standing {
+                role: Role::User,
+                version: 1,
+                disabled: false,
+            },
+        );
+        assert_eq!(keys.verify(&old), Err(AuthError::Revoked));
+        let new = keys.issue(9, Role::User).unwrap_or_default();
+        assert!(keys.verify(&new).is_ok());
     }
 }

@@ -1108,7 +1108,7 @@ async fn webhook_confirms_exactly_once(engine: Engine) {
         .expect("held");
     let claim = held["claim_id"].as_i64().expect("id");
     let event =
-        |id: &str, claim: i64| json!({"event_id": id, "claim_id": claim, "amount_cents": 500});
+        |id: &str, claim: i64| json!({"event_id": id, "claim_id": claim, "amount_cents": 100});
     let nonce = || unique("n");
 
     // Forged signature, stale timestamp, unknown claim: refused, nothing changes.
