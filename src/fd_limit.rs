@@ -15,7 +15,9 @@ const RESERVED: u64 = 256;
 pub struct Budget {
     /// The open-files limit in force.
     pub nofile: u64,
-    /// Client connections (HTTP and WebSocket) that fit.
+    /// TCP connections (HTTP and WebSocket) that fit.
+    pub fit: usize,
+    /// WebSocket connections allowed (`ws.max_connections`, or all that fit).
     pub connections: usize,
 }
 
@@ -92,6 +94,7 @@ pub fn budget(settings: &Settings, nofile: u64) -> Result<Budget, FdLimitError> 
     };
     Ok(Budget {
         nofile,
+        fit,
         connections,
     })
 }

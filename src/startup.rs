@@ -270,7 +270,7 @@ impl Application {
         .workers(workers)
         .backlog(8192)
         // Per worker: together they stay within the open-files budget.
-        .max_connections(budget.connections.div_ceil(workers).max(1))
+        .max_connections(budget.fit.div_ceil(workers).max(1))
         .disable_signals()
         .shutdown_timeout(5)
         .client_request_timeout(deadline)
