@@ -38,8 +38,8 @@ pub enum SeedError {
     #[error(transparent)]
     Hash(#[from] HashError),
     /// Signing a token failed.
-    #[error("token: {0}")]
-    Token(#[from] jsonwebtoken::errors::Error),
+    #[error(transparent)]
+    Token(#[from] crate::auth::jwt::TokenError),
 }
 
 /// What to seed.
