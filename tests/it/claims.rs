@@ -1069,7 +1069,7 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
 const SECRET: &str = "test-webhook-secret";
 
 /// Posts a payment event signed with `secret` at `ts` with `nonce`.
-async fn pay(app: &TestApp, secret: &str, ts: i64, nonce: &str, body: &Value) -> (u16, Value) {
+pub async fn pay(app: &TestApp, secret: &str, ts: i64, nonce: &str, body: &Value) -> (u16, Value) {
     let body = body.to_string();
     let ts = ts.to_string();
     let sig = corral::http::payments::sign(secret.as_bytes(), &ts, nonce, body.as_bytes());
