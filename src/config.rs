@@ -85,6 +85,8 @@ pub struct ServerSettings {
     pub reconnect_jitter_ms: u64,
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
+    /// Browser origins besides the node's own that may use `/ws` and get CORS answers.
+    pub allowed_origins: Vec<String>,
     /// Open TCP connections (HTTP and WebSocket) from one untrusted address.
     pub max_connections_per_ip: usize,
     /// Time for a whole HTTP request (head and body) and its answer, in ms.

@@ -262,6 +262,7 @@ impl Application {
                 .wrap(from_fn(move |req, next| {
                     crate::http::deadline::within(deadline, req, next)
                 }))
+                .wrap(from_fn(crate::http::origin::cors))
                 .wrap(from_fn(crate::http::conn_limit::refuse_over_limit))
                 .wrap(from_fn(crate::http::request_id::request_id))
                 .app_data(app_state.clone())

@@ -15,6 +15,7 @@ pub mod feeds;
 pub mod health;
 pub mod merchants;
 pub mod openapi;
+pub mod origin;
 pub mod payments;
 pub mod request_id;
 pub mod rooms;

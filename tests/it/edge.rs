@@ -674,3 +674,52 @@ async fn smaller_edges_hold() {
         }
     }
 }
+
+async fn upgrade_status(app: &TestApp, origin: &str) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = app.ws_url().into_client_request().expect("request");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "corral.v1".parse().expect("h"));
+    req.headers_mut()
+        .insert("Origin", origin.parse().expect("h"));
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[actix_web::test]
+async fn browser_origins_are_checked_on_ws_and_cors() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+        s.server.allowed_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let own = format!("http://127.0.0.1:{}", app.port);
+    assert_eq!(upgrade_status(&app, "https://evil.example").await, 403);
+    assert_eq!(upgrade_status(&app, &own).await, 101);
+    assert_eq!(upgrade_status(&app, "https://app.example.com").await, 101);
+
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.expect("options");
+    assert_eq!(ok.status().as_u16(), 204);
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://app.example.com")
+    );
+    let refused = preflight("https://evil.example").await.expect("options");
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
