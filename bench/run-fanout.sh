@@ -86,7 +86,9 @@ for members in $MEMBERS; do
       corral)
         data=$(mktemp -d)
         "$BIN/corral" --data-dir "$data" admin seed-users --count "$members" --prefix fan --out "$dir/tokens.json"
+        # Every member connects from 127.0.0.1: lift the per-address limits (default 1,000).
         CORRAL_SERVER__WORKERS=1 CORRAL_DATABASE__SQLITE_SYNCHRONOUS=normal CORRAL_LOG__FILTER=warn \
+          CORRAL_WS__MAX_PER_IP=100000 CORRAL_SERVER__MAX_CONNECTIONS_PER_IP=100000 \
           taskset -c 0 "$BIN/corral" --data-dir "$data" --listen 127.0.0.1:9003 serve & SERVER_PID=$!
         wait_port 9003
         scenario chat-storm ws://127.0.0.1:9003/ws "$members" tokens.json > "$dir/scenario.toml" ;;

@@ -92,6 +92,8 @@ print(re.search(r"^clients = (\d+)", text, re.M).group(1))
 PY
 }
 
+# Every load client connects from 127.0.0.1: lift the per-address limits (default 1,000).
+export CORRAL_WS__MAX_PER_IP=100000 CORRAL_SERVER__MAX_CONNECTIONS_PER_IP=100000
 for name in $SCENARIOS; do
   dir=$OUT/$name
   mkdir -p "$dir"

@@ -150,7 +150,7 @@ async fn seed(state: &AppState, n: usize, role: Role) -> Vec<String> {
         role,
         password: "bench-password".into(),
     };
-    seed_users(&state.db, &state.keys, &request)
+    seed_users(&state.db, &state.keys, &state.edge.hasher, &request)
         .await
         .expect("seed users")
         .into_iter()

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::auth::JwtKeys;
-use crate::auth::password::{self, HashError};
+use crate::auth::password::{HashError, Hasher};
 use crate::store::{Db, StoreError};
 
 /// Accounts written per `INSERT` statement: 4 binds a row stays far below both engines'
@@ -38,8 +38,8 @@ pub enum SeedError {
     #[error(transparent)]
     Hash(#[from] HashError),
     /// Signing a token failed.
-    #[error("token: {0}")]
-    Token(#[from] jsonwebtoken::errors::Error),
+    #[error(transparent)]
+    Token(#[from] crate::auth::jwt::TokenError),
 }
 
 /// What to seed.
@@ -61,9 +61,10 @@ pub struct SeedRequest {
 pub async fn seed_users(
     db: &Db,
     keys: &JwtKeys,
+    hasher: &Hasher,
     req: &SeedRequest,
 ) -> Result<Vec<SeededUser>, SeedError> {
-    let hash = password::hash(req.password.clone()).await?;
+    let hash = hasher.hash(req.password.clone()).await?;
     let now = corral_actors::clock::now_ms();
     let names: Vec<String> = (0..req.count)
         .map(|n| format!("{}{n}", req.prefix))

@@ -83,6 +83,14 @@ pub struct ServerSettings {
     pub drain_ms: u64,
     /// Upper bound of the reconnect delay told to clients, in ms.
     pub reconnect_jitter_ms: u64,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// Browser origins besides the node's own that may use `/ws` and get CORS answers.
+    pub allowed_origins: Vec<String>,
+    /// Open TCP connections (HTTP and WebSocket) from one untrusted address.
+    pub max_connections_per_ip: usize,
+    /// Time for a whole HTTP request (head and body) and its answer, in ms.
+    pub request_timeout_ms: u64,
 }
 
 /// `[database]`
@@ -125,6 +133,32 @@ pub struct AuthSettings {
     pub issuer: String,
     /// Token lifetime in seconds.
     pub token_ttl_secs: u64,
+    /// Password hashes computed at once.
+    pub hash_concurrency: usize,
+    /// Hash requests waiting for a slot before more are refused.
+    pub hash_queue: usize,
+    /// Argon2id memory per hash, in KiB.
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes.
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Login attempts per minute from one client IP (sustained), and burst.
+    pub login_per_ip_per_min: f64,
+    /// See `login_per_ip_per_min`.
+    pub login_per_ip_burst: f64,
+    /// Login attempts per minute for one username (sustained), and burst.
+    pub login_per_account_per_min: f64,
+    /// See `login_per_account_per_min`.
+    pub login_per_account_burst: f64,
+    /// Registrations per minute from one client IP (sustained), and burst.
+    pub register_per_ip_per_min: f64,
+    /// See `register_per_ip_per_min`.
+    pub register_per_ip_burst: f64,
+    /// Keys (IPs, usernames) each login limiter remembers.
+    pub limiter_max_keys: usize,
+    /// How often account standings (role, token version, disabled) are re-read, in ms.
+    pub standing_refresh_ms: u64,
 }
 
 /// `[ws]`
@@ -145,6 +179,10 @@ pub struct WsSettings {
     pub rate_per_sec: f64,
     /// Request burst per connection.
     pub rate_burst: f64,
+    /// Sustained requests per second per user, over all of its connections.
+    pub user_rate_per_sec: f64,
+    /// Request burst per user, over all of its connections.
+    pub user_rate_burst: f64,
     /// Connections per node.
     pub max_connections: usize,
     /// Connections per client IP.

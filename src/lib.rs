@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod fd_limit;
 pub mod http;
 pub mod shutdown;
 pub mod startup;

@@ -5,19 +5,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use corral_actors::claims::{ClaimLedger, Claims};
 use corral_actors::ports::chat::{Broker, PresenceStore};
 use corral_actors::ports::cluster::{ClusterBus, SoloBus};
 use corral_actors::{
     Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
-    SessionConfig, StoreFailure, UserSessions,
+    SessionConfig, StoreFailure, UserRates, UserSessions,
 };
 use tokio::sync::mpsc;
 
+use crate::auth::password::Hasher;
+use crate::auth::throttle::LoginLimits;
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
-use crate::state::AppState;
+use crate::http::client_ip::TrustedProxies;
+use crate::http::conn_limit::PeerConnections;
+use crate::state::{AppState, Edge};
 use crate::store::chat::{LocalBroker, RedisBroker, RedisPresence, SqlMessageStore};
 use crate::store::claims::{ClaimRows, SqlCatalog};
 use crate::store::ledger::{BookArbiter, DurableLedger};
@@ -45,6 +50,15 @@ pub enum StartupError {
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The argon2 settings are not usable.
+    #[error(transparent)]
+    Hash(#[from] crate::auth::password::HashError),
+    /// The connection limits do not fit the open-files limit.
+    #[error(transparent)]
+    FdLimit(#[from] crate::fd_limit::FdLimitError),
+    /// A `server.trusted_proxies` entry does not parse.
+    #[error("server.trusted_proxies: {0}")]
+    Proxies(#[from] crate::http::client_ip::BadNet),
 }
 
 /// The claim ledger the configuration asks for: Redis arbitration with durable rows in SQL
@@ -73,6 +87,31 @@ async fn claim_ledger(
     })
 }
 
+/// Re-reads the accounts' standing every `every` (0: never), closing sessions that lost
+/// rights: a backstop for role changes made in the database and for bus events lost between
+/// nodes.
+fn spawn_standing_refresh(state: web::Data<AppState>, every: Duration) {
+    if every.is_zero() {
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match state.db.standings().await {
+                Ok(rows) => {
+                    for user in state.hub.revocations.reload(rows) {
+                        state.hub.close_sessions_of(user);
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "refreshing account standings failed"),
+            }
+        }
+    });
+}
+
 /// A built node, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -83,6 +122,7 @@ pub struct Application {
 impl Application {
     /// Connects storage, runs migrations, binds the listener.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let budget = crate::fd_limit::plan(&settings)?;
         let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
         db.migrate().await?;
         let redis = if settings.redis.url.is_empty() {
@@ -158,8 +198,10 @@ impl Application {
                 outbound_queue: ws.outbound_queue,
             },
             verifier: keys.clone(),
+            revocations: keys.revocations(),
+            user_rates: UserRates::new(ws.user_rate_per_sec, ws.user_rate_burst, 1 << 20),
             admission: Admission::new(AdmissionConfig {
-                max_connections: ws.max_connections,
+                max_connections: budget.connections,
                 max_per_ip: ws.max_per_ip,
                 max_per_user: ws.max_per_user,
                 new_per_sec: ws.new_per_sec,
@@ -203,6 +245,11 @@ impl Application {
         let probe = hub.overload.clone().probe(settings.overload.to_config());
         hub.arbiters.pick().spawn(probe);
         let listen = settings.server.listen.clone();
+        let edge = Edge {
+            hasher: Hasher::new(&settings.auth)?,
+            login_limits: LoginLimits::new(&settings.auth),
+            proxies: TrustedProxies::parse(&settings.server.trusted_proxies)?,
+        };
         let state = web::Data::new(AppState::new(
             settings,
             db,
@@ -210,25 +257,44 @@ impl Application {
             keys,
             hub,
             telemetry::metrics_handle(),
+            edge,
         ));
+        // Tokens are checked against the accounts' standing from the first request on, and
+        // changes made directly in the database are picked up every refresh.
+        state.hub.revocations.reload(state.db.standings().await?);
+        spawn_standing_refresh(
+            state.clone(),
+            Duration::from_millis(state.settings.auth.standing_refresh_ms),
+        );
         // Timers are rebuilt from the database: every activity not over gets its actor now
         // (after the metrics recorder exists, so the actors' gauges count).
         state.hub.activities.resume().await?;
         let app_state = state.clone();
+        let deadline = Duration::from_millis(state.settings.server.request_timeout_ms.max(100));
+        let peers = PeerConnections::new(
+            state.settings.server.max_connections_per_ip,
+            state.edge.proxies.clone(),
+        );
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(actix_web::middleware::from_fn(
-                    crate::http::request_id::request_id,
-                ))
+                .wrap(from_fn(crate::http::error_shape::error_shape))
+                .wrap(from_fn(move |req, next| {
+                    crate::http::deadline::within(deadline, req, next)
+                }))
+                .wrap(from_fn(crate::http::origin::cors))
+                .wrap(from_fn(crate::http::conn_limit::refuse_over_limit))
+                .wrap(from_fn(crate::http::request_id::request_id))
                 .app_data(app_state.clone())
                 .configure(crate::http::routes)
         })
         .workers(workers)
         .backlog(8192)
-        .max_connections(50_000)
+        // Per worker: together they stay within the open-files budget.
+        .max_connections(budget.fit.div_ceil(workers).max(1))
         .disable_signals()
         .shutdown_timeout(5)
-        .client_request_timeout(Duration::from_secs(10))
+        .client_request_timeout(deadline)
+        .on_connect(move |conn, data| peers.on_connect(conn, data))
         .bind(&listen)?;
         let port = server.addrs().first().map(|a| a.port()).unwrap_or(0);
         let server = server.run();

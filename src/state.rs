@@ -7,9 +7,22 @@ use corral_actors::Hub;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::JwtKeys;
+use crate::auth::password::Hasher;
+use crate::auth::throttle::LoginLimits;
 use crate::config::Settings;
+use crate::http::client_ip::TrustedProxies;
 use crate::store::Db;
 use crate::store::redis::RedisStore;
+
+/// What guards the public edge: the hashing pool, login limits, who may forward client IPs.
+pub struct Edge {
+    /// The password hashing pool.
+    pub hasher: Hasher,
+    /// Login and registration limits.
+    pub login_limits: LoginLimits,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub proxies: TrustedProxies,
+}
 
 /// Node-wide state behind `web::Data`.
 pub struct AppState {
@@ -25,6 +38,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Guards of the public edge.
+    pub edge: Edge,
     draining: AtomicBool,
 }
 
@@ -37,6 +52,7 @@ impl AppState {
         keys: Arc<JwtKeys>,
         hub: Arc<Hub>,
         metrics: PrometheusHandle,
+        edge: Edge,
     ) -> AppState {
         AppState {
             settings,
@@ -45,8 +61,14 @@ impl AppState {
             keys,
             hub,
             metrics,
+            edge,
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// The client IP of `req` (see [`TrustedProxies`]).
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> std::net::IpAddr {
+        self.edge.proxies.of(req)
     }
 
     /// Whether the node is shutting down (not ready, refusing new sockets).

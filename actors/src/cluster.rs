@@ -40,6 +40,7 @@ pub async fn apply(hub: Arc<Hub>, mut events: mpsc::Receiver<ClusterEvent>) {
                 let claims = hub.claims.clone();
                 actix::spawn(async move { claims.moved_elsewhere(activity).await });
             }
+            ClusterEvent::Standing { user, standing } => hub.apply_standing(user, standing),
         }
     }
     tracing::warn!("cluster bus closed; pushes from other nodes stop");
@@ -52,5 +53,6 @@ fn kind(event: &ClusterEvent) -> &'static str {
         ClusterEvent::Broadcast { .. } => "broadcast",
         ClusterEvent::ActivityChanged { .. } => "activity_changed",
         ClusterEvent::StockMoved { .. } => "stock_moved",
+        ClusterEvent::Standing { .. } => "standing",
     }
 }

@@ -3,16 +3,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use corral_protocol::UserId;
+use corral_protocol::limits::close;
 use corral_protocol::ops::ActivityId;
 
 use crate::activities::Activities;
 use crate::admission::Admission;
 use crate::claims::Claims;
 use crate::connections::Connections;
+use crate::outbound::CloseReason;
 use crate::overload::Overload;
 use crate::ports::cluster::ClusterEvent;
 use crate::ports::{SocialStore, TokenVerifier};
+use crate::rate_limit::KeyedLimiter;
 use crate::registry::Arbiters;
+use crate::revocations::{Revocations, Standing};
 use crate::rooms::Rooms;
 use crate::users::UserSessions;
 
@@ -29,14 +34,21 @@ pub struct SessionConfig {
     pub outbound_queue: usize,
 }
 
+/// Requests per user over all of its connections (from the `[ws]` config section).
+pub type UserRates = KeyedLimiter<UserId>;
+
 /// Shared by every actor on the node.
 pub struct Hub {
     /// Per-connection behaviour.
     pub session: SessionConfig,
     /// Verifies bearer tokens.
     pub verifier: Arc<dyn TokenVerifier>,
+    /// Accounts' current standing, which tokens must match (shared with the verifier).
+    pub revocations: Arc<Revocations>,
     /// Connection limits.
     pub admission: Arc<Admission>,
+    /// Each user's request budget, shared by all of its connections on this node.
+    pub user_rates: UserRates,
     /// Live connections.
     pub connections: Connections,
     /// Online users' sessions, for personal pushes (shared with the claim desk).
@@ -63,6 +75,31 @@ impl Hub {
         self.users
             .bus()
             .publish(ClusterEvent::ActivityChanged { activity: id });
+    }
+
+    /// `user`'s role, token version or disabled flag changed on this node: sessions that
+    /// lost rights are closed here and on every other node.
+    pub fn standing_changed(&self, user: UserId, standing: Standing) {
+        self.apply_standing(user, standing);
+        self.users
+            .bus()
+            .publish(ClusterEvent::Standing { user, standing });
+    }
+
+    /// This node's part of [`Hub::standing_changed`] (also after a reload from the store).
+    pub fn apply_standing(&self, user: UserId, standing: Standing) {
+        if self.revocations.observe(user, standing) {
+            self.close_sessions_of(user);
+        }
+    }
+
+    /// Closes every session of `user` on this node: its credentials no longer hold.
+    pub fn close_sessions_of(&self, user: UserId) {
+        metrics::counter!("corral_sessions_revoked_total").increment(1);
+        self.users.close_all(
+            user,
+            CloseReason::graceful(close::POLICY, "credentials changed; log in again"),
+        );
     }
 
     /// This node's part of [`Hub::activity_changed`].

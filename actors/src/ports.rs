@@ -20,6 +20,20 @@ pub enum AuthError {
     /// Bad signature, wrong issuer, unreadable claims.
     #[error("invalid token")]
     Invalid,
+    /// The account's role changed or it was disabled since the token was issued.
+    #[error("token revoked; log in again")]
+    Revoked,
+}
+
+impl AuthError {
+    /// The metrics label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AuthError::Expired => "expired",
+            AuthError::Invalid => "invalid",
+            AuthError::Revoked => "revoked",
+        }
+    }
 }
 
 /// Checks bearer tokens (JWTs signed with the node's key).

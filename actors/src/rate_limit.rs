@@ -1,6 +1,10 @@
-//! A token bucket, the rate limiter used per connection, per user and for new connections.
+//! A token bucket, the rate limiter used per connection, per user and for new connections,
+//! and [`KeyedLimiter`], one bucket per key (client IP, account, user) with bounded memory.
 
-use std::time::Instant;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 /// A classic token bucket: `burst` tokens, refilled at `per_sec` tokens per second.
 #[derive(Debug, Clone)]
@@ -39,12 +43,90 @@ impl TokenBucket {
             false
         }
     }
+
+    /// How long until a token is available at `now` (zero when one is).
+    pub fn wait_at(&self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        let tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
+        if tokens >= 1.0 {
+            Duration::ZERO
+        } else if self.per_sec <= 0.0 {
+            Duration::MAX
+        } else {
+            Duration::from_secs_f64((1.0 - tokens) / self.per_sec)
+        }
+    }
+
+    /// Whether the bucket has refilled to its burst by `now` (it then carries no history and
+    /// may be forgotten).
+    fn is_full_at(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.per_sec >= self.capacity
+    }
+}
+
+/// One token bucket per key, for limits keyed by something a client chooses or many clients
+/// have (an IP address, an account name, a user). Memory is bounded: past `max_keys` keys,
+/// buckets that have refilled are forgotten; if every bucket is still in use, all are
+/// forgotten (the limit then fails open for a moment rather than growing without bound).
+pub struct KeyedLimiter<K: Hash + Eq> {
+    per_sec: f64,
+    burst: f64,
+    max_keys: usize,
+    buckets: DashMap<K, TokenBucket>,
+}
+
+impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
+    /// `per_sec` sustained and `burst` at once for each key, remembering at most `max_keys`.
+    pub fn new(per_sec: f64, burst: f64, max_keys: usize) -> Self {
+        KeyedLimiter {
+            per_sec,
+            burst,
+            max_keys: max_keys.max(1),
+            buckets: DashMap::new(),
+        }
+    }
+
+    /// Takes a token for `key`, or says how long until one is available.
+    pub fn check(&self, key: K) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    /// As [`KeyedLimiter::check`] at a given instant (testable without sleeping).
+    pub fn check_at(&self, key: K, now: Instant) -> Result<(), Duration> {
+        if self.buckets.len() >= self.max_keys && !self.buckets.contains_key(&key) {
+            self.buckets.retain(|_, bucket| !bucket.is_full_at(now));
+            if self.buckets.len() >= self.max_keys {
+                metrics::counter!("corral_rate_limiter_resets_total").increment(1);
+                self.buckets.clear();
+            }
+        }
+        let mut bucket = self
+            .buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(self.per_sec, self.burst));
+        // A new bucket starts full at its creation instant; `now` may be earlier in tests.
+        if bucket.try_take_at(now) {
+            Ok(())
+        } else {
+            Err(bucket.wait_at(now))
+        }
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn allows_a_burst_then_refills() {
@@ -60,5 +142,45 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         let taken = (0..10).filter(|_| bucket.try_take_at(later)).count();
         assert_eq!(taken, 3);
+    }
+
+    #[test]
+    fn says_how_long_until_the_next_token() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(2.0, 1.0);
+        assert_eq!(bucket.wait_at(t0), Duration::ZERO);
+        assert!(bucket.try_take_at(t0));
+        let wait = bucket.wait_at(t0);
+        assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn keyed_limits_each_key_apart_and_forgets_idle_keys() {
+        let t0 = Instant::now();
+        let limiter = KeyedLimiter::new(1.0, 2.0, 3);
+        assert!(limiter.check_at("a", t0).is_ok());
+        assert!(limiter.check_at("a", t0).is_ok());
+        assert!(limiter.check_at("a", t0).is_err());
+        assert!(limiter.check_at("b", t0).is_ok());
+        assert!(limiter.check_at("c", t0).is_ok());
+        assert_eq!(limiter.len(), 3);
+        // Later, every bucket has refilled: a new key makes room by forgetting them.
+        let later = t0 + Duration::from_secs(10);
+        assert!(limiter.check_at("d", later).is_ok());
+        assert_eq!(limiter.len(), 1);
+        // "a" starts over, full.
+        assert!(limiter.check_at("a", later).is_ok());
+        assert!(limiter.check_at("a", later).is_ok());
+        assert!(limiter.check_at("a", later).is_err());
+    }
+
+    #[test]
+    fn keyed_memory_stays_bounded_under_a_flood_of_keys() {
+        let t0 = Instant::now();
+        let limiter = KeyedLimiter::new(0.001, 1.0, 100);
+        for n in 0..10_000 {
+            let _ = limiter.check_at(n, t0);
+            assert!(limiter.len() <= 100);
+        }
     }
 }

@@ -24,7 +24,7 @@ use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::outbound::{CloseReason, Outbound};
 use crate::overload::Priority;
-use crate::ports::{AuthError, Identity};
+use crate::ports::Identity;
 use crate::rate_limit::TokenBucket;
 use crate::replier::Replier;
 
@@ -84,9 +84,17 @@ impl Handler<Inbound> for Session {
 
     fn handle(&mut self, Inbound(text): Inbound, ctx: &mut Self::Context) {
         let started = Instant::now();
-        if !self.bucket.try_take() {
+        let scope = if !self.bucket.try_take() {
+            Some("connection")
+        } else {
+            // One budget for all of a user's connections: more sockets are not more requests.
+            self.identity
+                .and_then(|who| self.hub.user_rates.check(who.user_id).err())
+                .map(|_| "user")
+        };
+        if let Some(scope) = scope {
             let id = decode_request(&text).ok().map(|r| r.id);
-            metrics::counter!("corral_rate_limited_total", "scope" => "connection").increment(1);
+            metrics::counter!("corral_rate_limited_total", "scope" => scope).increment(1);
             self.replier(id, "rate_limited", started)
                 .error(ErrorCode::RateLimited, "too many requests, slow down");
             return;
@@ -187,10 +195,7 @@ impl Session {
         let identity = match self.hub.verifier.verify(&params.token) {
             Ok(identity) => identity,
             Err(err) => {
-                let reason = match err {
-                    AuthError::Expired => "expired",
-                    AuthError::Invalid => "invalid",
-                };
+                let reason = err.label();
                 metrics::counter!("corral_auth_failures_total", "reason" => reason).increment(1);
                 return replier.error(ErrorCode::Unauthenticated, &err.to_string());
             }

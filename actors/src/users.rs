@@ -8,7 +8,7 @@ use bytestring::ByteString;
 use corral_protocol::UserId;
 use dashmap::DashMap;
 
-use crate::outbound::Outbound;
+use crate::outbound::{CloseReason, Outbound};
 use crate::ports::cluster::{ClusterBus, ClusterEvent, SoloBus};
 
 /// The node's online users and their sessions' outbound queues.
@@ -41,6 +41,15 @@ impl UserSessions {
     /// Records that connection `conn_id` speaks for `user`.
     pub fn attach(&self, user: UserId, conn_id: u64, out: Outbound) {
         self.online.entry(user).or_default().push((conn_id, out));
+    }
+
+    /// Closes every session of `user` on this node with `reason`.
+    pub fn close_all(&self, user: UserId, reason: CloseReason) {
+        if let Some(sessions) = self.online.get(&user) {
+            for (_, out) in sessions.iter() {
+                out.close(reason.clone());
+            }
+        }
     }
 
     /// Forgets connection `conn_id` of `user`.

@@ -20,6 +20,8 @@ pub mod close {
     pub const UNSUPPORTED: u16 = 1003;
     /// Policy violation: no `auth` before the timeout, or a hostile pattern.
     pub const POLICY: u16 = 1008;
+    /// A text frame that is not valid UTF-8 (RFC 6455).
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame over the configured size limit.
     pub const TOO_LARGE: u16 = 1009;
     /// The client did not read its frames fast enough (slow consumer).

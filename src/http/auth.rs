@@ -1,11 +1,14 @@
 //! `POST /api/v1/auth/register` and `POST /api/v1/auth/login`.
 
+use std::time::Duration;
+
 use actix_web::http::Method;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use corral_protocol::{ErrorCode, Role, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::password;
+use crate::auth::password::HashError;
+use crate::auth::throttle::Throttled;
 use crate::http::ApiError;
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
@@ -66,15 +69,44 @@ fn validate(creds: &Credentials) -> Result<(), ApiError> {
     Ok(())
 }
 
+fn throttled(t: Throttled) -> ApiError {
+    ApiError::new(
+        ErrorCode::RateLimited,
+        "too many attempts; retry after the time in Retry-After",
+    )
+    .with_status(429)
+    .with_retry_after(t.retry_after)
+}
+
+fn hash_error(err: HashError) -> ApiError {
+    match err {
+        HashError::Busy => ApiError::new(
+            ErrorCode::Unavailable,
+            "too many logins in progress; retry shortly",
+        )
+        .with_retry_after(Duration::from_secs(1)),
+        other => ApiError::internal(other),
+    }
+}
+
 async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let creds = body.into_inner();
     validate(&creds)?;
-    let hash = password::hash(creds.password)
+    state
+        .edge
+        .login_limits
+        .register(state.client_ip(&req))
+        .map_err(throttled)?;
+    let hash = state
+        .edge
+        .hasher
+        .hash(creds.password)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(hash_error)?;
     let user_id = state
         .db
         .create_user(
@@ -102,19 +134,44 @@ async fn register(
 }
 
 async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let creds = body.into_inner();
-    let refused = || ApiError::unauthenticated("invalid username or password");
-    let Some(user) = state.db.user_by_name(&creds.username).await? else {
+    let refused = || {
         metrics::counter!("corral_auth_failures_total", "reason" => "login").increment(1);
-        return Err(refused());
+        ApiError::unauthenticated("invalid username or password")
     };
-    if !password::verify(creds.password, user.password_hash).await {
-        metrics::counter!("corral_auth_failures_total", "reason" => "login").increment(1);
+    // Longer than any stored password: refused without hashing a megabyte.
+    if creds.password.len() > 4 * 128 {
         return Err(refused());
     }
+    state
+        .edge
+        .login_limits
+        .login(state.client_ip(&req), &creds.username)
+        .map_err(throttled)?;
+    let user = state.db.user_by_name(&creds.username).await?;
+    // An unknown name is checked against a dummy hash: refusing it costs the same.
+    let matches = state
+        .edge
+        .hasher
+        .verify(
+            creds.password,
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await
+        .map_err(hash_error)?;
+    let Some(user) = user.filter(|_| matches) else {
+        return Err(refused());
+    };
+    if user.disabled {
+        return Err(ApiError::forbidden("this account is disabled"));
+    }
+    // The token is issued under the stored version (this node may not have heard of a change
+    // made elsewhere yet).
+    state.hub.apply_standing(user.id, user.standing());
     let token = state
         .keys
         .issue(user.id, user.role)

@@ -25,7 +25,6 @@ struct ClaimView {
     user_id: i64,
     item: i64,
     status: ClaimStatus,
-    key: String,
     expires_at: i64,
     created_at: i64,
 }
@@ -85,7 +84,6 @@ async fn list(
                 user_id: c.user,
                 item: c.item,
                 status: c.status,
-                key: c.key,
                 expires_at: c.expires_at,
                 created_at: c.created_at,
             }

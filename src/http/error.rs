@@ -1,5 +1,7 @@
 //! HTTP error bodies: `{"error": {"code", "message"}}` with the protocol's stable codes.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use corral_protocol::{ErrorBody, ErrorCode};
@@ -17,6 +19,8 @@ pub struct ApiError {
     pub message: String,
     /// A status other than the code's usual one (e.g. 429 for a connection limit).
     pub status: Option<u16>,
+    /// When to try again (`Retry-After`, whole seconds rounded up).
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Serialize)]
@@ -31,12 +35,19 @@ impl ApiError {
             code,
             message: message.into(),
             status: None,
+            retry_after: None,
         }
     }
 
     /// The same error answered with another HTTP status.
     pub fn with_status(mut self, status: u16) -> ApiError {
         self.status = Some(status);
+        self
+    }
+
+    /// The same error telling the client when to retry.
+    pub fn with_retry_after(mut self, wait: Duration) -> ApiError {
+        self.retry_after = Some(wait);
         self
     }
 
@@ -71,8 +82,15 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let body = ErrorBody::new(self.code, self.message.clone());
         let mut response = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::TOO_MANY_REQUESTS {
-            response.insert_header(("Retry-After", "1"));
+        match self.retry_after {
+            Some(wait) => {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                response.insert_header(("Retry-After", secs.max(1).to_string()));
+            }
+            None if self.status_code() == StatusCode::TOO_MANY_REQUESTS => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            None => {}
         }
         response.json(Body { error: &body })
     }

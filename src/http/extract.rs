@@ -3,20 +3,25 @@
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use corral_actors::{AuthError, Identity, TokenVerifier};
+use corral_actors::{Identity, TokenVerifier};
 use corral_protocol::Role;
 
 use crate::http::ApiError;
 use crate::state::AppState;
 
-/// The bearer token of a request, if it has one.
+/// The bearer token of a request, if it has one (the scheme name is case-insensitive,
+/// RFC 9110 section 11.1).
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    req.headers()
+    let value = req
+        .headers()
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// An authenticated caller.
@@ -70,10 +75,7 @@ fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
     let token =
         bearer_token(req).ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
     state.keys.verify(token).map(Caller).map_err(|e| {
-        let reason = match e {
-            AuthError::Expired => "expired",
-            AuthError::Invalid => "invalid",
-        };
+        let reason = e.label();
         metrics::counter!("corral_auth_failures_total", "reason" => reason).increment(1);
         ApiError::unauthenticated(e.to_string())
     })

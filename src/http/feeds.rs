@@ -116,14 +116,17 @@ fn default_limit() -> u32 {
 struct Profile {
     user_id: UserId,
     username: String,
-    role: corral_protocol::Role,
+    /// Shown to the user itself and to admins, and for merchants (public businesses): other
+    /// roles are nobody else's business (listing admins helps an attacker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<corral_protocol::Role>,
     followers: u64,
     following: u64,
 }
 
 async fn user(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     id: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -136,7 +139,10 @@ async fn user(
     Ok(HttpResponse::Ok().json(Profile {
         user_id: record.id,
         username: record.username,
-        role: record.role,
+        role: (caller.0.user_id == record.id
+            || caller.0.role == corral_protocol::Role::Admin
+            || record.role == corral_protocol::Role::Merchant)
+            .then_some(record.role),
         followers: counts.followers,
         following: counts.following,
     }))

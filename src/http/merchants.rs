@@ -75,6 +75,7 @@ async fn apply(
             Role::Admin => Role::Admin,
             _ => Role::Merchant,
         };
+        promoted(&state, user, role);
         Some(state.keys.issue(user, role).map_err(ApiError::internal)?)
     } else {
         None
@@ -104,7 +105,19 @@ async fn approve(
             }
             err => err,
         })?;
+    if state.hub.revocations.current(merchant).role == Role::User {
+        promoted(&state, merchant, Role::Merchant);
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({"merchant_id": merchant, "approved": true})))
+}
+
+/// Tells every node that `user` now has `role`, so tokens carrying it are accepted at once.
+fn promoted(state: &AppState, user: UserId, role: Role) {
+    let standing = corral_actors::Standing {
+        role,
+        ..state.hub.revocations.current(user)
+    };
+    state.hub.standing_changed(user, standing);
 }
 
 /// `GET /admin/audit` query.

@@ -1,16 +1,22 @@
 //! The HTTP API (`/api/v1`), health, readiness and metrics endpoints, and the WebSocket route.
 
+pub mod accounts;
 pub mod activities;
 pub mod animals;
 pub mod auth;
 pub mod claims;
+pub mod client_ip;
+pub mod conn_limit;
+pub mod deadline;
 pub mod error;
+pub mod error_shape;
 pub mod extract;
 pub mod feeds;
 pub mod health;
 pub mod listings;
 pub mod merchants;
 pub mod openapi;
+pub mod origin;
 pub mod payments;
 pub mod request_id;
 pub mod rooms;
@@ -54,6 +60,7 @@ pub const ROOT_ROUTES: &[table::ApiRoute] = &[
 const API_TABLES: &[&[table::ApiRoute]] = &[
     auth::ROUTES,
     merchants::ROUTES,
+    accounts::ROUTES,
     animals::ROUTES,
     activities::ROUTES,
     claims::ROUTES,
@@ -77,12 +84,23 @@ pub fn documented_routes() -> Vec<(Method, String)> {
     root.chain(api).collect()
 }
 
+/// A body that is not the JSON expected: 413 `too_large` when it is over the limit.
+fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError;
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::new(corral_protocol::ErrorCode::TooLarge, err.to_string())
+        }
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(256 * 1024)
-            .error_handler(|err, _req| ApiError::bad_request(err.to_string()).into()),
+            .error_handler(|err, _req| json_error(err).into()),
     )
     .app_data(
         web::PathConfig::default()

@@ -1,7 +1,8 @@
 //! `POST /api/v1/payments/webhook`: the payment provider confirms a claim (docs/payments.md).
 //!
 //! Checks, in order: the HMAC-SHA256 signature over `timestamp.nonce.body`, the timestamp's
-//! freshness, the claim's existence (an unknown claim changes nothing), the nonce (a replay is
+//! freshness, the claim's existence and the amount against its animal's price (an unknown
+//! claim or a wrong amount changes nothing), the nonce (a replay is
 //! refused), then the event id (a second delivery of an event is answered with the first
 //! outcome and changes nothing). The event is recorded `pending` before it is applied, so a
 //! delivery that failed halfway is applied again when the provider retries it.
@@ -108,9 +109,10 @@ async fn webhook(
     }
     let now = corral_actors::clock::now_ms();
     let window = settings.stale_window_ms();
+    // `abs_diff`: a timestamp near i64::MIN or MAX must not wrap into the window.
     let fresh = timestamp
         .parse::<i64>()
-        .is_ok_and(|ts| (now - ts).abs() <= window);
+        .is_ok_and(|ts| now.abs_diff(ts) <= window.unsigned_abs());
     if !fresh {
         metrics::counter!("corral_webhook_refused_total", "reason" => "stale").increment(1);
         return Err(ApiError::unauthenticated(
@@ -123,8 +125,16 @@ async fn webhook(
         return Err(ApiError::bad_request("event_id must be 1 to 128 bytes"));
     }
     let payments = &state.db;
-    if !payments.claim_exists(event.claim_id).await? {
+    let Some(price) = payments.claim_price(event.claim_id).await? else {
         return Err(ApiError::new(ErrorCode::NotFound, "no such claim"));
+    };
+    // Checked before the nonce and the event are recorded: a wrong amount changes nothing.
+    if event.amount_cents != price {
+        metrics::counter!("corral_webhook_refused_total", "reason" => "amount").increment(1);
+        return Err(ApiError::bad_request(format!(
+            "amount_cents {} does not match the claim's price of {price}",
+            event.amount_cents
+        )));
     }
     if !payments.use_nonce(nonce, now, 2 * window).await? {
         metrics::counter!("corral_webhook_refused_total", "reason" => "replay").increment(1);

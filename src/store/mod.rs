@@ -90,13 +90,33 @@ pub struct Db {
     pub backend: Backend,
 }
 
+/// Creates `file` (if missing) readable and writable by the owner only, or narrows an existing
+/// one to that: it holds password hashes. SQLite gives its `-wal` and `-shm` files the
+/// database file's permissions.
+fn owner_only(file: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        options.open(file)?;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    options.open(file)?;
+    Ok(())
+}
+
 impl Db {
     /// Connects to `settings.url`, or to `<data_dir>/corral.db` (created, WAL) when empty.
     pub async fn connect(settings: &DatabaseSettings, data_dir: &Path) -> Result<Db, StoreError> {
         install_default_drivers();
         let url = if settings.url.is_empty() {
             std::fs::create_dir_all(data_dir)?;
-            format!("sqlite://{}?mode=rwc", data_dir.join("corral.db").display())
+            let file = data_dir.join("corral.db");
+            owner_only(&file)?;
+            format!("sqlite://{}?mode=rwc", file.display())
         } else {
             settings.url.expose().to_string()
         };

@@ -6,13 +6,18 @@ use sqlx::Row;
 use super::{Db, StoreError};
 
 impl Db {
-    /// Whether claim `id` exists.
-    pub async fn claim_exists(&self, id: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM claims WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+    /// The price (cents) of the animal claim `id` is for; `None` when there is no such claim.
+    pub async fn claim_price(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.price_cents FROM claims c \
+             JOIN activity_items i ON i.id = c.item_id \
+             JOIN animals a ON a.id = i.animal_id \
+             WHERE c.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     /// Records `nonce` as seen at `now`; false when it was seen before (a replay). Nonces older

@@ -1,8 +1,11 @@
-//! Accounts: creating users, finding them for login, changing roles.
+//! Accounts: creating users, finding them for login, changing roles, and the standings
+//! (role, token version, disabled) every node keeps in memory to check tokens.
 
+use corral_actors::Standing;
 use corral_protocol::{Role, UserId};
 use sqlx::Row;
 
+use super::promotions::Audit;
 use super::{Db, StoreError};
 
 /// A stored account.
@@ -16,7 +19,26 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Its role.
     pub role: Role,
+    /// Raised when its tokens must stop working.
+    pub token_version: i64,
+    /// A disabled account cannot log in and its tokens are refused.
+    pub disabled: bool,
 }
+
+impl UserRecord {
+    /// What its tokens are checked against.
+    pub fn standing(&self) -> Standing {
+        Standing {
+            role: self.role,
+            version: self.token_version,
+            disabled: self.disabled,
+        }
+    }
+}
+
+/// The columns [`user_from_row`] reads (booleans as integers: both engines decode those).
+const USER_COLUMNS: &str = "id, username, password_hash, role, token_version, \
+     CASE WHEN disabled THEN 1 ELSE 0 END AS disabled";
 
 impl Db {
     /// Creates an account; `Conflict` when the name is taken.
@@ -40,22 +62,25 @@ impl Db {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
-    /// Finds an account by name.
+    /// Finds an account by name, whatever its case.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, username, password_hash, role FROM users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"
+        )))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
 
     /// Finds an account by id.
     pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query("SELECT id, username, password_hash, role FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
 
@@ -73,6 +98,64 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Changes an account's role and/or disabled flag and raises its token version, so every
+    /// token issued before stops working; returns the account as it now is.
+    /// `admin` made the change; it is written to the audit log in the same transaction.
+    pub async fn change_standing(
+        &self,
+        admin: UserId,
+        id: UserId,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        now: i64,
+    ) -> Result<UserRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), \
+             token_version = token_version + 1 WHERE id = $3 RETURNING {USER_COLUMNS}"
+        )))
+        .bind(role.map(Role::as_str))
+        .bind(disabled)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let user = row
+            .map(|row| user_from_row(&row))
+            .transpose()?
+            .ok_or(StoreError::NotFound)?;
+        Audit {
+            actor_id: admin,
+            action: "user.standing",
+            subject: format!("user:{id}"),
+            detail: serde_json::json!({
+                "role": user.role,
+                "disabled": user.disabled,
+                "token_version": user.token_version,
+            }),
+            at: now,
+        }
+        .write(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// The standing of every account that differs from a fresh one (role `user`, version 0,
+    /// enabled): merchants, admins, disabled and changed accounts.
+    pub async fn standings(&self) -> Result<Vec<(UserId, Standing)>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE role <> 'user' OR disabled OR token_version > 0"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| user_from_row(row).map(|u| (u.id, u.standing())))
+            .collect()
+    }
+}
+
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, StoreError> {
     let role: String = row.try_get("role")?;
     Ok(UserRecord {
@@ -80,5 +163,7 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, StoreError> {
         username: row.try_get("username")?,
         password_hash: row.try_get("password_hash")?,
         role: Role::parse(&role).unwrap_or(Role::User),
+        token_version: row.try_get("token_version")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
     })
 }

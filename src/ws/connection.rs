@@ -35,6 +35,29 @@ impl From<&WsSettings> for ConnectionLimits {
 /// starving reads on the same connection).
 const WRITE_BATCH: usize = 64;
 
+/// The close for a frame the client should not have sent: 1009 for one too big (a single
+/// frame, or continuations adding up past the limit), 1007 for text that is not UTF-8 (both
+/// per RFC 6455), 1002 for anything else.
+fn protocol_error(err: &ProtocolError, max_frame: usize) -> CloseReason {
+    let too_big = || {
+        metrics::counter!("corral_oversize_frames_total").increment(1);
+        CloseReason::abrupt(
+            close::TOO_LARGE,
+            format!("message larger than {max_frame} bytes"),
+        )
+    };
+    match err {
+        ProtocolError::Overflow => too_big(),
+        // actix-ws reports both as I/O errors: invalid UTF-8 with `InvalidData`, the
+        // continuation limit by this message only.
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            CloseReason::abrupt(close::INVALID_PAYLOAD, "text frame is not valid UTF-8")
+        }
+        ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => too_big(),
+        other => CloseReason::abrupt(1002, format!("protocol error: {other}")),
+    }
+}
+
 /// Runs the connection until either side closes it.
 pub async fn run(
     mut ws: actix_ws::Session,
@@ -92,16 +115,7 @@ pub async fn run(
                     }
                     Some(Ok(AggregatedMessage::Pong(_))) => {}
                     Some(Ok(AggregatedMessage::Close(_))) | None => break None,
-                    Some(Err(ProtocolError::Overflow)) => {
-                        metrics::counter!("corral_oversize_frames_total").increment(1);
-                        break Some(CloseReason::abrupt(
-                            close::TOO_LARGE,
-                            format!("frame larger than {} bytes", limits.max_frame),
-                        ));
-                    }
-                    Some(Err(err)) => {
-                        break Some(CloseReason::abrupt(1002, format!("protocol error: {err}")));
-                    }
+                    Some(Err(err)) => break Some(protocol_error(&err, limits.max_frame)),
                 }
             }
             _ = heartbeat.tick() => {

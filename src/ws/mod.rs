@@ -3,8 +3,6 @@
 
 mod connection;
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use corral_actors::{Outbound, Refusal, SessionHandle, TokenVerifier};
 use corral_protocol::{ErrorCode, SUBPROTOCOL};
@@ -36,6 +34,15 @@ pub async fn upgrade(
             "node is shutting down; connect to another",
         ));
     }
+    // A browser page from another site must not open sockets with its visitors' tokens.
+    if let Some(origin) = crate::http::origin::of(&req)
+        && !crate::http::origin::allowed(&req, &state.settings.server.allowed_origins, origin)
+    {
+        metrics::counter!("corral_connections_refused_total", "reason" => "origin").increment(1);
+        return Err(ApiError::forbidden(format!(
+            "origin {origin} is not allowed"
+        )));
+    }
     let identity = match bearer_token(&req) {
         Some(token) => Some(state.keys.verify(token).map_err(|e| {
             metrics::counter!("corral_auth_failures_total", "reason" => "bearer").increment(1);
@@ -43,10 +50,7 @@ pub async fn upgrade(
         })?),
         None => None,
     };
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = state.client_ip(&req);
     let permit = state.hub.admission.admit(ip).map_err(refused)?;
     let (response, ws, stream) = actix_ws::handle_with_protocols(&req, body, &[SUBPROTOCOL])
         .map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;

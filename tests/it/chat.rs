@@ -690,6 +690,8 @@ async fn unthrottled(queue: usize) -> TestApp {
         s.ws.outbound_queue = queue;
         s.ws.rate_per_sec = 100_000.0;
         s.ws.rate_burst = 100_000.0;
+        s.ws.user_rate_per_sec = 100_000.0;
+        s.ws.user_rate_burst = 100_000.0;
     })
     .await
 }

@@ -1098,7 +1098,7 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
 const SECRET: &str = "test-webhook-secret";
 
 /// Posts a payment event signed with `secret` at `ts` with `nonce`.
-async fn pay(app: &TestApp, secret: &str, ts: i64, nonce: &str, body: &Value) -> (u16, Value) {
+pub async fn pay(app: &TestApp, secret: &str, ts: i64, nonce: &str, body: &Value) -> (u16, Value) {
     let body = body.to_string();
     let ts = ts.to_string();
     let sig = corral::http::payments::sign(secret.as_bytes(), &ts, nonce, body.as_bytes());
@@ -1266,7 +1266,7 @@ async fn webhook_confirms_exactly_once(engine: Engine) {
         .expect("held");
     let claim = held["claim_id"].as_i64().expect("id");
     let event =
-        |id: &str, claim: i64| json!({"event_id": id, "claim_id": claim, "amount_cents": 500});
+        |id: &str, claim: i64| json!({"event_id": id, "claim_id": claim, "amount_cents": 100});
     let nonce = || unique("n");
 
     // Forged signature, stale timestamp, unknown claim: refused, nothing changes.

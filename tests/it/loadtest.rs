@@ -32,9 +32,14 @@ async fn seed_role(
         role,
         password: "seeded-password".into(),
     };
-    seed_users(&app.state.db, &app.state.keys, &request)
-        .await
-        .expect("seed users")
+    seed_users(
+        &app.state.db,
+        &app.state.keys,
+        &app.state.edge.hasher,
+        &request,
+    )
+    .await
+    .expect("seed users")
 }
 
 /// Seeds `clients` users (and a merchant), writes the tokens files and the scenario (the

@@ -9,6 +9,7 @@ mod support;
 mod binary;
 mod chat;
 mod claims;
+mod edge;
 mod feeds;
 mod http_auth;
 mod listings;

@@ -89,6 +89,11 @@ pub async fn test_settings(engine: Engine, dir: &std::path::Path) -> Settings {
     // The load-shedding probe reacts to the host: on a busy CI machine it would refuse feeds
     // and chat in tests about feeds and chat. The shedding test sets its levels by hand.
     s.overload.enabled = false;
+    // Tests register and log in many users from 127.0.0.1; the edge tests set these back.
+    s.auth.login_per_ip_burst = 1e9;
+    s.auth.register_per_ip_burst = 1e9;
+    s.server.max_connections_per_ip = 100_000;
+    s.ws.max_per_ip = 100_000;
     s
 }
 

@@ -51,6 +51,14 @@ pub enum ClusterEvent {
         /// The activity.
         activity: ActivityId,
     },
+    /// An account's role, token version or disabled flag changed: its tokens are checked
+    /// against this from now on, and its sessions that lost rights are closed.
+    Standing {
+        /// The account.
+        user: UserId,
+        /// Its new standing.
+        standing: crate::revocations::Standing,
+    },
 }
 
 /// Carries [`ClusterEvent`]s to the other nodes (incoming ones arrive on the channel the

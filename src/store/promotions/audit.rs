@@ -38,7 +38,7 @@ pub struct AuditEntry {
 
 impl Audit<'_> {
     /// Writes the row inside `tx`.
-    pub(super) async fn write(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+    pub(crate) async fn write(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_log (actor_id, action, subject, detail, at) \
              VALUES ($1, $2, $3, $4, $5)",
