@@ -575,7 +575,9 @@ async fn private_rooms_reach_members_devices_that_did_not_join(engine: Engine) {
         laptop.assert_silent("room.message")
     );
 
-    // A device that was away catches up: the missed ones in the reply, later ones pushed.
+    // A device that was away catches up: the missed ones in the reply, later ones pushed. As a
+    // member's device it may also be pushed a message still being fanned out when it
+    // connected (the protocol has it drop a missed seq it already holds): once, in order.
     drop(laptop);
     for i in 3..=4 {
         send(&mut alice, room, &format!("m{i}"), &format!("a{i}")).await;
@@ -585,7 +587,14 @@ async fn private_rooms_reach_members_devices_that_did_not_join(engine: Engine) {
     let missed: Vec<Value> = serde_json::from_value(joined["missed"].clone()).unwrap();
     assert_eq!(seqs(&missed), [3, 4]);
     assert_eq!(send(&mut alice, room, "five", "a5").await, 5);
-    assert_eq!(seqs(&messages(&mut tablet, room, 1).await), [5]);
+    let mut pushed = Vec::new();
+    while pushed.last() != Some(&5) {
+        pushed.extend(seqs(&messages(&mut tablet, room, 1).await));
+    }
+    assert!(
+        pushed.windows(2).all(|w| w[0] < w[1]) && pushed.iter().all(|s| (3..=5).contains(s)),
+        "{pushed:?}"
+    );
     tablet.assert_silent("room.message").await;
 }
 
