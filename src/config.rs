@@ -91,6 +91,10 @@ pub struct ServerSettings {
     pub max_connections_per_ip: usize,
     /// Time for a whole HTTP request (head and body) and its answer, in ms.
     pub request_timeout_ms: u64,
+    /// PEM certificate chain to serve HTTPS and WSS with (empty: plain HTTP).
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
 }
 
 /// `[database]`

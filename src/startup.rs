@@ -59,6 +59,9 @@ pub enum StartupError {
     /// A `server.trusted_proxies` entry does not parse.
     #[error("server.trusted_proxies: {0}")]
     Proxies(#[from] crate::http::client_ip::BadNet),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The claim ledger the configuration asks for: Redis arbitration with durable rows in SQL
@@ -245,6 +248,7 @@ impl Application {
         let probe = hub.overload.clone().probe(settings.overload.to_config());
         hub.arbiters.pick().spawn(probe);
         let listen = settings.server.listen.clone();
+        let tls = crate::tls::server_config(&settings.server.tls_cert, &settings.server.tls_key)?;
         let edge = Edge {
             hasher: Hasher::new(&settings.auth)?,
             login_limits: LoginLimits::new(&settings.auth),
@@ -294,8 +298,11 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(5)
         .client_request_timeout(deadline)
-        .on_connect(move |conn, data| peers.on_connect(conn, data))
-        .bind(&listen)?;
+        .on_connect(move |conn, data| peers.on_connect(conn, data));
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(&listen, tls)?,
+            None => server.bind(&listen)?,
+        };
         let port = server.addrs().first().map(|a| a.port()).unwrap_or(0);
         let server = server.run();
         Ok(Application {

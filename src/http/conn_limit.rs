@@ -94,9 +94,12 @@ impl Drop for PeerPermit {
 
 /// The peer address of an accepted connection.
 fn peer_ip(conn: &dyn Any) -> Option<IpAddr> {
-    conn.downcast_ref::<actix_web::rt::net::TcpStream>()
-        .and_then(|tcp| tcp.peer_addr().ok())
-        .map(|a| a.ip())
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    let tcp = match conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        Some(tcp) => tcp,
+        None => conn.downcast_ref::<Tls>()?.get_ref().0,
+    };
+    tcp.peer_addr().ok().map(|a| a.ip())
 }
 
 /// The middleware (`App::wrap(from_fn(refuse_over_limit))`): answers requests on a

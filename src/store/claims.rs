@@ -489,6 +489,13 @@ impl ActivityCatalog for SqlCatalog {
         }))
     }
 
+    async fn cancelled(&self, id: ActivityId) -> Result<bool, LedgerError> {
+        let record = ActivityStore::activity(self.db.as_ref(), id)
+            .await
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        Ok(record.is_some_and(|r| r.cancelled))
+    }
+
     async fn with_outstanding_holds(&self) -> Result<Vec<ActivityId>, LedgerError> {
         let db = &self.db;
         let rows = sqlx::query("SELECT DISTINCT activity_id FROM claims WHERE status = 'held'")

@@ -17,5 +17,6 @@ mod loadtest;
 mod promotions;
 mod redis_faults;
 mod store;
+mod tls;
 mod web_app;
 mod ws_protocol;

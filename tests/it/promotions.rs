@@ -629,8 +629,22 @@ async fn cancelling_before_the_start_ends_the_activity(engine: Engine) {
     assert_eq!(body["state"], "cancelled");
     let (status, body) = api.post(&path, &merchant, json!({})).await;
     assert_eq!((status, code(&body)), (409, "conflict"));
-    let (_, ok) = watcher(&app.ws_url(), &token, activity).await;
+    let (mut ws, ok) = watcher(&app.ws_url(), &token, activity).await;
     assert_eq!(ok["state"], "cancelled");
+    // A claim on a cancelled promotion is told it is over, not that it never existed.
+    let err = ws
+        .request("claim", json!({"activity": activity, "key": "late"}))
+        .await
+        .expect_err("no claim on a cancelled promotion");
+    assert_eq!(err.code.as_str(), "ended", "{}", err.message);
+    let err = ws
+        .request(
+            "claim",
+            json!({"activity": activity + 1_000_000, "key": "none"}),
+        )
+        .await
+        .expect_err("no such promotion");
+    assert_eq!(err.code.as_str(), "not_found");
     assert_eq!(
         audit_actions(&app, &format!("activity:{activity}")).await,
         ["activity.create", "activity.cancel"]

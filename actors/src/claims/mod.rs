@@ -224,4 +224,7 @@ pub trait ActivityCatalog: Send + Sync + 'static {
 
     /// Activities with holds still outstanding (their expiries must be re-armed at start).
     async fn with_outstanding_holds(&self) -> Result<Vec<ActivityId>, LedgerError>;
+
+    /// Whether `id` exists and was cancelled (a claim on it is told it is over).
+    async fn cancelled(&self, id: ActivityId) -> Result<bool, LedgerError>;
 }

@@ -333,10 +333,12 @@ impl Claims {
         user: UserId,
         params: ClaimParams,
     ) -> Result<ClaimOk, ClaimError> {
-        let desk = self
-            .desk(params.activity)
-            .await?
-            .ok_or_else(|| ClaimError::not_found("activity"))?;
+        let Some(desk) = self.desk(params.activity).await? else {
+            return Err(match self.catalog.cancelled(params.activity).await? {
+                true => ClaimError::new(ErrorCode::Ended, "the promotion was cancelled"),
+                false => ClaimError::not_found("activity"),
+            });
+        };
         let spec = &desk.spec;
         // The server clock alone decides the window.
         let now = now_ms();
