@@ -95,6 +95,9 @@ pub struct ServerSettings {
     pub tls_cert: String,
     /// PEM private key of `tls_cert`.
     pub tls_key: String,
+    /// A second, operators' listener for `/metrics` and the admin API, which the public one
+    /// then stops serving (empty: everything on `listen`).
+    pub admin_listen: String,
 }
 
 /// `[database]`
@@ -187,6 +190,9 @@ pub struct WsSettings {
     pub user_rate_per_sec: f64,
     /// Request burst per user, over all of its connections.
     pub user_rate_burst: f64,
+    /// In a cluster, how often (ms) each node settles its users' spending with Redis so the
+    /// per-user budget holds across nodes; 0 keeps it per node.
+    pub user_rate_settle_ms: u64,
     /// Connections per node.
     pub max_connections: usize,
     /// Connections per client IP.

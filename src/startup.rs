@@ -20,6 +20,7 @@ use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginLimits;
 use crate::auth::{JwtKeys, secret};
 use crate::config::Settings;
+use crate::http::Surface;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::conn_limit::PeerConnections;
 use crate::state::{AppState, Edge};
@@ -29,11 +30,16 @@ use crate::store::ledger::{BookArbiter, DurableLedger};
 use crate::store::reconcile::Reconciler;
 use crate::store::redis::{RedisError, RedisStore};
 use crate::store::redis_ledger::RedisArbiter;
+use crate::store::user_rates::RedisUserRates;
 use crate::store::{Db, StoreError};
 use crate::telemetry;
 
 /// Events from other nodes waiting to be applied before new ones are dropped.
 const CLUSTER_QUEUE: usize = 65536;
+/// Open connections the operators' listener takes at once.
+const ADMIN_CONNECTIONS: usize = 256;
+/// Users whose request budgets a node remembers at once.
+const USER_RATE_KEYS: usize = 1 << 20;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +125,28 @@ fn spawn_standing_refresh(state: web::Data<AppState>, every: Duration) {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The operators' listener (`server.admin_listen`): its port and server.
+    admin: Option<(u16, Server)>,
     state: web::Data<AppState>,
+}
+
+/// One listener's app: the edge's middleware around the routes `surface` serves (a macro, as
+/// the app's type cannot be named; both listeners build theirs with it).
+macro_rules! corral_app {
+    ($state:expr, $deadline:expr, $surface:expr) => {{
+        let deadline = $deadline;
+        let surface = $surface;
+        App::new()
+            .wrap(from_fn(crate::http::error_shape::error_shape))
+            .wrap(from_fn(move |req, next| {
+                crate::http::deadline::within(deadline, req, next)
+            }))
+            .wrap(from_fn(crate::http::origin::cors))
+            .wrap(from_fn(crate::http::conn_limit::refuse_over_limit))
+            .wrap(from_fn(crate::http::request_id::request_id))
+            .app_data($state.clone())
+            .configure(move |cfg| crate::http::routes(cfg, surface))
+    }};
 }
 
 impl Application {
@@ -202,7 +229,24 @@ impl Application {
             },
             verifier: keys.clone(),
             revocations: keys.revocations(),
-            user_rates: UserRates::new(ws.user_rate_per_sec, ws.user_rate_burst, 1 << 20),
+            user_rates: match &redis {
+                Some(redis) if ws.user_rate_settle_ms > 0 => UserRates::shared(
+                    ws.user_rate_per_sec,
+                    ws.user_rate_burst,
+                    USER_RATE_KEYS,
+                    Arc::new(RedisUserRates::new(
+                        redis.clone(),
+                        ws.user_rate_per_sec,
+                        ws.user_rate_burst,
+                    )),
+                    Duration::from_millis(ws.user_rate_settle_ms),
+                ),
+                _ => Arc::new(UserRates::local(
+                    ws.user_rate_per_sec,
+                    ws.user_rate_burst,
+                    USER_RATE_KEYS,
+                )),
+            },
             admission: Admission::new(AdmissionConfig {
                 max_connections: budget.connections,
                 max_per_ip: ws.max_per_ip,
@@ -279,35 +323,46 @@ impl Application {
             state.settings.server.max_connections_per_ip,
             state.edge.proxies.clone(),
         );
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(crate::http::error_shape::error_shape))
-                .wrap(from_fn(move |req, next| {
-                    crate::http::deadline::within(deadline, req, next)
-                }))
-                .wrap(from_fn(crate::http::origin::cors))
-                .wrap(from_fn(crate::http::conn_limit::refuse_over_limit))
-                .wrap(from_fn(crate::http::request_id::request_id))
-                .app_data(app_state.clone())
-                .configure(crate::http::routes)
-        })
-        .workers(workers)
-        .backlog(8192)
-        // Per worker: together they stay within the open-files budget.
-        .max_connections(budget.fit.div_ceil(workers).max(1))
-        .disable_signals()
-        .shutdown_timeout(5)
-        .client_request_timeout(deadline)
-        .on_connect(move |conn, data| peers.on_connect(conn, data));
+        let admin_listen = state.settings.server.admin_listen.clone();
+        let public = if admin_listen.is_empty() {
+            Surface::Everything
+        } else {
+            Surface::Public
+        };
+        let server = HttpServer::new(move || corral_app!(app_state, deadline, public))
+            .workers(workers)
+            .backlog(8192)
+            // Per worker: together they stay within the open-files budget.
+            .max_connections(budget.fit.div_ceil(workers).max(1))
+            .disable_signals()
+            .shutdown_timeout(5)
+            .client_request_timeout(deadline)
+            .on_connect(move |conn, data| peers.on_connect(conn, data));
         let server = match tls {
             Some(tls) => server.bind_rustls_0_23(&listen, tls)?,
             None => server.bind(&listen)?,
         };
         let port = server.addrs().first().map(|a| a.port()).unwrap_or(0);
         let server = server.run();
+        let admin = if admin_listen.is_empty() {
+            None
+        } else {
+            let app_state = state.clone();
+            let admin =
+                HttpServer::new(move || corral_app!(app_state, deadline, Surface::Operator))
+                    .workers(1)
+                    .max_connections(ADMIN_CONNECTIONS)
+                    .disable_signals()
+                    .shutdown_timeout(1)
+                    .client_request_timeout(deadline)
+                    .bind(&admin_listen)?;
+            let admin_port = admin.addrs().first().map(|a| a.port()).unwrap_or(0);
+            Some((admin_port, admin.run()))
+        };
         Ok(Application {
             port,
             server,
+            admin,
             state,
         })
     }
@@ -327,8 +382,22 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped.
+    /// The operators' listener's port, when `server.admin_listen` is set.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Serves until the public server is stopped; the operators' listener stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let admin = self.admin.map(|(_, admin)| {
+            let handle = admin.handle();
+            actix_web::rt::spawn(admin);
+            handle
+        });
+        let served = self.server.await;
+        if let Some(admin) = admin {
+            admin.stop(true).await;
+        }
+        served
     }
 }

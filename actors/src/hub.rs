@@ -15,10 +15,10 @@ use crate::outbound::CloseReason;
 use crate::overload::Overload;
 use crate::ports::cluster::ClusterEvent;
 use crate::ports::{SocialStore, TokenVerifier};
-use crate::rate_limit::KeyedLimiter;
 use crate::registry::Arbiters;
 use crate::revocations::{Revocations, Standing};
 use crate::rooms::Rooms;
+use crate::user_rates::UserRates;
 use crate::users::UserSessions;
 
 /// Per-connection behaviour (from the `[ws]` config section).
@@ -34,9 +34,6 @@ pub struct SessionConfig {
     pub outbound_queue: usize,
 }
 
-/// Requests per user over all of its connections (from the `[ws]` config section).
-pub type UserRates = KeyedLimiter<UserId>;
-
 /// Shared by every actor on the node.
 pub struct Hub {
     /// Per-connection behaviour.
@@ -47,8 +44,9 @@ pub struct Hub {
     pub revocations: Arc<Revocations>,
     /// Connection limits.
     pub admission: Arc<Admission>,
-    /// Each user's request budget, shared by all of its connections on this node.
-    pub user_rates: UserRates,
+    /// Each user's request budget, shared by all of its connections (cluster-wide in a
+    /// cluster).
+    pub user_rates: Arc<UserRates>,
     /// Live connections.
     pub connections: Connections,
     /// Online users' sessions, for personal pushes (shared with the claim desk).

@@ -26,6 +26,7 @@ pub mod revocations;
 pub mod room;
 pub mod rooms;
 pub mod session;
+pub mod user_rates;
 pub mod users;
 
 pub use activities::{Activities, ActivityError, ActivitySnapshot};
@@ -33,7 +34,7 @@ pub use activity::port::{ActivityItem, ActivityRecord, ActivityStore, StockView,
 pub use activity::subscribers::Subscriber;
 pub use admission::{Admission, AdmissionConfig, ConnPermit, Refusal, UserPermit};
 pub use connections::Connections;
-pub use hub::{Hub, SessionConfig, UserRates};
+pub use hub::{Hub, SessionConfig};
 pub use outbound::{CloseReason, CloseSignal, Outbound, OutboundRx};
 pub use overload::{Overload, OverloadConfig, Priority};
 pub use ports::{AuthError, Identity, TokenVerifier};
@@ -41,4 +42,5 @@ pub use registry::{Arbiters, Registry};
 pub use revocations::{Revocations, Standing};
 pub use rooms::{ChatConfig, Rooms};
 pub use session::SessionHandle;
+pub use user_rates::UserRates;
 pub use users::UserSessions;

@@ -44,6 +44,7 @@ pub trait TokenVerifier: Send + Sync + 'static {
 
 pub mod chat;
 pub mod cluster;
+pub mod rates;
 mod social;
 
 pub use social::{

@@ -57,6 +57,16 @@ impl TokenBucket {
         }
     }
 
+    /// Refills to `now`, then holds at most `tokens` (which may be negative: a debt that
+    /// must refill before the next token).
+    pub fn cap_at(&mut self, now: Instant, tokens: f64) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_sec)
+            .min(self.capacity)
+            .min(tokens);
+    }
+
     /// Whether the bucket has refilled to its burst by `now` (it then carries no history and
     /// may be forgotten).
     fn is_full_at(&self, now: Instant) -> bool {
@@ -110,6 +120,14 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
             Ok(())
         } else {
             Err(bucket.wait_at(now))
+        }
+    }
+
+    /// Holds `key`'s bucket at no more than `tokens` from `now` (a key it does not remember
+    /// has spent nothing here and is left alone).
+    pub fn cap_at(&self, key: &K, now: Instant, tokens: f64) {
+        if let Some(mut bucket) = self.buckets.get_mut(key) {
+            bucket.cap_at(now, tokens);
         }
     }
 
@@ -172,6 +190,31 @@ mod tests {
         assert!(limiter.check_at("a", later).is_ok());
         assert!(limiter.check_at("a", later).is_ok());
         assert!(limiter.check_at("a", later).is_err());
+    }
+
+    #[test]
+    fn a_cap_below_zero_is_a_debt_that_refills_first() {
+        let t0 = Instant::now();
+        let limiter = KeyedLimiter::new(10.0, 5.0, 10);
+        assert!(limiter.check_at("a", t0).is_ok());
+        limiter.cap_at(&"a", t0, -2.0);
+        // Three tokens to refill before one is whole: 300 ms at 10 per second.
+        let wait = limiter.check_at("a", t0).expect_err("in debt");
+        assert!(wait > Duration::from_millis(290) && wait <= Duration::from_millis(300));
+        assert!(
+            limiter
+                .check_at("a", t0 + Duration::from_millis(310))
+                .is_ok()
+        );
+        // A cap above what the bucket holds changes nothing; an unknown key is not added.
+        limiter.cap_at(&"a", t0 + Duration::from_millis(310), 100.0);
+        assert!(
+            limiter
+                .check_at("a", t0 + Duration::from_millis(310))
+                .is_err()
+        );
+        limiter.cap_at(&"b", t0, -10.0);
+        assert_eq!(limiter.len(), 1);
     }
 
     #[test]

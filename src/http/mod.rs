@@ -95,8 +95,32 @@ fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     }
 }
 
-/// Registers every route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Every route (one listener, the default).
+    Everything,
+    /// All but the operators' routes (when `server.admin_listen` is set).
+    Public,
+    /// The operators' routes and the health probes, on `server.admin_listen`.
+    Operator,
+}
+
+impl Surface {
+    /// Whether a listener of this kind serves `path` (a full route path).
+    pub fn serves(self, path: &str) -> bool {
+        let operator = path == "/metrics" || path.starts_with("/api/v1/admin/");
+        let probe = path == "/healthz" || path == "/readyz";
+        match self {
+            Surface::Everything => true,
+            Surface::Public => !operator,
+            Surface::Operator => operator || probe,
+        }
+    }
+}
+
+/// Registers every route `surface` serves.
+pub fn routes(cfg: &mut web::ServiceConfig, surface: Surface) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(256 * 1024)
@@ -110,14 +134,48 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::QueryConfig::default()
             .error_handler(|err, _req| ApiError::bad_request(err.to_string()).into()),
     )
-    .configure(|cfg| table::register(cfg, ROOT_ROUTES))
-    .configure(web_app::register)
+    .configure(|cfg| table::register(cfg, ROOT_ROUTES, |r| surface.serves(r.path)))
+    .configure(|cfg| {
+        if surface != Surface::Operator {
+            web_app::register(cfg);
+        }
+    })
     .service(web::scope(API_PREFIX).configure(|cfg| {
         for table in API_TABLES {
-            table::register(cfg, table);
+            table::register(cfg, table, |r| {
+                surface.serves(&format!("{API_PREFIX}{}", r.path))
+            });
         }
     }))
     .default_service(web::to(|| async {
         ApiError::new(corral_protocol::ErrorCode::NotFound, "no such route")
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Surface;
+
+    #[test]
+    fn the_operator_listener_takes_metrics_and_admin_routes_from_the_public_one() {
+        for path in [
+            "/metrics",
+            "/api/v1/admin/users/{id}",
+            "/api/v1/admin/audit",
+        ] {
+            assert!(Surface::Everything.serves(path), "{path}");
+            assert!(!Surface::Public.serves(path), "{path}");
+            assert!(Surface::Operator.serves(path), "{path}");
+        }
+        for path in ["/healthz", "/readyz"] {
+            assert!(
+                Surface::Public.serves(path) && Surface::Operator.serves(path),
+                "{path}"
+            );
+        }
+        for path in ["/ws", "/api/v1/auth/login", "/api/v1/administrators", "/"] {
+            assert!(Surface::Public.serves(path), "{path}");
+            assert!(!Surface::Operator.serves(path), "{path}");
+        }
+    }
 }

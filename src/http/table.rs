@@ -14,9 +14,13 @@ pub struct ApiRoute {
     pub handler: fn(Route) -> Route,
 }
 
-/// Registers every route of `table`.
-pub fn register(cfg: &mut web::ServiceConfig, table: &[ApiRoute]) {
-    for route in table {
+/// Registers the routes of `table` that `keep` accepts.
+pub fn register(
+    cfg: &mut web::ServiceConfig,
+    table: &[ApiRoute],
+    keep: impl Fn(&ApiRoute) -> bool,
+) {
+    for route in table.iter().filter(|r| keep(r)) {
         cfg.route(
             route.path,
             (route.handler)(web::route().method(route.method.clone())),

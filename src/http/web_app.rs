@@ -151,7 +151,7 @@ async fn page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 /// Registers the app routes (they are also in [`super::documented_routes`]).
 pub fn register(cfg: &mut web::ServiceConfig) {
-    super::table::register(cfg, ROUTES);
+    super::table::register(cfg, ROUTES, |_| true);
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod redis;
 pub mod redis_ledger;
 pub mod social;
+pub mod user_rates;
 pub mod users;
 
 use std::path::Path;

@@ -968,7 +968,14 @@ async fn send_until_killed(
 async fn a_killed_server_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let mut node = NodeProcess::start(dir.path(), &[]).await;
+    // Four sockets of one user send as fast as acknowledgements come: no request limits.
+    let unlimited = [
+        ("CORRAL_WS__RATE_PER_SEC", "1000000"),
+        ("CORRAL_WS__RATE_BURST", "1000000"),
+        ("CORRAL_WS__USER_RATE_PER_SEC", "1000000"),
+        ("CORRAL_WS__USER_RATE_BURST", "1000000"),
+    ];
+    let mut node = NodeProcess::start(dir.path(), &unlimited).await;
     let port = node.port;
     let base = node.url("/api/v1");
     let creds = json!({"username": unique("k").chars().take(32).collect::<String>(), "password": "correct-horse"});

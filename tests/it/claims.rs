@@ -686,7 +686,7 @@ async fn the_last_stock_count_goes_out_before_the_end() {
     let (_, first) = b.take("k0").await;
     let (_, second) = b.take("k1").await;
     for (i, claim) in [first, second].into_iter().enumerate() {
-        let event = json!({"event_id": format!("e{i}"), "claim_id": claim, "amount_cents": 1});
+        let event = json!({"event_id": format!("e{i}"), "claim_id": claim, "amount_cents": 100});
         let (status, body) = pay(&b.app, SECRET, now_ms(), &unique("n"), &event).await;
         assert_eq!(
             (status, body["status"].as_str()),
@@ -1149,7 +1149,7 @@ async fn webhook_refuses_bad_requests(engine: Engine) {
         claims.push(held["claim_id"].as_i64().expect("id"));
     }
     let event =
-        |id: &str, claim: i64| json!({"event_id": id, "claim_id": claim, "amount_cents": 500});
+        |id: &str, claim: i64| json!({"event_id": id, "claim_id": claim, "amount_cents": 100});
     let code = |body: &Value| body["error"]["code"].as_str().map(str::to_string);
     let pay_now =
         async |app: &TestApp, event: &Value| pay(app, SECRET, now_ms(), &unique("n"), event).await;

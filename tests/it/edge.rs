@@ -2,6 +2,8 @@
 //! floods, login throttling, revoked tokens, webhook amounts, per-user rates, standard close
 //! and status codes, origins, proxies, file modes and TLS.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::engine_tests;
@@ -494,6 +496,135 @@ async fn one_users_sockets_together_stay_within_the_per_user_rate() {
     let (_, other) = app.user("bystander").await;
     let mut ws = app.client(Some(&other)).await;
     assert!(ws.is_open().await);
+}
+
+#[actix_web::test]
+async fn one_users_sockets_on_two_nodes_share_one_budget() {
+    let (per_sec, burst) = (20.0, 5.0);
+    let nodes = TestApp::cluster(2, |s| {
+        s.ws.user_rate_per_sec = per_sec;
+        s.ws.user_rate_burst = burst;
+        s.ws.user_rate_settle_ms = 100;
+    })
+    .await;
+    let (_, token) = nodes[0].user("roamer").await;
+    let mut sockets = Vec::new();
+    for node in &nodes {
+        for _ in 0..4 {
+            sockets.push(node.client(Some(&token)).await);
+        }
+    }
+    // Every socket asks 50 times a second for 3 s: 400 a second offered, 20 a second allowed.
+    let started = std::time::Instant::now();
+    let runs = sockets.into_iter().map(|mut ws| async move {
+        let (mut served, mut limited) = (0u32, 0u32);
+        while started.elapsed() < Duration::from_secs(3) {
+            match ws.request("time.sync", json!({"client_time": 1})).await {
+                Ok(_) => served += 1,
+                Err(e) if e.code.as_str() == "rate_limited" => limited += 1,
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (served, limited)
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let served: u32 = results.iter().map(|r| r.0).sum();
+    let limited: u32 = results.iter().map(|r| r.1).sum();
+    // One budget, plus what each node may let through before its first settlement lands.
+    let budget = burst + per_sec * elapsed;
+    let slack = 2.0 * (burst + per_sec * 0.2);
+    assert!(
+        f64::from(served) <= budget + slack,
+        "{served} served in {elapsed:.2}s; the user's one budget was {budget:.0} (+{slack:.0}); \
+         two per-node budgets would be {:.0}",
+        2.0 * budget
+    );
+    assert!(
+        f64::from(served) >= budget * 0.6,
+        "{served} served in {elapsed:.2}s: the shared budget ({budget:.0}) is over-enforced"
+    );
+    assert!(limited > 0);
+}
+
+#[actix_web::test]
+async fn metrics_and_admin_routes_move_to_the_operators_listener() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+        s.server.admin_listen = "127.0.0.1:0".to_string();
+    })
+    .await;
+    let root = admin(&app).await;
+    let operators = app.admin_port.expect("the operators' listener is bound");
+    let (target, _) = app.user("target").await;
+    let at = |port: u16, path: &str| format!("http://127.0.0.1:{port}{path}");
+    let disable = json!({"disabled": true});
+
+    // The public listener: no metrics, no admin API (404, the error shape); the rest as usual.
+    let resp = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(resp.status().as_u16(), 404);
+    let body: Value = resp.json().await.expect("error shape");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let resp = app
+        .http
+        .patch(app.url(&format!("/api/v1/admin/users/{target}")))
+        .bearer_auth(&root)
+        .json(&disable)
+        .send()
+        .await
+        .expect("admin on the public listener");
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+    assert_eq!(app.get("/api/v1/openapi.json", None).await.0, 200);
+
+    // The operators' listener: metrics, probes and the admin API (still behind an admin
+    // token), and nothing public.
+    let resp = app
+        .http
+        .get(at(operators, "/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.text().await.expect("text").contains("corral_"));
+    let resp = app
+        .http
+        .get(at(operators, "/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = app
+        .http
+        .patch(at(operators, &format!("/api/v1/admin/users/{target}")))
+        .json(&disable)
+        .send()
+        .await
+        .expect("admin without a token");
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = app
+        .http
+        .patch(at(operators, &format!("/api/v1/admin/users/{target}")))
+        .bearer_auth(&root)
+        .json(&disable)
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(resp.status().as_u16(), 200);
+    for path in ["/ws", "/api/v1/openapi.json", "/"] {
+        let resp = app
+            .http
+            .get(at(operators, path))
+            .send()
+            .await
+            .expect("public path");
+        assert_eq!(resp.status().as_u16(), 404, "{path}");
+    }
 }
 
 async fn close_code_after(

@@ -100,6 +100,8 @@ pub async fn test_settings(engine: Engine, dir: &std::path::Path) -> Settings {
 /// A running test node.
 pub struct TestApp {
     pub port: u16,
+    /// The operators' listener, when `server.admin_listen` is set.
+    pub admin_port: Option<u16>,
     pub engine: Engine,
     pub state: actix_web::web::Data<corral::state::AppState>,
     pub server: actix_web::dev::ServerHandle,
@@ -143,11 +145,13 @@ impl TestApp {
         corral::telemetry::init_logging(&settings.log);
         let app = Application::build(settings).await.expect("build app");
         let port = app.port();
+        let admin_port = app.admin_port();
         let state = app.state();
         let server = app.server_handle();
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
             port,
+            admin_port,
             engine,
             state,
             server,
