@@ -1,20 +1,17 @@
 //! The real `corral` binary: `--help`, `migrate`, and graceful shutdown on SIGTERM.
 
-use std::process::Command;
 use std::time::Duration;
 
 use corral_protocol::limits::close;
 use serde_json::json;
 
 use crate::support::NodeProcess;
+use crate::support::node::corral;
 use crate::support::{WsClient, unique};
 
 #[test]
 fn help_lists_the_commands() {
-    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .arg("--help")
-        .output()
-        .expect("run");
+    let out = corral().arg("--help").output().expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     for word in ["serve", "migrate", "--config", "--listen", "--data-dir"] {
@@ -25,11 +22,10 @@ fn help_lists_the_commands() {
 #[test]
 fn migrate_creates_the_embedded_database_and_exits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new(env!("CARGO_BIN_EXE_corral"))
+    let status = corral()
         .arg("migrate")
         .arg("--data-dir")
         .arg(dir.path())
-        .env("CORRAL_LOG__FILTER", "warn")
         .status()
         .expect("run");
     assert!(status.success());
@@ -41,7 +37,7 @@ fn migrate_creates_the_embedded_database_and_exits() {
 #[test]
 fn a_bad_config_key_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
+    let out = corral()
         .arg("migrate")
         .arg("--data-dir")
         .arg(dir.path())

@@ -114,6 +114,7 @@ async fn promotions_are_listed_by_state_and_merchant_and_paged(engine: Engine) {
         .await;
     assert_eq!(status, 200);
     let rivals = promotion(&app, &rival, goat, now + 300_000, now + 600_000).await;
+    // Past the start at +400 ms: listings and claims go by the server's clock, not by state.
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     let list = |query: &'static str| {
@@ -274,6 +275,7 @@ async fn claims_and_the_account_are_listed_for_their_owner_only(engine: Engine) 
     let lamb = animal(&app, &meadow, "Lamb").await;
     let now = now_ms();
     let activity = promotion(&app, &meadow, lamb, now + 400, now + 600_000).await;
+    // Past the start at +400 ms: listings and claims go by the server's clock, not by state.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let mut ws = app.client(Some(&user)).await;
     let held = ws

@@ -124,6 +124,15 @@ async fn wait_ready(node: &TestApp) {
     .await;
 }
 
+/// Waits until the node reports Redis down (so what follows happens during the outage).
+async fn wait_unready(node: &TestApp) {
+    wait_until("the node sees Redis down", WAIT, async || {
+        let (status, body) = node.get("/readyz", None).await;
+        check(status == 503, body)
+    })
+    .await;
+}
+
 /// A final answer to a claim (not `unavailable`).
 #[derive(Debug, Clone, PartialEq)]
 enum Answer {
@@ -331,7 +340,7 @@ async fn a_message_sent_during_a_redis_outage_reaches_the_other_node() {
 
     // Nobody sends after the outage: only the node's own catch-up can deliver seq 21.
     redis.stop();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_unready(&nodes[0]).await;
     let ok = xa
         .request("room.send", send(21))
         .await
@@ -358,7 +367,7 @@ async fn a_message_sent_during_a_redis_outage_reaches_the_other_node() {
 
     // A second outage: a member joining on B before Redis is back is answered from the store.
     redis.stop();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_unready(&nodes[0]).await;
     let ok = xa
         .request("room.send", send(22))
         .await

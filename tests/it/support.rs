@@ -250,6 +250,14 @@ impl TestApp {
     }
 }
 
+/// The HTTP status an upgrade was refused with (`None` when it was not refused by a status).
+pub fn upgrade_status<T>(result: &Result<T, tungstenite::Error>) -> Option<u16> {
+    match result {
+        Err(tungstenite::Error::Http(resp)) => Some(resp.status().as_u16()),
+        _ => None,
+    }
+}
+
 type Stream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

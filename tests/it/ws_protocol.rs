@@ -4,7 +4,7 @@ use corral_protocol::limits::close;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Engine, TestApp, WAIT, WsClient, check, wait_until};
+use crate::support::{Engine, TestApp, WAIT, WsClient, check, upgrade_status, wait_until};
 
 const E: Engine = Engine::Sqlite;
 
@@ -36,14 +36,6 @@ async fn auth_by_first_frame_and_by_bearer_header() {
     // A bad bearer token is refused before the upgrade, with 401.
     let refused = WsClient::connect(&app.ws_url(), Some("not-a-token")).await;
     assert_eq!(upgrade_status(&refused), Some(401), "{refused:?}");
-}
-
-/// The HTTP status an upgrade was refused with (`None` when it was not refused by a status).
-fn upgrade_status<T>(result: &Result<T, tokio_tungstenite::tungstenite::Error>) -> Option<u16> {
-    match result {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Some(resp.status().as_u16()),
-        _ => None,
-    }
 }
 
 /// A token signed with the node's key whose `exp` is `exp_offset_secs` from now.

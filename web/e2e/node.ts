@@ -25,8 +25,9 @@ export const corralBin = process.env.CORRAL_BIN ?? join(repo, "target/debug/corr
 /** Chromium: $CHROMIUM, else Debian's package. */
 export const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
-/** Where the screenshots shown in README.md are written. */
-export const screenshotDir = join(repo, "docs/screenshots");
+/** Where the browser tests write their screenshots: a temporary directory, or with
+ * `CORRAL_SCREENSHOTS=docs` the ones README.md shows (`docs/screenshots`). */
+export const screenshotDir = process.env.CORRAL_SCREENSHOTS === "docs" ? join(repo, "docs/screenshots") : join(tmpdir(), "corral-screenshots");
 
 function freePort(): Promise<number> {
   return new Promise((ok, fail) => {

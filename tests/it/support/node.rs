@@ -114,14 +114,20 @@ impl NodeProcess {
     }
 }
 
+/// The `corral` binary built for these tests, quiet but for warnings.
+pub fn corral() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+    command.env("CORRAL_LOG__FILTER", "warn");
+    command
+}
+
 fn spawn(data_dir: &Path, port: u16, env: &[(String, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_corral"))
+    corral()
         .arg("serve")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(data_dir)
-        .env("CORRAL_LOG__FILTER", "warn")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
