@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The login path under attack: ATTACKERS threads hammer POST /api/v1/auth/login with wrong
-passwords from 127.0.0.1 (half against a real account, half against unknown names) while one
-legitimate client logs in to another account from 127.0.0.2 every 200 ms. Prints the node's
+passwords from 127.0.0.1 (half against a real account, half against unknown names) while
+legitimate users log in, one a second, each to their own account from their own address
+(127.0.1.k, as users behind different IPs would). Prints the node's
 RSS (sampled every 200 ms), the attackers' status counts and the legitimate logins' latency.
 Bounded: DURATION seconds, at most 5,000 requests per attacker thread. Loopback only.
 
@@ -68,7 +69,9 @@ def attacker(n):
 
 def main():
     register("victim", "127.0.0.3")
-    register("legit", "127.0.0.3")
+    legit_users = int(DURATION) + 1
+    for k in range(legit_users):
+        register(f"legit{k}", f"127.0.2.{k + 1}")
     base = rss_kib()
     threads = [threading.Thread(target=attacker, args=(n,)) for n in range(ATTACKERS)]
     for t in threads:
@@ -76,21 +79,22 @@ def main():
     samples = []
     latencies = []
     legit = Counter()
-    conn = conn_from("127.0.0.2")
     next_login = time.monotonic()
+    k = 0
     while time.monotonic() < stop:
         samples.append(rss_kib())
-        if time.monotonic() >= next_login:
+        if time.monotonic() >= next_login and k < legit_users:
             started = time.monotonic()
             try:
-                status = post(conn, "/api/v1/auth/login", {"username": "legit", "password": "correct-horse"})
+                conn = conn_from(f"127.0.1.{k + 1}")
+                status = post(conn, "/api/v1/auth/login", {"username": f"legit{k}", "password": "correct-horse"})
             except Exception:
                 status = "error"
-                conn = conn_from("127.0.0.2")
+            k += 1
             legit[status] += 1
             if status == 200:
                 latencies.append((time.monotonic() - started) * 1000)
-            next_login = started + 0.2
+            next_login = started + 1.0
         time.sleep(0.05)
     for t in threads:
         t.join()
