@@ -114,13 +114,7 @@ async fn unknown_usernames_cost_a_hash_and_are_throttled_like_known_ones() {
     })
     .await;
     let known = short_name("known");
-    let (status, _) = app
-        .post(
-            "/api/v1/auth/register",
-            None,
-            json!({"username": known, "password": "correct-horse"}),
-        )
-        .await;
+    let (status, _) = credentials(&app, "/api/v1/auth/register", &known).await;
     assert_eq!(status, 201);
     let unknown = short_name("nobody");
     let hasher = &app.state.edge.hasher;
@@ -183,6 +177,27 @@ async fn registrations_and_logins_are_limited_per_ip_with_retry_after() {
     }
 }
 
+/// Registers or logs in (`path`) `username` with the password every test account has.
+async fn credentials(app: &TestApp, path: &str, username: &str) -> (u16, Value) {
+    app.post(
+        path,
+        None,
+        json!({"username": username, "password": "correct-horse"}),
+    )
+    .await
+}
+
+/// `PATCH`es the account at `path` with `body` as the bearer of `token`.
+async fn patch_user(app: &TestApp, path: &str, token: &str, body: Value) -> reqwest::Response {
+    app.http
+        .patch(app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("patch")
+}
+
 /// A merchant through the API (auto-approved): (id, merchant token).
 async fn merchant(app: &TestApp, name: &str) -> (i64, String) {
     let (id, token) = app.user(name).await;
@@ -236,23 +251,9 @@ async fn a_demoted_merchants_token_is_refused_everywhere(engine: Engine) {
     let mut open = app.client(Some(&old)).await;
 
     let path = format!("/api/v1/admin/users/{merchant_id}");
-    let resp = app
-        .http
-        .patch(app.url(&path))
-        .bearer_auth(&old)
-        .json(&json!({"role": "user"}))
-        .send()
-        .await
-        .expect("patch");
+    let resp = patch_user(&app, &path, &old, json!({"role": "user"})).await;
     assert_eq!(resp.status().as_u16(), 403, "only admins change roles");
-    let resp = app
-        .http
-        .patch(app.url(&path))
-        .bearer_auth(&admin)
-        .json(&json!({"role": "user"}))
-        .send()
-        .await
-        .expect("patch");
+    let resp = patch_user(&app, &path, &admin, json!({"role": "user"})).await;
     assert_eq!(resp.status().as_u16(), 200);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(
@@ -289,13 +290,7 @@ async fn a_demoted_merchants_token_is_refused_everywhere(engine: Engine) {
         .expect("user")
         .expect("exists")
         .username;
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"username": username, "password": "correct-horse"}),
-        )
-        .await;
+    let (status, body) = credentials(&app, "/api/v1/auth/login", &username).await;
     assert_eq!((status, &body["role"]), (200, &json!("user")));
     let new = body["token"].as_str().expect("token").to_string();
     assert_eq!(create_animal(&app, &new).await.0, 403);
@@ -303,22 +298,9 @@ async fn a_demoted_merchants_token_is_refused_everywhere(engine: Engine) {
     assert!(again.request("auth", json!({"token": new})).await.is_ok());
 
     // Disabled: no login, and the newest token is refused too.
-    let resp = app
-        .http
-        .patch(app.url(&path))
-        .bearer_auth(&admin)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .expect("patch");
+    let resp = patch_user(&app, &path, &admin, json!({"disabled": true})).await;
     assert_eq!(resp.status().as_u16(), 200);
-    let (status, _) = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"username": username, "password": "correct-horse"}),
-        )
-        .await;
+    let (status, _) = credentials(&app, "/api/v1/auth/login", &username).await;
     assert_eq!(status, 403);
     let (status, _) = app.get("/api/v1/timeline", Some(&new)).await;
     assert_eq!(status, 401);
