@@ -332,6 +332,9 @@ impl Application {
         let server = HttpServer::new(move || corral_app!(app_state, deadline, public))
             .workers(workers)
             .backlog(8192)
+            // Realtime frames go out as they are written: with Nagle's algorithm a reply
+            // written just after a push waits for the client's delayed ACK (~40 ms).
+            .tcp_nodelay(true)
             // Per worker: together they stay within the open-files budget.
             .max_connections(budget.fit.div_ceil(workers).max(1))
             .disable_signals()
