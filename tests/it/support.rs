@@ -348,7 +348,8 @@ impl WsClient {
         }
     }
 
-    /// The next push frame (raw JSON) whose `ev` is `ev`, skipping and dropping others.
+    /// The next push frame (raw JSON) whose `ev` is `ev`; pushes of other kinds stay
+    /// buffered, in order, for later calls.
     pub async fn next_event(&mut self, ev: &str) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
         self.next_event_until(ev, deadline).await
@@ -360,15 +361,14 @@ impl WsClient {
         ev: &str,
         deadline: tokio::time::Instant,
     ) -> Option<Value> {
-        while let Some(raw) = self.raw_pushes.pop_front() {
-            if raw["ev"] == ev {
-                return Some(raw);
-            }
+        if let Some(at) = self.raw_pushes.iter().position(|raw| raw["ev"] == ev) {
+            return self.raw_pushes.remove(at);
         }
         loop {
             match self.next_frame_until(deadline).await? {
                 Incoming::Push(_, raw) if raw["ev"] == ev => return Some(raw),
-                _ => {}
+                Incoming::Push(_, raw) => self.raw_pushes.push_back(raw),
+                Incoming::Reply { .. } => {}
             }
         }
     }
