@@ -95,6 +95,9 @@ pub struct ServerSettings {
     pub tls_cert: String,
     /// PEM private key of `tls_cert`.
     pub tls_key: String,
+    /// How often (s) at most freed memory is given back to the OS after room actors stopped
+    /// (0: never).
+    pub memory_trim_secs: u64,
     /// A second, operators' listener for `/metrics` and the admin API, which the public one
     /// then stops serving (empty: everything on `listen`).
     pub admin_listen: String,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod fd_limit;
 pub mod http;
+pub mod memory;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

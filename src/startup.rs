@@ -274,6 +274,10 @@ impl Application {
         });
         // Stock changes reach the activities' subscribers through their actors.
         claims.attach(activities);
+        crate::memory::spawn_trimmer(
+            hub.clone(),
+            Duration::from_secs(settings.server.memory_trim_secs),
+        );
         // Re-arm the expiries of holds left by a previous run (they also recover lazily on
         // first use of their activity).
         actix_web::rt::spawn(async move {

@@ -2,6 +2,7 @@
 //! or starts a supervised [`Room`] actor per room.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
@@ -54,6 +55,8 @@ pub struct Rooms {
     /// Who is online on the other nodes (`None` on a single node: its rooms know everyone).
     pub presence: Option<Arc<dyn PresenceStore>>,
     registry: Registry<RoomId, Room>,
+    /// Room actors that have left the registry since the node started.
+    forgotten: AtomicU64,
 }
 
 impl Rooms {
@@ -71,6 +74,7 @@ impl Rooms {
             broker,
             presence,
             registry: Registry::new(arbiters),
+            forgotten: AtomicU64::new(0),
         }
     }
 
@@ -92,6 +96,13 @@ impl Rooms {
     /// Forgets the room's actor `addr` (it is stopping); a newer actor of the room stays.
     pub(crate) fn forget(&self, room: RoomId, addr: &Addr<Room>) {
         self.registry.remove_if_same(&room, addr);
+        self.forgotten.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many room actors have stopped and left the registry since the node started (the
+    /// memory trimmer's cue that memory was freed).
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten.load(Ordering::Relaxed)
     }
 
     /// How many room actors run on this node.
