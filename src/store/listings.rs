@@ -11,7 +11,7 @@ use corral_protocol::{EpochMs, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::store::promotions::{MerchantRecord, item_of, record_of};
+use crate::store::promotions::{MERCHANT_COLUMNS, MerchantRecord, item_of, merchant_of, record_of};
 use crate::store::{Db, StoreError};
 
 /// Which promotions a listing keeps, judged on the server clock.
@@ -285,24 +285,15 @@ impl Db {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<MerchantRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT user_id, name, created_at FROM merchants \
-             WHERE approved = $1 AND user_id < $2 ORDER BY user_id DESC LIMIT $3",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MERCHANT_COLUMNS} FROM merchants \
+             WHERE approved = $1 AND user_id < $2 ORDER BY user_id DESC LIMIT $3"
+        )))
         .bind(approved)
         .bind(below(before))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(MerchantRecord {
-                    user_id: row.try_get("user_id")?,
-                    name: row.try_get("name")?,
-                    approved,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(merchant_of).collect()
     }
 }

@@ -13,3 +13,4 @@ pub(crate) use activities::{item_of, record_of};
 pub use animals::{AnimalInput, AnimalRecord};
 pub use audit::{Audit, AuditEntry};
 pub use merchants::MerchantRecord;
+pub(crate) use merchants::{MERCHANT_COLUMNS, merchant_of};

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::Audit;
 use crate::store::{Db, StoreError};
@@ -94,21 +95,26 @@ impl Db {
 
     /// The merchant account of `user`, if it applied.
     pub async fn merchant(&self, user: i64) -> Result<Option<MerchantRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT user_id, name, CASE WHEN approved THEN 1 ELSE 0 END AS approved, created_at \
-             FROM merchants WHERE user_id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MERCHANT_COLUMNS} FROM merchants WHERE user_id = $1"
+        )))
         .bind(user)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(MerchantRecord {
-                user_id: row.try_get("user_id")?,
-                name: row.try_get("name")?,
-                approved: row.try_get::<i64, _>("approved")? != 0,
-                created_at: row.try_get("created_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(merchant_of).transpose()
     }
+}
+
+/// The columns [`merchant_of`] reads (`approved` as 0 or 1, which both engines return alike).
+pub(crate) const MERCHANT_COLUMNS: &str =
+    "user_id, name, CASE WHEN approved THEN 1 ELSE 0 END AS approved, created_at";
+
+/// A `merchants` row selected with [`MERCHANT_COLUMNS`].
+pub(crate) fn merchant_of(row: &AnyRow) -> Result<MerchantRecord, StoreError> {
+    Ok(MerchantRecord {
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        approved: row.try_get::<i64, _>("approved")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
 }
