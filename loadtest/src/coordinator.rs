@@ -3,11 +3,12 @@
 //! server between phases, merges the results, checks the invariants and writes the output.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -17,7 +18,10 @@ use crate::checks::{Check, ClaimsLedger, DeliveryLedger, HeldClaim};
 use crate::provision::{Promotion, provision};
 use crate::scenario::{Kind, Scenario, target_addr};
 use crate::stats::{Stats, Summary, now_us, t};
-use crate::{Command, Event, LoadError, Progress, WorkerPlan, WorkerResult, proc_stat, report};
+use crate::timeline::{self, Phase};
+use crate::{
+    Command, Event, LoadError, Progress, WorkerPlan, WorkerResult, proc_stat, report, tokens,
+};
 
 /// How workers run.
 #[derive(Debug, Clone)]
@@ -63,14 +67,19 @@ pub struct Capacity {
 /// Rates over the active phase.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Throughput {
-    /// Seconds from go to the last delivery (or the end of the active phase).
+    /// Seconds from the active start to the scenario's last delivery (or decision), bounded
+    /// by the end of the active phase.
     pub active_seconds: f64,
-    /// Messages sent per second.
+    /// Messages or requests sent per second.
     pub sends_per_sec: f64,
-    /// Messages received per second, over all clients.
-    pub deliveries_per_sec: f64,
+    /// Messages received per second, over all clients (scenarios with deliveries only).
+    pub deliveries_per_sec: Option<f64>,
     /// The busiest second's deliveries.
-    pub peak_deliveries_per_sec: u64,
+    pub peak_deliveries_per_sec: Option<u64>,
+    /// Claims decided per second, held or refused by the rules (flash crowd only).
+    pub decisions_per_sec: Option<f64>,
+    /// The busiest second's decisions.
+    pub peak_decisions_per_sec: Option<u64>,
     /// The busiest second's connects.
     pub peak_connects_per_sec: u64,
 }
@@ -92,12 +101,16 @@ pub struct RunResult {
     pub latency: BTreeMap<String, Summary>,
     /// Histogram contents, `[value_us, count]`, for the report's charts.
     pub histograms: BTreeMap<String, Vec<(u64, u64)>>,
-    /// Per-second timelines (second 0 = start of the run).
+    /// Timelines: counts per bin of `timeline_bin_ms` (bin 0 starts with the run).
     pub timelines: BTreeMap<String, Vec<u64>>,
-    /// Second of the run at which the active phase began.
-    pub go_second: u64,
+    /// The timelines' bin width.
+    pub timeline_bin_ms: f64,
+    /// Where the phases began and ended, for the timelines.
+    pub phases: Vec<Phase>,
     /// Totals.
     pub counters: BTreeMap<String, u64>,
+    /// Expected answers by name (`claim.held`, `claim.sold_out`, ...): not errors.
+    pub outcomes: BTreeMap<String, u64>,
     /// Errors by code.
     pub errors: BTreeMap<String, u64>,
     /// Rates.
@@ -135,7 +148,15 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     }
     scenario.validate()?;
     let target = target_addr(&scenario.target)?;
+    // Every worker reads the tokens: check them once here, before any worker starts.
+    if let (Some(path), true) = (&scenario.tokens, scenario.kind.needs_tokens()) {
+        tokens::load(path, scenario.connect.clients, "user")?;
+    }
+    if let Some(crowd) = &scenario.crowd {
+        tokens::load(&crowd.merchant_tokens, 1, "merchant")?;
+    }
     let promotion = provision(&mut scenario).await?;
+    let bin_us = timeline::record_bin_us(scenario.max_seconds);
     let started_at = now_us();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(scenario.max_seconds);
 
@@ -148,10 +169,16 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     };
     let rss_before = server_pid.and_then(proc_stat::rss_bytes);
 
+    let mut view = ProgressView::new(
+        scenario.workers,
+        scenario.connect.clients,
+        scenario.kind,
+        opts.progress,
+    );
     let (events_tx, mut events) = mpsc::unbounded_channel::<(usize, Event)>();
     let mut links = Vec::with_capacity(scenario.workers);
     for index in 0..scenario.workers {
-        let link = spawn_worker(index, &opts.mode, events_tx.clone())?;
+        let link = spawn_worker(index, &opts.mode, events_tx.clone(), &view.bar)?;
         links.push(link);
     }
     drop(events_tx);
@@ -161,11 +188,11 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
             index,
             of: scenario.workers,
             epoch_us: started_at,
+            bin_us,
         })))
         .await?;
     }
 
-    let mut view = ProgressView::new(scenario.workers, scenario.connect.clients, opts.progress);
     // Connect and set up.
     let mut ready = vec![false; scenario.workers];
     wait_for(&mut events, &mut view, deadline, |i, ev| {
@@ -175,7 +202,8 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         ready.iter().all(|r| *r)
     })
     .await?;
-    let ready_ms = now_us() / 1000;
+    let ready_us = now_us();
+    let ready_ms = ready_us / 1000;
 
     let mut capacity = None;
     if let (Kind::ConnectCapacity, Some(pid)) = (scenario.kind, server_pid) {
@@ -234,7 +262,7 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         results.iter().all(Option::is_some)
     })
     .await?;
-    view.clear();
+    view.bar.finish_and_clear();
     for link in &mut links {
         if let Some(child) = &mut link.child {
             let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
@@ -280,14 +308,20 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         }
     }
     let passed = checks.iter().all(|c| c.passed);
-    let go_second = go_us.saturating_sub(started_at) / 1_000_000;
-    let throughput = throughput(&stats, go_us, active_end, go_second);
+    let starts_at_ms = promotion.as_ref().map(|p| p.activity.starts_at);
+    let phases = timeline::phases(started_at, ready_us, go_us, starts_at_ms, active_end);
+    let window = (
+        timeline::active_start_us(started_at, go_us, starts_at_ms),
+        active_end.saturating_sub(started_at),
+    );
+    let throughput = throughput(&stats, scenario.kind, bin_us, window);
+    let clients = scenario.connect.clients as u64;
     let wire = stats.to_wire();
     let result = RunResult {
         scenario,
         started_at_ms: started_at / 1000,
         duration_seconds: now_us().saturating_sub(started_at) as f64 / 1e6,
-        clients: view.clients as u64,
+        clients,
         connected,
         latency: stats
             .histograms
@@ -296,8 +330,10 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
             .collect(),
         histograms: wire.histograms,
         timelines: wire.timelines,
-        go_second,
+        timeline_bin_ms: bin_us as f64 / 1000.0,
+        phases,
         counters: wire.counters,
+        outcomes: wire.outcomes,
         errors: wire.errors,
         throughput,
         capacity,
@@ -309,25 +345,22 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     Ok(result)
 }
 
-fn throughput(stats: &Stats, go_us: u64, active_end_us: u64, go_second: u64) -> Throughput {
+/// Rates over the active window `(from, until)` (us from the run's origin): deliveries
+/// where the scenario has them, decisions for a crowd, sends over the same window.
+fn throughput(stats: &Stats, kind: Kind, bin_us: u64, (from, until): (u64, u64)) -> Throughput {
     let line = |name: &str| stats.timelines.get(name).cloned().unwrap_or_default();
-    let deliveries = line(t::DELIVERIES);
-    // The active window ends with the last second that saw a delivery (drain time that saw
-    // nothing does not dilute the rate).
-    let last_busy = deliveries
-        .iter()
-        .rposition(|n| *n > 0)
-        .map(|s| (s as u64 + 1) * 1_000_000);
-    let window_end = last_busy
-        .map(|end_rel| end_rel.min(active_end_us.saturating_sub(go_us) + go_second * 1_000_000))
-        .unwrap_or(active_end_us.saturating_sub(go_us) + go_second * 1_000_000);
-    let secs = (window_end.saturating_sub(go_second * 1_000_000) as f64 / 1e6).max(1e-3);
+    let rate = |name: &str| timeline::rate(&line(name), bin_us, from, until);
+    let deliveries = kind.has_deliveries().then(|| rate(t::DELIVERIES));
+    let decisions = (kind == Kind::FlashCrowd).then(|| rate(t::DECISIONS));
+    let main = deliveries.or(decisions).unwrap_or_else(|| rate(t::SENDS));
     Throughput {
-        active_seconds: secs,
-        sends_per_sec: stats.counter(t::SENDS) as f64 / secs,
-        deliveries_per_sec: stats.counter(t::DELIVERIES) as f64 / secs,
-        peak_deliveries_per_sec: deliveries.iter().copied().max().unwrap_or(0),
-        peak_connects_per_sec: line(t::CONNECTS).iter().copied().max().unwrap_or(0),
+        active_seconds: main.seconds,
+        sends_per_sec: stats.counter(t::SENDS) as f64 / main.seconds,
+        deliveries_per_sec: deliveries.map(|r| r.per_sec),
+        peak_deliveries_per_sec: deliveries.map(|r| r.peak_per_sec),
+        decisions_per_sec: decisions.map(|r| r.per_sec),
+        peak_decisions_per_sec: decisions.map(|r| r.peak_per_sec),
+        peak_connects_per_sec: rate(t::CONNECTS).peak_per_sec,
     }
 }
 
@@ -335,6 +368,7 @@ fn spawn_worker(
     index: usize,
     mode: &WorkerMode,
     events: mpsc::UnboundedSender<(usize, Event)>,
+    bar: &ProgressBar,
 ) -> Result<Link, LoadError> {
     match mode {
         WorkerMode::Processes(exe) => {
@@ -342,13 +376,16 @@ fn spawn_worker(
                 .arg("worker")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
+                .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()?;
-            let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let (Some(stdin), Some(stdout), Some(stderr)) =
+                (child.stdin.take(), child.stdout.take(), child.stderr.take())
+            else {
                 return Err(LoadError::Worker("worker pipes missing".into()));
             };
             tokio::spawn(forward(index, BufReader::new(stdout), events));
+            tokio::spawn(say(index, BufReader::new(stderr), bar.clone()));
             Ok(Link {
                 input: Box::new(stdin),
                 child: Some(child),
@@ -357,10 +394,11 @@ fn spawn_worker(
         WorkerMode::InProcess => {
             let (to_worker, worker_in) = tokio::io::duplex(1 << 16);
             let (worker_out, from_worker) = tokio::io::duplex(1 << 20);
+            let bar = bar.clone();
             tokio::spawn(async move {
                 if let Err(err) = crate::worker::serve(BufReader::new(worker_in), worker_out).await
                 {
-                    eprintln!("worker {index}: {err}");
+                    bar.suspend(|| eprintln!("worker {index}: {err}"));
                 }
             });
             tokio::spawn(forward(index, BufReader::new(from_worker), events));
@@ -369,6 +407,14 @@ fn spawn_worker(
                 child: None,
             })
         }
+    }
+}
+
+/// Prints a worker's own lines whole, named, above the progress line (never through it).
+async fn say<R: tokio::io::AsyncBufRead + Unpin>(index: usize, reader: R, bar: ProgressBar) {
+    let mut lines = reader.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        bar.suspend(|| eprintln!("worker {index}: {line}"));
     }
 }
 
@@ -455,24 +501,33 @@ async fn settle(
     }
 }
 
-/// The live progress line on stderr: totals and current rates.
+/// The live progress line on stderr (an indicatif bar: drawn only on a terminal, and
+/// workers' own lines are printed above it instead of through it): clients connected, and
+/// the rates the scenario is about.
 struct ProgressView {
     per_worker: Vec<Progress>,
-    clients: usize,
-    show: bool,
-    started: std::time::Instant,
+    kind: Kind,
+    bar: ProgressBar,
     last: (std::time::Instant, Progress),
 }
 
 impl ProgressView {
-    fn new(workers: usize, clients: usize, show: bool) -> ProgressView {
-        let now = std::time::Instant::now();
+    fn new(workers: usize, clients: usize, kind: Kind, show: bool) -> ProgressView {
+        let bar = if show {
+            ProgressBar::new(clients as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        if let Ok(style) = ProgressStyle::with_template(
+            "[{elapsed_precise}] {bar:20} {pos}/{len} connected | {msg}",
+        ) {
+            bar.set_style(style);
+        }
         ProgressView {
             per_worker: vec![Progress::default(); workers],
-            clients,
-            show,
-            started: now,
-            last: (now, Progress::default()),
+            kind,
+            bar,
+            last: (std::time::Instant::now(), Progress::default()),
         }
     }
 
@@ -490,32 +545,39 @@ impl ProgressView {
         }
         let now = std::time::Instant::now();
         let dt = now.duration_since(self.last.0).as_secs_f64();
-        if !self.show || dt < 1.0 {
+        if dt < 1.0 {
             return;
         }
-        let total = self.total();
-        let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / dt;
-        let line = format!(
-            "\r[{:>4}s] connected {}/{} failed {} | sends {:.0}/s deliveries {:.0}/s replies {:.0}/s | errors {}   ",
-            self.started.elapsed().as_secs(),
-            total.connected,
-            self.clients,
+        let (total, before) = (self.total(), self.last.1);
+        let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
+        let mut msg = format!(
+            "failed {} | sends {:.0}/s",
             total.failed,
-            rate(total.sends, self.last.1.sends),
-            rate(total.deliveries, self.last.1.deliveries),
-            rate(total.replies, self.last.1.replies),
-            total.errors,
+            rate(total.sends, before.sends)
         );
-        let mut err = std::io::stderr();
-        let _ = err.write_all(line.as_bytes());
-        let _ = err.flush();
-        self.last = (now, total);
-    }
-
-    fn clear(&self) {
-        if self.show {
-            eprintln!();
+        if self.kind.has_deliveries() {
+            let _ = write!(
+                msg,
+                " deliveries {:.0}/s",
+                rate(total.deliveries, before.deliveries)
+            );
         }
+        if self.kind == Kind::FlashCrowd {
+            let _ = write!(
+                msg,
+                " decisions {:.0}/s",
+                rate(total.decisions, before.decisions)
+            );
+        }
+        let _ = write!(
+            msg,
+            " replies {:.0}/s | errors {}",
+            rate(total.replies, before.replies),
+            total.errors
+        );
+        self.bar.set_position(total.connected);
+        self.bar.set_message(msg);
+        self.last = (now, total);
     }
 }
 

@@ -13,14 +13,17 @@
 //! It speaks Corral through `corral-protocol` only; it never links the server.
 
 pub mod api;
+pub mod chart;
 pub mod checks;
 pub mod client;
 pub mod coordinator;
+pub mod outcome;
 pub mod proc_stat;
 pub mod provision;
 pub mod report;
 pub mod scenario;
 pub mod stats;
+pub mod timeline;
 pub mod tokens;
 pub mod worker;
 
@@ -36,6 +39,22 @@ pub enum LoadError {
     /// The scenario file is unreadable or out of bounds.
     #[error("scenario: {0}")]
     Scenario(String),
+    /// A tokens file has fewer accounts than the scenario needs.
+    #[error(
+        "{path} holds {have} accounts for {need} clients (one account per client: Corral limits \
+         connections per user); make more with `{seed}` against the node's data directory or \
+         database"
+    )]
+    TooFewTokens {
+        /// The tokens file.
+        path: String,
+        /// Accounts in it.
+        have: usize,
+        /// Accounts the scenario needs.
+        need: usize,
+        /// The command that makes them.
+        seed: String,
+    },
     /// The target is not a loopback WebSocket URL.
     #[error("target: {0}")]
     Target(String),
@@ -59,8 +78,10 @@ pub struct WorkerPlan {
     pub index: usize,
     /// Workers in the run.
     pub of: usize,
-    /// The run's time origin (timelines count seconds from it), us since the epoch.
+    /// The run's time origin (timelines count bins from it), us since the epoch.
     pub epoch_us: u64,
+    /// The timelines' bin width, us ([`timeline::record_bin_us`]).
+    pub bin_us: u64,
 }
 
 /// Coordinator -> worker, one JSON object per line.
@@ -105,6 +126,9 @@ pub struct Progress {
     pub deliveries: u64,
     /// Replies received so far.
     pub replies: u64,
+    /// Requests decided by the server's rules so far (claims held or refused as sold out).
+    #[serde(default)]
+    pub decisions: u64,
     /// Errors so far.
     pub errors: u64,
 }
@@ -117,6 +141,7 @@ impl Progress {
         self.sends += other.sends;
         self.deliveries += other.deliveries;
         self.replies += other.replies;
+        self.decisions += other.decisions;
         self.errors += other.errors;
     }
 }

@@ -1,83 +1,42 @@
-//! A local server's memory, from `/proc/<pid>/status`, and finding that pid from the port it
-//! listens on (`/proc/net/tcp{,6}` gives the socket inode, `/proc/*/fd` who holds it).
+//! A local server's memory and open files, and finding its pid from the port it listens on
+//! (the socket's inode from the TCP tables, then the process holding it), through `procfs`.
 
-use std::path::Path;
+use procfs::net::TcpState;
+use procfs::process::{FDTarget, Process, all_processes};
 
 /// Resident set size of `pid` in bytes (`VmRSS`), if readable.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status_field_kb(&status, "VmRSS:").map(|kb| kb * 1024)
+    let status = Process::new(i32::try_from(pid).ok()?).ok()?.status().ok()?;
+    status.vmrss.map(|kb| kb * 1024)
 }
 
 /// Open file descriptors of `pid`, if readable.
 pub fn open_fds(pid: u32) -> Option<u64> {
-    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
-}
-
-fn status_field_kb(status: &str, field: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    process.fd_count().ok().map(|n| n as u64)
 }
 
 /// The pid of the process listening on TCP `port` on this machine, if one can be found.
 pub fn pid_listening_on(port: u16) -> Option<u32> {
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = std::fs::read_to_string(table) {
-            inodes.extend(listening_inodes(&text, port));
-        }
-    }
+    let tables = [procfs::net::tcp(), procfs::net::tcp6()];
+    let inodes: Vec<u64> = tables
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.state == TcpState::Listen && e.local_address.port() == port)
+        .map(|e| e.inode)
+        .collect();
     if inodes.is_empty() {
         return None;
     }
-    let targets: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if holds_any(&entry.path().join("fd"), &targets) {
-            return Some(pid);
-        }
-    }
-    None
-}
-
-fn holds_any(fd_dir: &Path, targets: &[String]) -> bool {
-    let Ok(fds) = std::fs::read_dir(fd_dir) else {
-        return false;
-    };
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path())
-            .ok()
-            .and_then(|link| link.to_str().map(|l| targets.iter().any(|t| t == l)))
-            .unwrap_or(false)
+    all_processes().ok()?.flatten().find_map(|process| {
+        let holds = process
+            .fd()
+            .ok()?
+            .flatten()
+            .any(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode)));
+        holds.then(|| u32::try_from(process.pid).ok()).flatten()
     })
-}
-
-/// Inodes of sockets in LISTEN state (`0A`) on `port` in a `/proc/net/tcp` table.
-fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
-    let want = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let local = cols.get(1)?;
-            let state = cols.get(3)?;
-            (local.ends_with(&want) && *state == "0A")
-                .then(|| cols.get(9)?.parse().ok())
-                .flatten()
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -91,10 +50,11 @@ mod tests {
     }
 
     #[test]
-    fn parses_listening_sockets() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 100 0 0 10 0\n";
-        assert_eq!(listening_inodes(table, 8080), vec![4242]);
-        assert!(listening_inodes(table, 8081).is_empty());
+    fn counts_open_files_of_this_process() {
+        let file = std::fs::File::open("/proc/self/status");
+        assert!(file.is_ok());
+        assert!(open_fds(std::process::id()).is_some_and(|n| n >= 3));
+        assert_eq!(rss_bytes(u32::MAX), None);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, Loa
             .tokens
             .clone()
             .ok_or_else(|| LoadError::Scenario("creating rooms needs `tokens`".into()))?;
-        let token = first_token(&path)?;
+        let token = first_token(&path, "user")?;
         let count = scenario.broadcast.as_ref().map_or(1, |b| b.rooms);
         let mut ids = Vec::new();
         for k in 0..count {
@@ -61,7 +61,7 @@ pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, Loa
     let Some(crowd) = &mut scenario.crowd else {
         return Ok(None);
     };
-    let token = first_token(&crowd.merchant_tokens)?;
+    let token = first_token(&crowd.merchant_tokens, "merchant")?;
     let id = match crowd.activity {
         Some(id) => id,
         None => {
@@ -96,8 +96,8 @@ pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, Loa
     }))
 }
 
-fn first_token(path: &std::path::Path) -> Result<String, LoadError> {
-    tokens::load(path, 1)?
+fn first_token(path: &std::path::Path, role: &str) -> Result<String, LoadError> {
+    tokens::load(path, 1, role)?
         .into_iter()
         .next()
         .map(|a| a.token)

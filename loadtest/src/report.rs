@@ -1,12 +1,17 @@
-//! Output: `result.json` (every figure), a self-contained `report.html` (inline SVG charts:
-//! latency histograms and per-second timelines; no scripts, no CDN), and the summary table
-//! printed at the end of a run.
+//! Output: `result.json` (every figure), a self-contained `report.html` (inline SVG charts
+//! from [`crate::chart`]: latency histograms on one log scale with p50/p99 marks, timelines
+//! on one shared time axis with the phase marks, and a zoom on a burst that one bar would
+//! hide; no scripts, no CDN), and the summary table printed at the end of a run.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::LoadError;
+use crate::chart::{Bar, Chart, Mark, esc, fmt_num, nice_ticks, quantile, svg};
 use crate::coordinator::RunResult;
+use crate::scenario::Kind;
+use crate::stats::t;
+use crate::timeline;
 
 /// Writes `result.json` and `report.html` into `out` (created if needed).
 pub fn write(result: &RunResult, out: &Path) -> Result<(), LoadError> {
@@ -38,16 +43,7 @@ pub fn summary(result: &RunResult) -> String {
             name, l.count, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
     }
-    let tp = &result.throughput;
-    let _ = writeln!(
-        s,
-        "\nthroughput: {:.0} sends/s, {:.0} deliveries/s (peak second {}), over {:.1}s; peak connects {}/s",
-        tp.sends_per_sec,
-        tp.deliveries_per_sec,
-        tp.peak_deliveries_per_sec,
-        tp.active_seconds,
-        tp.peak_connects_per_sec
-    );
+    let _ = writeln!(s, "\n{}", throughput_line(result));
     if let Some(c) = &result.capacity {
         let _ = writeln!(
             s,
@@ -67,6 +63,12 @@ pub fn summary(result: &RunResult) -> String {
             "merchant view: {} slots; held {}, confirmed {}, expired {}, cancelled {}, refund due {}",
             c.slots, c.held, c.confirmed, c.expired, c.cancelled, c.refund_due
         );
+    }
+    if !result.outcomes.is_empty() {
+        let _ = writeln!(s, "\noutcomes (answers by the rules, not errors):");
+        for (name, n) in &result.outcomes {
+            let _ = writeln!(s, "  {name:<26} {n}");
+        }
     }
     if !result.errors.is_empty() {
         let _ = writeln!(s, "\nerrors:");
@@ -96,107 +98,181 @@ pub fn summary(result: &RunResult) -> String {
     s
 }
 
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// The rates: deliveries where the scenario has them, decisions for a crowd, sends always.
+fn throughput_line(result: &RunResult) -> String {
+    let tp = &result.throughput;
+    let mut parts = vec![format!("{:.0} sends/s", tp.sends_per_sec)];
+    if let (Some(rate), Some(peak)) = (tp.deliveries_per_sec, tp.peak_deliveries_per_sec) {
+        parts.push(format!("{rate:.0} deliveries/s (peak second {peak})"));
+    }
+    if let (Some(rate), Some(peak)) = (tp.decisions_per_sec, tp.peak_decisions_per_sec) {
+        parts.push(format!("{rate:.0} decisions/s (peak second {peak})"));
+    }
+    format!(
+        "throughput: {}, over {:.2}s of active phase; peak connects {}/s",
+        parts.join(", "),
+        tp.active_seconds,
+        tp.peak_connects_per_sec
+    )
 }
 
-const W: f64 = 640.0;
-const H: f64 = 200.0;
-const PAD: f64 = 40.0;
-
-/// Bars of `(label, value)` as an SVG.
-fn bars(values: &[(String, f64)], x_label: &str, y_label: &str, mark: Option<usize>) -> String {
-    let max = values.iter().map(|v| v.1).fold(0.0, f64::max).max(1.0);
-    let n = values.len().max(1) as f64;
-    let bw = (W - 2.0 * PAD) / n;
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" viewBox="0 0 {W} {}">"#,
-        H + 30.0,
-        H + 30.0
-    );
-    let _ = write!(
-        svg,
-        r##"<line x1="{PAD}" y1="{H}" x2="{}" y2="{H}" stroke="#444"/><line x1="{PAD}" y1="10" x2="{PAD}" y2="{H}" stroke="#444"/>"##,
-        W - PAD
-    );
-    let _ = write!(
-        svg,
-        r##"<text x="{PAD}" y="9" font-size="10">{} (max {})</text><text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>"##,
-        esc(y_label),
-        fmt_num(max),
-        W - PAD,
-        H + 26.0,
-        esc(x_label)
-    );
-    for (i, (label, v)) in values.iter().enumerate() {
-        let h = (v / max) * (H - 20.0);
-        let x = PAD + i as f64 * bw;
-        let fill = if Some(i) == mark {
-            "#d62728"
-        } else {
-            "#1f77b4"
-        };
-        let _ = write!(
-            svg,
-            r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{fill}"><title>{}: {}</title></rect>"#,
-            H - h,
-            (bw - 1.0).max(0.5),
-            esc(label),
-            fmt_num(*v)
-        );
-    }
-    // A few x labels.
-    let step = (values.len() / 8).max(1);
-    for (i, (label, _)) in values.iter().enumerate().step_by(step) {
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{}" font-size="9" text-anchor="middle">{}</text>"#,
-            PAD + (i as f64 + 0.5) * bw,
-            H + 12.0,
-            esc(label)
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+/// Latency histograms are drawn over one log10(us) range, shared by every chart.
+fn latency_range(result: &RunResult) -> Option<(f64, f64)> {
+    let values = result.histograms.values().flatten().map(|(v, _)| *v);
+    let (min, max) = values.fold(None, |acc: Option<(u64, u64)>, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })?;
+    let lo = (min.max(1) as f64).log10().floor();
+    let hi = (max.max(1) as f64).log10().ceil().max(lo + 1.0);
+    Some((lo, hi))
 }
 
-fn fmt_num(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// Latency bins regrouped into log-spaced buckets (labels in ms).
-fn latency_buckets(bins: &[(u64, u64)]) -> Vec<(String, f64)> {
-    let Some(max) = bins.iter().map(|b| b.0).max() else {
-        return Vec::new();
-    };
-    let min = bins.iter().map(|b| b.0).min().unwrap_or(1).max(1);
-    let (lo, hi) = ((min as f64).log10(), (max as f64).log10() + 1e-9);
-    let buckets = 40usize;
-    let width = ((hi - lo) / buckets as f64).max(1e-9);
+/// Histogram bins (`[value_us, count]`) regrouped into log-spaced bars over `(lo, hi)`
+/// (log10 of microseconds).
+fn latency_bars(bins: &[(u64, u64)], (lo, hi): (f64, f64)) -> Vec<Bar> {
+    let buckets = 60usize;
+    let width = (hi - lo) / buckets as f64;
     let mut counts = vec![0u64; buckets];
     for &(v, c) in bins {
-        let i = (((v.max(1) as f64).log10() - lo) / width) as usize;
+        let i = (((v.max(1) as f64).log10() - lo) / width).max(0.0) as usize;
         counts[i.min(buckets - 1)] += c;
     }
     counts
         .iter()
         .enumerate()
+        .filter(|(_, c)| **c > 0)
         .map(|(i, c)| {
-            let upper_us = 10f64.powf(lo + (i + 1) as f64 * width);
-            (format!("{:.2}ms", upper_us / 1000.0), *c as f64)
+            let (x0, x1) = (lo + i as f64 * width, lo + (i + 1) as f64 * width);
+            Bar {
+                x0,
+                x1,
+                y: *c as f64,
+                title: format!("{} to {}: {c}", ms_label(x0), ms_label(x1)),
+            }
         })
         .collect()
+}
+
+/// A log10(us) position as milliseconds for people.
+fn ms_label(log_us: f64) -> String {
+    let ms = 10f64.powf(log_us) / 1000.0;
+    if ms >= 1000.0 {
+        format!("{}s", fmt_num(ms / 1000.0))
+    } else if ms >= 1.0 {
+        format!("{}ms", fmt_num(ms.round()))
+    } else {
+        format!("{ms:.2}ms")
+    }
+}
+
+fn latency_chart(name: &str, bins: &[(u64, u64)], result: &RunResult, range: (f64, f64)) -> String {
+    let mut x_marks = Vec::new();
+    if let Some(l) = result.latency.get(name) {
+        for (label, ms, color) in [("p50", l.p50_ms, "#2ca02c"), ("p99", l.p99_ms, "#d62728")] {
+            x_marks.push(Mark {
+                at: (ms * 1000.0).max(1.0).log10(),
+                label: format!("{label} {}ms", fmt_num(ms)),
+                color,
+            });
+        }
+    }
+    let decades = (range.0 as i64)..=(range.1 as i64);
+    svg(&Chart {
+        x_range: range,
+        x_ticks: decades.map(|d| (d as f64, ms_label(d as f64))).collect(),
+        x_label: "latency (log scale)".into(),
+        y_label: "samples".into(),
+        bars: latency_bars(bins, range),
+        x_marks,
+        y_marks: Vec::new(),
+    })
+}
+
+/// Timelines drawn over `(from_us, to_us)` of the run, all on the same x range and bar
+/// width, with the phase marks, and p50/p99 of the bar heights among the bars that saw
+/// anything.
+fn timeline_charts(result: &RunResult, (from_us, to_us): (u64, u64)) -> String {
+    let recorded = (result.timeline_bin_ms * 1000.0).round().max(1.0) as u64;
+    let bar_us = timeline::chart_bin_us(to_us - from_us, recorded);
+    let first_bar = from_us / bar_us;
+    let bars_drawn = (to_us - from_us).div_ceil(bar_us);
+    let range = (
+        (first_bar * bar_us) as f64 / 1e6,
+        ((first_bar + bars_drawn) * bar_us) as f64 / 1e6,
+    );
+    let x_ticks = nice_ticks(range.1 - range.0, 8)
+        .into_iter()
+        .map(|dx| range.0 + dx)
+        .filter(|x| *x <= range.1)
+        .map(|x| (x, format!("{}s", fmt_num(x))))
+        .collect::<Vec<_>>();
+    let x_marks: Vec<Mark> = result
+        .phases
+        .iter()
+        .map(|p| Mark {
+            at: p.at_seconds,
+            label: p.label.clone(),
+            color: "#d62728",
+        })
+        .collect();
+    let per = timeline::width_label(bar_us);
+    let mut out = String::new();
+    for (name, line) in &result.timelines {
+        let bars: Vec<Bar> = timeline::rebin(line, recorded, bar_us)
+            .into_iter()
+            .enumerate()
+            .skip(first_bar as usize)
+            .take(bars_drawn as usize)
+            .filter(|(_, n)| *n > 0)
+            .map(|(i, n)| {
+                let x0 = (i as u64 * bar_us) as f64 / 1e6;
+                Bar {
+                    x0,
+                    x1: x0 + bar_us as f64 / 1e6,
+                    y: n as f64,
+                    title: format!("{}s: {n}", fmt_num(x0)),
+                }
+            })
+            .collect();
+        let heights: Vec<f64> = bars.iter().map(|b| b.y).collect();
+        let y_marks = [(0.5, "p50", "#2ca02c"), (0.99, "p99", "#9467bd")]
+            .into_iter()
+            .filter_map(|(q, label, color)| {
+                quantile(&heights, q).map(|at| Mark {
+                    at,
+                    label: format!("{label} {}", fmt_num(at)),
+                    color,
+                })
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<h3>{}</h3>{}",
+            esc(name),
+            svg(&Chart {
+                x_range: range,
+                x_ticks: x_ticks.clone(),
+                x_label: "seconds from the start of the run".into(),
+                y_label: format!("{name} per {per}"),
+                bars,
+                x_marks: x_marks.clone(),
+                y_marks,
+            })
+        );
+    }
+    out
+}
+
+/// The timeline whose burst decides the zoom: what the scenario is about.
+fn main_timeline(result: &RunResult) -> &'static str {
+    if result.scenario.kind == Kind::FlashCrowd {
+        t::DECISIONS
+    } else if result.scenario.kind.has_deliveries() {
+        t::DELIVERIES
+    } else {
+        t::CONNECTS
+    }
 }
 
 /// The self-contained HTML report.
@@ -233,41 +309,43 @@ pub fn html(result: &RunResult) -> String {
     }
     let _ = write!(body, "</ul>");
     let _ = write!(body, "<h2>Summary</h2><pre>{}</pre>", esc(&summary(result)));
-    let _ = write!(body, "<h2>Latency histograms</h2>");
-    for (name, bins) in &result.histograms {
+    if let Some(range) = latency_range(result) {
         let _ = write!(
             body,
-            "<h3>{}</h3>{}",
-            esc(name),
-            bars(
-                &latency_buckets(bins),
-                "latency (log scale)",
-                "samples",
-                None
-            )
+            "<h2>Latency histograms</h2><p>One log scale for every histogram; dashed lines mark p50 and p99.</p>"
         );
+        for (name, bins) in &result.histograms {
+            let _ = write!(
+                body,
+                "<h3>{}</h3>{}",
+                esc(name),
+                latency_chart(name, bins, result, range)
+            );
+        }
     }
-    let _ = write!(
-        body,
-        "<h2>Per-second timelines</h2><p>The red bar is the second the active phase began.</p>"
-    );
-    for (name, line) in &result.timelines {
-        let values: Vec<(String, f64)> = line
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("{i}s"), *v as f64))
-            .collect();
+    let recorded = (result.timeline_bin_ms * 1000.0).round().max(1.0) as u64;
+    let span = result.timelines.values().map(Vec::len).max().unwrap_or(0) as u64 * recorded;
+    if span > 0 {
         let _ = write!(
             body,
-            "<h3>{}</h3>{}",
-            esc(name),
-            bars(
-                &values,
-                "second of the run",
-                &format!("{name} per second"),
-                Some(result.go_second as usize)
-            )
+            "<h2>Timelines</h2><p>Every chart spans the whole run on the same axis. Red dashed lines: every client set up (ready), the active phase's start (go, or the promotion's starts_at for a flash crowd) and its end (done). Dotted lines: p50 and p99 of the bars that saw anything. Recorded in {} bins.</p>{}",
+            timeline::width_label(recorded),
+            timeline_charts(result, (0, span))
         );
+        let main = result.timelines.get(main_timeline(result));
+        let chart_us = timeline::chart_bin_us(span, recorded);
+        if let Some((from, to)) =
+            main.and_then(|line| timeline::hidden_burst(line, recorded, chart_us))
+        {
+            let _ = write!(
+                body,
+                "<h2>The burst, zoomed</h2><p>Half or more of the {} fell within one bar above: {:.2}s to {:.2}s at a finer resolution, every chart on the same axis.</p>{}",
+                main_timeline(result),
+                from as f64 / 1e6,
+                to.min(span) as f64 / 1e6,
+                timeline_charts(result, (from, to.min(span)))
+            );
+        }
     }
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title><style>body{{font-family:sans-serif;max-width:720px;margin:2em auto}}.ok{{color:#2a7a2a}}.bad{{color:#b00}}pre{{background:#f4f4f4;padding:1em;overflow:auto;font-size:12px}}</style></head><body>{body}</body></html>",
@@ -280,18 +358,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latency_buckets_keep_every_sample() {
+    fn latency_bars_keep_every_sample() {
         let bins = vec![(100, 5), (1000, 10), (50_000, 1)];
-        let buckets = latency_buckets(&bins);
-        assert_eq!(buckets.len(), 40);
-        assert_eq!(buckets.iter().map(|b| b.1).sum::<f64>(), 16.0);
-        assert!(latency_buckets(&[]).is_empty());
-    }
-
-    #[test]
-    fn charts_escape_labels() {
-        let svg = bars(&[("<a>".into(), 1.0)], "x", "y", None);
-        assert!(svg.contains("&lt;a&gt;"));
-        assert!(svg.starts_with("<svg"));
+        let bars = latency_bars(&bins, (2.0, 5.0));
+        assert_eq!(bars.iter().map(|b| b.y).sum::<f64>(), 16.0);
+        assert!(bars.iter().all(|b| b.x0 >= 2.0 && b.x1 <= 5.0 + 1e-9));
+        assert!(latency_bars(&[], (0.0, 1.0)).is_empty());
     }
 }

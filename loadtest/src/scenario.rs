@@ -41,6 +41,14 @@ impl Kind {
     pub fn needs_tokens(self) -> bool {
         !matches!(self, Kind::RawBroadcast)
     }
+
+    /// Whether clients receive messages others published (and the report rates deliveries).
+    pub fn has_deliveries(self) -> bool {
+        matches!(
+            self,
+            Kind::RawBroadcast | Kind::ChatStorm | Kind::FeedBurst | Kind::Soak
+        )
+    }
 }
 
 /// A scenario file.

@@ -1,5 +1,5 @@
-//! Measurements: HDR histograms (microseconds), per-second timelines and counters, errors by
-//! code. A worker's clients record into one [`Recorder`]; workers' results merge into one
+//! Measurements: HDR histograms (microseconds), timelines (counts per time bin, see
+//! [`crate::timeline`]) and counters, outcomes and errors by name. A worker's clients record into one [`Recorder`]; workers' results merge into one
 //! [`Stats`], which also travels between processes as JSON.
 
 use std::collections::BTreeMap;
@@ -40,6 +40,8 @@ pub mod t {
     pub const ERRORS: &str = "errors";
     /// Replies received.
     pub const REPLIES: &str = "replies";
+    /// Requests the server decided by its rules (a claim held or refused as sold out, ...).
+    pub const DECISIONS: &str = "decisions";
 }
 
 /// 1 us .. 1 hour at 3 significant figures, growing past that. (Creation only fails for
@@ -55,10 +57,12 @@ fn new_histogram() -> Option<Histogram<u64>> {
 pub struct Stats {
     /// Latency histograms by name, in microseconds.
     pub histograms: BTreeMap<String, Histogram<u64>>,
-    /// Per-second counts by name; index 0 is the run's epoch second.
+    /// Counts per time bin by name; bin 0 starts at the run's origin.
     pub timelines: BTreeMap<String, Vec<u64>>,
     /// Totals by name.
     pub counters: BTreeMap<String, u64>,
+    /// Expected answers by name (`claim.held`, `claim.sold_out`, ...).
+    pub outcomes: BTreeMap<String, u64>,
     /// Errors by code (`rate_limited`, `connect_refused`, `http_503`, ...).
     pub errors: BTreeMap<String, u64>,
 }
@@ -76,9 +80,9 @@ impl Stats {
         }
     }
 
-    /// Adds `n` to a counter and to its timeline at second `sec` of the run (allocation-free
+    /// Adds `n` to a counter and to its timeline at bin `bin` of the run (allocation-free
     /// once `name` exists).
-    pub fn count(&mut self, name: &str, sec: usize, n: u64) {
+    pub fn count(&mut self, name: &str, bin: usize, n: u64) {
         match self.counters.get_mut(name) {
             Some(total) => *total += n,
             None => {
@@ -89,17 +93,23 @@ impl Stats {
             self.timelines.insert(name.to_string(), Vec::new());
         }
         if let Some(line) = self.timelines.get_mut(name) {
-            if line.len() <= sec {
-                line.resize(sec + 1, 0);
+            if line.len() <= bin {
+                line.resize(bin + 1, 0);
             }
-            line[sec] += n;
+            line[bin] += n;
         }
     }
 
     /// Counts an error by code (and in the `errors` timeline).
-    pub fn error(&mut self, code: &str, sec: usize) {
+    pub fn error(&mut self, code: &str, bin: usize) {
         *self.errors.entry(code.to_string()).or_default() += 1;
-        self.count(t::ERRORS, sec, 1);
+        self.count(t::ERRORS, bin, 1);
+    }
+
+    /// Counts an expected answer by name (and in the `decisions` timeline).
+    pub fn outcome(&mut self, name: &str, bin: usize) {
+        *self.outcomes.entry(name.to_string()).or_default() += 1;
+        self.count(t::DECISIONS, bin, 1);
     }
 
     /// Folds `other` into `self`.
@@ -125,6 +135,9 @@ impl Stats {
         }
         for (name, n) in &other.counters {
             *self.counters.entry(name.clone()).or_default() += n;
+        }
+        for (name, n) in &other.outcomes {
+            *self.outcomes.entry(name.clone()).or_default() += n;
         }
         for (code, n) in &other.errors {
             *self.errors.entry(code.clone()).or_default() += n;
@@ -152,6 +165,7 @@ impl Stats {
                 .collect(),
             timelines: self.timelines.clone(),
             counters: self.counters.clone(),
+            outcomes: self.outcomes.clone(),
             errors: self.errors.clone(),
         }
     }
@@ -161,6 +175,7 @@ impl Stats {
         let mut stats = Stats {
             timelines: wire.timelines.clone(),
             counters: wire.counters.clone(),
+            outcomes: wire.outcomes.clone(),
             errors: wire.errors.clone(),
             ..Stats::default()
         };
@@ -182,10 +197,13 @@ impl Stats {
 pub struct WireStats {
     /// Histograms as `[value_us, count]` pairs.
     pub histograms: BTreeMap<String, Vec<(u64, u64)>>,
-    /// Per-second timelines.
+    /// Timelines (counts per bin).
     pub timelines: BTreeMap<String, Vec<u64>>,
     /// Totals.
     pub counters: BTreeMap<String, u64>,
+    /// Expected answers by name.
+    #[serde(default)]
+    pub outcomes: BTreeMap<String, u64>,
     /// Errors by code.
     pub errors: BTreeMap<String, u64>,
 }
@@ -196,31 +214,33 @@ pub struct WireStats {
 pub struct Recorder {
     stats: Mutex<Stats>,
     epoch_us: u64,
+    bin_us: u64,
 }
 
 impl Recorder {
-    /// A recorder whose timelines count seconds from `epoch_us`.
-    pub fn new(epoch_us: u64) -> Recorder {
+    /// A recorder whose timelines count bins of `bin_us` from `epoch_us`.
+    pub fn new(epoch_us: u64, bin_us: u64) -> Recorder {
         Recorder {
             stats: Mutex::new(Stats::default()),
             epoch_us,
+            bin_us: bin_us.max(1),
         }
     }
 
-    /// The run's second for a timestamp.
-    pub fn second(&self, at_us: u64) -> usize {
-        (at_us.saturating_sub(self.epoch_us) / 1_000_000) as usize
+    /// The run's timeline bin for a timestamp.
+    pub fn bin(&self, at_us: u64) -> usize {
+        (at_us.saturating_sub(self.epoch_us) / self.bin_us) as usize
     }
 
-    /// Runs `f` on the stats, with the run's current second.
+    /// Runs `f` on the stats, with the run's current bin.
     pub fn with<R>(&self, f: impl FnOnce(&mut Stats, usize) -> R) -> R {
         self.with_at(now_us(), f)
     }
 
     /// [`Recorder::with`] for an event at `at_us` (saves a clock read on the hot path).
     pub fn with_at<R>(&self, at_us: u64, f: impl FnOnce(&mut Stats, usize) -> R) -> R {
-        let sec = self.second(at_us);
-        f(&mut self.lock(), sec)
+        let bin = self.bin(at_us);
+        f(&mut self.lock(), bin)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Stats> {
@@ -290,7 +310,10 @@ mod tests {
         a.record(h::CONNECT, 3000);
         a.count(t::CONNECTS, 2, 5);
         a.error("rate_limited", 0);
+        a.outcome("claim.sold_out", 1);
         let mut b = Stats::default();
+        b.outcome("claim.sold_out", 1);
+        b.outcome("claim.held", 0);
         b.record(h::CONNECT, 2000);
         b.count(t::CONNECTS, 0, 1);
         let wire = serde_json::to_string(&b.to_wire()).unwrap_or_default();
@@ -303,5 +326,19 @@ mod tests {
         assert_eq!(a.counter(t::CONNECTS), 6);
         assert_eq!(a.errors["rate_limited"], 1);
         assert_eq!(a.counter(t::ERRORS), 1);
+        // Expected answers are counted apart from errors, and as decisions.
+        assert_eq!(a.outcomes["claim.sold_out"], 2);
+        assert_eq!(a.outcomes["claim.held"], 1);
+        assert_eq!(a.timelines[t::DECISIONS], vec![1, 2]);
+    }
+
+    #[test]
+    fn the_recorder_bins_by_its_resolution() {
+        let rec = Recorder::new(1_000_000, 10_000);
+        assert_eq!(rec.bin(1_000_000), 0);
+        assert_eq!(rec.bin(1_009_999), 0);
+        assert_eq!(rec.bin(1_250_000), 25);
+        // Before the origin (a clock read racing the plan) lands in the first bin.
+        assert_eq!(rec.bin(0), 0);
     }
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
@@ -22,6 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::checks::{DeliveryLedger, HeldClaim, Stream, Tally};
 use crate::client::{self, ClientError, Conn, Incoming};
+use crate::outcome::{self, Class};
 use crate::scenario::{Kind, Scenario, target_addr};
 use crate::stats::{Recorder, h, now_us, t};
 use crate::tokens::{self, Account};
@@ -62,12 +64,13 @@ impl Ctx {
             sends: self.rec.counter(t::SENDS),
             deliveries: self.rec.counter(t::DELIVERIES),
             replies: self.rec.counter(t::REPLIES),
+            decisions: self.rec.counter(t::DECISIONS),
             errors: self.rec.counter(t::ERRORS),
         }
     }
 
     fn error(&self, err: &ClientError) {
-        self.rec.with(|s, sec| s.error(&err.code, sec));
+        self.rec.with(|s, bin| s.error(&err.code, bin));
     }
 
     fn finishing(&self) -> bool {
@@ -90,7 +93,7 @@ where
     let target = scenario.worker_target(plan.index).to_string();
     let addr = target_addr(&target)?;
     let accounts = match (&scenario.tokens, scenario.kind.needs_tokens()) {
-        (Some(path), true) => tokens::load(path, scenario.connect.clients)?,
+        (Some(path), true) => tokens::load(path, scenario.connect.clients, "user")?,
         _ => Vec::new(),
     };
     let mine = (0..scenario.connect.clients)
@@ -98,7 +101,7 @@ where
         .count() as u64;
     let deadline = plan.epoch_us + scenario.max_seconds * 1_000_000;
     let ctx = Arc::new(Ctx {
-        rec: Recorder::new(plan.epoch_us),
+        rec: Recorder::new(plan.epoch_us, plan.bin_us),
         plan,
         target,
         addr,
@@ -233,7 +236,7 @@ async fn launch(ctx: Arc<Ctx>) {
         let Some(permit) = permit else {
             // Out of time: the remaining clients count as failed.
             ctx.setup_failed.fetch_add(1, Ordering::Relaxed);
-            ctx.rec.with(|s, sec| s.error("connect_phase_timeout", sec));
+            ctx.rec.with(|s, bin| s.error("connect_phase_timeout", bin));
             ctx.changed.notify_one();
             continue;
         };
@@ -341,9 +344,9 @@ async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         Duration::from_secs(20),
     )
     .await?;
-    ctx.rec.with(|s, sec| {
+    ctx.rec.with(|s, bin| {
         s.record(h::CONNECT, now_us().saturating_sub(started));
-        s.count(t::CONNECTS, sec, 1);
+        s.count(t::CONNECTS, bin, 1);
     });
     let mut client = Client {
         n,
@@ -440,8 +443,9 @@ fn author_of(ctx: &Ctx, n: usize) -> Option<i64> {
     ctx.accounts.get(n % authors).map(|a| a.id)
 }
 
-/// Tries of a setup request answered `unavailable` (a node shedding load) or `rate_limited`.
-const SETUP_TRIES: u32 = 5;
+/// Retries of a setup request answered `unavailable` (a node shedding load) or
+/// `rate_limited`, with exponential back-off from 200 ms and jitter.
+const SETUP_RETRIES: usize = 4;
 
 /// A setup request: timed, retried with backoff while the node sheds load (as the protocol
 /// tells clients to), its final error counted by code.
@@ -451,7 +455,11 @@ async fn request(
     op: &'static str,
     params: &Value,
 ) -> Result<Value, ClientError> {
-    let mut tries = 0;
+    let mut backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_times(SETUP_RETRIES)
+        .with_jitter()
+        .build();
     let (latency, ok) = loop {
         let mut pushes = Vec::new();
         let result = client
@@ -461,23 +469,18 @@ async fn request(
         for push in pushes {
             on_frame(ctx, client, Frame::Corral(push));
         }
-        tries += 1;
-        match result {
-            Err(err)
-                if tries < SETUP_TRIES
-                    && matches!(err.code.as_str(), "unavailable" | "rate_limited") =>
-            {
-                ctx.rec.with(|s, sec| s.count("setup_retries", sec, 1));
-                let backoff = Duration::from_millis(100 << tries);
-                let jitter = Duration::from_millis(rand::random_range(0..100));
-                tokio::time::sleep(backoff + jitter).await;
+        let shed = |e: &ClientError| matches!(e.code.as_str(), "unavailable" | "rate_limited");
+        match (result, backoff.next()) {
+            (Err(err), Some(delay)) if shed(&err) => {
+                ctx.rec.with(|s, bin| s.count("setup_retries", bin, 1));
+                tokio::time::sleep(delay).await;
             }
-            other => break other?,
+            (other, _) => break other?,
         }
     };
-    ctx.rec.with(|s, sec| {
+    ctx.rec.with(|s, bin| {
         s.record(&format!("{}{op}", h::REPLY), latency);
-        s.count(t::REPLIES, sec, 1);
+        s.count(t::REPLIES, bin, 1);
     });
     Ok(ok)
 }
@@ -618,9 +621,9 @@ fn on_frame(ctx: &Ctx, client: &mut Client, frame: Frame) {
 fn delivered(ctx: &Ctx, client: &mut Client, stream: Stream, seq: u64, sent_us: Option<u64>) {
     if let Some(sent_us) = sent_us {
         let now = now_us();
-        ctx.rec.with_at(now, |s, sec| {
+        ctx.rec.with_at(now, |s, bin| {
             s.record(h::DELIVERY, now.saturating_sub(sent_us));
-            s.count(t::DELIVERIES, sec, 1);
+            s.count(t::DELIVERIES, bin, 1);
         });
     }
     if let Some(tally) = client.tallies.get_mut(&stream) {
@@ -635,17 +638,17 @@ fn on_reply(
     latency_us: u64,
     result: Result<Value, ClientError>,
 ) {
-    ctx.rec.with(|s, sec| {
+    let class = outcome::classify(op, result.as_ref().map(|_| ()).map_err(|e| e.code.as_str()));
+    ctx.rec.with(|s, bin| {
         s.record(&format!("{}{op}", h::REPLY), latency_us);
-        s.count(t::REPLIES, sec, 1);
-    });
-    let ok = match result {
-        Ok(ok) => ok,
-        Err(err) => {
-            ctx.error(&err);
-            return;
+        s.count(t::REPLIES, bin, 1);
+        match (&class, &result) {
+            (Class::Outcome(name), _) => s.outcome(name, bin),
+            (_, Err(err)) => s.error(&err.code, bin),
+            _ => {}
         }
-    };
+    });
+    let Ok(ok) = result else { return };
     match op {
         // Acknowledged, so durable: it counts as published.
         "room.send" | "feed.post" => {
@@ -662,7 +665,6 @@ fn on_reply(
                     user_id: client.user_id,
                     item,
                 });
-                ctx.rec.with(|s, sec| s.count("held", sec, 1));
             }
         }
         _ => {}
@@ -774,7 +776,7 @@ async fn publish(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
                     }
                 };
                 match result {
-                    Ok(()) => ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1)),
+                    Ok(()) => ctx.rec.with(|s, bin| s.count(t::SENDS, bin, 1)),
                     Err(err) => {
                         ctx.error(&err);
                         return false;
@@ -850,7 +852,7 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
         {
             Ok(id) => {
                 outstanding.insert(id, (k, 0));
-                ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1));
+                ctx.rec.with(|s, bin| s.count(t::SENDS, bin, 1));
             }
             Err(err) => {
                 ctx.error(&err);
@@ -896,7 +898,7 @@ async fn crowd(ctx: &Ctx, client: &mut Client) -> bool {
                     {
                         Ok(id) => {
                             outstanding.insert(id, (k, tries));
-                            ctx.rec.with(|s, sec| s.count("retries", sec, 1));
+                            ctx.rec.with(|s, bin| s.count("retries", bin, 1));
                         }
                         Err(err) => {
                             ctx.error(&err);
@@ -954,7 +956,7 @@ async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) -> bool {
                     let key = format!("lt-{}-{}-{sent}", ctx.plan.epoch_us, client.n);
                     let params = json!({ "room": room, "text": text, "client_msg_id": key });
                     match client.conn.send("room.send", &params).await {
-                        Ok(_) => ctx.rec.with(|s, sec| s.count(t::SENDS, sec, 1)),
+                        Ok(_) => ctx.rec.with(|s, bin| s.count(t::SENDS, bin, 1)),
                         Err(err) => {
                             ctx.error(&err);
                             open = false;
@@ -988,7 +990,7 @@ const COME_BACK: Duration = Duration::from_secs(15);
 /// Reconnects and re-joins `room` from the last seq received, retrying until `grace`;
 /// returns whether the client is back.
 async fn come_back(ctx: &Ctx, client: &mut Client, room: i64, grace: tokio::time::Instant) -> bool {
-    ctx.rec.with(|s, sec| s.count("reconnects", sec, 1));
+    ctx.rec.with(|s, bin| s.count("reconnects", bin, 1));
     let since = client
         .tallies
         .get(&Stream::Room(room))
@@ -1033,9 +1035,9 @@ async fn rejoin(
         Duration::from_secs(10),
     )
     .await?;
-    ctx.rec.with(|s, sec| {
+    ctx.rec.with(|s, bin| {
         s.record(h::CONNECT, now_us().saturating_sub(started));
-        s.count(t::CONNECTS, sec, 1);
+        s.count(t::CONNECTS, bin, 1);
     });
     client.conn = Conn::new(ws);
     let token = ctx
@@ -1054,9 +1056,9 @@ async fn rejoin(
             &mut pushes,
         )
         .await?;
-    ctx.rec.with(|s, sec| {
+    ctx.rec.with(|s, bin| {
         s.record(&format!("{}room.join", h::REPLY), latency);
-        s.count(t::REPLIES, sec, 1);
+        s.count(t::REPLIES, bin, 1);
     });
     let seq_of = |m: &Value| m.get("seq").and_then(Value::as_u64);
     let mut missed: Vec<u64> = ok
@@ -1067,7 +1069,7 @@ async fn rejoin(
         .filter_map(seq_of)
         .collect();
     if ok.get("truncated").and_then(Value::as_bool) == Some(true) {
-        ctx.rec.with(|s, sec| s.count("catch_up_truncated", sec, 1));
+        ctx.rec.with(|s, bin| s.count("catch_up_truncated", bin, 1));
         let floor = since.unwrap_or(0);
         let mut older = Vec::new();
         let mut before = missed.first().copied();
@@ -1084,9 +1086,9 @@ async fn rejoin(
                     &mut pushes,
                 )
                 .await?;
-            ctx.rec.with(|s, sec| {
+            ctx.rec.with(|s, bin| {
                 s.record(&format!("{}room.history", h::REPLY), latency);
-                s.count(t::REPLIES, sec, 1);
+                s.count(t::REPLIES, bin, 1);
             });
             let mut seqs: Vec<u64> = page
                 .get("messages")

@@ -137,8 +137,55 @@ async fn tiny_flash_crowd(apps: &[TestApp]) {
     // The merchant view agrees with what the clients were told: exactly the 20 slots held.
     assert_eq!(result["claims"]["slots"], 20, "{}", result["claims"]);
     assert_eq!(result["claims"]["held"], 20, "{}", result["claims"]);
-    assert_eq!(result["counters"]["held"], 20);
-    assert_eq!(result["errors"]["sold_out"], 180, "{}", result["errors"]);
+    // The rules' answers are outcomes, not errors; a crowd is rated by its decisions.
+    assert_eq!(
+        result["outcomes"]["claim.held"], 20,
+        "{}",
+        result["outcomes"]
+    );
+    assert_eq!(
+        result["outcomes"]["claim.sold_out"], 180,
+        "{}",
+        result["outcomes"]
+    );
+    assert!(
+        result["errors"].get("sold_out").is_none(),
+        "{}",
+        result["errors"]
+    );
+    assert_eq!(result["counters"]["decisions"], 200);
+    let tp = &result["throughput"];
+    assert!(
+        tp["decisions_per_sec"].as_f64().is_some_and(|r| r > 0.0),
+        "{tp}"
+    );
+    assert!(tp["deliveries_per_sec"].is_null(), "{tp}");
+    // The active phase is marked at the promotion's start instant, where the decisions are.
+    let phases: Vec<(String, f64)> = result["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["label"].as_str().unwrap_or_default().to_string(),
+                p["at_seconds"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    let labels: Vec<&str> = phases.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(labels, ["ready", "starts_at", "done"], "{phases:?}");
+    let (ready, starts_at, done) = (phases[0].1, phases[1].1, phases[2].1);
+    assert!(ready < starts_at && starts_at < done, "{phases:?}");
+    let bin_s = result["timeline_bin_ms"].as_f64().expect("bin") / 1000.0;
+    let first_decision = result["timelines"]["decisions"]
+        .as_array()
+        .and_then(|line| line.iter().position(|n| n.as_u64() > Some(0)))
+        .expect("decisions timeline") as f64
+        * bin_s;
+    assert!(
+        first_decision + bin_s >= starts_at && first_decision < starts_at + 1.0,
+        "first decision at {first_decision}s, starts_at marked at {starts_at}s"
+    );
     assert_eq!(result["latency"]["reply.claim"]["count"], 200);
     // Every subscriber saw the start.
     assert_eq!(result["latency"]["start_skew"]["count"], 200);
