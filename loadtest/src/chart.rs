@@ -182,15 +182,25 @@ pub fn svg(chart: &Chart) -> String {
         H - 3.0,
         esc(&chart.x_label)
     );
-    for (k, mark) in chart.x_marks.iter().enumerate() {
+    // A mark outside the range is left out (a zoomed chart does not pin it to an edge).
+    let inside = chart
+        .x_marks
+        .iter()
+        .filter(|m| m.at >= x_lo && m.at <= x_hi);
+    for (k, mark) in inside.enumerate() {
         let x = px(mark.at);
-        // Labels alternate between two rows so marks close together stay readable.
+        // Labels alternate between two rows so marks close together stay readable, and sit
+        // left of a mark in the right third so they are not cut off.
         let label_y = TOP + 10.0 + (k % 2) as f64 * 11.0;
+        let (label_x, anchor) = if x > LEFT + plot_w * 2.0 / 3.0 {
+            (x - 3.0, "end")
+        } else {
+            (x + 3.0, "start")
+        };
         let _ = write!(
             svg,
-            r#"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="{c}" stroke-dasharray="4 3"/><text x="{:.1}" y="{label_y:.1}" font-size="10" fill="{c}">{}</text>"#,
+            r#"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="{c}" stroke-dasharray="4 3"/><text x="{label_x:.1}" y="{label_y:.1}" font-size="10" fill="{c}" text-anchor="{anchor}">{}</text>"#,
             TOP + plot_h,
-            x + 3.0,
             esc(&mark.label),
             c = mark.color,
         );
@@ -199,9 +209,9 @@ pub fn svg(chart: &Chart) -> String {
         let y = py(mark.at);
         let _ = write!(
             svg,
-            r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{c}" stroke-dasharray="2 3"/><text x="{:.1}" y="{:.1}" font-size="10" fill="{c}" text-anchor="end">{}</text>"#,
+            r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{c}" stroke-dasharray="2 3"/><text x="{:.1}" y="{:.1}" font-size="10" fill="{c}">{}</text>"#,
             W - RIGHT,
-            W - RIGHT - 2.0,
+            LEFT + 3.0,
             y - 3.0,
             esc(&mark.label),
             c = mark.color,
@@ -264,6 +274,10 @@ mod tests {
             assert!(svg.contains(tick), "{tick}");
         }
         assert!(svg.contains(">starts_at</text>") && svg.contains(">p50 40</text>"));
+        // Outside the range (a zoomed chart): left out, not pinned to the edge.
+        let mut zoomed = chart.clone();
+        zoomed.x_range = (3.0, 4.0);
+        assert!(!super::svg(&zoomed).contains("starts_at"));
         // The mark sits at a quarter of the plot's width: x = 56 + 0.25 * 608.
         assert!(svg.contains(r#"x1="208.0""#), "{svg}");
     }

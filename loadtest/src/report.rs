@@ -324,8 +324,15 @@ pub fn html(result: &RunResult) -> String {
         }
     }
     let recorded = (result.timeline_bin_ms * 1000.0).round().max(1.0) as u64;
-    let span = result.timelines.values().map(Vec::len).max().unwrap_or(0) as u64 * recorded;
-    if span > 0 {
+    // The shared axis runs to the last event or the last phase mark, whichever is later.
+    let last_event = result.timelines.values().map(Vec::len).max().unwrap_or(0) as u64 * recorded;
+    let last_mark = result
+        .phases
+        .iter()
+        .map(|p| p.at_seconds)
+        .fold(0.0, f64::max);
+    let span = last_event.max((last_mark * 1e6).ceil() as u64 + 1);
+    if last_event > 0 {
         let _ = write!(
             body,
             "<h2>Timelines</h2><p>Every chart spans the whole run on the same axis. Red dashed lines: every client set up (ready), the active phase's start (go, or the promotion's starts_at for a flash crowd) and its end (done). Dotted lines: p50 and p99 of the bars that saw anything. Recorded in {} bins.</p>{}",
@@ -337,6 +344,16 @@ pub fn html(result: &RunResult) -> String {
         if let Some((from, to)) =
             main.and_then(|line| timeline::hidden_burst(line, recorded, chart_us))
         {
+            // Widened to show the active start when it leads straight into the burst.
+            let start = result
+                .phases
+                .iter()
+                .find(|p| p.label == "go" || p.label == "starts_at")
+                .map(|p| (p.at_seconds * 1e6) as u64);
+            let from = match start {
+                Some(at) if at < from && from - at <= to - from => at.saturating_sub(recorded),
+                _ => from,
+            };
             let _ = write!(
                 body,
                 "<h2>The burst, zoomed</h2><p>Half or more of the {} fell within one bar above: {:.2}s to {:.2}s at a finer resolution, every chart on the same axis.</p>{}",
