@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::defaults()?;
     settings.database.url = match engine.as_str() {
         "sqlite" => Secret::default(),
-        "postgres" => Secret::new(fresh_postgres().await?),
+        "postgres" => Secret::from(fresh_postgres().await?),
         other => anyhow::bail!("unknown engine {other} (sqlite or postgres)"),
     };
     let db = Db::connect(&settings.database, dir.path()).await?;

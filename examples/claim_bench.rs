@@ -87,8 +87,8 @@ async fn node(dir: &std::path::Path, redis: bool) -> (u16, actix_web::web::Data<
     s.ws.max_per_ip = 100_000;
     s.log.filter = "warn".into();
     if redis {
-        s.database.url = Secret::new(fresh_postgres_database().await);
-        s.redis.url = Secret::new(env_or("CORRAL_TEST_REDIS_URL", "redis://127.0.0.1:6379"));
+        s.database.url = Secret::from(fresh_postgres_database().await);
+        s.redis.url = Secret::from(env_or("CORRAL_TEST_REDIS_URL", "redis://127.0.0.1:6379"));
         s.redis.key_prefix = unique("corral_bench") + ":";
     }
     corral::telemetry::init_logging(&s.log);

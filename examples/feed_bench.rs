@@ -148,7 +148,7 @@ async fn server() {
     s.server.data_dir = dir.path().to_path_buf();
     s.server.workers = 1;
     s.database.sqlite_synchronous = "normal".into();
-    s.auth.jwt_secret = Secret::new(SECRET);
+    s.auth.jwt_secret = Secret::from(SECRET);
     s.log.filter = "warn".into();
     // As many as the open-files limit allows; every client is 127.0.0.1.
     s.ws.max_connections = 0;
@@ -231,7 +231,7 @@ async fn client() {
         .strip_prefix("READY ")
         .and_then(|p| p.parse().ok())
         .expect("READY <port>");
-    let keys = Arc::new(JwtKeys::new(&Secret::new(SECRET), "corral", 86_400));
+    let keys = Arc::new(JwtKeys::new(&Secret::from(SECRET), "corral", 86_400));
 
     // 10,000 online followers (ids 2..), spread over 127.0.0.1-10.
     let started = Instant::now();

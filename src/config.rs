@@ -1,7 +1,6 @@
 //! Typed, layered configuration: the built-in `config/default.toml`, an optional profile file,
 //! an optional `--config` file, `CORRAL_...` environment variables, then CLI overrides.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -317,33 +316,10 @@ pub struct LogSettings {
     pub format: String,
 }
 
-/// A string that never appears in logs or `Debug` output.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value; call only where it is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether it is empty (i.e. not configured).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
-    }
-}
+/// A configured secret (a signing key, a URL that may carry a password): `secrecy`'s string,
+/// redacted in `Debug` and zeroed when dropped. Read it with
+/// [`ExposeSecret::expose_secret`](secrecy::ExposeSecret) only where it is used.
+pub type Secret = secrecy::SecretString;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -409,7 +385,7 @@ mod tests {
     fn defaults_parse_and_hide_secrets() {
         let settings = Settings::defaults();
         assert!(settings.is_ok(), "{settings:?}");
-        let secret = Secret::new("hunter2");
+        let secret = Secret::from("hunter2");
         assert!(settings.is_ok_and(|s| s.merchants.auto_approve));
         assert!(!format!("{secret:?}").contains("hunter2"));
     }

@@ -14,6 +14,7 @@ use corral_actors::{
     Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
     SessionConfig, StoreFailure, UserRates, UserSessions,
 };
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 
 use crate::auth::password::Hasher;
@@ -155,7 +156,7 @@ impl Application {
         let budget = crate::fd_limit::plan(&settings)?;
         let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
         db.migrate().await?;
-        let redis = if settings.redis.url.is_empty() {
+        let redis = if settings.redis.url.expose_secret().is_empty() {
             None
         } else {
             Some(RedisStore::connect(&settings.redis).await?)

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use corral_actors::{AuthError, Identity, Revocations, Standing, TokenVerifier};
 use corral_protocol::{Role, UserId};
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -63,7 +64,7 @@ impl JwtKeys {
     /// Keys from a shared secret.
     pub fn new(secret: &Secret, issuer: &str, ttl_secs: u64) -> JwtKeys {
         // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose_secret().as_bytes())
             .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
         JwtKeys {
             mac,
@@ -156,7 +157,7 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_and_forged_ones_do_not() {
-        let keys = JwtKeys::new(&Secret::new("k1"), "corral", 60);
+        let keys = JwtKeys::new(&Secret::from("k1"), "corral", 60);
         let token = keys.issue(42, Role::Merchant).unwrap_or_default();
         assert_eq!(
             keys.verify(&token),
@@ -165,16 +166,16 @@ mod tests {
                 role: Role::Merchant
             })
         );
-        let other = JwtKeys::new(&Secret::new("k2"), "corral", 60);
+        let other = JwtKeys::new(&Secret::from("k2"), "corral", 60);
         assert_eq!(other.verify(&token), Err(AuthError::Invalid));
-        let other_issuer = JwtKeys::new(&Secret::new("k1"), "elsewhere", 60);
+        let other_issuer = JwtKeys::new(&Secret::from("k1"), "elsewhere", 60);
         assert_eq!(other_issuer.verify(&token), Err(AuthError::Invalid));
         assert_eq!(keys.verify("not.a.token"), Err(AuthError::Invalid));
     }
 
     #[test]
     fn tokens_die_with_a_role_change() {
-        let keys = JwtKeys::new(&Secret::new("k1"), "corral", 60);
+        let keys = JwtKeys::new(&Secret::from("k1"), "corral", 60);
         keys.revocations().observe(
             9,
             Standing {
@@ -200,7 +201,7 @@ mod tests {
 
     #[test]
     fn only_hs256_is_accepted() {
-        let keys = JwtKeys::new(&Secret::new("k1"), "corral", 60);
+        let keys = JwtKeys::new(&Secret::from("k1"), "corral", 60);
         let token = keys.issue(5, Role::User).unwrap_or_default();
         let (_, rest) = token.split_once('.').unwrap_or_default();
         // The same payload and signature under `alg: none`, or with the signature dropped.
@@ -225,7 +226,7 @@ mod tests {
 
     #[test]
     fn expiry_allows_only_the_leeway() {
-        let keys = JwtKeys::new(&Secret::new("k1"), "corral", 0);
+        let keys = JwtKeys::new(&Secret::from("k1"), "corral", 0);
         let token = keys.issue(5, Role::User).unwrap_or_default();
         assert!(keys.verify(&token).is_ok(), "within the leeway");
         let old = Claims {

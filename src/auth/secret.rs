@@ -6,18 +6,19 @@ use std::path::Path;
 use rand::RngCore;
 
 use crate::config::Secret;
+use secrecy::ExposeSecret;
 
 /// Returns the configured key, or the one in `<data_dir>/jwt.secret`, creating that file
 /// (mode 0600, 32 random bytes, hex) on first start.
 pub fn load_or_generate(configured: &Secret, data_dir: &Path) -> std::io::Result<Secret> {
-    if !configured.is_empty() {
+    if !configured.expose_secret().is_empty() {
         return Ok(configured.clone());
     }
     let path = data_dir.join("jwt.secret");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if !existing.is_empty() {
-            return Ok(Secret::new(existing));
+            return Ok(Secret::from(existing));
         }
     }
     std::fs::create_dir_all(data_dir)?;
@@ -35,7 +36,7 @@ pub fn load_or_generate(configured: &Secret, data_dir: &Path) -> std::io::Result
     file.write_all(key.as_bytes())?;
     file.sync_all()?;
     tracing::info!(path = %path.display(), "generated a new token signing key");
-    Ok(Secret::new(key))
+    Ok(Secret::from(key))
 }
 
 #[cfg(test)]
@@ -47,8 +48,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temp dir");
         let first = load_or_generate(&Secret::default(), dir.path()).expect("generated");
         let second = load_or_generate(&Secret::default(), dir.path()).expect("read back");
-        assert_eq!(first.expose().len(), 64);
-        assert_eq!(first.expose(), second.expose());
+        assert_eq!(first.expose_secret().len(), 64);
+        assert_eq!(first.expose_secret(), second.expose_secret());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

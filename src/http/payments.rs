@@ -13,6 +13,7 @@ use corral_actors::claims::PaymentOutcome;
 use corral_protocol::ErrorCode;
 use corral_protocol::ops::ClaimStatus;
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -89,7 +90,7 @@ async fn webhook(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let settings = &state.settings.payments;
-    if settings.webhook_secret.is_empty() {
+    if settings.webhook_secret.expose_secret().is_empty() {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
             "the payment webhook is not configured on this node",
@@ -99,7 +100,7 @@ async fn webhook(
     let nonce = header(&req, NONCE_HEADER)?;
     let signature = hex::decode(header(&req, SIGNATURE_HEADER)?)
         .map_err(|_| ApiError::unauthenticated("the signature is not hex"))?;
-    let secret = settings.webhook_secret.expose().as_bytes();
+    let secret = settings.webhook_secret.expose_secret().as_bytes();
     if mac(secret, timestamp, nonce, &body)
         .verify_slice(&signature)
         .is_err()

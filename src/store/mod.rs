@@ -27,6 +27,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseSettings;
+use secrecy::ExposeSecret;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -113,13 +114,13 @@ impl Db {
     /// Connects to `settings.url`, or to `<data_dir>/corral.db` (created, WAL) when empty.
     pub async fn connect(settings: &DatabaseSettings, data_dir: &Path) -> Result<Db, StoreError> {
         install_default_drivers();
-        let url = if settings.url.is_empty() {
+        let url = if settings.url.expose_secret().is_empty() {
             std::fs::create_dir_all(data_dir)?;
             let file = data_dir.join("corral.db");
             owner_only(&file)?;
             format!("sqlite://{}?mode=rwc", file.display())
         } else {
-            settings.url.expose().to_string()
+            settings.url.expose_secret().to_string()
         };
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite

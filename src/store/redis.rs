@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::RedisSettings;
+use secrecy::ExposeSecret;
 
 /// The longest pause between two attempts to reconnect: a Redis that is back is in use again
 /// within about this long.
@@ -41,7 +42,7 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects to `settings.url`.
     pub async fn connect(settings: &RedisSettings) -> Result<RedisStore, RedisError> {
-        let client = redis::Client::open(settings.url.expose())?;
+        let client = redis::Client::open(settings.url.expose_secret())?;
         let conn = client
             .get_connection_manager_with_config(connection_config(settings))
             .await?;

@@ -423,10 +423,10 @@ fn tally(history: &[Event]) -> (usize, usize, usize) {
 
 pub(crate) fn redis_mode(prefix: &str) -> impl FnOnce(&mut Settings) + '_ {
     move |s: &mut Settings| {
-        s.redis.url = corral::config::Secret::new(redis_url());
+        s.redis.url = corral::config::Secret::from(redis_url());
         s.redis.key_prefix = prefix.to_string();
         // Nodes of one cluster share the token key.
-        s.auth.jwt_secret = corral::config::Secret::new(format!("{prefix}-jwt"));
+        s.auth.jwt_secret = corral::config::Secret::from(format!("{prefix}-jwt"));
         s.ws.max_per_ip = 100_000;
     }
 }
@@ -513,7 +513,7 @@ async fn hold(ws: &mut WsClient, activity: i64, key: String) {
 async fn watchers_on_a_budget(watchers: usize, slots: usize) -> Budgeted {
     let app = TestApp::spawn_with(Engine::Sqlite, |s| {
         s.promotions.stock_frames_per_sec = 1;
-        s.payments.webhook_secret = corral::config::Secret::new(SECRET);
+        s.payments.webhook_secret = corral::config::Secret::from(SECRET);
     })
     .await;
     let promo = Promo {
@@ -1129,7 +1129,7 @@ async fn webhook_post(app: &TestApp, headers: &[(&str, String)], body: String) -
 /// used for another claim 409; a node with no webhook secret answers 503.
 async fn webhook_refuses_bad_requests(engine: Engine) {
     let app = TestApp::spawn_with(engine, |s| {
-        s.payments.webhook_secret = corral::config::Secret::new(SECRET);
+        s.payments.webhook_secret = corral::config::Secret::from(SECRET);
         s.payments.stale_window_secs = 60;
     })
     .await;
@@ -1248,7 +1248,7 @@ async fn webhook_refuses_bad_requests(engine: Engine) {
 
 async fn webhook_confirms_exactly_once(engine: Engine) {
     let app = TestApp::spawn_with(engine, |s| {
-        s.payments.webhook_secret = corral::config::Secret::new(SECRET);
+        s.payments.webhook_secret = corral::config::Secret::from(SECRET);
         s.payments.stale_window_secs = 60;
     })
     .await;
@@ -1495,7 +1495,11 @@ async fn node_process(storage: Storage, dir: &std::path::Path) -> (NodeProcess, 
         .connect(&db_url)
         .await
         .expect("open the node's database");
-    let keys = JwtKeys::new(&corral::config::Secret::new(&secret), "corral", 3600);
+    let keys = JwtKeys::new(
+        &corral::config::Secret::from(secret.as_str()),
+        "corral",
+        3600,
+    );
     (node, pool, keys)
 }
 

@@ -386,7 +386,7 @@ engine_tests!(the_webhook_refuses_wrong_amounts_and_overflowing_timestamps);
 async fn the_webhook_refuses_wrong_amounts_and_overflowing_timestamps(engine: Engine) {
     const SECRET: &str = "edge-webhook-secret";
     let app = TestApp::spawn_with(engine, |s| {
-        s.payments.webhook_secret = corral::config::Secret::new(SECRET);
+        s.payments.webhook_secret = corral::config::Secret::from(SECRET);
     })
     .await;
     // The seeded animals cost 100 cents.
@@ -669,7 +669,7 @@ async fn bad_frames_close_with_the_rfc_codes() {
 #[actix_web::test]
 async fn oversized_bodies_answer_413_in_the_error_shape() {
     let app = TestApp::spawn_with(Engine::Sqlite, |s| {
-        s.payments.webhook_secret = corral::config::Secret::new("k");
+        s.payments.webhook_secret = corral::config::Secret::from("k");
     })
     .await;
     let big = "x".repeat(300 * 1024);

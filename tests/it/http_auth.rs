@@ -10,7 +10,7 @@ engine_tests!(register_login_and_errors, health_ready_and_metrics);
 #[actix_web::test]
 async fn readyz_checks_redis_when_configured_and_requests_get_ids() {
     let app = TestApp::spawn_with(Engine::Sqlite, |s| {
-        s.redis.url = corral::config::Secret::new(crate::support::redis_url());
+        s.redis.url = corral::config::Secret::from(crate::support::redis_url());
     })
     .await;
     let (status, body) = app.get("/readyz", None).await;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use corral::config::{Secret, Settings};
 use corral_protocol::{ErrorCode, Role};
 use futures_util::future::join_all;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -107,7 +108,7 @@ impl Drop for PrivateRedis {
 async fn two_nodes(redis: &PrivateRedis, tweak: impl Fn(&mut Settings)) -> Vec<TestApp> {
     let url = redis.url();
     TestApp::cluster(2, |s| {
-        s.redis.url = Secret::new(url.clone());
+        s.redis.url = Secret::from(url.clone());
         s.promotions.claim_timeout_ms = 500;
         s.ws.max_per_ip = 100_000;
         tweak(s);
@@ -223,7 +224,13 @@ async fn redis_restarted_empty_while_holds_commit_never_oversells() {
         );
     }
     // A stalled database: hold rows cannot commit until the lock goes.
-    let db_url = nodes[0].state.settings.database.url.expose().to_string();
+    let db_url = nodes[0]
+        .state
+        .settings
+        .database
+        .url
+        .expose_secret()
+        .to_string();
     let mut staller = sqlx::PgConnection::connect(&db_url).await.expect("pg");
     sqlx::raw_sql("BEGIN; LOCK TABLE claims IN SHARE MODE")
         .execute(&mut staller)

@@ -83,7 +83,7 @@ pub async fn test_settings(engine: Engine, dir: &std::path::Path) -> Settings {
     s.database.sqlite_synchronous = "normal".into();
     s.database.url = match engine {
         Engine::Sqlite => Secret::default(),
-        Engine::Postgres => Secret::new(fresh_postgres_database().await),
+        Engine::Postgres => Secret::from(fresh_postgres_database().await),
     };
     s.log.filter = "warn".into();
     // The load-shedding probe reacts to the host: on a busy CI machine it would refuse feeds
@@ -164,14 +164,14 @@ impl TestApp {
     /// token key; `tweak` adjusts every node's settings.
     pub async fn cluster(n: usize, tweak: impl Fn(&mut Settings)) -> Vec<TestApp> {
         let prefix = format!("{}:", unique("cluster"));
-        let key = Secret::new(unique("key").repeat(2));
+        let key = Secret::from(unique("key").repeat(2));
         let mut nodes: Vec<TestApp> = Vec::with_capacity(n);
         for _ in 0..n {
             let db = nodes
                 .first()
                 .map(|first| first.state.settings.database.url.clone());
             let node = TestApp::spawn_with(Engine::Postgres, |s| {
-                s.redis.url = Secret::new(redis_url());
+                s.redis.url = Secret::from(redis_url());
                 s.redis.key_prefix = prefix.clone();
                 s.auth.jwt_secret = key.clone();
                 if let Some(db) = db {

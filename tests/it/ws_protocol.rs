@@ -71,7 +71,7 @@ fn token_expiring_in(secret: &str, user_id: i64, exp_offset_secs: i64) -> String
 async fn expired_tokens_are_unauthenticated() {
     const SECRET: &str = "expired-token-test-secret-0123456789";
     let app = TestApp::spawn_with(E, |s| {
-        s.auth.jwt_secret = corral::config::Secret::new(SECRET);
+        s.auth.jwt_secret = corral::config::Secret::from(SECRET);
     })
     .await;
     let (user_id, _) = app.user("x").await;

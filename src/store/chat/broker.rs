@@ -14,6 +14,7 @@ use corral_protocol::ops::RoomId;
 use dashmap::DashMap;
 use redis::aio::ConnectionManager;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::RedisSettings;
@@ -241,7 +242,7 @@ impl RedisBroker {
         conn: ConnectionManager,
         events: mpsc::Sender<ClusterEvent>,
     ) -> Result<RedisBroker, RedisError> {
-        let (url, prefix) = (settings.url.expose(), settings.key_prefix.as_str());
+        let (url, prefix) = (settings.url.expose_secret(), settings.key_prefix.as_str());
         let info = url.into_connection_info()?;
         let resp3 = info
             .redis_settings()
