@@ -1,5 +1,11 @@
 //! A token bucket, the rate limiter used per connection, per user and for new connections,
 //! and [`KeyedLimiter`], one bucket per key (client IP, account, user) with bounded memory.
+//!
+//! Hand-written rather than `governor`: a user's budget shared over a cluster needs
+//! [`TokenBucket::cap_at`] (hold a bucket to what the cluster says is left, down to a debt),
+//! and governor's GCRA state can only be checked, never set or put in debt. Governor's checks
+//! measured faster (about 15 against 55 ns), but the difference is its clock (quanta, ~11 ns,
+//! against `Instant::now`, ~33 ns); the bucket's own arithmetic costs ~11 ns.
 
 use std::hash::Hash;
 use std::time::{Duration, Instant};
