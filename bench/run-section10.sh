@@ -149,6 +149,8 @@ figures = [p99(n) for n in ("delivery", "reply.room.send", "reply.claim", "start
 tp = r["throughput"]
 if tp["deliveries_per_sec"]:
     figures.append(f"{tp['deliveries_per_sec']:.0f} deliveries/s")
+if tp.get("decisions_per_sec"):
+    figures.append(f"{tp['decisions_per_sec']:.0f} claim decisions/s")
 if r.get("capacity"):
     figures.append(f"{r['capacity']['bytes_per_connection'] / 1024:.2f} KiB/conn")
 if r.get("claims"):
