@@ -374,6 +374,82 @@ pub fn html(result: &RunResult) -> String {
 mod tests {
     use super::*;
 
+    fn crowd_result() -> RunResult {
+        let scenario: crate::scenario::Scenario = toml::from_str(
+            r#"
+            name = "crowd"
+            kind = "flash-crowd"
+            target = "ws://127.0.0.1:1/ws"
+            max_seconds = 10
+            [connect]
+            clients = 30
+            [crowd]
+            merchant_tokens = "m.json"
+            "#,
+        )
+        .expect("scenario");
+        // 30 decisions 2.0 s into the run, all within 30 ms.
+        let mut decisions = vec![0u64; 203];
+        decisions[200..203].copy_from_slice(&[10, 10, 10]);
+        RunResult {
+            scenario,
+            started_at_ms: 0,
+            duration_seconds: 2.5,
+            clients: 30,
+            connected: 30,
+            latency: Default::default(),
+            histograms: Default::default(),
+            timelines: [(t::DECISIONS.to_string(), decisions)]
+                .into_iter()
+                .collect(),
+            timeline_bin_ms: 10.0,
+            phases: crate::timeline::phases(0, 500_000, 1_000_000, Some(1995), 2_100_000),
+            counters: Default::default(),
+            outcomes: [("claim.held".into(), 5), ("claim.sold_out".into(), 25)]
+                .into_iter()
+                .collect(),
+            errors: [("unavailable".into(), 2)].into_iter().collect(),
+            throughput: crate::coordinator::Throughput {
+                active_seconds: 0.035,
+                sends_per_sec: 857.0,
+                deliveries_per_sec: None,
+                peak_deliveries_per_sec: None,
+                decisions_per_sec: Some(857.0),
+                peak_decisions_per_sec: Some(30),
+                peak_connects_per_sec: 30,
+            },
+            capacity: None,
+            claims: None,
+            checks: Vec::new(),
+            passed: true,
+        }
+    }
+
+    #[test]
+    fn a_crowd_summary_lists_outcomes_apart_from_errors_and_rates_decisions() {
+        let text = summary(&crowd_result());
+        let (before_errors, errors) = text.split_once("\nerrors:").expect("an errors table");
+        assert!(
+            before_errors.contains("claim.sold_out             25"),
+            "{text}"
+        );
+        assert!(
+            !errors.contains("sold_out") && errors.contains("unavailable"),
+            "{text}"
+        );
+        assert!(text.contains("857 decisions/s (peak second 30)"), "{text}");
+        assert!(!text.contains("deliveries/s"), "{text}");
+    }
+
+    #[test]
+    fn the_report_zooms_on_a_burst_and_marks_the_start() {
+        let html = html(&crowd_result());
+        assert!(html.contains("The burst, zoomed"), "no zoom");
+        assert!(html.contains(">starts_at</text>"));
+        // Every timeline chart shares the run's axis: 0 to 2.1 s in 20 ms bars.
+        assert!(html.contains("decisions per 20 ms"), "{html}");
+    }
+
     #[test]
     fn latency_bars_keep_every_sample() {
         let bins = vec![(100, 5), (1000, 10), (50_000, 1)];
