@@ -144,6 +144,7 @@ macro_rules! corral_app {
             .wrap(from_fn(crate::http::origin::cors))
             .wrap(from_fn(crate::http::conn_limit::refuse_over_limit))
             .wrap(from_fn(crate::http::request_id::request_id))
+            .wrap(from_fn(crate::http::access::observe))
             .app_data($state.clone())
             .configure(move |cfg| crate::http::routes(cfg, surface))
     }};
