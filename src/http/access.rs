@@ -74,13 +74,13 @@ pub async fn observe(
         ($level:ident, $what:literal) => {
             tracing::$level!(
                 target: "corral::access",
-                method,
-                route = route_label,
+                method = %method,
+                route = %route_label,
                 path = %path,
                 status = status.as_u16(),
                 duration_ms,
-                client,
-                request_id,
+                client = %client,
+                request_id = %request_id,
                 $what
             )
         };
