@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corral_actors::Hub;
+use corral_actors::metric_catalogue as metric;
 
 /// Starts the trimmer on the current runtime (`every` zero: never).
 pub fn spawn_trimmer(hub: Arc<Hub>, every: Duration) {
@@ -27,7 +28,7 @@ pub fn spawn_trimmer(hub: Arc<Hub>, every: Duration) {
             }
             seen = now;
             if tokio::task::spawn_blocking(trim).await.is_ok() {
-                metrics::counter!("corral_memory_trims_total").increment(1);
+                metrics::counter!(metric::MEMORY_TRIMS).increment(1);
             }
         }
     });

@@ -145,6 +145,7 @@ macro_rules! corral_app {
             .wrap(from_fn(crate::http::origin::cors))
             .wrap(from_fn(crate::http::conn_limit::refuse_over_limit))
             .wrap(from_fn(crate::http::request_id::request_id))
+            .wrap(from_fn(crate::http::access::observe))
             .app_data($state.clone())
             .configure(move |cfg| crate::http::routes(cfg, surface))
     }};
@@ -153,6 +154,8 @@ macro_rules! corral_app {
 impl Application {
     /// Connects storage, runs migrations, binds the listener.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        // The recorder first: what is counted before it exists is lost.
+        let metrics = telemetry::metrics_handle();
         let budget = crate::fd_limit::plan(&settings)?;
         let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
         db.migrate().await?;
@@ -303,15 +306,7 @@ impl Application {
             login_limits: LoginLimits::new(&settings.auth),
             proxies: TrustedProxies::parse(&settings.server.trusted_proxies)?,
         };
-        let state = web::Data::new(AppState::new(
-            settings,
-            db,
-            redis,
-            keys,
-            hub,
-            telemetry::metrics_handle(),
-            edge,
-        ));
+        let state = web::Data::new(AppState::new(settings, db, redis, keys, hub, metrics, edge));
         // Tokens are checked against the accounts' standing from the first request on, and
         // changes made directly in the database are picked up every refresh.
         state.hub.revocations.reload(state.db.standings().await?);

@@ -1,17 +1,25 @@
-//! Logging (tracing, text or JSON) and the Prometheus metrics recorder.
+//! Logging (tracing, text or JSON) and the Prometheus metrics recorder, with every metric's
+//! help text (`corral_actors::metric_catalogue`) and the process metrics.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
+use corral_actors::metric_catalogue;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogSettings;
 
-/// Installs the global tracing subscriber. `RUST_LOG` overrides the configured filter.
+/// Installs the global tracing subscriber. `RUST_LOG` overrides the configured filter. Text
+/// logs are coloured only on a terminal (and never with `NO_COLOR` set): escapes in a file or
+/// a journal are noise.
 pub fn init_logging(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(settings.filter.as_str()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour);
     // A second init (tests build many apps in one process) is harmless and ignored.
     let _ = if settings.format == "json" {
         builder.json().try_init()
@@ -20,8 +28,8 @@ pub fn init_logging(settings: &LogSettings) {
     };
 }
 
-/// The process-wide Prometheus recorder, installed on first use. Latency histograms get
-/// buckets from 100 µs to 10 s.
+/// The process-wide Prometheus recorder, installed on first use, with every metric described
+/// and its series started at zero. Latency histograms get buckets from 100 µs to 10 s.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -37,13 +45,31 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Suffix("_size".into()), SIZE_BUCKETS)
                 });
-            match builder {
+            let handle = match builder {
                 Ok(builder) => match builder.install_recorder() {
                     Ok(handle) => handle,
                     Err(_) => PrometheusBuilder::new().build_recorder().handle(),
                 },
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            }
+            };
+            metric_catalogue::describe_all();
+            metric_catalogue::start_series();
+            process_collector().describe();
+            handle
         })
         .clone()
+}
+
+/// The `process_*` metrics (CPU seconds, resident memory, open files and their limit, threads,
+/// start time), read from `/proc`.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// The Prometheus text for a scrape: the process metrics are read afresh first, so they are as
+/// recent as the scrape (nothing polls `/proc` between scrapes).
+pub fn render_metrics(handle: &PrometheusHandle) -> String {
+    process_collector().collect();
+    handle.render()
 }

@@ -16,6 +16,7 @@ use crate::activity::port::{ActivityRecord, ActivityStore, StockView, StoreFailu
 use crate::activity::subscribers::{Subscriber, Subscribers};
 use crate::activity::{Activity, Broadcast, Reload, Snapshot, Subscribe, SubscribeReply};
 use crate::clock::now_ms;
+use crate::metric_catalogue as metric;
 use crate::registry::{Arbiters, Registry};
 use crate::replier::Replier;
 
@@ -81,7 +82,7 @@ impl Shared {
         self.registry.remove(&id);
         self.directory
             .remove_if(&id, |_, set| Arc::ptr_eq(set, subscribers));
-        metrics::gauge!("corral_activity_actors").set(self.registry.len() as f64);
+        metrics::gauge!(metric::ACTIVITY_ACTORS).set(self.registry.len() as f64);
     }
 }
 
@@ -129,7 +130,7 @@ impl Activities {
             .shared
             .registry
             .get_or_start(&id, move || Activity::new(id, shared, subscribers));
-        metrics::gauge!("corral_activity_actors").set(self.shared.registry.len() as f64);
+        metrics::gauge!(metric::ACTIVITY_ACTORS).set(self.shared.registry.len() as f64);
         addr
     }
 

@@ -38,6 +38,7 @@ use corral_protocol::{EpochMs, ErrorCode, Push, reply};
 
 use crate::activities::{ActivityError, ActivitySnapshot, Shared};
 use crate::clock::now_ms;
+use crate::metric_catalogue as metric;
 use crate::replier::Replier;
 use port::{ActivityRecord, StoreFailure};
 use subscribers::{Subscriber, Subscribers};
@@ -344,7 +345,7 @@ impl Actor for Activity {
 
 impl Supervised for Activity {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        metrics::counter!("corral_actor_restarts_total", "kind" => "activity").increment(1);
+        metrics::counter!(metric::ACTOR_RESTARTS, "kind" => "activity").increment(1);
         tracing::warn!(
             activity = self.id,
             subscribers = self.subscribers.len(),

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use corral_protocol::UserId;
 use dashmap::DashMap;
 
+use crate::metric_catalogue as metric;
 use crate::rate_limit::TokenBucket;
 
 /// Admission limits (from the `[ws]` config section).
@@ -97,7 +98,7 @@ impl Admission {
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refusal> {
         let result = self.try_admit(ip);
         if let Err(refusal) = &result {
-            metrics::counter!("corral_connections_refused_total", "reason" => refusal.label())
+            metrics::counter!(metric::CONNECTIONS_REFUSED, "reason" => refusal.label())
                 .increment(1);
         }
         result
@@ -124,7 +125,7 @@ impl Admission {
         }
         *count += 1;
         drop(count);
-        metrics::gauge!("corral_connections").increment(1.0);
+        metrics::gauge!(metric::CONNECTIONS).increment(1.0);
         Ok(ConnPermit {
             admission: self.clone(),
             ip,
@@ -136,7 +137,7 @@ impl Admission {
         let mut count = self.per_user.entry(user).or_insert(0);
         if *count >= self.config.max_per_user {
             drop(count);
-            metrics::counter!("corral_connections_refused_total", "reason" => Refusal::PerUser.label())
+            metrics::counter!(metric::CONNECTIONS_REFUSED, "reason" => Refusal::PerUser.label())
                 .increment(1);
             return Err(Refusal::PerUser);
         }
@@ -159,7 +160,7 @@ impl Drop for ConnPermit {
     fn drop(&mut self) {
         release(&self.admission.per_ip, self.ip);
         self.admission.total.fetch_sub(1, Ordering::AcqRel);
-        metrics::gauge!("corral_connections").decrement(1.0);
+        metrics::gauge!(metric::CONNECTIONS).decrement(1.0);
     }
 }
 

@@ -9,12 +9,13 @@ use tokio::sync::mpsc;
 use crate::broadcasts;
 use crate::feeds::spawn_fan_out;
 use crate::hub::Hub;
+use crate::metric_catalogue as metric;
 use crate::ports::cluster::ClusterEvent;
 
 /// Applies `events` until the bus closes. Runs on an actor thread (fan-outs are spawned on it).
 pub async fn apply(hub: Arc<Hub>, mut events: mpsc::Receiver<ClusterEvent>) {
     while let Some(event) = events.recv().await {
-        metrics::counter!("corral_cluster_events_in_total", "event" => kind(&event)).increment(1);
+        metrics::counter!(metric::CLUSTER_EVENTS_IN, "event" => kind(&event)).increment(1);
         match event {
             ClusterEvent::User { user, frame } => {
                 hub.users.deliver(user, &frame);

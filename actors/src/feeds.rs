@@ -23,6 +23,7 @@ use corral_protocol::{ErrorCode, Push, Role, UserId, reply};
 
 use crate::clock::now_ms;
 use crate::hub::Hub;
+use crate::metric_catalogue as metric;
 use crate::ports::cluster::ClusterEvent;
 use crate::ports::{Identity, NewPost, SocialError};
 
@@ -205,7 +206,7 @@ pub async fn publish(
             created_at: now_ms(),
         })
         .await?;
-    metrics::counter!("corral_feed_posts_total").increment(1);
+    metrics::counter!(metric::FEED_POSTS).increment(1);
     relay_post(hub, &post);
     Ok(post)
 }
@@ -303,9 +304,9 @@ pub async fn fan_out(
     } else {
         "followers"
     };
-    metrics::histogram!("corral_feed_fanout_seconds", "strategy" => strategy)
+    metrics::histogram!(metric::FEED_FANOUT, "strategy" => strategy)
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("corral_feed_pushes_total").increment(report.users as u64);
+    metrics::counter!(metric::FEED_PUSHES).increment(report.users as u64);
     Ok(report)
 }
 

@@ -11,6 +11,7 @@ use crate::activities::Activities;
 use crate::admission::Admission;
 use crate::claims::Claims;
 use crate::connections::Connections;
+use crate::metric_catalogue as metric;
 use crate::outbound::CloseReason;
 use crate::overload::Overload;
 use crate::ports::cluster::ClusterEvent;
@@ -93,7 +94,7 @@ impl Hub {
 
     /// Closes every session of `user` on this node: its credentials no longer hold.
     pub fn close_sessions_of(&self, user: UserId) {
-        metrics::counter!("corral_sessions_revoked_total").increment(1);
+        metrics::counter!(metric::SESSIONS_REVOKED).increment(1);
         self.users.close_all(
             user,
             CloseReason::graceful(close::POLICY, "credentials changed; log in again"),

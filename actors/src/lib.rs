@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod connections;
 pub mod feeds;
 pub mod hub;
+pub mod metric_catalogue;
 pub mod outbound;
 pub mod overload;
 pub mod ports;

@@ -11,6 +11,8 @@ use bytestring::ByteString;
 use corral_protocol::limits::close;
 use tokio::sync::{Notify, mpsc};
 
+use crate::metric_catalogue as metric;
+
 /// Why and how a connection is being closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseReason {
@@ -99,7 +101,7 @@ impl Outbound {
                     close::SLOW_CONSUMER,
                     "slow consumer: outbound queue full",
                 )) {
-                    metrics::counter!("corral_slow_consumer_drops_total").increment(1);
+                    metrics::counter!(metric::SLOW_CONSUMER_DROPS).increment(1);
                 }
                 false
             }

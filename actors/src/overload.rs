@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use corral_protocol::Op;
 
+use crate::metric_catalogue as metric;
+
 /// How important a request is when the node is overloaded (shed from the lowest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
@@ -81,7 +83,7 @@ impl Overload {
     pub fn set_level(&self, level: u8) {
         let level = level.min(3);
         if self.level.swap(level, Ordering::Relaxed) != level {
-            metrics::gauge!("corral_overload_level").set(f64::from(level));
+            metrics::gauge!(metric::OVERLOAD_LEVEL).set(f64::from(level));
             tracing::warn!(level, "overload level changed");
         }
     }
@@ -90,7 +92,7 @@ impl Overload {
     pub fn sheds(&self, priority: Priority) -> bool {
         let shed = (priority as u8) <= self.level();
         if shed {
-            metrics::counter!("corral_shed_total", "priority" => priority.label()).increment(1);
+            metrics::counter!(metric::SHED, "priority" => priority.label()).increment(1);
         }
         shed
     }
@@ -116,7 +118,7 @@ impl Overload {
             let asked = Instant::now();
             tokio::time::sleep(config.interval).await;
             let lag = asked.elapsed().saturating_sub(config.interval);
-            metrics::histogram!("corral_event_loop_lag_seconds").record(lag.as_secs_f64());
+            metrics::histogram!(metric::EVENT_LOOP_LAG).record(lag.as_secs_f64());
             recent[i % recent.len()] = lag;
             i += 1;
             let worst = recent.iter().copied().max().unwrap_or_default();

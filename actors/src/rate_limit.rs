@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::metric_catalogue as metric;
+
 /// A classic token bucket: `burst` tokens, refilled at `per_sec` tokens per second.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -113,7 +115,7 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         if self.buckets.len() >= self.max_keys && !self.buckets.contains_key(&key) {
             self.buckets.retain(|_, bucket| !bucket.is_full_at(now));
             if self.buckets.len() >= self.max_keys {
-                metrics::counter!("corral_rate_limiter_resets_total").increment(1);
+                metrics::counter!(metric::RATE_LIMITER_RESETS).increment(1);
                 self.buckets.clear();
             }
         }

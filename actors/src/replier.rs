@@ -7,6 +7,7 @@ use bytestring::ByteString;
 use corral_protocol::{ErrorCode, reply};
 use serde::Serialize;
 
+use crate::metric_catalogue as metric;
 use crate::outbound::Outbound;
 
 /// The pending reply to one request.
@@ -45,9 +46,9 @@ impl Replier {
 
     fn finish(self, text: String, outcome: &'static str) {
         let op = self.op;
-        metrics::counter!("corral_frames_out_total", "kind" => "reply", "op" => op).increment(1);
-        metrics::counter!("corral_replies_total", "op" => op, "outcome" => outcome).increment(1);
-        metrics::histogram!("corral_reply_latency_seconds", "op" => op)
+        metrics::counter!(metric::FRAMES_OUT, "kind" => "reply", "op" => op).increment(1);
+        metrics::counter!(metric::REPLIES, "op" => op, "outcome" => outcome).increment(1);
+        metrics::histogram!(metric::REPLY_LATENCY, "op" => op)
             .record(self.started.elapsed().as_secs_f64());
         self.out.send(ByteString::from(text));
     }

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use crate::chat_reply::ChatReply;
 use crate::clock::now_ms;
 use crate::hub::Hub;
+use crate::metric_catalogue as metric;
 use crate::outbound::Outbound;
 use crate::ports::chat::{Appended, BrokerFrame, ChatStoreError, NewMessage, Online, RoomInfo};
 
@@ -181,7 +182,7 @@ impl Actor for Room {
 
 impl Supervised for Room {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        metrics::counter!("corral_actor_restarts_total", "kind" => "room").increment(1);
+        metrics::counter!(metric::ACTOR_RESTARTS, "kind" => "room").increment(1);
         tracing::warn!(
             room = self.id,
             "room actor restarting; reloading from the store"
@@ -197,7 +198,7 @@ impl Room {
     /// it then retires again once idle.
     fn retire(&mut self, ctx: &mut Context<Self>) {
         self.hub.rooms.forget(self.id, &ctx.address());
-        metrics::counter!("corral_room_actors_retired_total").increment(1);
+        metrics::counter!(metric::ROOM_ACTORS_RETIRED).increment(1);
         ctx.stop();
     }
 
@@ -391,9 +392,9 @@ impl Room {
         let window = self.hub.rooms.config.catch_up_window;
         self.delivered = Some(message.seq);
         let sent = self.fan_out(&frame, None);
-        metrics::counter!("corral_fanout_deliveries_total").increment(sent as u64);
+        metrics::counter!(metric::FANOUT_DELIVERIES).increment(sent as u64);
         if let Some(started) = started {
-            metrics::histogram!("corral_delivery_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!(metric::DELIVERY_LATENCY).record(started.elapsed().as_secs_f64());
         }
         if let Some(loaded) = self.ready() {
             loaded.recent.push_back(message);
@@ -458,7 +459,7 @@ impl Room {
         .map(move |result, act, ctx| match result {
             Ok(messages) => {
                 if !messages.is_empty() {
-                    metrics::counter!("corral_room_catch_ups_total").increment(1);
+                    metrics::counter!(metric::ROOM_CATCH_UPS).increment(1);
                 }
                 for message in messages {
                     let frame = encode(&message);
@@ -478,7 +479,7 @@ impl Room {
     /// the room is too large for presence (see [`crate::ChatConfig::presence_max_online`]).
     fn presence(&self, user: UserId, state: PresenceState) {
         if self.joined.len() > self.hub.rooms.config.presence_max_online {
-            metrics::counter!("corral_presence_suppressed_total").increment(1);
+            metrics::counter!(metric::PRESENCE_SUPPRESSED).increment(1);
             return;
         }
         let frame = ByteString::from(reply::push(&Push::Presence {
@@ -819,7 +820,7 @@ impl Handler<Committed> for Room {
                 });
             }
             if fresh {
-                metrics::counter!("corral_messages_stored_total").increment(1);
+                metrics::counter!(metric::MESSAGES_STORED).increment(1);
                 let frame = encode(&message);
                 act.hub.rooms.broker.publish(
                     act.id,

@@ -22,6 +22,7 @@ mod feed;
 use crate::admission::UserPermit;
 use crate::clock::now_ms;
 use crate::hub::Hub;
+use crate::metric_catalogue as metric;
 use crate::outbound::{CloseReason, Outbound};
 use crate::overload::Priority;
 use crate::ports::Identity;
@@ -48,8 +49,7 @@ impl Actor for Session {
         if self.identity.is_none() {
             ctx.run_later(self.hub.session.auth_timeout, |act, ctx| {
                 if act.identity.is_none() {
-                    metrics::counter!("corral_auth_failures_total", "reason" => "timeout")
-                        .increment(1);
+                    metrics::counter!(metric::AUTH_FAILURES, "reason" => "timeout").increment(1);
                     act.out.close(CloseReason::graceful(
                         close::POLICY,
                         "authentication timeout",
@@ -94,7 +94,7 @@ impl Handler<Inbound> for Session {
         };
         if let Some(scope) = scope {
             let id = decode_request(&text).ok().map(|r| r.id);
-            metrics::counter!("corral_rate_limited_total", "scope" => scope).increment(1);
+            metrics::counter!(metric::RATE_LIMITED, "scope" => scope).increment(1);
             self.replier(id, "rate_limited", started)
                 .error(ErrorCode::RateLimited, "too many requests, slow down");
             return;
@@ -102,7 +102,7 @@ impl Handler<Inbound> for Session {
         match decode_request(&text) {
             Ok(request) => {
                 let op = request.op.name();
-                metrics::counter!("corral_frames_in_total", "op" => op).increment(1);
+                metrics::counter!(metric::FRAMES_IN, "op" => op).increment(1);
                 let user = self.identity.map(|i| i.user_id);
                 let _span = tracing::debug_span!(
                     "request",
@@ -120,7 +120,7 @@ impl Handler<Inbound> for Session {
                     .as_deref()
                     .map(corral_protocol::Op::static_name)
                     .unwrap_or("invalid");
-                metrics::counter!("corral_frames_in_total", "op" => op).increment(1);
+                metrics::counter!(metric::FRAMES_IN, "op" => op).increment(1);
                 self.replier(err.id, op, started)
                     .error(err.code, &err.message);
             }
@@ -196,7 +196,7 @@ impl Session {
             Ok(identity) => identity,
             Err(err) => {
                 let reason = err.label();
-                metrics::counter!("corral_auth_failures_total", "reason" => reason).increment(1);
+                metrics::counter!(metric::AUTH_FAILURES, "reason" => reason).increment(1);
                 return replier.error(ErrorCode::Unauthenticated, &err.to_string());
             }
         };

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use corral_protocol::UserId;
 use dashmap::DashMap;
 
+use crate::metric_catalogue as metric;
 use crate::ports::rates::SharedRates;
 use crate::rate_limit::KeyedLimiter;
 
@@ -86,7 +87,7 @@ impl UserRates {
                     }
                 }
                 Err(err) => {
-                    metrics::counter!("corral_user_rate_settle_errors_total").increment(1);
+                    metrics::counter!(metric::USER_RATE_SETTLE_ERRORS).increment(1);
                     tracing::debug!(%err, "request budgets not settled with the cluster");
                 }
             }

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
+use corral_actors::metric_catalogue as metric;
 
 use crate::config::AuthSettings;
 
@@ -137,13 +138,13 @@ impl Hasher {
         });
         self.jobs.try_send(job).map_err(|err| match err {
             TrySendError::Full(_) => {
-                metrics::counter!("corral_password_hashes_refused_total").increment(1);
+                metrics::counter!(metric::PASSWORD_HASHES_REFUSED).increment(1);
                 HashError::Busy
             }
             TrySendError::Disconnected(_) => HashError::Failed("hashing threads gone".into()),
         })?;
         self.runs.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("corral_password_hashes_total").increment(1);
+        metrics::counter!(metric::PASSWORD_HASHES).increment(1);
         result
             .await
             .map_err(|_| HashError::Failed("a hashing thread was lost".into()))

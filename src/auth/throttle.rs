@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use corral_actors::metric_catalogue as metric;
 use corral_actors::rate_limit::KeyedLimiter;
 
 use crate::config::AuthSettings;
@@ -72,6 +73,6 @@ impl LoginLimits {
 }
 
 fn throttled(scope: &'static str, retry_after: Duration) -> Throttled {
-    metrics::counter!("corral_rate_limited_total", "scope" => scope).increment(1);
+    metrics::counter!(metric::RATE_LIMITED, "scope" => scope).increment(1);
     Throttled { scope, retry_after }
 }

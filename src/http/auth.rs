@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
+use corral_actors::metric_catalogue as metric;
 use corral_protocol::{ErrorCode, Role, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -140,7 +141,7 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let creds = body.into_inner();
     let refused = || {
-        metrics::counter!("corral_auth_failures_total", "reason" => "login").increment(1);
+        metrics::counter!(metric::AUTH_FAILURES, "reason" => "login").increment(1);
         ApiError::unauthenticated("invalid username or password")
     };
     // Longer than any stored password: refused without hashing a megabyte.

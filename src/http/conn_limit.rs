@@ -13,6 +13,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
+use corral_actors::metric_catalogue as metric;
 use corral_protocol::ErrorCode;
 use dashmap::DashMap;
 
@@ -75,7 +76,7 @@ impl PeerConnections {
                 data.insert(permit);
             }
             None => {
-                metrics::counter!("corral_connections_refused_total", "reason" => "http_per_ip")
+                metrics::counter!(metric::CONNECTIONS_REFUSED, "reason" => "http_per_ip")
                     .increment(1);
                 data.insert(OverLimit);
             }

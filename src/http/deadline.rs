@@ -8,6 +8,7 @@ use actix_web::Error;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use corral_actors::metric_catalogue as metric;
 use corral_protocol::ErrorCode;
 
 use crate::http::ApiError;
@@ -23,7 +24,7 @@ pub async fn within(
         // The request itself went into the chain (routing needs it unshared), so the answer
         // is an error that actix-web renders with `ApiError`'s body.
         Err(_) => {
-            metrics::counter!("corral_http_timeouts_total").increment(1);
+            metrics::counter!(metric::HTTP_TIMEOUTS).increment(1);
             Err(ApiError::new(
                 ErrorCode::BadRequest,
                 format!("the request took longer than {} ms", limit.as_millis()),

@@ -3,6 +3,7 @@
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use corral_actors::metric_catalogue as metric;
 use corral_actors::{Identity, TokenVerifier};
 use corral_protocol::Role;
 
@@ -76,7 +77,7 @@ fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
         bearer_token(req).ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
     state.keys.verify(token).map(Caller).map_err(|e| {
         let reason = e.label();
-        metrics::counter!("corral_auth_failures_total", "reason" => reason).increment(1);
+        metrics::counter!(metric::AUTH_FAILURES, "reason" => reason).increment(1);
         ApiError::unauthenticated(e.to_string())
     })
 }

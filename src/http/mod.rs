@@ -1,5 +1,6 @@
 //! The HTTP API (`/api/v1`), health, readiness and metrics endpoints, and the WebSocket route.
 
+pub mod access;
 pub mod accounts;
 pub mod activities;
 pub mod animals;

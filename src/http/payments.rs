@@ -10,6 +10,7 @@
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use corral_actors::claims::PaymentOutcome;
+use corral_actors::metric_catalogue as metric;
 use corral_protocol::ErrorCode;
 use corral_protocol::ops::ClaimStatus;
 use hmac::{Hmac, KeyInit, Mac};
@@ -105,7 +106,7 @@ async fn webhook(
         .verify_slice(&signature)
         .is_err()
     {
-        metrics::counter!("corral_webhook_refused_total", "reason" => "signature").increment(1);
+        metrics::counter!(metric::WEBHOOK_REFUSED, "reason" => "signature").increment(1);
         return Err(ApiError::unauthenticated("bad signature"));
     }
     let now = corral_actors::clock::now_ms();
@@ -115,7 +116,7 @@ async fn webhook(
         .parse::<i64>()
         .is_ok_and(|ts| now.abs_diff(ts) <= window.unsigned_abs());
     if !fresh {
-        metrics::counter!("corral_webhook_refused_total", "reason" => "stale").increment(1);
+        metrics::counter!(metric::WEBHOOK_REFUSED, "reason" => "stale").increment(1);
         return Err(ApiError::unauthenticated(
             "stale or malformed timestamp (epoch ms, within the configured window)",
         ));
@@ -131,14 +132,14 @@ async fn webhook(
     };
     // Checked before the nonce and the event are recorded: a wrong amount changes nothing.
     if event.amount_cents != price {
-        metrics::counter!("corral_webhook_refused_total", "reason" => "amount").increment(1);
+        metrics::counter!(metric::WEBHOOK_REFUSED, "reason" => "amount").increment(1);
         return Err(ApiError::bad_request(format!(
             "amount_cents {} does not match the claim's price of {price}",
             event.amount_cents
         )));
     }
     if !payments.use_nonce(nonce, now, 2 * window).await? {
-        metrics::counter!("corral_webhook_refused_total", "reason" => "replay").increment(1);
+        metrics::counter!(metric::WEBHOOK_REFUSED, "reason" => "replay").increment(1);
         return Err(ApiError::new(ErrorCode::Conflict, "replayed nonce"));
     }
     if let Some(previous) = payments

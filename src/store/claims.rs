@@ -10,6 +10,7 @@ use corral_actors::ActivityStore;
 use corral_actors::claims::{
     ActivityCatalog, ActivitySpec, ClaimRecord, ItemSpec, LedgerError, RestoredClaim,
 };
+use corral_actors::metric_catalogue as metric;
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 use corral_protocol::{EpochMs, UserId};
 use sqlx::Row;
@@ -374,8 +375,8 @@ async fn write_loop(db: Db, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
                 }
             }
         }
-        metrics::histogram!("corral_sql_batch_size", "table" => "claims").record(size as f64);
-        metrics::histogram!("corral_sql_batch_seconds", "table" => "claims")
+        metrics::histogram!(metric::SQL_BATCH_SIZE, "table" => "claims").record(size as f64);
+        metrics::histogram!(metric::SQL_BATCH_LATENCY, "table" => "claims")
             .record(started.elapsed().as_secs_f64());
     }
 }

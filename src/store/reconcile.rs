@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use corral_actors::claims::{ActivityCatalog, ActivitySpec, LedgerError};
 use corral_actors::clock::now_ms;
+use corral_actors::metric_catalogue as metric;
 use corral_protocol::UserId;
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 
@@ -108,8 +109,7 @@ impl Reconciler {
             *map = suspects;
         }
         for (action, n) in [("orphan", done.orphans), ("repaired", done.repaired)] {
-            metrics::counter!("corral_claims_reconciled_total", "action" => action)
-                .increment(n as u64);
+            metrics::counter!(metric::CLAIMS_RECONCILED, "action" => action).increment(n as u64);
         }
         Ok(done)
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use corral_actors::metric_catalogue as metric;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::RedisSettings;
@@ -46,6 +47,10 @@ impl RedisStore {
         let conn = client
             .get_connection_manager_with_config(connection_config(settings))
             .await?;
+        // Each area's error series starts at zero: an alert's increase() then sees the first.
+        for area in ["broker", "claims", "presence", "user_rates"] {
+            metrics::counter!(metric::REDIS_ERRORS, "area" => area).increment(0);
+        }
         Ok(RedisStore {
             conn,
             prefix: settings.key_prefix.clone(),

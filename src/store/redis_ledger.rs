@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use corral_actors::claims::{
     ActivitySpec, Decision, ItemId, LedgerError, Refusal, RestoredClaim, StockView,
 };
+use corral_actors::metric_catalogue as metric;
 use corral_protocol::ops::ActivityId;
 use corral_protocol::{EpochMs, UserId};
 use redis::{AsyncCommands, Script};
@@ -61,7 +62,7 @@ pub struct RedisArbiter {
 }
 
 fn unavailable(err: redis::RedisError) -> LedgerError {
-    metrics::counter!("corral_redis_errors_total", "area" => "claims").increment(1);
+    metrics::counter!(metric::REDIS_ERRORS, "area" => "claims").increment(1);
     LedgerError::Unavailable(format!("redis: {err}"))
 }
 
@@ -194,7 +195,7 @@ async fn decide_loop(redis: RedisStore, script: Script, mut rx: mpsc::Receiver<A
                 Err(_) => break,
             }
         }
-        metrics::histogram!("corral_redis_claim_batch_size").record(batch.len() as f64);
+        metrics::histogram!(metric::REDIS_CLAIM_BATCH_SIZE).record(batch.len() as f64);
         let mut groups: HashMap<(ActivityId, EpochMs, i64), Vec<Ask>> = HashMap::new();
         for ask in batch.drain(..) {
             groups.entry(ask.group).or_default().push(ask);

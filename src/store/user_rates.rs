@@ -3,6 +3,7 @@
 //! pipeline of script calls (one key each, so any user's bucket may live on any shard).
 
 use async_trait::async_trait;
+use corral_actors::metric_catalogue as metric;
 use corral_actors::ports::rates::{SharedRates, SharedRatesError};
 use corral_protocol::UserId;
 use redis::Script;
@@ -50,7 +51,7 @@ impl SharedRates for RedisUserRates {
         }
         let mut conn = self.redis.conn.clone();
         let left: Vec<i64> = pipe.query_async(&mut conn).await.map_err(|err| {
-            metrics::counter!("corral_redis_errors_total", "area" => "user_rates").increment(1);
+            metrics::counter!(metric::REDIS_ERRORS, "area" => "user_rates").increment(1);
             SharedRatesError(Box::new(err))
         })?;
         Ok(left

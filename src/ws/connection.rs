@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError};
+use corral_actors::metric_catalogue as metric;
 use corral_actors::{CloseReason, ConnPermit, OutboundRx, SessionHandle};
 use corral_protocol::limits::close;
 
@@ -40,7 +41,7 @@ const WRITE_BATCH: usize = 64;
 /// per RFC 6455), 1002 for anything else.
 fn protocol_error(err: &ProtocolError, max_frame: usize) -> CloseReason {
     let too_big = || {
-        metrics::counter!("corral_oversize_frames_total").increment(1);
+        metrics::counter!(metric::OVERSIZE_FRAMES).increment(1);
         CloseReason::abrupt(
             close::TOO_LARGE,
             format!("message larger than {max_frame} bytes"),
@@ -101,7 +102,7 @@ pub async fn run(
                 last_heard = Instant::now();
                 match msg {
                     Some(Ok(AggregatedMessage::Text(text))) => {
-                        metrics::counter!("corral_bytes_in_total").increment(text.len() as u64);
+                        metrics::counter!(metric::BYTES_IN).increment(text.len() as u64);
                         session.inbound(text).await;
                     }
                     Some(Ok(AggregatedMessage::Binary(_))) => {
@@ -120,7 +121,7 @@ pub async fn run(
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > limits.idle {
-                    metrics::counter!("corral_idle_disconnects_total").increment(1);
+                    metrics::counter!(metric::IDLE_DISCONNECTS).increment(1);
                     break Some(CloseReason::abrupt(close::IDLE, "no heartbeat"));
                 }
                 if ws.ping(b"").await.is_err() { break None }

@@ -4,6 +4,7 @@
 mod connection;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use corral_actors::metric_catalogue as metric;
 use corral_actors::{Outbound, Refusal, SessionHandle, TokenVerifier};
 use corral_protocol::{ErrorCode, SUBPROTOCOL};
 
@@ -38,14 +39,14 @@ pub async fn upgrade(
     if let Some(origin) = crate::http::origin::of(&req)
         && !crate::http::origin::allowed(&req, &state.settings.server.allowed_origins, origin)
     {
-        metrics::counter!("corral_connections_refused_total", "reason" => "origin").increment(1);
+        metrics::counter!(metric::CONNECTIONS_REFUSED, "reason" => "origin").increment(1);
         return Err(ApiError::forbidden(format!(
             "origin {origin} is not allowed"
         )));
     }
     let identity = match bearer_token(&req) {
         Some(token) => Some(state.keys.verify(token).map_err(|e| {
-            metrics::counter!("corral_auth_failures_total", "reason" => "bearer").increment(1);
+            metrics::counter!(metric::AUTH_FAILURES, "reason" => "bearer").increment(1);
             ApiError::unauthenticated(e.to_string())
         })?),
         None => None,
@@ -57,7 +58,7 @@ pub async fn upgrade(
     let (out, rx) = Outbound::channel(state.hub.session.outbound_queue);
     let session =
         SessionHandle::start(state.hub.clone(), out, identity).map_err(|e| refused(e.0))?;
-    metrics::counter!("corral_connections_total").increment(1);
+    metrics::counter!(metric::CONNECTIONS_ACCEPTED).increment(1);
     let limits = ConnectionLimits::from(&state.settings.ws);
     actix_web::rt::spawn(connection::run(ws, stream, rx, session, permit, limits));
     Ok(response)

@@ -250,6 +250,15 @@ impl TestApp {
     }
 }
 
+/// The value of one series (`name{labels}` exactly as exported) in Prometheus text; 0 when
+/// absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The HTTP status an upgrade was refused with (`None` when it was not refused by a status).
 pub fn upgrade_status<T>(result: &Result<T, tungstenite::Error>) -> Option<u16> {
     match result {

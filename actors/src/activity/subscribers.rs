@@ -15,6 +15,7 @@ use std::time::Instant;
 use bytestring::ByteString;
 use corral_protocol::UserId;
 
+use crate::metric_catalogue as metric;
 use crate::outbound::Outbound;
 
 /// One watching session.
@@ -58,9 +59,9 @@ impl Subscribers {
         members.retain(|_, sub| sub.out.send(frame.clone()));
         let delivered = members.len();
         drop(members);
-        metrics::counter!("corral_frames_out_total", "kind" => "push", "op" => "activity")
+        metrics::counter!(metric::FRAMES_OUT, "kind" => "push", "op" => "activity")
             .increment(delivered as u64);
-        metrics::histogram!("corral_broadcast_fanout_seconds", "kind" => "activity")
+        metrics::histogram!(metric::BROADCAST_FANOUT, "kind" => "activity")
             .record(started.elapsed().as_secs_f64());
         delivered
     }

@@ -23,6 +23,7 @@ use super::{
 use crate::activities::Activities;
 use crate::activity::port::{ActivityRecord, StoreFailure};
 use crate::clock::now_ms;
+use crate::metric_catalogue as metric;
 use crate::ports::SocialStore;
 use crate::ports::cluster::ClusterEvent;
 use crate::users::UserSessions;
@@ -59,7 +60,7 @@ impl ClaimError {
 impl From<LedgerError> for ClaimError {
     fn from(err: LedgerError) -> Self {
         tracing::warn!(%err, "claim ledger failure");
-        metrics::counter!("corral_claim_ledger_errors_total").increment(1);
+        metrics::counter!(metric::CLAIM_LEDGER_ERRORS).increment(1);
         ClaimError::new(
             ErrorCode::Unavailable,
             "claims are unavailable, retry shortly",
@@ -204,7 +205,7 @@ impl Claims {
                 Err(ClaimError::new(ErrorCode::Internal, "the claim failed"))
             }
             Err(_) => {
-                metrics::counter!("corral_claim_timeouts_total").increment(1);
+                metrics::counter!(metric::CLAIM_TIMEOUTS).increment(1);
                 Err(ClaimError::new(
                     ErrorCode::Unavailable,
                     "claims did not answer in time; retry with the same key",
@@ -357,7 +358,7 @@ impl Claims {
             .await?;
         match outcome {
             HoldOutcome::Held { claim, fresh } => {
-                metrics::counter!("corral_claims_total", "outcome" => if fresh { "held" } else { "repeat" }).increment(1);
+                metrics::counter!(metric::CLAIMS, "outcome" => if fresh { "held" } else { "repeat" }).increment(1);
                 if fresh {
                     desk.arm(claim.expires_at);
                     desk.touched();
@@ -371,8 +372,7 @@ impl Claims {
                 })
             }
             HoldOutcome::Refused(refusal) => {
-                metrics::counter!("corral_claims_total", "outcome" => refusal.as_str())
-                    .increment(1);
+                metrics::counter!(metric::CLAIMS, "outcome" => refusal.as_str()).increment(1);
                 let (code, message) = refusal.code();
                 Err(ClaimError::new(code, message))
             }
@@ -440,7 +440,7 @@ impl Claims {
         let outcome = self.ledger.confirm(&desk.spec, &claim, now_ms()).await?;
         match &outcome {
             PaymentOutcome::Confirmed(c) | PaymentOutcome::RefundDue(c) => {
-                metrics::counter!("corral_claim_payments_total", "outcome" => c.status.as_str())
+                metrics::counter!(metric::CLAIM_PAYMENTS, "outcome" => c.status.as_str())
                     .increment(1);
                 desk.touched();
                 self.push(c);
@@ -493,7 +493,7 @@ impl Claims {
                 match self.ledger.expire(spec, now).await {
                     Ok(expired) => {
                         for claim in &expired {
-                            metrics::counter!("corral_claims_expired_total").increment(1);
+                            metrics::counter!(metric::CLAIMS_EXPIRED).increment(1);
                             self.push(claim);
                         }
                         if !expired.is_empty() {

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use corral_actors::metric_catalogue as metric;
 use corral_actors::ports::chat::{Appended, ChatStoreError, NewMessage};
 use corral_protocol::ops::{ChatMessage, RoomId};
 use serde_json::{Value, json};
@@ -140,8 +141,8 @@ async fn run(db: Db, config: BatchConfig, mut rx: mpsc::Receiver<Job>) {
         let started = Instant::now();
         let messages: Vec<&NewMessage> = jobs.iter().map(|j| &j.message).collect();
         let outcomes = commit(&db, &messages).await;
-        metrics::histogram!("corral_store_commit_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("corral_store_batch_size").record(jobs.len() as f64);
+        metrics::histogram!(metric::STORE_COMMIT_LATENCY).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(metric::STORE_BATCH_SIZE).record(jobs.len() as f64);
         match outcomes {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -150,7 +151,7 @@ async fn run(db: Db, config: BatchConfig, mut rx: mpsc::Receiver<Job>) {
             }
             Err(err) => {
                 tracing::error!(%err, batch = jobs.len(), "message batch failed to commit");
-                metrics::counter!("corral_store_batch_failures_total").increment(1);
+                metrics::counter!(metric::STORE_BATCH_FAILURES).increment(1);
                 let why = err.to_string();
                 for job in jobs {
                     let _ = job.done.send(Err(ChatStoreError::Unavailable(why.clone())));

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytestring::ByteString;
+use corral_actors::metric_catalogue as metric;
 use corral_actors::ports::chat::{Broker, BrokerFrame};
 use corral_actors::ports::cluster::{ClusterBus, ClusterEvent};
 use corral_protocol::ops::RoomId;
@@ -63,7 +64,7 @@ impl Subscribers {
         };
         for (origin, sink) in subs.iter() {
             if *origin != frame.origin && sink.try_send(frame.clone()).is_err() {
-                metrics::counter!("corral_broker_drops_total").increment(1);
+                metrics::counter!(metric::BROKER_DROPS).increment(1);
             }
         }
     }
@@ -192,13 +193,11 @@ impl Router {
             match decode_event(self.node, payload) {
                 Incoming::Event(event) => {
                     if self.events.try_send(event).is_err() {
-                        metrics::counter!("corral_cluster_events_dropped_total").increment(1);
+                        metrics::counter!(metric::CLUSTER_EVENTS_DROPPED).increment(1);
                     }
                 }
                 Incoming::Own => {}
-                Incoming::Garbled => {
-                    metrics::counter!("corral_cluster_events_dropped_total").increment(1)
-                }
+                Incoming::Garbled => metrics::counter!(metric::CLUSTER_EVENTS_DROPPED).increment(1),
             }
             return;
         }
@@ -207,7 +206,7 @@ impl Router {
             .and_then(|r| r.parse::<RoomId>().ok());
         match (room, decode(payload)) {
             (Some(room), Some(frame)) => self.subscribers.dispatch(room, &frame),
-            _ => metrics::counter!("corral_broker_drops_total").increment(1),
+            _ => metrics::counter!(metric::BROKER_DROPS).increment(1),
         }
     }
 
@@ -222,7 +221,7 @@ impl Router {
                 }
             }
             PushKind::Disconnection => {
-                metrics::counter!("corral_redis_errors_total").increment(1);
+                metrics::counter!(metric::REDIS_ERRORS, "area" => "broker").increment(1);
                 tracing::warn!("redis pub/sub connection lost; reconnecting and resubscribing");
                 self.link.send_replace(false);
                 // The next command reconnects; the name goes with the new connection.
@@ -297,7 +296,7 @@ impl RedisBroker {
                     }
                 };
                 if let Err(err) = result {
-                    metrics::counter!("corral_redis_errors_total").increment(1);
+                    metrics::counter!(metric::REDIS_ERRORS, "area" => "broker").increment(1);
                     tracing::warn!(%err, "redis pub/sub control command failed");
                 }
             }
@@ -318,7 +317,7 @@ impl RedisBroker {
                         }
                     }
                     Err(err) => {
-                        metrics::counter!("corral_redis_errors_total").increment(1);
+                        metrics::counter!(metric::REDIS_ERRORS, "area" => "broker").increment(1);
                         tracing::warn!(%err, "redis pub/sub ping failed");
                         watchdog.send_replace(false);
                     }
@@ -336,7 +335,7 @@ impl RedisBroker {
                     pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
                 }
                 if let Err(err) = pipe.query_async::<()>(&mut conn).await {
-                    metrics::counter!("corral_redis_errors_total").increment(1);
+                    metrics::counter!(metric::REDIS_ERRORS, "area" => "broker").increment(1);
                     tracing::warn!(%err, "redis publish failed; receivers repair from the store");
                 }
             }
@@ -354,7 +353,7 @@ impl RedisBroker {
 
     fn send(&self, channel: String, payload: String) {
         if self.publish.try_send((channel, payload)).is_err() {
-            metrics::counter!("corral_broker_drops_total").increment(1);
+            metrics::counter!(metric::BROKER_DROPS).increment(1);
         }
     }
 }
@@ -390,10 +389,10 @@ impl Broker for RedisBroker {
 
 impl ClusterBus for RedisBroker {
     fn publish(&self, event: ClusterEvent) {
-        metrics::counter!("corral_cluster_events_out_total").increment(1);
+        metrics::counter!(metric::CLUSTER_EVENTS_OUT).increment(1);
         match encode_event(self.node, &event) {
             Some(payload) => self.send(format!("{}cluster", self.prefix), payload),
-            None => metrics::counter!("corral_cluster_events_dropped_total").increment(1),
+            None => metrics::counter!(metric::CLUSTER_EVENTS_DROPPED).increment(1),
         }
     }
 }

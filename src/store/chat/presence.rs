@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use corral_actors::clock::now_ms;
+use corral_actors::metric_catalogue as metric;
 use corral_actors::ports::chat::{ChatStoreError, Online, PresenceStore};
 use corral_protocol::UserId;
 use corral_protocol::ops::RoomId;
@@ -31,7 +32,7 @@ pub struct RedisPresence {
 }
 
 fn failed(err: redis::RedisError) -> ChatStoreError {
-    metrics::counter!("corral_redis_errors_total", "area" => "presence").increment(1);
+    metrics::counter!(metric::REDIS_ERRORS, "area" => "presence").increment(1);
     ChatStoreError::Unavailable(format!("presence: {err}"))
 }
 
