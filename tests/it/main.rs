@@ -6,6 +6,7 @@
 
 mod support;
 
+mod admin_cli;
 mod binary;
 mod chat;
 mod claims;
@@ -16,6 +17,7 @@ mod listings;
 mod loadtest;
 mod promotions;
 mod redis_faults;
+mod start_up;
 mod store;
 mod tls;
 mod web_app;
