@@ -16,6 +16,8 @@ use corral::auth::{JwtKeys, secret};
 use corral::config::Settings;
 use corral::data_lock::DataDirLock;
 use corral::store::Db;
+use corral::store::redis::RedisStore;
+use corral::store::users::UserRecord;
 
 /// Corral: a realtime social and claim server (chat, feeds, live promotions, animal claims).
 ///
@@ -73,8 +75,9 @@ enum AdminCommand {
         password: String,
     },
     /// Give an account a role: `admin` makes an admin, `user` (or `merchant`, for an account
-    /// with a merchant profile) removes one. Its tokens stop working on running nodes within
-    /// `auth.standing_refresh_ms` (5 s by default); it logs in again to get the new role.
+    /// with a merchant profile) removes one. Its tokens stop working on running nodes (a
+    /// cluster's at once over Redis, a single node within `auth.standing_refresh_ms`, 5 s by
+    /// default); it logs in again to get the new role.
     SetRole {
         /// Username (or id).
         user: String,
@@ -83,7 +86,7 @@ enum AdminCommand {
         role: corral_protocol::Role,
     },
     /// Disable an account: it cannot log in, and running nodes refuse its tokens and close its
-    /// sockets within `auth.standing_refresh_ms` (5 s by default).
+    /// sockets (as for set-role: at once in a cluster, within 5 s by default alone).
     Disable {
         /// Username (or id).
         user: String,
@@ -243,19 +246,19 @@ async fn run_admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
         AdminCommand::SetRole { user, role } => {
             let db = existing_db(&settings).await?;
             let changed = accounts::change(&db, &user, Change::Role(role)).await?;
-            report_change(&settings, &changed, &format!("role {}", role.as_str()));
+            report_change(&settings, &changed, &format!("role {}", role.as_str())).await;
             Ok(())
         }
         AdminCommand::Disable { user } => {
             let db = existing_db(&settings).await?;
             let changed = accounts::change(&db, &user, Change::Disabled(true)).await?;
-            report_change(&settings, &changed, "disabled");
+            report_change(&settings, &changed, "disabled").await;
             Ok(())
         }
         AdminCommand::Enable { user } => {
             let db = existing_db(&settings).await?;
             let changed = accounts::change(&db, &user, Change::Disabled(false)).await?;
-            report_change(&settings, &changed, "enabled");
+            report_change(&settings, &changed, "enabled").await;
             Ok(())
         }
         AdminCommand::ResetPassword { user, generate } => {
@@ -267,7 +270,7 @@ async fn run_admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
                 accounts::read_password(&account.username)?
             };
             let hasher = Hasher::new(&settings.auth).context("argon2 settings")?;
-            accounts::reset_password(&db, &hasher, &account, password.clone()).await?;
+            let record = accounts::reset_password(&db, &hasher, &account, password.clone()).await?;
             if generate {
                 println!("new password for {}: {password}", account.username);
             } else {
@@ -276,7 +279,7 @@ async fn run_admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
                     account.username, account.id
                 );
             }
-            println!("{}", takes_effect(&settings));
+            tell_nodes(&settings, &record).await;
             Ok(())
         }
         AdminCommand::Backup { out } => {
@@ -331,20 +334,36 @@ async fn existing_db(settings: &Settings) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// When running nodes apply a change to an account's standing.
-fn takes_effect(settings: &Settings) -> String {
-    match settings.auth.standing_refresh_ms {
-        0 => "running nodes never re-read accounts (auth.standing_refresh_ms = 0): restart them \
-              for tokens issued before to stop working"
-            .to_string(),
-        ms => format!(
-            "tokens issued before stop working on running nodes within {ms} ms \
-             (auth.standing_refresh_ms), which then close the account's sockets"
-        ),
+/// Tells running nodes of `user`'s change: at once over the cluster bus when Redis is
+/// configured, and says when the others (or all, alone) apply it from the database.
+async fn tell_nodes(settings: &Settings, user: &UserRecord) {
+    let refresh = match settings.auth.standing_refresh_ms {
+        0 => "never (auth.standing_refresh_ms = 0): restart them".to_string(),
+        ms => format!("within {ms} ms (auth.standing_refresh_ms)"),
+    };
+    if !settings.redis.url.is_empty() {
+        let told = match RedisStore::connect(&settings.redis).await {
+            Ok(redis) => accounts::announce(&redis, user).await,
+            Err(err) => Err(accounts::AccountError::Announce(err)),
+        };
+        match told {
+            Ok(nodes) => {
+                println!(
+                    "told {nodes} running node(s) over the cluster bus; any that missed it \
+                     applies it {refresh}"
+                );
+                return;
+            }
+            Err(err) => eprintln!("warning: {}", report(&err).trim_start_matches("error: ")),
+        }
     }
+    println!(
+        "tokens issued before stop working, and the account's sockets close, on running nodes \
+         {refresh}"
+    );
 }
 
-fn report_change(settings: &Settings, changed: &accounts::Changed, what: &str) {
+async fn report_change(settings: &Settings, changed: &accounts::Changed, what: &str) {
     let user = &changed.before;
     match &changed.after {
         None => println!(
@@ -361,7 +380,7 @@ fn report_change(settings: &Settings, changed: &accounts::Changed, what: &str) {
                 standing(user.disabled),
                 standing(after.disabled)
             );
-            println!("{}", takes_effect(settings));
+            tell_nodes(settings, after).await;
         }
     }
 }

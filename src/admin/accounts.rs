@@ -4,15 +4,21 @@
 //! Each change raises the account's token version, so every token issued before stops
 //! working. Running nodes — one, or a cluster sharing the database — learn of it when they
 //! re-read the accounts' standings, every `auth.standing_refresh_ms` (5 s by default), and then
-//! refuse the old tokens and close the account's open sockets. Every change is written to the
-//! audit log with [`OPERATOR`] as its actor.
+//! refuse the old tokens and close the account's open sockets. With Redis configured (a
+//! cluster), the change is also [`announce`]d on the cluster bus, which every node applies at
+//! once; the re-read stays the backstop for a node that missed it. Every change is written to
+//! the audit log with [`OPERATOR`] as its actor.
 
 use std::io::{BufRead, IsTerminal};
 
 use corral_protocol::{Role, UserId};
 use rand::Rng;
 
+use corral_actors::ports::cluster::ClusterEvent;
+
 use crate::auth::password::{HashError, Hasher, PASSWORD_CHARS};
+use crate::store::chat::broker;
+use crate::store::redis::{RedisError, RedisStore};
 use crate::store::users::UserRecord;
 use crate::store::{Db, StoreError};
 
@@ -55,6 +61,12 @@ pub enum AccountError {
     /// Hashing the new password failed.
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// The change could not be told over the cluster bus.
+    #[error("telling the cluster over Redis")]
+    Announce(#[source] RedisError),
+    /// The cluster event did not encode.
+    #[error("encoding the cluster event")]
+    Encode(#[source] serde_json::Error),
 }
 
 /// What to change about an account.
@@ -135,6 +147,24 @@ pub async fn reset_password(
     let hash = hasher.hash(password).await?;
     let now = corral_actors::clock::now_ms();
     Ok(db.reset_password(OPERATOR, user.id, &hash, now).await?)
+}
+
+/// Tells every node sharing `redis` of `user`'s standing as it now is; returns how many
+/// nodes were listening.
+pub async fn announce(redis: &RedisStore, user: &UserRecord) -> Result<usize, AccountError> {
+    let event = ClusterEvent::Standing {
+        user: user.id,
+        standing: user.standing(),
+    };
+    let (channel, payload) =
+        broker::message_from_outside(&redis.prefix, &event).map_err(AccountError::Encode)?;
+    let mut conn = redis.conn.clone();
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| AccountError::Announce(RedisError::from(e)))
 }
 
 /// A random password of letters and digits.

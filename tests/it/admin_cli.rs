@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::engine_tests;
 use crate::support::node::corral;
 use crate::support::{
-    Engine, NodeProcess, WAIT, WsClient, fresh_postgres_database, unique, upgrade_status,
+    Engine, NodeProcess, TestApp, WAIT, WsClient, fresh_postgres_database, unique, upgrade_status,
     wait_until,
 };
 
@@ -415,4 +415,45 @@ async fn a_restore_refuses_a_sqlite_file_that_is_not_corrals() {
     let stderr = admin_err(&data, &[], &["restore", &other.to_string_lossy()]);
     assert!(stderr.contains("is not a Corral database"), "{stderr}");
     assert!(!data.join("corral.db").exists(), "nothing was put in place");
+}
+
+/// In a cluster the change also travels the cluster bus: nodes that never re-read the
+/// database (`auth.standing_refresh_ms = 0`) refuse the token all the same.
+#[actix_web::test]
+async fn in_a_cluster_a_change_reaches_every_node_over_the_bus() {
+    let nodes = TestApp::cluster(2, |s| s.auth.standing_refresh_ms = 0).await;
+    let (id, token) = nodes[0].user("carol").await;
+    for node in &nodes {
+        assert_eq!(node.get("/api/v1/me", Some(&token)).await.0, 200);
+    }
+    let settings = &nodes[0].state.settings;
+    let env: Vec<(String, String)> = [
+        ("CORRAL_DATABASE__URL", settings.database.url.expose()),
+        ("CORRAL_REDIS__URL", settings.redis.url.expose()),
+        (
+            "CORRAL_REDIS__KEY_PREFIX",
+            settings.redis.key_prefix.as_str(),
+        ),
+        ("CORRAL_AUTH__STANDING_REFRESH_MS", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = admin_ok(dir.path(), &env, &["disable", &id.to_string()], "");
+    assert!(
+        out.contains("told 2 running node(s) over the cluster bus"),
+        "{out}"
+    );
+    for node in &nodes {
+        wait_until(
+            "every node refuses the disabled account",
+            WAIT,
+            async || match node.get("/api/v1/me", Some(&token)).await.0 {
+                401 => Ok(()),
+                other => Err(other),
+            },
+        )
+        .await;
+    }
 }
