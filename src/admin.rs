@@ -1,7 +1,11 @@
 //! Operator commands run from the CLI, never served over HTTP: `corral admin seed-users` bulk
-//! creates load-test accounts and issues their tokens. Being a CLI that needs the node's data
-//! directory (or database URL) and signing key, it is unreachable from the network by
-//! construction, so it cannot be left on in production by a config mistake.
+//! creates load-test accounts and issues their tokens (here); [`accounts`] changes one account
+//! (role, disabled, password); [`backup`] copies and restores the database. Being a CLI that
+//! needs the node's data directory (or database URL) and signing key, it is unreachable from
+//! the network by construction, so it cannot be left on in production by a config mistake.
+
+pub mod accounts;
+pub mod backup;
 
 use std::collections::HashMap;
 

@@ -1,5 +1,5 @@
-//! Typed, layered configuration: the built-in `config/default.toml`, an optional profile file,
-//! an optional `--config` file, `CORRAL_...` environment variables, then CLI overrides.
+//! Typed, layered configuration: the built-in `config/default.toml`, an optional profile (built
+//! in, with a `config/<profile>.toml` file layered over it), an optional `--config` file, `CORRAL_...` environment variables, then CLI overrides.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +9,10 @@ use serde::Deserialize;
 
 /// The built-in defaults; the same file documents every key.
 const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// The profiles `CORRAL_PROFILE` can name, built into the binary so that they work from any
+/// working directory (a service manager rarely starts a node in its source tree).
+const PROFILES: &[(&str, &str)] = &[("cluster", include_str!("../config/cluster.example.toml"))];
 
 /// All of Corral's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -327,13 +331,23 @@ pub type Secret = secrecy::SecretString;
 pub struct ConfigError(#[from] config::ConfigError);
 
 impl Settings {
-    /// Loads the layers: defaults, `config/<CORRAL_PROFILE>.toml` (if the variable is set),
-    /// `file` (if given), then `CORRAL_...` environment variables.
+    /// Loads the layers: defaults, the profile `CORRAL_PROFILE` names (if set: the built-in one,
+    /// then `config/<profile>.toml` in the working directory if that exists), `file` (if
+    /// given), then `CORRAL_...` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Ok(profile) = std::env::var("CORRAL_PROFILE") {
-            builder =
-                builder.add_source(File::with_name(&format!("config/{profile}")).required(true));
+            let shipped = PROFILES.iter().find(|(name, _)| *name == profile);
+            if let Some((_, text)) = shipped {
+                builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+            }
+            // A file of the same name in the working directory is layered over it.
+            let file = Path::new("config").join(format!("{profile}.toml"));
+            if file.exists() {
+                builder = builder.add_source(File::from(file).required(true));
+            } else if shipped.is_none() {
+                return Err(unknown_profile(&profile, &file));
+            }
         }
         if let Some(file) = file {
             builder = builder.add_source(File::from(file).required(true));
@@ -360,6 +374,19 @@ impl Settings {
             .build()?
             .try_deserialize()?)
     }
+}
+
+/// Says what `CORRAL_PROFILE` could have named: a built-in profile, or a file (the full path
+/// that was tried, since it depends on the working directory).
+fn unknown_profile(profile: &str, file: &Path) -> ConfigError {
+    let tried = std::env::current_dir().map_or_else(|_| file.to_path_buf(), |cwd| cwd.join(file));
+    let shipped: Vec<&str> = PROFILES.iter().map(|(name, _)| *name).collect();
+    ConfigError(config::ConfigError::Message(format!(
+        "CORRAL_PROFILE={profile}: no such built-in profile (built in: {}) and no file {}; \
+         unset CORRAL_PROFILE, name a built-in profile, or pass a file with --config",
+        shipped.join(", "),
+        tried.display()
+    )))
 }
 
 impl WsSettings {

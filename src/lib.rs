@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod data_lock;
 pub mod fd_limit;
 pub mod http;
 pub mod memory;

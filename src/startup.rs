@@ -57,6 +57,17 @@ pub enum StartupError {
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A listener's address could not be bound (taken, not local, not an address).
+    #[error("cannot listen on {addr}: free it or choose another address with {setting}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// Where that address is configured.
+        setting: &'static str,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The argon2 settings are not usable.
     #[error(transparent)]
     Hash(#[from] crate::auth::password::HashError),
@@ -120,6 +131,17 @@ fn spawn_standing_refresh(state: web::Data<AppState>, every: Duration) {
             }
         }
     });
+}
+
+/// Names the address and the setting that chose it when binding fails: the OS error alone
+/// ("Address already in use") says neither.
+fn bind_failed(addr: &str, setting: &'static str) -> impl FnOnce(std::io::Error) -> StartupError {
+    let addr = addr.to_string();
+    move |source| StartupError::Bind {
+        addr,
+        setting,
+        source,
+    }
 }
 
 /// A built node, bound and ready to run.
@@ -293,9 +315,13 @@ impl Application {
                 Err(err) => tracing::warn!(%err, "claim recovery failed; will retry on first use"),
             }
         });
-        hub.arbiters
-            .pick()
-            .spawn(corral_actors::cluster::apply(hub.clone(), cluster_rx));
+        // Alone, nothing sends on the cluster channel: applying it would only log at once
+        // that a bus which never existed has closed.
+        if redis.is_some() {
+            hub.arbiters
+                .pick()
+                .spawn(corral_actors::cluster::apply(hub.clone(), cluster_rx));
+        }
         // The probe runs on an actor thread: its lag is the lag actors see.
         let probe = hub.overload.clone().probe(settings.overload.to_config());
         hub.arbiters.pick().spawn(probe);
@@ -342,9 +368,13 @@ impl Application {
             .client_request_timeout(deadline)
             .on_connect(move |conn, data| peers.on_connect(conn, data));
         let server = match tls {
-            Some(tls) => server.bind_rustls_0_23(&listen, tls)?,
-            None => server.bind(&listen)?,
-        };
+            Some(tls) => server.bind_rustls_0_23(&listen, tls),
+            None => server.bind(&listen),
+        }
+        .map_err(bind_failed(
+            &listen,
+            "`server.listen` (--listen, CORRAL_SERVER__LISTEN)",
+        ))?;
         let port = server.addrs().first().map(|a| a.port()).unwrap_or(0);
         let server = server.run();
         let admin = if admin_listen.is_empty() {
@@ -358,7 +388,11 @@ impl Application {
                     .disable_signals()
                     .shutdown_timeout(1)
                     .client_request_timeout(deadline)
-                    .bind(&admin_listen)?;
+                    .bind(&admin_listen)
+                    .map_err(bind_failed(
+                        &admin_listen,
+                        "`server.admin_listen` (CORRAL_SERVER__ADMIN_LISTEN)",
+                    ))?;
             let admin_port = admin.addrs().first().map(|a| a.port()).unwrap_or(0);
             Some((admin_port, admin.run()))
         };

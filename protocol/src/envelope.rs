@@ -60,7 +60,7 @@ pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
         Some(Err(e)) => Err(DecodeError {
             id: Some(id),
             code: ErrorCode::BadRequest,
-            message: format!("bad parameters for `{name}`: {e}"),
+            message: format!("bad parameters for `{name}`: {e}{}", why_required(&e)),
             op: Some(name),
         }),
         None => Err(DecodeError {
@@ -69,6 +69,19 @@ pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
             message: format!("unknown op `{name}`"),
             op: None,
         }),
+    }
+}
+
+/// Why a missing parameter has no default, for the ones a client is most tempted to leave out.
+fn why_required(err: &serde_json::Error) -> &'static str {
+    if err.to_string().starts_with("missing field `client_msg_id`") {
+        // A default chosen by the server would differ on every retry, so a retry after a lost
+        // reply would store the message twice.
+        " (it is the message's idempotency key: any string of at most 128 bytes, new for each \
+         message and the same on every retry of it, so that a message sent again after a lost \
+         reply is stored once)"
+    } else {
+        ""
     }
 }
 
@@ -243,6 +256,42 @@ mod tests {
                 .err()
                 .and_then(|e| e.id),
             Some(4)
+        );
+    }
+
+    #[test]
+    fn a_send_without_its_key_says_why_the_key_is_required() {
+        for text in [
+            r#"{"id":5,"op":"room.send","room":1,"text":"hi"}"#,
+            r#"{"id":5,"op":"dm.send","to":2,"text":"hi"}"#,
+        ] {
+            let err = decode_request(text).err();
+            let message = err.map(|e| e.message).unwrap_or_default();
+            assert!(
+                message.contains("missing field `client_msg_id`")
+                    && message.contains("idempotency key")
+                    && message.contains("retry"),
+                "{message}"
+            );
+        }
+        let other = decode_request(r#"{"id":5,"op":"room.send","room":1,"client_msg_id":"k"}"#);
+        let message = other.err().map(|e| e.message).unwrap_or_default();
+        assert!(
+            message.contains("`text`") && !message.contains("idempotency"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_history_request_without_limit_gets_the_default_page() {
+        let req = decode_request(r#"{"id":6,"op":"room.history","room":3}"#);
+        assert_eq!(
+            req.map(|r| r.op),
+            Ok(Op::RoomHistory(crate::ops::RoomHistoryParams {
+                room: 3,
+                before_seq: None,
+                limit: crate::limits::DEFAULT_HISTORY_PAGE,
+            }))
         );
     }
 

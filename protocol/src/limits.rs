@@ -10,6 +10,10 @@ pub const DEFAULT_MAX_TEXT_CHARS: usize = 4000;
 /// Longest `client_msg_id` / claim `key`, in bytes.
 pub const MAX_CLIENT_KEY_BYTES: usize = 128;
 
+/// Messages in a `room.history` page when the request gives no `limit` (a server clamps any
+/// `limit` to its `chat.history_page_max`, 200 by default).
+pub const DEFAULT_HISTORY_PAGE: u32 = 50;
+
 /// WebSocket close codes Corral uses, besides the standard ones.
 pub mod close {
     /// Normal close (RFC 6455).

@@ -21,6 +21,10 @@ use corral_actors::metric_catalogue as metric;
 
 use crate::config::AuthSettings;
 
+/// How long a password may be, in characters: checked at registration and when an operator
+/// sets one.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
 /// Why a hash could not be computed or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {

@@ -16,9 +16,9 @@ use corral_protocol::{EpochMs, ErrorCode, Push, Role, UserId, reply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::http::ApiError;
 use crate::http::extract::Caller;
 use crate::http::table::ApiRoute;
+use crate::http::{ApiError, epoch_ms};
 use crate::state::AppState;
 use crate::store::promotions::{ActivityInput, Audit};
 
@@ -91,6 +91,8 @@ impl ActivityBody {
         if !(1..=200).contains(&title.chars().count()) {
             return Err(ApiError::bad_request("title must be 1-200 characters"));
         }
+        epoch_ms::require_ms("starts_at", self.starts_at)?;
+        epoch_ms::require_ms("ends_at", self.ends_at)?;
         if self.starts_at <= now_ms() {
             return Err(ApiError::bad_request("starts_at must be in the future"));
         }

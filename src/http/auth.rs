@@ -64,7 +64,7 @@ fn validate(creds: &Credentials) -> Result<(), ApiError> {
             "username must be 3-32 characters of letters, digits, '_', '-' or '.'",
         ));
     }
-    if !(8..=128).contains(&creds.password.chars().count()) {
+    if !crate::auth::password::PASSWORD_CHARS.contains(&creds.password.chars().count()) {
         return Err(ApiError::bad_request("password must be 8-128 characters"));
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod claims;
 pub mod client_ip;
 pub mod conn_limit;
 pub mod deadline;
+pub mod epoch_ms;
 pub mod error;
 pub mod error_shape;
 pub mod extract;

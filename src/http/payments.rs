@@ -117,9 +117,14 @@ async fn webhook(
         .is_ok_and(|ts| now.abs_diff(ts) <= window.unsigned_abs());
     if !fresh {
         metrics::counter!(metric::WEBHOOK_REFUSED, "reason" => "stale").increment(1);
-        return Err(ApiError::unauthenticated(
-            "stale or malformed timestamp (epoch ms, within the configured window)",
-        ));
+        let seconds = timestamp
+            .parse::<i64>()
+            .is_ok_and(crate::http::epoch_ms::looks_like_seconds);
+        return Err(ApiError::unauthenticated(if seconds {
+            "X-Corral-Timestamp looks like seconds: it is milliseconds since the Unix epoch"
+        } else {
+            "stale or malformed timestamp (epoch ms, within the configured window)"
+        }));
     }
     let event: PaymentEvent =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;

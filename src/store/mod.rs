@@ -6,6 +6,7 @@
 //! epoch-millisecond times. Only the DDL differs, in `migrations/sqlite` and
 //! `migrations/postgres`.
 
+pub mod backup;
 pub mod chat;
 pub mod claims;
 pub mod ledger;
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 use crate::config::DatabaseSettings;
 use secrecy::ExposeSecret;
@@ -69,6 +70,17 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database: {0}")]
     Sql(sqlx::Error),
+    /// The PostgreSQL server could not be reached or refused the login at start.
+    #[error("cannot connect to PostgreSQL at {at}: {hint}")]
+    Unreachable {
+        /// Its address (never the password).
+        at: String,
+        /// What to check.
+        hint: &'static str,
+        /// What the driver (and under it the OS) said.
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -110,6 +122,58 @@ fn owner_only(file: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How long a first connection, or a pooled one later, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (and closes) one connection to PostgreSQL before the pool is built: the pool retries
+/// a refused connection until its acquire timeout and then says only "pool timed out while
+/// waiting for an open connection", hiding where it tried and what the OS answered.
+async fn reach_postgres(url: &str) -> Result<(), StoreError> {
+    let unreachable = |hint, source| StoreError::Unreachable {
+        at: postgres_address(url),
+        hint,
+        source,
+    };
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect(url)).await;
+    match connected {
+        Ok(Ok(conn)) => {
+            // Only the answer mattered; a failed goodbye changes nothing.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(source @ sqlx::Error::Io(_))) => Err(unreachable(
+            "is it running and accepting TCP connections there? The address comes from \
+             `database.url` (CORRAL_DATABASE__URL)",
+            source,
+        )),
+        Ok(Err(source)) => Err(unreachable(
+            "check the user, password and database name in `database.url` \
+             (CORRAL_DATABASE__URL)",
+            source,
+        )),
+        Err(_) => Err(unreachable(
+            "no answer: is the address right and the port open? It comes from `database.url` \
+             (CORRAL_DATABASE__URL)",
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            )),
+        )),
+    }
+}
+
+/// `host:port` of a PostgreSQL URL, for messages: the password never appears.
+fn postgres_address(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}:{}",
+            parsed.host_str().unwrap_or("localhost"),
+            parsed.port().unwrap_or(5432)
+        ),
+        Err(_) => "the configured address".to_string(),
+    }
+}
+
 impl Db {
     /// Connects to `settings.url`, or to `<data_dir>/corral.db` (created, WAL) when empty.
     pub async fn connect(settings: &DatabaseSettings, data_dir: &Path) -> Result<Db, StoreError> {
@@ -140,9 +204,12 @@ impl Db {
             "SET statement_timeout = {}",
             settings.statement_timeout_ms.max(1)
         );
+        if backend == Backend::Postgres {
+            reach_postgres(&url).await?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .after_connect(move |conn, _meta| {
                 let statement_timeout = statement_timeout.clone();
                 Box::pin(async move {

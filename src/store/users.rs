@@ -141,6 +141,42 @@ impl Db {
         Ok(user)
     }
 
+    /// Replaces an account's password hash and raises its token version (whoever had the old
+    /// password may hold its tokens too, so they stop working); `actor` is written to the
+    /// audit log in the same transaction. Returns the account as it now is.
+    pub async fn reset_password(
+        &self,
+        actor: UserId,
+        id: UserId,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<UserRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE users SET password_hash = $1, token_version = token_version + 1 \
+             WHERE id = $2 RETURNING {USER_COLUMNS}"
+        )))
+        .bind(password_hash)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let user = row
+            .map(|row| user_from_row(&row))
+            .transpose()?
+            .ok_or(StoreError::NotFound)?;
+        Audit {
+            actor_id: actor,
+            action: "user.password_reset",
+            subject: format!("user:{id}"),
+            detail: serde_json::json!({"token_version": user.token_version}),
+            at: now,
+        }
+        .write(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
     /// The standing of every account that differs from a fresh one (role `user`, version 0,
     /// enabled): merchants, admins, disabled and changed accounts.
     pub async fn standings(&self) -> Result<Vec<(UserId, Standing)>, StoreError> {

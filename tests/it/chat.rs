@@ -1162,3 +1162,43 @@ async fn join_replies_list_members_on_every_node() {
     )
     .await;
 }
+
+/// `room.history` without `limit` answers the documented default page (50, the newest, oldest
+/// first); `room.send` without `client_msg_id` is refused naming the field and why it has no
+/// default.
+#[actix_web::test]
+async fn history_has_a_default_page_and_sends_need_their_key() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let (_, token) = app.user("pager").await;
+    let room = create_room(&app, &token, false).await;
+    let mut ws = app.client(Some(&token)).await;
+    join(&mut ws, room, None).await;
+    for n in 0..60 {
+        send(&mut ws, room, &format!("m{n}"), &format!("k{n}")).await;
+    }
+    let page = ws
+        .request("room.history", json!({ "room": room }))
+        .await
+        .expect("history without limit");
+    let seqs: Vec<u64> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (11..=60).collect::<Vec<u64>>(),
+        "the newest 50, oldest first"
+    );
+    let err = ws
+        .request("room.send", json!({"room": room, "text": "no key"}))
+        .await
+        .expect_err("refused without client_msg_id");
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert!(
+        err.message.contains("client_msg_id") && err.message.contains("idempotency key"),
+        "{}",
+        err.message
+    );
+}

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod admin_cli;
 mod binary;
 mod chat;
 mod claims;
@@ -17,6 +18,7 @@ mod loadtest;
 mod observability;
 mod promotions;
 mod redis_faults;
+mod start_up;
 mod store;
 mod tls;
 mod web_app;

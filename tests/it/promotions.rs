@@ -962,3 +962,31 @@ async fn edit_changes_claim_rules(app: TestApp) {
         .expect_err("above the new limit");
     assert_eq!(err.code.as_str(), "limit_reached");
 }
+
+/// Times are epoch milliseconds; a merchant who sends seconds is told so, naming the field,
+/// instead of "must be in the future".
+#[actix_web::test]
+async fn times_given_in_seconds_are_refused_with_a_hint() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let api = Api::of(&app);
+    let (_, merchant) = api.merchant("secs").await;
+    let animal = api.animal(&merchant, 1).await;
+    let soon = now_ms() + 60_000;
+    for (body, field) in [
+        (
+            activity_body(animal, soon / 1000, soon / 1000 + 60),
+            "starts_at",
+        ),
+        (activity_body(animal, soon, soon / 1000 + 60), "ends_at"),
+    ] {
+        let (status, reply) = api.post("/api/v1/activities", &merchant, body).await;
+        assert_eq!((status, code(&reply)), (400, "bad_request"), "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.starts_with(field)
+                && message.contains("looks like seconds")
+                && message.contains("milliseconds since the Unix epoch"),
+            "{message}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::DEFAULT_HISTORY_PAGE;
 use crate::{EpochMs, UserId};
 
 /// Room identifiers.
@@ -35,7 +36,7 @@ pub struct RoomSendParams {
     pub client_msg_id: String,
 }
 
-/// `room.history {room, before_seq?, limit}`.
+/// `room.history {room, before_seq?, limit?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomHistoryParams {
     /// The room.
@@ -43,8 +44,13 @@ pub struct RoomHistoryParams {
     /// Page back from (excluding) this seq; the newest messages when absent.
     #[serde(default)]
     pub before_seq: Option<u64>,
-    /// Page size.
+    /// Page size ([`DEFAULT_HISTORY_PAGE`] when absent; clamped to the server's maximum).
+    #[serde(default = "default_history_page")]
     pub limit: u32,
+}
+
+fn default_history_page() -> u32 {
+    DEFAULT_HISTORY_PAGE
 }
 
 /// `dm.send {to, text, client_msg_id}`.

@@ -146,6 +146,20 @@ fn decode(payload: &[u8]) -> Option<BrokerFrame> {
     })
 }
 
+/// The sender id of events published from outside any node (`corral admin`): no node has it,
+/// so every node applies them.
+const OUTSIDE: u64 = 0;
+
+/// The cluster channel under `prefix`, and a payload carrying `event` from outside any node,
+/// for a process that is no node to publish.
+pub fn message_from_outside(
+    prefix: &str,
+    event: &ClusterEvent,
+) -> Result<(String, String), serde_json::Error> {
+    let json = serde_json::to_string(event)?;
+    Ok((format!("{prefix}cluster"), format!("{OUTSIDE}:{json}")))
+}
+
 fn encode_event(node: u64, event: &ClusterEvent) -> Option<String> {
     serde_json::to_string(event)
         .ok()
@@ -253,7 +267,8 @@ impl RedisBroker {
             .set_push_sender(pushes)
             .set_automatic_resubscription();
         let mut sub = ConnectionManager::new_with_config(client, config).await?;
-        let node = rand::random::<u64>();
+        // Never 0: that id is [`OUTSIDE`]'s.
+        let node = rand::random::<u64>().max(1);
         let cluster = format!("{prefix}cluster");
         sub.subscribe(&cluster).await?;
 
@@ -423,6 +438,19 @@ mod tests {
         assert_eq!(decode_event(42, payload.as_bytes()), Incoming::Own);
         assert_eq!(decode_event(41, b"40:{not json"), Incoming::Garbled);
         assert_eq!(decode_event(41, b"no origin"), Incoming::Garbled);
+    }
+
+    #[test]
+    fn events_from_outside_reach_every_node() {
+        let event = ClusterEvent::ActivityChanged { activity: 9 };
+        let (channel, payload) = message_from_outside("p:", &event).expect("encodes");
+        assert_eq!(channel, "p:cluster");
+        for node in [1, 42, u64::MAX] {
+            assert_eq!(
+                decode_event(node, payload.as_bytes()),
+                Incoming::Event(event.clone())
+            );
+        }
     }
 
     #[tokio::test]
