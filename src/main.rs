@@ -18,6 +18,7 @@ use corral::data_lock::DataDirLock;
 use corral::store::Db;
 use corral::store::redis::RedisStore;
 use corral::store::users::UserRecord;
+use secrecy::ExposeSecret;
 
 /// Corral: a realtime social and claim server (chat, feeds, live promotions, animal claims).
 ///
@@ -199,7 +200,7 @@ fn run() -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Held while serving: `admin restore` must not swap the embedded database underneath.
-    let _data_dir = if settings.database.url.is_empty() {
+    let _data_dir = if settings.database.url.expose_secret().is_empty() {
         let dir = &settings.server.data_dir;
         let lock = DataDirLock::acquire(dir).context(
             "taking the data directory (one node per data directory: stop the other one, or \
@@ -225,7 +226,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn run_admin(settings: Settings, command: AdminCommand) -> anyhow::Result<()> {
-    let url = settings.database.url.expose();
+    let url = settings.database.url.expose_secret();
     let data_dir = &settings.server.data_dir;
     match command {
         AdminCommand::SeedUsers {
@@ -321,7 +322,7 @@ async fn run_admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
 /// mistyped the data directory (every account would then be "unknown").
 async fn existing_db(settings: &Settings) -> anyhow::Result<Db> {
     let file = settings.server.data_dir.join("corral.db");
-    if settings.database.url.is_empty() && !file.is_file() {
+    if settings.database.url.expose_secret().is_empty() && !file.is_file() {
         anyhow::bail!(
             "no database at {}: point --data-dir (or --config) at the node's data directory",
             file.display()
@@ -341,7 +342,7 @@ async fn tell_nodes(settings: &Settings, user: &UserRecord) {
         0 => "never (auth.standing_refresh_ms = 0): restart them".to_string(),
         ms => format!("within {ms} ms (auth.standing_refresh_ms)"),
     };
-    if !settings.redis.url.is_empty() {
+    if !settings.redis.url.expose_secret().is_empty() {
         let told = match RedisStore::connect(&settings.redis).await {
             Ok(redis) => accounts::announce(&redis, user).await,
             Err(err) => Err(accounts::AccountError::Announce(err)),

@@ -7,6 +7,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use corral_protocol::limits::close;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::engine_tests;
@@ -428,8 +429,11 @@ async fn in_a_cluster_a_change_reaches_every_node_over_the_bus() {
     }
     let settings = &nodes[0].state.settings;
     let env: Vec<(String, String)> = [
-        ("CORRAL_DATABASE__URL", settings.database.url.expose()),
-        ("CORRAL_REDIS__URL", settings.redis.url.expose()),
+        (
+            "CORRAL_DATABASE__URL",
+            settings.database.url.expose_secret(),
+        ),
+        ("CORRAL_REDIS__URL", settings.redis.url.expose_secret()),
         (
             "CORRAL_REDIS__KEY_PREFIX",
             settings.redis.key_prefix.as_str(),
