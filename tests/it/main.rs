@@ -14,6 +14,7 @@ mod feeds;
 mod http_auth;
 mod listings;
 mod loadtest;
+mod openapi;
 mod promotions;
 mod redis_faults;
 mod store;
