@@ -1,7 +1,7 @@
 //! The server's public HTTP API (`/api/v1`) as the load generator uses it: creating what a
 //! scenario needs (public rooms, animals, an activity) and reading an activity and its
 //! merchant view of claims afterwards. The shapes are the ones `src/http/*.rs` serves and
-//! `src/http/openapi.json` documents; unknown fields are ignored.
+//! `GET /api/v1/openapi.json` documents; unknown fields are ignored.
 
 use std::time::Duration;
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Every error a client can be told about. The wire names (snake_case) are stable: clients
 /// switch on them, so a variant is never renamed; new ones may be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -110,6 +111,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The `error` object of a reply or an HTTP error body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Stable machine-readable code.
     pub code: ErrorCode,

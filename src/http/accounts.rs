@@ -7,9 +7,11 @@ use actix_web::{HttpResponse, web};
 use corral_actors::clock::now_ms;
 use corral_protocol::{ErrorCode, Role, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::responses::{BadRequest, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
@@ -21,7 +23,7 @@ pub const ROUTES: &[ApiRoute] = &[ApiRoute {
 }];
 
 /// `PATCH /admin/users/{id}` body: what to change (at least one).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
     /// The new role.
@@ -30,15 +32,34 @@ pub struct Change {
     pub disabled: Option<bool>,
 }
 
-#[derive(Serialize)]
+/// The account as it now is.
+#[derive(Serialize, ToSchema)]
 struct Changed {
+    #[schema(value_type = i64)]
     user_id: UserId,
     role: Role,
     disabled: bool,
+    /// Raised by every change: tokens issued under an older version are refused.
     token_version: i64,
 }
 
-async fn change(
+/// Change an account's role or disable it (admin); its earlier tokens stop working and its sockets close
+#[utoipa::path(
+    patch,
+    path = "/admin/users/{id}",
+    operation_id = "changeUser",
+    tag = "admin",
+    params(("id" = i64, Path, description = "The account's user id")),
+    request_body = Change,
+    responses(
+        (status = 200, description = "The account as it now is", body = Changed),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn change(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<UserId>,

@@ -15,8 +15,10 @@ use corral_protocol::ops::{ActivityId, ActivityState};
 use corral_protocol::{EpochMs, ErrorCode, Push, Role, UserId, reply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::http::extract::Caller;
+use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::http::{ApiError, epoch_ms};
 use crate::state::AppState;
@@ -57,30 +59,39 @@ const MAX_ITEMS: usize = 100;
 const MAX_BROADCAST_CHARS: usize = 1000;
 
 /// One item of a create or update body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ItemInput)]
 pub struct ItemBody {
     /// One of the merchant's animals, not retired.
     pub animal_id: i64,
     /// Claim slots offered, 1 to the animal's own slots.
+    #[schema(minimum = 1)]
     pub slots: i64,
 }
 
 /// Create and update body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ActivityInput)]
 pub struct ActivityBody {
     /// 1-200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
-    /// In the future (server clock).
+    /// In the future (server clock), Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     pub starts_at: EpochMs,
-    /// After `starts_at`.
+    /// After `starts_at`, Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     pub ends_at: EpochMs,
     /// 1-100 items, each animal once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemBody>,
     /// Claims per user, >= 1.
+    #[schema(minimum = 1)]
     pub per_user_limit: i64,
     /// Hold lifetime, 1-86400 seconds.
+    #[schema(minimum = 1, maximum = 86_400)]
     pub hold_seconds: i64,
 }
 
@@ -152,7 +163,9 @@ impl ActivityBody {
     }
 }
 
-#[derive(Serialize)]
+/// One item of an activity: an animal and the slots it offers.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ActivityItem)]
 struct ItemView {
     item_id: i64,
     animal_id: i64,
@@ -160,20 +173,61 @@ struct ItemView {
 }
 
 /// `GET /activities/{id}`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Activity)]
 struct ActivityView {
+    #[schema(value_type = i64)]
     activity_id: ActivityId,
+    #[schema(value_type = i64)]
     merchant_id: UserId,
     title: String,
+    /// By the server clock.
     state: ActivityState,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     starts_at: EpochMs,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     ends_at: EpochMs,
     per_user_limit: i64,
     hold_seconds: i64,
     items: Vec<ItemView>,
+    /// Total over the items.
     slots: i64,
+    /// Slots neither held nor confirmed.
     stock_left: i64,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     server_time: EpochMs,
+}
+
+/// The activity a change was made to.
+#[derive(Serialize, ToSchema)]
+struct ActivityChanged {
+    #[schema(value_type = i64)]
+    activity_id: ActivityId,
+}
+
+/// A cancelled activity.
+#[derive(Serialize, ToSchema)]
+struct ActivityCancelled {
+    #[schema(value_type = i64)]
+    activity_id: ActivityId,
+    /// Always `cancelled`.
+    state: ActivityState,
+}
+
+/// A broadcast queued to the activity's watchers.
+#[derive(Serialize, ToSchema)]
+struct BroadcastQueued {
+    #[schema(value_type = i64)]
+    activity_id: ActivityId,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
+    ts: EpochMs,
+    /// Subscriber sessions on the receiving node that took the frame at once (followers, and
+    /// the other nodes of a cluster, are reached asynchronously).
+    delivered: usize,
 }
 
 impl From<ActivitySnapshot> for ActivityView {
@@ -227,7 +281,24 @@ async fn owned_activity(
     Ok(record)
 }
 
-async fn create(
+/// Create a promotion (merchant)
+///
+/// `starts_at` must be in the future by the server clock, `ends_at` after it; every item is
+/// one of the caller's animals, not retired, offering at most the animal's slots.
+#[utoipa::path(
+    post,
+    path = "/activities",
+    operation_id = "createActivity",
+    tag = "activities",
+    request_body = ActivityBody,
+    responses(
+        (status = 201, description = "Created; its countdown runs from now", body = ActivityChanged),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+    )
+)]
+pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     body: web::Json<ActivityBody>,
@@ -237,10 +308,23 @@ async fn create(
     let input = body.into_inner().validate(&state, me).await?;
     let id = state.db.create_activity(me, me, &input, now_ms()).await?;
     state.hub.activity_changed(id);
-    Ok(HttpResponse::Created().json(json!({ "activity_id": id })))
+    Ok(HttpResponse::Created().json(ActivityChanged { activity_id: id }))
 }
 
-async fn get(
+/// A promotion's state and stock
+#[utoipa::path(
+    get,
+    path = "/activities/{id}",
+    operation_id = "getActivity",
+    tag = "activities",
+    params(("id" = i64, Path, description = "Activity id")),
+    responses(
+        (status = 200, description = "The activity", body = ActivityView),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn get(
     state: web::Data<AppState>,
     _caller: Caller,
     path: web::Path<ActivityId>,
@@ -254,7 +338,24 @@ async fn get(
     Ok(HttpResponse::Ok().json(ActivityView::from(snapshot)))
 }
 
-async fn update(
+/// Replace a promotion's fields and items (its merchant or an admin), only before it starts
+#[utoipa::path(
+    put,
+    path = "/activities/{id}",
+    operation_id = "updateActivity",
+    tag = "activities",
+    params(("id" = i64, Path, description = "Activity id")),
+    request_body = ActivityBody,
+    responses(
+        (status = 200, description = "Updated; timers re-armed", body = ActivityChanged),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<ActivityId>,
@@ -271,10 +372,27 @@ async fn update(
         .update_activity(caller.0.user_id, id, &input, now_ms())
         .await?;
     state.hub.activity_changed(id);
-    Ok(HttpResponse::Ok().json(json!({ "activity_id": id })))
+    Ok(HttpResponse::Ok().json(ActivityChanged { activity_id: id }))
 }
 
-async fn cancel(
+/// Cancel a promotion that is not over (its merchant or an admin)
+///
+/// Subscribers get `activity.ended {reason: "cancelled"}`.
+#[utoipa::path(
+    post,
+    path = "/activities/{id}/cancel",
+    operation_id = "cancelActivity",
+    tag = "activities",
+    params(("id" = i64, Path, description = "Activity id")),
+    responses(
+        (status = 200, description = "Cancelled", body = ActivityCancelled),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<ActivityId>,
@@ -286,18 +404,42 @@ async fn cancel(
         .cancel_activity(caller.0.user_id, id, now_ms())
         .await?;
     state.hub.activity_changed(id);
-    Ok(HttpResponse::Ok().json(json!({ "activity_id": id, "state": ActivityState::Cancelled })))
+    Ok(HttpResponse::Ok().json(ActivityCancelled {
+        activity_id: id,
+        state: ActivityState::Cancelled,
+    }))
 }
 
 /// `POST /activities/{id}/broadcast` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BroadcastBody {
     /// 1-1000 characters.
+    #[schema(min_length = 1, max_length = 1000)]
     pub text: String,
 }
 
-async fn broadcast(
+/// Push a message to a promotion's watchers (its merchant or an admin)
+///
+/// Every session subscribed to the activity gets `activity.broadcast {activity, text, ts}`
+/// (encoded once), and so do the merchant's online followers.
+#[utoipa::path(
+    post,
+    path = "/activities/{id}/broadcast",
+    operation_id = "broadcastActivity",
+    tag = "activities",
+    params(("id" = i64, Path, description = "Activity id")),
+    request_body = BroadcastBody,
+    responses(
+        (status = 202, description = "Queued to the subscribers", body = BroadcastQueued),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub async fn broadcast(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<ActivityId>,
@@ -332,6 +474,9 @@ async fn broadcast(
     let delivered = broadcasts::broadcast(&state.hub, id, record.merchant_id, frame)
         .await
         .map_err(activity_error)?;
-    Ok(HttpResponse::Accepted()
-        .json(json!({ "activity_id": id, "ts": ts, "delivered": delivered })))
+    Ok(HttpResponse::Accepted().json(BroadcastQueued {
+        activity_id: id,
+        ts,
+        delivered,
+    }))
 }

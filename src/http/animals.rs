@@ -6,9 +6,11 @@ use actix_web::{HttpResponse, web};
 use corral_actors::clock::now_ms;
 use corral_protocol::{ErrorCode, Role, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
 use crate::store::promotions::{AnimalInput, AnimalRecord};
@@ -46,23 +48,30 @@ pub const ROUTES: &[ApiRoute] = &[
 const MAX_IMAGES: usize = 10;
 
 /// Create and update body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AnimalInput)]
 pub struct AnimalBody {
     /// 1-100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// 1-64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub species: String,
     /// Up to 4000 characters.
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: String,
     /// Up to 10 absolute http(s) URLs.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub image_urls: Vec<String>,
     /// Price of a claim in cents, >= 0.
+    #[schema(minimum = 0)]
     pub price_cents: i64,
     /// Claim slots, >= 1 (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1_000_000, default = 1)]
     pub slots: i64,
 }
 
@@ -116,9 +125,11 @@ impl AnimalBody {
 }
 
 /// An animal as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Animal)]
 struct AnimalView {
     animal_id: i64,
+    #[schema(value_type = i64)]
     merchant_id: UserId,
     name: String,
     species: String,
@@ -127,8 +138,29 @@ struct AnimalView {
     price_cents: i64,
     slots: i64,
     retired: bool,
+    /// Unix epoch milliseconds.
     created_at: i64,
+    /// Unix epoch milliseconds.
     updated_at: i64,
+}
+
+/// A new animal's id.
+#[derive(Serialize, ToSchema)]
+struct AnimalCreated {
+    animal_id: i64,
+}
+
+/// A merchant's catalogue, in id order.
+#[derive(Serialize, ToSchema)]
+struct Catalogue {
+    animals: Vec<AnimalView>,
+}
+
+/// A retired animal.
+#[derive(Serialize, ToSchema)]
+struct AnimalRetired {
+    animal_id: i64,
+    retired: bool,
 }
 
 impl From<AnimalRecord> for AnimalView {
@@ -165,7 +197,21 @@ async fn owned_animal(
     Ok(animal)
 }
 
-async fn create(
+/// Add an animal to the caller's catalogue (merchant)
+#[utoipa::path(
+    post,
+    path = "/animals",
+    operation_id = "createAnimal",
+    tag = "animals",
+    request_body = AnimalBody,
+    responses(
+        (status = 201, description = "Created", body = AnimalCreated),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+    )
+)]
+pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     body: web::Json<AnimalBody>,
@@ -174,21 +220,37 @@ async fn create(
     let input = body.into_inner().validate()?;
     let me = caller.0.user_id;
     let id = state.db.create_animal(me, me, &input, now_ms()).await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "animal_id": id })))
+    Ok(HttpResponse::Created().json(AnimalCreated { animal_id: id }))
 }
 
 /// `GET /animals` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Whose catalogue (default: the caller's).
+    #[param(value_type = Option<i64>)]
     pub merchant_id: Option<UserId>,
     /// Include retired animals (default false).
     #[serde(default)]
+    #[param(default = false)]
     pub include_retired: bool,
 }
 
-async fn list(
+/// List a merchant's animals
+#[utoipa::path(
+    get,
+    path = "/animals",
+    operation_id = "listAnimals",
+    tag = "animals",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The catalogue, in id order", body = Catalogue),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+    )
+)]
+pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<ListQuery>,
@@ -196,10 +258,23 @@ async fn list(
     let merchant = query.merchant_id.unwrap_or(caller.0.user_id);
     let animals = state.db.animals_of(merchant, query.include_retired).await?;
     let animals: Vec<AnimalView> = animals.into_iter().map(AnimalView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "animals": animals })))
+    Ok(HttpResponse::Ok().json(Catalogue { animals }))
 }
 
-async fn get(
+/// One animal
+#[utoipa::path(
+    get,
+    path = "/animals/{id}",
+    operation_id = "getAnimal",
+    tag = "animals",
+    params(("id" = i64, Path, description = "Animal id")),
+    responses(
+        (status = 200, description = "The animal", body = AnimalView),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn get(
     state: web::Data<AppState>,
     _caller: Caller,
     path: web::Path<i64>,
@@ -212,7 +287,24 @@ async fn get(
     Ok(HttpResponse::Ok().json(AnimalView::from(animal)))
 }
 
-async fn update(
+/// Replace an animal's fields (its merchant or an admin)
+#[utoipa::path(
+    put,
+    path = "/animals/{id}",
+    operation_id = "updateAnimal",
+    tag = "animals",
+    params(("id" = i64, Path, description = "Animal id")),
+    request_body = AnimalBody,
+    responses(
+        (status = 200, description = "The updated animal", body = AnimalView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
@@ -239,7 +331,22 @@ async fn update(
     Ok(HttpResponse::Ok().json(AnimalView::from(animal)))
 }
 
-async fn retire(
+/// Retire an animal (its merchant or an admin); the row stays for past activities
+#[utoipa::path(
+    delete,
+    path = "/animals/{id}",
+    operation_id = "retireAnimal",
+    tag = "animals",
+    params(("id" = i64, Path, description = "Animal id")),
+    responses(
+        (status = 200, description = "Retired", body = AnimalRetired),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub async fn retire(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
@@ -253,5 +360,8 @@ async fn retire(
         .db
         .retire_animal(caller.0.user_id, id, now_ms())
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "animal_id": id, "retired": true })))
+    Ok(HttpResponse::Ok().json(AnimalRetired {
+        animal_id: id,
+        retired: true,
+    }))
 }

@@ -7,10 +7,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use corral_actors::metric_catalogue as metric;
 use corral_protocol::{ErrorCode, Role, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::password::HashError;
 use crate::auth::throttle::Throttled;
 use crate::http::ApiError;
+use crate::http::responses::{
+    BadRequest, Conflict, Forbidden, RateLimited, TooLarge, Unauthenticated, Unavailable,
+};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
@@ -29,26 +33,31 @@ pub const ROUTES: &[ApiRoute] = &[
 ];
 
 /// Register and login bodies.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// 3 to 32 characters: letters, digits, `_`, `-`, `.`.
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")]
     pub username: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
-/// The register reply: the new user's id and a token, so the app need not log in again.
-#[derive(Serialize)]
+/// The new user, signed in: the token works like login's (the app need not log in again).
+#[derive(Serialize, ToSchema)]
 struct Registered {
+    #[schema(value_type = i64)]
     user_id: UserId,
     token: String,
     role: Role,
 }
 
-#[derive(Serialize)]
+/// A bearer token and who it is for.
+#[derive(Serialize, ToSchema)]
 struct LoggedIn {
     token: String,
+    #[schema(value_type = i64)]
     user_id: UserId,
     role: Role,
 }
@@ -90,7 +99,24 @@ fn hash_error(err: HashError) -> ApiError {
     }
 }
 
-async fn register(
+/// Create an account
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    operation_id = "register",
+    tag = "auth",
+    security(()),
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Created", body = Registered),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Credentials>,
@@ -134,7 +160,25 @@ async fn register(
     }))
 }
 
-async fn login(
+/// Log in and get a bearer token
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    security(()),
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in", body = LoggedIn),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 413, response = TooLarge),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Credentials>,

@@ -6,9 +6,11 @@ use actix_web::{HttpResponse, web};
 use corral_protocol::ops::ClaimStatus;
 use corral_protocol::{ErrorCode, Role};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::responses::{Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
@@ -19,18 +21,25 @@ pub const ROUTES: &[ApiRoute] = &[ApiRoute {
     handler: |r| r.to(list),
 }];
 
-#[derive(Serialize)]
+/// One claim of the activity.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ActivityClaim)]
 struct ClaimView {
     claim_id: i64,
+    /// The claimant.
     user_id: i64,
+    /// The activity item claimed.
     item: i64,
     status: ClaimStatus,
+    /// Unix epoch milliseconds.
     expires_at: i64,
+    /// Unix epoch milliseconds.
     created_at: i64,
 }
 
 /// Counts by status, and the activity's slots.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, ToSchema)]
+#[schema(as = ClaimSummary)]
 struct Summary {
     slots: i64,
     held: i64,
@@ -40,14 +49,30 @@ struct Summary {
     refund_due: i64,
 }
 
-#[derive(Serialize)]
+/// Every claim of an activity, with the summary.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ActivityClaims)]
 struct ClaimsView {
     activity_id: i64,
     claims: Vec<ClaimView>,
     summary: Summary,
 }
 
-async fn list(
+/// Every claim of a promotion with a summary by status (its merchant or an admin)
+#[utoipa::path(
+    get,
+    path = "/activities/{id}/claims",
+    operation_id = "listActivityClaims",
+    tag = "claims",
+    params(("id" = i64, Path, description = "Activity id")),
+    responses(
+        (status = 200, description = "Claims and summary", body = ClaimsView),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,

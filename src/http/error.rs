@@ -23,9 +23,12 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a ErrorBody,
+/// Every HTTP error body: `{"error": {"code", "message"}}` (the OpenAPI document's `Error`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorEnvelope {
+    /// The code and the explanation, as in a WebSocket error reply.
+    pub error: ErrorBody,
 }
 
 impl ApiError {
@@ -80,7 +83,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = ErrorBody::new(self.code, self.message.clone());
+        let error = ErrorBody::new(self.code, self.message.clone());
         let mut response = HttpResponse::build(self.status_code());
         match self.retry_after {
             Some(wait) => {
@@ -92,7 +95,7 @@ impl ResponseError for ApiError {
             }
             None => {}
         }
-        response.json(Body { error: &body })
+        response.json(ErrorEnvelope { error })
     }
 }
 

@@ -5,11 +5,15 @@ use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use corral_actors::feeds::{self, FeedError};
 use corral_protocol::UserId;
-use corral_protocol::ops::{Comment, FeedPostParams, PostId};
+use corral_protocol::ops::{
+    Comment, CommentOk, Done, FeedPostParams, LikeOk, Post, PostId, PostsPage,
+};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::responses::{BadRequest, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
@@ -98,13 +102,15 @@ fn social(err: corral_actors::ports::SocialError) -> ApiError {
 }
 
 /// `?before=&limit=` of every paged route.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     /// Keyset cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
     /// Page size, 1 to 100 (default 20).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: u32,
 }
 
@@ -112,8 +118,10 @@ fn default_limit() -> u32 {
     20
 }
 
-#[derive(Serialize)]
+/// A user and their follow counts.
+#[derive(Serialize, ToSchema)]
 struct Profile {
+    #[schema(value_type = i64)]
     user_id: UserId,
     username: String,
     /// Shown to the user itself and to admins, and for merchants (public businesses): other
@@ -124,7 +132,21 @@ struct Profile {
     following: u64,
 }
 
-async fn user(
+/// A user profile with follower/following counts
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    operation_id = "getUser",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The profile", body = Profile),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn user(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<UserId>,
@@ -148,7 +170,21 @@ async fn user(
     }))
 }
 
-async fn follow(
+/// Follow a user
+#[utoipa::path(
+    post,
+    path = "/users/{id}/follow",
+    operation_id = "followUser",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Following (again, harmlessly, if already)", body = Done),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn follow(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<UserId>,
@@ -157,7 +193,21 @@ async fn follow(
     Ok(HttpResponse::Ok().json(done))
 }
 
-async fn unfollow(
+/// Unfollow a user
+#[utoipa::path(
+    delete,
+    path = "/users/{id}/follow",
+    operation_id = "unfollowUser",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Not following", body = Done),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn unfollow(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<UserId>,
@@ -166,9 +216,13 @@ async fn unfollow(
     Ok(HttpResponse::Ok().json(done))
 }
 
-#[derive(Serialize)]
+/// A page of user ids, newest follow first.
+#[derive(Serialize, ToSchema)]
 struct Users {
+    #[schema(value_type = Vec<i64>)]
     users: Vec<UserId>,
+    /// The `before` of the next page; null on the last page.
+    #[schema(value_type = Option<i64>, required = true)]
     next_before: Option<UserId>,
 }
 
@@ -183,7 +237,21 @@ fn users_page(
     }))
 }
 
-async fn followers(
+/// Followers of a user (paged)
+#[utoipa::path(
+    get,
+    path = "/users/{id}/followers",
+    operation_id = "listFollowers",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "User id"), Paging),
+    responses(
+        (status = 200, description = "A page of user ids", body = Users),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn followers(
     state: web::Data<AppState>,
     _caller: Caller,
     id: web::Path<UserId>,
@@ -199,7 +267,21 @@ async fn followers(
     )
 }
 
-async fn following(
+/// Who a user follows (paged)
+#[utoipa::path(
+    get,
+    path = "/users/{id}/following",
+    operation_id = "listFollowing",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "User id"), Paging),
+    responses(
+        (status = 200, description = "A page of user ids", body = Users),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn following(
     state: web::Data<AppState>,
     _caller: Caller,
     id: web::Path<UserId>,
@@ -215,7 +297,21 @@ async fn following(
     )
 }
 
-async fn profile(
+/// A user's posts (paged, newest first)
+#[utoipa::path(
+    get,
+    path = "/users/{id}/posts",
+    operation_id = "listUserPosts",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "User id"), Paging),
+    responses(
+        (status = 200, description = "A page of posts", body = PostsPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn profile(
     state: web::Data<AppState>,
     _caller: Caller,
     id: web::Path<UserId>,
@@ -225,7 +321,21 @@ async fn profile(
     Ok(HttpResponse::Ok().json(page))
 }
 
-async fn timeline(
+/// The caller's timeline (keyset paged, newest first)
+#[utoipa::path(
+    get,
+    path = "/timeline",
+    operation_id = "timeline",
+    tag = "feeds",
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of posts", body = PostsPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn timeline(
     state: web::Data<AppState>,
     caller: Caller,
     paging: web::Query<Paging>,
@@ -234,7 +344,21 @@ async fn timeline(
     Ok(HttpResponse::Ok().json(page))
 }
 
-async fn create_post(
+/// Publish a post
+#[utoipa::path(
+    post,
+    path = "/posts",
+    operation_id = "createPost",
+    tag = "feeds",
+    request_body = FeedPostParams,
+    responses(
+        (status = 201, description = "Published; online followers get `feed.post`", body = Post),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn create_post(
     state: web::Data<AppState>,
     caller: Caller,
     body: web::Json<FeedPostParams>,
@@ -243,7 +367,21 @@ async fn create_post(
     Ok(HttpResponse::Created().json(post))
 }
 
-async fn get_post(
+/// A post
+#[utoipa::path(
+    get,
+    path = "/posts/{id}",
+    operation_id = "getPost",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "Post id")),
+    responses(
+        (status = 200, description = "The post", body = Post),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn get_post(
     state: web::Data<AppState>,
     _caller: Caller,
     id: web::Path<PostId>,
@@ -257,7 +395,22 @@ async fn get_post(
     Ok(HttpResponse::Ok().json(post))
 }
 
-async fn delete_post(
+/// Delete own post
+#[utoipa::path(
+    delete,
+    path = "/posts/{id}",
+    operation_id = "deletePost",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "Post id")),
+    responses(
+        (status = 200, description = "Deleted", body = Done),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 403, response = Forbidden),
+    )
+)]
+pub async fn delete_post(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<PostId>,
@@ -266,7 +419,21 @@ async fn delete_post(
     Ok(HttpResponse::Ok().json(done))
 }
 
-async fn like(
+/// Like a post
+#[utoipa::path(
+    post,
+    path = "/posts/{id}/like",
+    operation_id = "likePost",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "Post id")),
+    responses(
+        (status = 200, description = "The post's likes after it", body = LikeOk),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn like(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<PostId>,
@@ -275,7 +442,21 @@ async fn like(
     Ok(HttpResponse::Ok().json(ok))
 }
 
-async fn unlike(
+/// Remove a like
+#[utoipa::path(
+    delete,
+    path = "/posts/{id}/like",
+    operation_id = "unlikePost",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "Post id")),
+    responses(
+        (status = 200, description = "The post's likes after it", body = LikeOk),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn unlike(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<PostId>,
@@ -285,14 +466,29 @@ async fn unlike(
 }
 
 /// `POST /posts/{id}/comments` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
     /// The comment.
     pub text: String,
 }
 
-async fn comment(
+/// Comment on a post
+#[utoipa::path(
+    post,
+    path = "/posts/{id}/comments",
+    operation_id = "commentPost",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "Post id")),
+    request_body = CommentBody,
+    responses(
+        (status = 201, description = "Commented", body = CommentOk),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn comment(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<PostId>,
@@ -308,13 +504,30 @@ async fn comment(
     Ok(HttpResponse::Created().json(ok))
 }
 
-#[derive(Serialize)]
+/// A page of comments.
+#[derive(Serialize, ToSchema)]
 struct Comments {
     comments: Vec<Comment>,
+    /// The `before` of the next page; null on the last page.
+    #[schema(required = true)]
     next_before: Option<i64>,
 }
 
-async fn comments(
+/// A post's comments (paged)
+#[utoipa::path(
+    get,
+    path = "/posts/{id}/comments",
+    operation_id = "listComments",
+    tag = "feeds",
+    params(("id" = i64, Path, description = "Post id"), Paging),
+    responses(
+        (status = 200, description = "A page of comments, newest first", body = Comments),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn comments(
     state: web::Data<AppState>,
     _caller: Caller,
     id: web::Path<PostId>,

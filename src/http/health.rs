@@ -4,13 +4,37 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 
-/// Liveness: the process is up and serving HTTP.
+/// The liveness answer.
+#[derive(Serialize, ToSchema)]
+struct Liveness {
+    status: Alive,
+}
+
+/// The only liveness status: a process that answers is alive.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Alive {
+    Ok,
+}
+
+/// Liveness
+///
+/// The process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "The process serves HTTP", body = Liveness))
+)]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Liveness { status: Alive::Ok })
 }
 
 /// How long `/readyz` waits for each dependency: one that has not answered by then is
@@ -31,8 +55,41 @@ async fn probe<E: std::fmt::Display>(
     }
 }
 
-/// Readiness: SQL (and Redis when configured) answering within their deadline, and not
-/// draining. The body names each dependency's state, so an operator sees which one is down.
+/// Whether the node is ready, and each dependency's state (so an operator sees which is down).
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    status: ReadyStatus,
+    /// `ok`, or why the SQL store did not answer.
+    sql: String,
+    /// `ok`, `not configured`, or why Redis did not answer.
+    redis: String,
+    /// The node is shutting down and takes no new work.
+    draining: bool,
+}
+
+/// `ready` when every dependency answers and the node is not draining.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReadyStatus {
+    Ready,
+    NotReady,
+}
+
+/// Readiness: SQL (and Redis when configured) answer and the node is not draining
+///
+/// Each dependency must answer within its deadline. The body names each one's state, so an
+/// operator sees which one is down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready", body = Readiness),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let redis = async {
         match &state.redis {
@@ -47,12 +104,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => "ok".to_string(),
         Err(e) => e.clone(),
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "sql": check(&sql),
-        "redis": redis.as_ref().map(check).unwrap_or_else(|| "not configured".into()),
-        "draining": draining,
-    });
+    let body = Readiness {
+        status: if ready {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::NotReady
+        },
+        sql: check(&sql),
+        redis: redis
+            .as_ref()
+            .map(check)
+            .unwrap_or_else(|| "not configured".into()),
+        draining,
+    };
     if ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -60,7 +124,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text exposition.
+/// Prometheus metrics
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    security(()),
+    responses((
+        status = 200,
+        description = "Prometheus text exposition",
+        body = String,
+        content_type = "text/plain; version=0.0.4",
+    ))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

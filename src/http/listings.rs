@@ -12,9 +12,11 @@ use corral_actors::feeds;
 use corral_protocol::ops::{ActivityId, ActivityState};
 use corral_protocol::{EpochMs, ErrorCode, Role, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::responses::{BadRequest, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
 use crate::store::listings::{ActivityFilter, ListedActivity, ListedClaim, ListedRoom};
@@ -54,7 +56,7 @@ pub const ROUTES: &[ApiRoute] = &[
 ];
 
 /// `?state=` of `GET /activities`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StateParam {
     /// Not started yet.
@@ -66,21 +68,25 @@ pub enum StateParam {
 }
 
 /// `GET /activities` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
-    /// Only promotions in this state (all when absent).
+    /// upcoming: not started; live: running; ended: ended or cancelled (all when absent).
+    #[param(inline)]
     pub state: Option<StateParam>,
     /// Only this merchant's promotions.
+    #[param(value_type = Option<i64>)]
     pub merchant: Option<UserId>,
     /// Keyset cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
 }
 
 /// `?scope=` of `GET /rooms`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomScope {
     /// Every public room.
@@ -91,30 +97,35 @@ pub enum RoomScope {
 }
 
 /// `GET /rooms` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RoomQuery {
     /// Public rooms (default) or the caller's own.
     #[serde(default)]
+    #[param(inline, default = json!("public"))]
     pub scope: RoomScope,
-    /// Keyset cursor.
+    /// Keyset cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
 }
 
 /// `GET /me/claims` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Keyset cursor.
+    /// Keyset cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
 }
 
 /// `?status=` of `GET /merchants`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MerchantStatus {
     /// Approved merchants (anyone may list them).
@@ -125,15 +136,18 @@ pub enum MerchantStatus {
 }
 
 /// `GET /merchants` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MerchantQuery {
     /// Approved (default) or pending (admins only).
     #[serde(default)]
+    #[param(inline, default = json!("approved"))]
     pub status: MerchantStatus,
-    /// Keyset cursor.
+    /// Keyset cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
 }
 
@@ -151,7 +165,9 @@ fn next_before(ids: impl Iterator<Item = i64>, len: usize, limit: i64) -> Option
     }
 }
 
-#[derive(Serialize)]
+/// An item of a listed promotion, with its animal.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ListedItem)]
 struct ListedItemView {
     item_id: i64,
     animal_id: i64,
@@ -161,14 +177,23 @@ struct ListedItemView {
     price_cents: i64,
 }
 
-#[derive(Serialize)]
+/// A promotion as the listings show it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ListedActivity)]
 struct ListedActivityView {
+    #[schema(value_type = i64)]
     activity_id: ActivityId,
+    #[schema(value_type = i64)]
     merchant_id: UserId,
     merchant_name: String,
     title: String,
+    /// By the server clock.
     state: ActivityState,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     starts_at: EpochMs,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     ends_at: EpochMs,
     per_user_limit: i64,
     hold_seconds: i64,
@@ -209,14 +234,32 @@ impl ListedActivityView {
     }
 }
 
-#[derive(Serialize)]
+/// A page of promotions.
+#[derive(Serialize, ToSchema)]
 struct ActivityPage {
     activities: Vec<ListedActivityView>,
+    /// The `before` of the next page; null on the last page.
+    #[schema(required = true)]
     next_before: Option<i64>,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     server_time: EpochMs,
 }
 
-async fn activities(
+/// List promotions, newest first, by state and merchant
+#[utoipa::path(
+    get,
+    path = "/activities",
+    operation_id = "listActivities",
+    tag = "activities",
+    params(ActivityQuery),
+    responses(
+        (status = 200, description = "A page", body = ActivityPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+    )
+)]
+pub async fn activities(
     state: web::Data<AppState>,
     _caller: Caller,
     query: web::Query<ActivityQuery>,
@@ -244,15 +287,23 @@ async fn activities(
     }))
 }
 
-#[derive(Serialize)]
+/// A room as the listings show it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ListedRoom)]
 struct RoomView {
     room_id: i64,
     name: String,
+    #[schema(value_type = i64)]
     owner_id: UserId,
     private: bool,
+    /// For a DM: the other member (absent for other rooms).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     dm_with: Option<UserId>,
+    /// The newest message's seq (0 for none).
     last_seq: i64,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     created_at: EpochMs,
 }
 
@@ -270,13 +321,29 @@ impl From<ListedRoom> for RoomView {
     }
 }
 
-#[derive(Serialize)]
+/// A page of rooms.
+#[derive(Serialize, ToSchema)]
 struct RoomPage {
     rooms: Vec<RoomView>,
+    /// The `before` of the next page; null on the last page.
+    #[schema(required = true)]
     next_before: Option<i64>,
 }
 
-async fn rooms(
+/// List public rooms, or the caller's private rooms and DMs, newest first
+#[utoipa::path(
+    get,
+    path = "/rooms",
+    operation_id = "listRooms",
+    tag = "rooms",
+    params(RoomQuery),
+    responses(
+        (status = 200, description = "A page", body = RoomPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+    )
+)]
+pub async fn rooms(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<RoomQuery>,
@@ -298,11 +365,16 @@ async fn rooms(
     }))
 }
 
-#[derive(Serialize)]
+/// A merchant (approved, or an application waiting for an admin).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Merchant)]
 struct MerchantView {
+    #[schema(value_type = i64)]
     merchant_id: UserId,
     name: String,
     approved: bool,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     created_at: EpochMs,
 }
 
@@ -317,17 +389,35 @@ impl From<crate::store::promotions::MerchantRecord> for MerchantView {
     }
 }
 
-#[derive(Serialize)]
+/// The caller's account.
+#[derive(Serialize, ToSchema)]
 struct Me {
+    #[schema(value_type = i64)]
     user_id: UserId,
     username: String,
     /// The role stored now (a token issued before a change still carries the old one).
     role: Role,
+    /// The caller's merchant application, if any.
+    #[schema(required = true)]
     merchant: Option<MerchantView>,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     server_time: EpochMs,
 }
 
-async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+/// The caller's account: stored role and merchant application
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The account", body = Me),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let id = caller.0.user_id;
     let user = state
         .db
@@ -344,16 +434,24 @@ async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, 
     }))
 }
 
-#[derive(Serialize)]
+/// One of the caller's claims, with its promotion and animal.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ListedClaim)]
 struct ClaimView {
     claim_id: i64,
     activity_id: i64,
+    /// The promotion's title.
     title: String,
     item_id: i64,
     animal_id: i64,
     animal_name: String,
+    /// `held`, `confirmed`, `expired`, `cancelled` or `refund_due`.
     status: String,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     expires_at: EpochMs,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     created_at: EpochMs,
 }
 
@@ -373,14 +471,32 @@ impl From<ListedClaim> for ClaimView {
     }
 }
 
-#[derive(Serialize)]
+/// A page of the caller's claims.
+#[derive(Serialize, ToSchema)]
 struct ClaimPage {
     claims: Vec<ClaimView>,
+    /// The `before` of the next page; null on the last page.
+    #[schema(required = true)]
     next_before: Option<i64>,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
     server_time: EpochMs,
 }
 
-async fn my_claims(
+/// The caller's claims with their promotion and animal, newest first
+#[utoipa::path(
+    get,
+    path = "/me/claims",
+    operation_id = "listMyClaims",
+    tag = "claims",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page", body = ClaimPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+    )
+)]
+pub async fn my_claims(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<PageQuery>,
@@ -398,13 +514,30 @@ async fn my_claims(
     }))
 }
 
-#[derive(Serialize)]
+/// A page of merchants.
+#[derive(Serialize, ToSchema)]
 struct MerchantPage {
     merchants: Vec<MerchantView>,
+    /// The `before` of the next page; null on the last page.
+    #[schema(required = true)]
     next_before: Option<i64>,
 }
 
-async fn merchants(
+/// List approved merchants (anyone) or pending applications (admins), newest first
+#[utoipa::path(
+    get,
+    path = "/merchants",
+    operation_id = "listMerchants",
+    tag = "merchants",
+    params(MerchantQuery),
+    responses(
+        (status = 200, description = "A page", body = MerchantPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+    )
+)]
+pub async fn merchants(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<MerchantQuery>,
@@ -425,14 +558,29 @@ async fn merchants(
     }))
 }
 
-#[derive(Serialize)]
+/// A user found by name.
+#[derive(Serialize, ToSchema)]
 struct UserView {
+    #[schema(value_type = i64)]
     user_id: UserId,
     username: String,
     role: Role,
 }
 
-async fn username(
+/// Look a user up by username
+#[utoipa::path(
+    get,
+    path = "/usernames/{name}",
+    operation_id = "findUsername",
+    tag = "feeds",
+    params(("name" = String, Path, description = "The exact username")),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn username(
     state: web::Data<AppState>,
     _caller: Caller,
     name: web::Path<String>,

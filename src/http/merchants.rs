@@ -7,11 +7,14 @@ use actix_web::{HttpResponse, web};
 use corral_actors::clock::now_ms;
 use corral_protocol::{ErrorCode, Role, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
+use crate::store::promotions::AuditEntry;
 
 /// The merchant and admin routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[
@@ -33,23 +36,46 @@ pub const ROUTES: &[ApiRoute] = &[
 ];
 
 /// `POST /merchants` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Application {
     /// The shop or farm name, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
-#[derive(Serialize)]
+/// The application, approved or waiting for an admin.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MerchantApplied)]
 struct Applied {
+    #[schema(value_type = i64)]
     merchant_id: UserId,
     name: String,
     approved: bool,
     /// A token carrying the merchant role; `null` until an admin approves (then log in again).
+    #[schema(required = true)]
     token: Option<String>,
 }
 
-async fn apply(
+/// Apply to become a merchant
+///
+/// Approved at once when `merchants.auto_approve` is true (the default); the reply then
+/// carries a token with the merchant role. Otherwise the application waits for an admin
+/// (`token` is null; log in again after approval).
+#[utoipa::path(
+    post,
+    path = "/merchants",
+    operation_id = "applyMerchant",
+    tag = "merchants",
+    request_body = Application,
+    responses(
+        (status = 201, description = "Applied", body = Applied),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 409, response = Conflict),
+    )
+)]
+pub async fn apply(
     state: web::Data<AppState>,
     caller: Caller,
     body: web::Json<Application>,
@@ -88,7 +114,29 @@ async fn apply(
     }))
 }
 
-async fn approve(
+/// An approved application.
+#[derive(Serialize, ToSchema)]
+struct Approved {
+    #[schema(value_type = i64)]
+    merchant_id: UserId,
+    approved: bool,
+}
+
+/// Approve a merchant application (admin)
+#[utoipa::path(
+    post,
+    path = "/admin/merchants/{id}/approve",
+    operation_id = "approveMerchant",
+    tag = "admin",
+    params(("id" = i64, Path, description = "The applicant's user id")),
+    responses(
+        (status = 200, description = "Approved", body = Approved),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn approve(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<UserId>,
@@ -108,7 +156,10 @@ async fn approve(
     if state.hub.revocations.current(merchant).role == Role::User {
         promoted(&state, merchant, Role::Merchant);
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"merchant_id": merchant, "approved": true})))
+    Ok(HttpResponse::Ok().json(Approved {
+        merchant_id: merchant,
+        approved: true,
+    }))
 }
 
 /// Tells every node that `user` now has `role`, so tokens carrying it are accepted at once.
@@ -121,16 +172,38 @@ fn promoted(state: &AppState, user: UserId, role: Role) {
 }
 
 /// `GET /admin/audit` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Only rows about this subject (e.g. `activity:7`).
+    /// Only rows about this subject, e.g. `activity:7`, `animal:3`, `merchant:12`.
     pub subject: Option<String>,
     /// At most this many rows (1-1000, default 100), newest first.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
 }
 
-async fn audit(
+/// Audit rows, newest first.
+#[derive(Serialize, ToSchema)]
+struct AuditPage {
+    entries: Vec<AuditEntry>,
+}
+
+/// Read the audit log (admin), newest first
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    operation_id = "readAudit",
+    tag = "admin",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Audit rows", body = AuditPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+    )
+)]
+pub async fn audit(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<AuditQuery>,
@@ -138,5 +211,5 @@ async fn audit(
     caller.require(&[Role::Admin])?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state.db.audit_log(query.subject.as_deref(), limit).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries })))
+    Ok(HttpResponse::Ok().json(AuditPage { entries }))
 }

@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod origin;
 pub mod payments;
 pub mod request_id;
+pub mod responses;
 pub mod rooms;
 pub mod table;
 pub mod web_app;
@@ -58,7 +59,7 @@ pub const ROOT_ROUTES: &[table::ApiRoute] = &[
 ];
 
 /// The route tables served under [`API_PREFIX`]. A new area adds its table here (and its
-/// paths to `openapi.json`, which a test checks).
+/// `#[utoipa::path]` handlers to the document's list in `openapi.rs`, which a test checks).
 const API_TABLES: &[&[table::ApiRoute]] = &[
     auth::ROUTES,
     merchants::ROUTES,

@@ -17,8 +17,12 @@ use hmac::{Hmac, KeyInit, Mac};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use utoipa::ToSchema;
 
 use crate::http::ApiError;
+use crate::http::responses::{
+    BadRequest, Conflict, NotFound, TooLarge, Unauthenticated, Unavailable,
+};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
 
@@ -37,9 +41,10 @@ pub const ROUTES: &[ApiRoute] = &[ApiRoute {
 }];
 
 /// The webhook body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PaymentEvent {
     /// The provider's unique event id (deliveries of one event are applied once).
+    #[schema(min_length = 1, max_length = 128)]
     pub event_id: String,
     /// The claim paid for.
     pub claim_id: i64,
@@ -47,11 +52,14 @@ pub struct PaymentEvent {
     pub amount_cents: i64,
 }
 
-#[derive(Serialize)]
+/// What the event did.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PaymentApplied)]
 struct Applied {
     event_id: String,
     claim_id: i64,
-    /// The claim's status after the event.
+    /// The claim's status after the event (`confirmed`, `refund_due`, or `ignored` for a
+    /// claim the payment could not change).
     status: String,
     /// Whether this event id had been applied before (nothing changed now).
     duplicate: bool,
@@ -85,7 +93,34 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Result<&'a str, ApiError> {
         .ok_or_else(|| ApiError::unauthenticated(format!("missing or malformed {name} header")))
 }
 
-async fn webhook(
+/// Payment provider confirms a claim (signed; see docs/payments.md)
+///
+/// X-Corral-Signature = hex HMAC-SHA256(secret, timestamp + "." + nonce + "." + body). Stale
+/// timestamps and replayed nonces are refused; an event id is applied once; a payment for a
+/// lapsed hold re-takes a free slot or is recorded refund_due.
+#[utoipa::path(
+    post,
+    path = "/payments/webhook",
+    operation_id = "paymentWebhook",
+    tag = "payments",
+    security(()),
+    params(
+        ("X-Corral-Timestamp" = String, Header, description = "Epoch ms when the call was sent"),
+        ("X-Corral-Nonce" = String, Header, description = "Unique per call, 1-128 bytes"),
+        ("X-Corral-Signature" = String, Header, description = "Hex HMAC-SHA256 of timestamp.nonce.body"),
+    ),
+    request_body = PaymentEvent,
+    responses(
+        (status = 200, description = "Applied (or a duplicate event)", body = Applied),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn webhook(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,

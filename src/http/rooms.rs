@@ -6,9 +6,11 @@ use actix_web::{HttpResponse, web};
 use corral_protocol::ops::RoomId;
 use corral_protocol::{ErrorCode, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::http::ApiError;
 use crate::http::extract::Caller;
+use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
 use crate::store::chat::AddMemberError;
@@ -31,10 +33,11 @@ pub const ROUTES: &[ApiRoute] = &[
 ];
 
 /// `POST /rooms` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoom {
     /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Only members (added by the owner) may join, read and write.
     #[serde(default)]
@@ -42,25 +45,49 @@ pub struct NewRoom {
 }
 
 /// `POST /rooms/{id}/members` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
     /// The user to add.
+    #[schema(value_type = i64)]
     pub user_id: UserId,
 }
 
-#[derive(Serialize)]
+/// The new room.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RoomCreated)]
 struct Created {
+    #[schema(value_type = i64)]
     room_id: RoomId,
 }
 
-#[derive(Serialize)]
+/// A member of a private room.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MemberAdded)]
 struct Added {
+    #[schema(value_type = i64)]
     room_id: RoomId,
+    #[schema(value_type = i64)]
     user_id: UserId,
 }
 
-async fn create(
+/// Create a chat room
+///
+/// The caller owns the room. A private room's owner is its first member and adds the others;
+/// anyone may join a public room.
+#[utoipa::path(
+    post,
+    path = "/rooms",
+    operation_id = "createRoom",
+    tag = "rooms",
+    request_body = NewRoom,
+    responses(
+        (status = 201, description = "Created", body = Created),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+    )
+)]
+pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     body: web::Json<NewRoom>,
@@ -81,7 +108,27 @@ async fn create(
     Ok(HttpResponse::Created().json(Created { room_id }))
 }
 
-async fn add_member(
+/// Add a member to a private room
+///
+/// Only the room's owner; adding a member twice is harmless. DM rooms take no members (403);
+/// public rooms need none (409). Beyond `chat.members_per_room`: `limit_reached` (409).
+#[utoipa::path(
+    post,
+    path = "/rooms/{id}/members",
+    operation_id = "addRoomMember",
+    tag = "rooms",
+    params(("id" = i64, Path, description = "Room id")),
+    request_body = NewMember,
+    responses(
+        (status = 200, description = "Added", body = Added),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub async fn add_member(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<RoomId>,

@@ -16,6 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use corral_protocol::ErrorCode;
 
 use crate::http::ApiError;
+use crate::http::responses::NotFound;
 use crate::http::table::ApiRoute;
 
 /// One embedded file, with its precompressed forms.
@@ -48,17 +49,17 @@ pub const ROUTES: &[ApiRoute] = &[
     ApiRoute {
         method: Method::GET,
         path: "/",
-        handler: |r| r.to(page),
+        handler: |r| r.to(user_app),
     },
     ApiRoute {
         method: Method::GET,
         path: "/console",
-        handler: |r| r.to(page),
+        handler: |r| r.to(console),
     },
     ApiRoute {
         method: Method::GET,
         path: "/assets/{file}",
-        handler: |r| r.to(page),
+        handler: |r| r.to(asset_file),
     },
 ];
 
@@ -101,6 +102,60 @@ pub fn negotiate(accept: &str) -> Encoding {
     }
 }
 
+/// The user app (embedded in the binary)
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "userApp",
+    tag = "apps",
+    security(()),
+    responses(
+        (status = 200, description = "The page (HTML; Content-Security-Policy allows only this node's scripts, styles and sockets; no-cache with ETag)", body = String, content_type = "text/html; charset=utf-8"),
+        (status = 304, description = "Not modified (If-None-Match); no body"),
+    )
+)]
+pub async fn user_app(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    page(req).await
+}
+
+/// The merchant console (embedded in the binary)
+#[utoipa::path(
+    get,
+    path = "/console",
+    operation_id = "merchantConsole",
+    tag = "apps",
+    security(()),
+    responses(
+        (status = 200, description = "The page (HTML; Content-Security-Policy allows only this node's scripts, styles and sockets; no-cache with ETag)", body = String, content_type = "text/html; charset=utf-8"),
+        (status = 304, description = "Not modified (If-None-Match); no body"),
+    )
+)]
+pub async fn console(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    page(req).await
+}
+
+/// A script or stylesheet of the apps: content-hashed name, cached for a year (immutable), Brotli or gzip by Accept-Encoding
+#[utoipa::path(
+    get,
+    path = "/assets/{file}",
+    operation_id = "appAsset",
+    tag = "apps",
+    security(()),
+    params(("file" = String, Path, description = "A content-hashed file name the pages link to")),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/javascript; charset=utf-8"),
+            (String = "text/css; charset=utf-8"),
+        )),
+        (status = 304, description = "Not modified (If-None-Match); no body"),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn asset_file(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    page(req).await
+}
+
+/// Answers any of the embedded files (the page or asset at the request's path).
 async fn page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let asset =
         asset(req.path()).ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such file"))?;

@@ -10,6 +10,7 @@ use corral_protocol::{ErrorCode, SUBPROTOCOL};
 
 use crate::http::ApiError;
 use crate::http::extract::bearer_token;
+use crate::http::responses::{BadRequest, Forbidden, RateLimited, Unauthenticated, Unavailable};
 use crate::state::AppState;
 
 pub use connection::ConnectionLimits;
@@ -23,7 +24,25 @@ fn refused(refusal: Refusal) -> ApiError {
     ApiError::new(code, refusal.to_string()).with_status(status)
 }
 
-/// Upgrades a request to a Corral WebSocket.
+/// WebSocket upgrade (protocol v1)
+///
+/// Offer subprotocol `corral.v1`. Authenticate with the `auth` op, or send
+/// `Authorization: Bearer <token>` on the upgrade. Frames are described in protocol/README.md.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    operation_id = "openSocket",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 101, description = "Switching protocols (no body: the socket speaks `corral.v1`)"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn upgrade(
     req: HttpRequest,
     body: web::Payload,

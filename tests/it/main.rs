@@ -16,6 +16,7 @@ mod http_auth;
 mod listings;
 mod loadtest;
 mod observability;
+mod openapi;
 mod promotions;
 mod redis_faults;
 mod start_up;

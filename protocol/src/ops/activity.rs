@@ -16,6 +16,7 @@ pub struct ActivityRef {
 
 /// Where an activity is in its life, by the server's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityState {
     /// Before `starts_at`: counting down; claims answer `not_started`.

@@ -28,6 +28,7 @@ pub struct ClaimCancelParams {
 /// (`expired`); `refund_due` records a payment that arrived for a lapsed hold when no slot was
 /// left to re-take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ClaimStatus {
     /// The slot is reserved for the claimant until `expires_at`.

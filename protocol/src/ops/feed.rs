@@ -28,15 +28,18 @@ pub struct UserRef {
 
 /// `feed.post {text, media[]?, animal?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedPostParams {
     /// Post text (at most [`crate::limits::DEFAULT_MAX_TEXT_CHARS`] characters).
     pub text: String,
     /// Media URLs (http/https, at most [`MAX_MEDIA`]).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 10))]
     pub media: Vec<String>,
     /// Tags the post as an update about this animal (merchants only): users who follow the
     /// animal (its claimants) see it too.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub animal: Option<AnimalId>,
 }
 
@@ -80,22 +83,27 @@ pub struct FeedCommentParams {
 
 /// A post as clients see it (timeline entries, `feed.post` pushes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Post {
     /// Its id.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub post_id: PostId,
     /// Who wrote it.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub author: UserId,
     /// Its text.
     pub text: String,
     /// Its media URLs.
     pub media: Vec<String>,
     /// The animal it is an update about, if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, required = true))]
     pub animal: Option<AnimalId>,
     /// Likes so far.
     pub likes: u64,
     /// Comments so far.
     pub comments: u64,
     /// When it was posted.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub created_at: EpochMs,
 }
 
@@ -110,15 +118,18 @@ pub struct FeedPostOk {
 
 /// Reply to `feed.timeline` and `feed.profile`: a page of posts, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostsPage {
     /// The posts.
     pub posts: Vec<Post>,
-    /// The `before` cursor of the next (older) page; absent on the last page.
+    /// The `before` cursor of the next (older) page; null on the last page.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, required = true))]
     pub next_before: Option<PostId>,
 }
 
 /// Reply to `feed.like` / `feed.unlike`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LikeOk {
     /// The post's like count after the change.
     pub likes: u64,
@@ -128,6 +139,7 @@ pub struct LikeOk {
 
 /// Reply to `feed.comment`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommentOk {
     /// The new comment's id.
     pub comment_id: i64,
@@ -137,19 +149,24 @@ pub struct CommentOk {
 
 /// A comment on a post.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Comment {
     /// Its id (the comments page cursor).
     pub comment_id: i64,
     /// The post.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub post: PostId,
     /// Who wrote it.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub author: UserId,
     /// Its text.
     pub text: String,
     /// When it was written.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub created_at: EpochMs,
 }
 
 /// The empty `{}` reply of `follow`, `unfollow` and `feed.delete`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Done {}

@@ -19,18 +19,21 @@ pub struct Audit<'a> {
     pub at: i64,
 }
 
-/// A recorded action.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A recorded action (also the `AuditEntry` of the OpenAPI document).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Row id (increasing).
     pub id: i64,
     /// Who did it.
     pub actor_id: i64,
     /// What.
+    #[schema(example = "activity.create")]
     pub action: String,
     /// On what.
+    #[schema(example = "activity:7")]
     pub subject: String,
     /// Details.
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     /// When (epoch ms).
     pub at: i64,
