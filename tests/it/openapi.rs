@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use corral::http::payments::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use serde_json::Value;
 
 use crate::support::{Engine, TestApp};
@@ -173,4 +174,13 @@ async fn every_operation_is_named_and_every_success_has_a_schema() {
     let login = &doc["paths"]["/api/v1/auth/login"]["post"];
     assert_eq!(login["security"], serde_json::json!([{}]));
     assert!(doc["paths"]["/api/v1/timeline"]["get"]["security"].is_null());
+    // The webhook's signed headers are the ones the handler reads.
+    let headers: Vec<&str> = doc["paths"]["/api/v1/payments/webhook"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in"] == "header" && p["required"] == true)
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(headers, [TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER]);
 }
