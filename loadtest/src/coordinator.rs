@@ -128,6 +128,18 @@ pub struct RunResult {
 struct Link {
     input: Box<dyn AsyncWrite + Unpin + Send>,
     child: Option<tokio::process::Child>,
+    /// The task printing the worker's stderr (ends when the worker does).
+    said: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A phase failed: workers that exited said why on stderr, so let those lines out before
+/// the run's own error.
+async fn last_words(links: &mut [Link]) {
+    for link in links {
+        if let Some(said) = link.said.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), said).await;
+        }
+    }
 }
 
 impl Link {
@@ -195,13 +207,17 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
 
     // Connect and set up.
     let mut ready = vec![false; scenario.workers];
-    wait_for(&mut events, &mut view, deadline, |i, ev| {
+    let phase = wait_for(&mut events, &mut view, deadline, |i, ev| {
         if matches!(ev, Event::Ready(_)) {
             ready[i] = true;
         }
         ready.iter().all(|r| *r)
     })
-    .await?;
+    .await;
+    if let Err(err) = phase {
+        last_words(&mut links).await;
+        return Err(err);
+    }
     let ready_us = now_us();
     let ready_ms = ready_us / 1000;
 
@@ -230,13 +246,17 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         link.send(&Command::Go { at_us: go_us }).await?;
     }
     let mut done = vec![false; scenario.workers];
-    wait_for(&mut events, &mut view, deadline, |i, ev| {
+    let phase = wait_for(&mut events, &mut view, deadline, |i, ev| {
         if matches!(ev, Event::ActiveDone) {
             done[i] = true;
         }
         done.iter().all(|d| *d)
     })
-    .await?;
+    .await;
+    if let Err(err) = phase {
+        last_words(&mut links).await;
+        return Err(err);
+    }
     let active_end = now_us();
     // Messages acknowledged at the very end may still be on their way to receivers: keep
     // reading until deliveries stop (bounded by the drain time) before finishing.
@@ -255,13 +275,17 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     }
     let mut results: Vec<Option<WorkerResult>> = vec![None; scenario.workers];
     let collect_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    wait_for(&mut events, &mut view, collect_deadline, |i, ev| {
+    let phase = wait_for(&mut events, &mut view, collect_deadline, |i, ev| {
         if let Event::Result(r) = ev {
             results[i] = Some((**r).clone());
         }
         results.iter().all(Option::is_some)
     })
-    .await?;
+    .await;
+    if let Err(err) = phase {
+        last_words(&mut links).await;
+        return Err(err);
+    }
     view.bar.finish_and_clear();
     for link in &mut links {
         if let Some(child) = &mut link.child {
@@ -385,10 +409,11 @@ fn spawn_worker(
                 return Err(LoadError::Worker("worker pipes missing".into()));
             };
             tokio::spawn(forward(index, BufReader::new(stdout), events));
-            tokio::spawn(say(index, BufReader::new(stderr), bar.clone()));
+            let said = tokio::spawn(say(index, BufReader::new(stderr), bar.clone()));
             Ok(Link {
                 input: Box::new(stdin),
                 child: Some(child),
+                said: Some(said),
             })
         }
         WorkerMode::InProcess => {
@@ -405,6 +430,7 @@ fn spawn_worker(
             Ok(Link {
                 input: Box::new(to_worker),
                 child: None,
+                said: None,
             })
         }
     }
