@@ -97,9 +97,16 @@ struct Http {
 
 impl Http {
     fn of(node: &NodeProcess) -> Http {
+        // A fresh connection per request: between two requests a CLI command runs, long
+        // enough on a loaded host for the node to close an idle kept-alive connection just as
+        // the next request is written on it.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("http client");
         Http {
             node: node.url(""),
-            client: reqwest::Client::new(),
+            client,
         }
     }
 
