@@ -296,6 +296,28 @@ mod tests {
     }
 
     #[test]
+    fn feed_pages_without_limit_get_the_default_page() {
+        use crate::ops::feed::{DEFAULT_PAGE, FeedProfileParams, FeedTimelineParams};
+        let timeline = decode_request(r#"{"id":7,"op":"feed.timeline"}"#);
+        assert_eq!(
+            timeline.map(|r| r.op),
+            Ok(Op::FeedTimeline(FeedTimelineParams {
+                before: None,
+                limit: DEFAULT_PAGE,
+            }))
+        );
+        let profile = decode_request(r#"{"id":8,"op":"feed.profile","user":4,"before":9}"#);
+        assert_eq!(
+            profile.map(|r| r.op),
+            Ok(Op::FeedProfile(FeedProfileParams {
+                user: 4,
+                before: Some(9),
+                limit: DEFAULT_PAGE,
+            }))
+        );
+    }
+
+    #[test]
     fn replies_round_trip() {
         let text = reply::ok(9, &serde_json::json!({"a": 1}));
         assert_eq!(text, r#"{"re":9,"ok":{"a":1}}"#);

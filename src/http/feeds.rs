@@ -115,7 +115,7 @@ pub struct Paging {
 }
 
 fn default_limit() -> u32 {
-    20
+    corral_protocol::ops::feed::DEFAULT_PAGE
 }
 
 /// A user and their follow counts.

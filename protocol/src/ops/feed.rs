@@ -19,6 +19,13 @@ pub const MAX_MEDIA_URL_BYTES: usize = 2048;
 /// Largest page a timeline, profile, list or comments page returns.
 pub const MAX_PAGE: u32 = 100;
 
+/// Page size of a timeline, profile, list or comments page when the request gives no `limit`.
+pub const DEFAULT_PAGE: u32 = 20;
+
+fn default_page() -> u32 {
+    DEFAULT_PAGE
+}
+
 /// `follow {user}` / `unfollow {user}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRef {
@@ -43,17 +50,18 @@ pub struct FeedPostParams {
     pub animal: Option<AnimalId>,
 }
 
-/// `feed.timeline {before?, limit}`.
+/// `feed.timeline {before?, limit?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedTimelineParams {
     /// Keyset cursor from the previous page; the newest posts when absent.
     #[serde(default)]
     pub before: Option<PostId>,
-    /// Page size (1 to [`MAX_PAGE`]).
+    /// Page size (1 to [`MAX_PAGE`]; [`DEFAULT_PAGE`] when absent).
+    #[serde(default = "default_page")]
     pub limit: u32,
 }
 
-/// `feed.profile {user, before?, limit}`: one author's posts.
+/// `feed.profile {user, before?, limit?}`: one author's posts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedProfileParams {
     /// The author.
@@ -61,7 +69,8 @@ pub struct FeedProfileParams {
     /// Keyset cursor from the previous page; the newest posts when absent.
     #[serde(default)]
     pub before: Option<PostId>,
-    /// Page size (1 to [`MAX_PAGE`]).
+    /// Page size (1 to [`MAX_PAGE`]; [`DEFAULT_PAGE`] when absent).
+    #[serde(default = "default_page")]
     pub limit: u32,
 }
 
