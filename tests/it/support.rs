@@ -63,12 +63,49 @@ pub async fn fresh_postgres_database() -> String {
     let mut conn = sqlx::AnyConnection::connect(&admin)
         .await
         .expect("PostgreSQL must be reachable at CORRAL_TEST_DATABASE_URL (or 127.0.0.1:5432)");
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SWEPT.swap(true, Ordering::Relaxed) {
+        drop_databases_of_ended_runs(&mut conn).await;
+    }
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
         .expect("create test database");
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
     format!("{base}/{name}")
+}
+
+/// A test's database outlives it (its node may still hold connections when the test ends), so
+/// the first database a test process makes drops those left by test processes that no longer
+/// run (the name carries the process id), and the server does not fill up run after run.
+async fn drop_databases_of_ended_runs(conn: &mut sqlx::AnyConnection) {
+    let listed = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'corral_test_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await;
+    let names: Vec<String> = match listed {
+        Ok(names) => names,
+        Err(e) => return eprintln!("could not list old test databases: {e}"),
+    };
+    for name in names {
+        let pid = name
+            .strip_prefix("corral_test_")
+            .and_then(|rest| rest.split('_').next());
+        let ended = pid.is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists());
+        if ended {
+            let drop = format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                name.replace('"', "\"\"")
+            );
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                .execute(&mut *conn)
+                .await
+            {
+                eprintln!("could not drop the old test database {name}: {e}");
+            }
+        }
+    }
 }
 
 /// Settings for a test node on `engine`: port 0, a temp data dir, quick timers.
