@@ -1,5 +1,6 @@
 //! Typed, layered configuration: the built-in `config/default.toml`, an optional profile (built
-//! in, with a `config/<profile>.toml` file layered over it), an optional `--config` file, `CORRAL_...` environment variables, then CLI overrides.
+//! in, with a `config/<profile>.toml` file layered over it), an optional `--config` file,
+//! `CORRAL_...` environment variables, then CLI overrides.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
