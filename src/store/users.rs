@@ -3,7 +3,8 @@
 
 use corral_actors::Standing;
 use corral_protocol::{Role, UserId};
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::promotions::Audit;
 use super::{Db, StoreError};
@@ -98,6 +99,22 @@ impl Db {
     }
 }
 
+/// Ends an account change: the row its `UPDATE ... RETURNING` gave (none: no such account),
+/// the audit entry `audit` makes of the changed account, and the commit, in one transaction.
+async fn audited(
+    mut tx: Transaction<'static, Any>,
+    row: Option<AnyRow>,
+    audit: impl FnOnce(&UserRecord) -> Audit<'static>,
+) -> Result<UserRecord, StoreError> {
+    let user = row
+        .map(|row| user_from_row(&row))
+        .transpose()?
+        .ok_or(StoreError::NotFound)?;
+    audit(&user).write(&mut tx).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
 impl Db {
     /// Changes an account's role and/or disabled flag and raises its token version, so every
     /// token issued before stops working; returns the account as it now is.
@@ -120,11 +137,7 @@ impl Db {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let user = row
-            .map(|row| user_from_row(&row))
-            .transpose()?
-            .ok_or(StoreError::NotFound)?;
-        Audit {
+        audited(tx, row, |user| Audit {
             actor_id: admin,
             action: "user.standing",
             subject: format!("user:{id}"),
@@ -134,11 +147,8 @@ impl Db {
                 "token_version": user.token_version,
             }),
             at: now,
-        }
-        .write(&mut tx)
-        .await?;
-        tx.commit().await?;
-        Ok(user)
+        })
+        .await
     }
 
     /// Replaces an account's password hash and raises its token version (whoever had the old
@@ -160,21 +170,14 @@ impl Db {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let user = row
-            .map(|row| user_from_row(&row))
-            .transpose()?
-            .ok_or(StoreError::NotFound)?;
-        Audit {
+        audited(tx, row, |user| Audit {
             actor_id: actor,
             action: "user.password_reset",
             subject: format!("user:{id}"),
             detail: serde_json::json!({"token_version": user.token_version}),
             at: now,
-        }
-        .write(&mut tx)
-        .await?;
-        tx.commit().await?;
-        Ok(user)
+        })
+        .await
     }
 
     /// The standing of every account that differs from a fresh one (role `user`, version 0,
