@@ -840,3 +840,40 @@ async fn browser_origins_are_checked_on_ws_and_cors() {
             .is_none()
     );
 }
+
+#[actix_web::test]
+async fn a_request_over_its_deadline_answers_408_in_the_error_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.server.request_timeout_ms = 300).await;
+    // A body announced but never sent: the handler waits for it until the deadline.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_and_body = tokio::time::timeout(WAIT, async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if n == 0 || text.contains("\"error\"") && text.ends_with('}') {
+                break text.into_owned();
+            }
+        }
+    })
+    .await
+    .expect("an answer within the wait");
+    let lower = head_and_body.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 408"), "{head_and_body}");
+    assert!(
+        head_and_body.contains("took longer than 300 ms"),
+        "{head_and_body}"
+    );
+}
