@@ -2,26 +2,24 @@
 //! through the phases together (ready -> go -> active done -> finish), measures the local
 //! server between phases, merges the results, checks the invariants and writes the output.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::api::{Api, ClaimsSummary};
 use crate::checks::{Check, ClaimsLedger, DeliveryLedger, HeldClaim};
+use crate::pipe::{self, Command, Event, Progress, WorkerPlan, WorkerResult};
 use crate::provision::{Promotion, provision};
+use crate::run_result::{Capacity, RunResult, Throughput};
 use crate::scenario::{Kind, Scenario, target_addr};
 use crate::stats::{Stats, Summary, now_us, t};
-use crate::timeline::{self, Phase};
-use crate::{
-    Command, Event, LoadError, Progress, WorkerPlan, WorkerResult, proc_stat, report, tokens,
-};
+use crate::timeline;
+use crate::{LoadError, proc_stat, report, tokens};
 
 /// How workers run.
 #[derive(Debug, Clone)]
@@ -47,84 +45,6 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
-/// Server memory around the connect phase (connect-capacity).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Capacity {
-    /// The measured process.
-    pub server_pid: u32,
-    /// RSS before any client connected.
-    pub rss_before_bytes: u64,
-    /// RSS with every client connected, after the settle time.
-    pub rss_after_bytes: u64,
-    /// Connections open at the second sample.
-    pub connections: u64,
-    /// (after - before) / connections.
-    pub bytes_per_connection: f64,
-    /// The server's open file descriptors at the second sample.
-    pub server_fds: Option<u64>,
-}
-
-/// Rates over the active phase.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Throughput {
-    /// Seconds from the active start to the scenario's last delivery (or decision), bounded
-    /// by the end of the active phase.
-    pub active_seconds: f64,
-    /// Messages or requests sent per second.
-    pub sends_per_sec: f64,
-    /// Messages received per second, over all clients (scenarios with deliveries only).
-    pub deliveries_per_sec: Option<f64>,
-    /// The busiest second's deliveries.
-    pub peak_deliveries_per_sec: Option<u64>,
-    /// Claims decided per second, held or refused by the rules (flash crowd only).
-    pub decisions_per_sec: Option<f64>,
-    /// The busiest second's decisions.
-    pub peak_decisions_per_sec: Option<u64>,
-    /// The busiest second's connects.
-    pub peak_connects_per_sec: u64,
-}
-
-/// Everything a run produced (`result.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunResult {
-    /// The scenario as run (target overridden).
-    pub scenario: Scenario,
-    /// Start time, ms since the epoch.
-    pub started_at_ms: u64,
-    /// Wall time of the whole run.
-    pub duration_seconds: f64,
-    /// Clients asked for.
-    pub clients: u64,
-    /// Clients that connected and finished setup.
-    pub connected: u64,
-    /// Latency summaries (ms) by histogram name.
-    pub latency: BTreeMap<String, Summary>,
-    /// Histogram contents, `[value_us, count]`, for the report's charts.
-    pub histograms: BTreeMap<String, Vec<(u64, u64)>>,
-    /// Timelines: counts per bin of `timeline_bin_ms` (bin 0 starts with the run).
-    pub timelines: BTreeMap<String, Vec<u64>>,
-    /// The timelines' bin width.
-    pub timeline_bin_ms: f64,
-    /// Where the phases began and ended, for the timelines.
-    pub phases: Vec<Phase>,
-    /// Totals.
-    pub counters: BTreeMap<String, u64>,
-    /// Expected answers by name (`claim.held`, `claim.sold_out`, ...): not errors.
-    pub outcomes: BTreeMap<String, u64>,
-    /// Errors by code.
-    pub errors: BTreeMap<String, u64>,
-    /// Rates.
-    pub throughput: Throughput,
-    /// Server memory (connect-capacity with a local server).
-    pub capacity: Option<Capacity>,
-    /// Flash crowd: the merchant view's counts after the run.
-    pub claims: Option<ClaimsSummary>,
-    /// Invariant verdicts.
-    pub checks: Vec<Check>,
-    /// Whether every check passed.
-    pub passed: bool,
-}
-
 struct Link {
     input: Box<dyn AsyncWrite + Unpin + Send>,
     child: Option<tokio::process::Child>,
@@ -144,9 +64,7 @@ async fn last_words(links: &mut [Link]) {
 
 impl Link {
     async fn send(&mut self, cmd: &Command) -> Result<(), LoadError> {
-        let mut line = serde_json::to_vec(cmd).map_err(|e| LoadError::Worker(e.to_string()))?;
-        line.push(b'\n');
-        self.input.write_all(&line).await?;
+        self.input.write_all(&pipe::line(cmd)?).await?;
         self.input.flush().await?;
         Ok(())
     }

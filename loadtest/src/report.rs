@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::LoadError;
 use crate::chart::{Bar, Chart, Mark, esc, fmt_num, nice_ticks, quantile, svg};
-use crate::coordinator::RunResult;
+use crate::run_result::RunResult;
 use crate::scenario::Kind;
 use crate::stats::t;
 use crate::timeline;
@@ -409,7 +409,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             errors: [("unavailable".into(), 2)].into_iter().collect(),
-            throughput: crate::coordinator::Throughput {
+            throughput: crate::run_result::Throughput {
                 active_seconds: 0.035,
                 sends_per_sec: 857.0,
                 deliveries_per_sec: None,

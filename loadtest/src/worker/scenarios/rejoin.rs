@@ -1,0 +1,154 @@
+//! Coming back after a drop, as a real client would: reconnect, authenticate and re-join the
+//! room with `since`, then account what was missed in seq order (`room.history` pages when the
+//! catch-up was truncated, the reply's `missed`, the pushes meanwhile). Chat members the
+//! server dropped and the soak's churning clients use it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::checks::{Stream, Tally};
+use crate::client::{self, ClientError, Conn};
+use crate::stats::{h, now_us, t};
+use crate::worker::client::{Client, Frame, SETUP_REPLY, on_frame, request};
+use crate::worker::ctx::Ctx;
+
+/// How long a dropped chat member keeps trying to come back.
+pub(in crate::worker) const COME_BACK: Duration = Duration::from_secs(15);
+
+/// Reconnects and re-joins `room` from the last seq received, retrying until `grace`;
+/// returns whether the client is back.
+pub(in crate::worker) async fn come_back(
+    ctx: &Ctx,
+    client: &mut Client,
+    room: i64,
+    grace: tokio::time::Instant,
+) -> bool {
+    ctx.rec.with(|s, bin| s.count("reconnects", bin, 1));
+    let since = client
+        .tallies
+        .get(&Stream::Room(room))
+        .and_then(Tally::last_seq);
+    loop {
+        if tokio::time::Instant::now() >= grace || ctx.finishing() {
+            ctx.error(&ClientError::new(
+                "rejoin_failed",
+                "could not come back in time",
+            ));
+            return false;
+        }
+        match rejoin(ctx, client, room, since).await {
+            Ok(()) => return true,
+            Err(err) => {
+                ctx.error(&err);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Most `room.history` pages one catch-up reads (200 messages each).
+pub(in crate::worker) const MAX_HISTORY_PAGES: usize = 100;
+
+/// Reconnects, authenticates and re-joins `room` with `since`, then accounts what was missed
+/// in seq order: older pages from `room.history` when the reply was truncated, the reply's
+/// `missed`, then the pushes that arrived meanwhile.
+pub(in crate::worker) async fn rejoin(
+    ctx: &Ctx,
+    client: &mut Client,
+    room: i64,
+    since: Option<u64>,
+) -> Result<(), ClientError> {
+    let scenario = ctx.scenario();
+    let started = now_us();
+    let ws = client::connect(
+        &ctx.target,
+        ctx.addr,
+        scenario.source_addr(client.n),
+        Some(corral_protocol::SUBPROTOCOL),
+        Duration::from_secs(10),
+    )
+    .await?;
+    ctx.rec.with(|s, bin| {
+        s.record(h::CONNECT, now_us().saturating_sub(started));
+        s.count(t::CONNECTS, bin, 1);
+    });
+    client.conn = Conn::new(ws);
+    let token = ctx
+        .accounts
+        .get(client.n)
+        .map(|a| a.token.clone())
+        .unwrap_or_default();
+    request(ctx, client, "auth", &json!({ "token": token })).await?;
+    let mut pushes = Vec::new();
+    let (latency, ok) = client
+        .conn
+        .request(
+            "room.join",
+            &json!({ "room": room, "since": since }),
+            SETUP_REPLY,
+            &mut pushes,
+        )
+        .await?;
+    ctx.rec.with(|s, bin| {
+        s.record(&format!("{}room.join", h::REPLY), latency);
+        s.count(t::REPLIES, bin, 1);
+    });
+    let seq_of = |m: &Value| m.get("seq").and_then(Value::as_u64);
+    let mut missed: Vec<u64> = ok
+        .get("missed")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(seq_of)
+        .collect();
+    if ok.get("truncated").and_then(Value::as_bool) == Some(true) {
+        ctx.rec.with(|s, bin| s.count("catch_up_truncated", bin, 1));
+        let floor = since.unwrap_or(0);
+        let mut older = Vec::new();
+        let mut before = missed.first().copied();
+        for _ in 0..MAX_HISTORY_PAGES {
+            let Some(before_seq) = before.filter(|b| *b > floor + 1) else {
+                break;
+            };
+            let (latency, page) = client
+                .conn
+                .request(
+                    "room.history",
+                    &json!({ "room": room, "before_seq": before_seq, "limit": 200 }),
+                    SETUP_REPLY,
+                    &mut pushes,
+                )
+                .await?;
+            ctx.rec.with(|s, bin| {
+                s.record(&format!("{}room.history", h::REPLY), latency);
+                s.count(t::REPLIES, bin, 1);
+            });
+            let mut seqs: Vec<u64> = page
+                .get("messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(seq_of)
+                .filter(|seq| *seq > floor)
+                .collect();
+            before = seqs.first().copied();
+            if seqs.is_empty() {
+                break;
+            }
+            seqs.append(&mut older);
+            older = seqs;
+        }
+        older.append(&mut missed);
+        missed = older;
+    }
+    if let Some(tally) = client.tallies.get_mut(&Stream::Room(room)) {
+        for seq in missed {
+            tally.see(seq);
+        }
+    }
+    for push in pushes {
+        on_frame(ctx, client, Frame::Corral(push));
+    }
+    Ok(())
+}
