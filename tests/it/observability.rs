@@ -5,15 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use corral_actors::metric_catalogue::{self, Kind};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::claims::{Promo, seed};
-use crate::support::node::{corral, free_port};
-use crate::support::{TestApp, WAIT, WsClient, upgrade_status, wait_until};
+use crate::support::node::{Launch, Output};
+use crate::support::{NodeProcess, TestApp, WAIT, WsClient, upgrade_status, wait_until};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -451,32 +450,15 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported_and_describ
 async fn every_request_leaves_one_plain_access_log_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log_path = dir.path().join("corral.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let port = free_port();
-    let mut child = corral()
-        .arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("CORRAL_LOG__FILTER", "info")
-        .env_remove("NO_COLOR")
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn corral");
+    let launch = Launch {
+        env: vec![("CORRAL_LOG__FILTER".into(), "info".into())],
+        env_remove: vec!["NO_COLOR".into()],
+        output: Output::File(log_path.clone()),
+    };
+    let mut node = NodeProcess::start_with(dir.path(), launch).await;
+    let port = node.port;
     let http = reqwest::Client::new();
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
-    wait_until(
-        "the node answers /readyz",
-        Duration::from_secs(60),
-        async || match http.get(url("/readyz")).send().await {
-            Ok(resp) if resp.status().is_success() => Ok(()),
-            Ok(resp) => Err(format!("status {}", resp.status())),
-            Err(err) => Err(err.to_string()),
-        },
-    )
-    .await;
 
     let resp = http
         .get(url("/api/v1/users/424242"))
@@ -499,19 +481,7 @@ async fn every_request_leaves_one_plain_access_log_line() {
     let _ = http.get(url("/metrics")).send().await.expect("metrics");
 
     // SIGTERM: the node drains and exits, so everything it logged is in the file.
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exited = wait_until("the node exits", Duration::from_secs(30), async || {
-        child
-            .try_wait()
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "running".to_string())
-    })
-    .await;
+    let exited = node.terminate().await;
     assert!(exited.success(), "{exited}");
 
     let text = std::fs::read_to_string(&log_path).expect("log");

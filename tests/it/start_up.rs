@@ -3,11 +3,11 @@
 //! failed, where, and the setting to change — each cause said once.
 
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::node::{corral, free_port};
-use crate::support::{WAIT, wait_until};
+use crate::support::NodeProcess;
+use crate::support::node::{Launch, Output, corral, free_port};
 
 /// Runs `command` to its end: (success, stdout and stderr together).
 fn run(command: &mut Command) -> (bool, String) {
@@ -23,34 +23,14 @@ fn run(command: &mut Command) -> (bool, String) {
 #[actix_web::test]
 async fn a_single_node_start_logs_no_cluster_bus_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let child = corral()
-        .arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    wait_until("the node answers /readyz", WAIT, async || {
-        match http.get(&url).send().await {
-            Ok(resp) if resp.status().is_success() => Ok(()),
-            Ok(resp) => Err(resp.status().to_string()),
-            Err(err) => Err(err.to_string()),
-        }
-    })
-    .await;
-    let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(killed.is_ok_and(|s| s.success()));
-    let out = child.wait_with_output().expect("exit");
-    let mut logs = String::from_utf8_lossy(&out.stdout).into_owned();
-    logs.push_str(&String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{logs}");
+    let launch = Launch {
+        output: Output::Captured,
+        ..Launch::default()
+    };
+    let mut node = NodeProcess::start_with(dir.path(), launch).await;
+    let status = node.terminate().await;
+    let logs = node.captured();
+    assert!(status.success(), "{logs}");
     assert!(!logs.contains("cluster bus closed"), "{logs}");
 }
 
