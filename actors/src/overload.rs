@@ -154,6 +154,50 @@ mod tests {
         assert_eq!(shed(&overload), [true, true, true, false]);
     }
 
+    /// Every op's shedding priority, pinned: a change here changes what an overloaded node
+    /// refuses first (SPEC section 7).
+    #[test]
+    fn every_op_keeps_its_priority() {
+        use corral_protocol::ops::OP_NAMES;
+        let pinned = [
+            ("auth", r#"{"token":"t"}"#, Priority::Critical),
+            ("time.sync", r#"{"client_time":1}"#, Priority::Critical),
+            ("room.join", r#"{"room":1}"#, Priority::Medium),
+            ("room.leave", r#"{"room":1}"#, Priority::Medium),
+            (
+                "room.send",
+                r#"{"room":1,"text":"t","client_msg_id":"c"}"#,
+                Priority::Medium,
+            ),
+            ("room.history", r#"{"room":1}"#, Priority::Low),
+            (
+                "dm.send",
+                r#"{"to":2,"text":"t","client_msg_id":"c"}"#,
+                Priority::Medium,
+            ),
+            ("follow", r#"{"user":2}"#, Priority::Low),
+            ("unfollow", r#"{"user":2}"#, Priority::Low),
+            ("feed.post", r#"{"text":"t"}"#, Priority::Low),
+            ("feed.timeline", r#"{}"#, Priority::Low),
+            ("feed.profile", r#"{"user":2}"#, Priority::Low),
+            ("feed.like", r#"{"post":1}"#, Priority::Low),
+            ("feed.unlike", r#"{"post":1}"#, Priority::Low),
+            ("feed.comment", r#"{"post":1,"text":"t"}"#, Priority::Low),
+            ("feed.delete", r#"{"post":1}"#, Priority::Low),
+            ("activity.subscribe", r#"{"activity":1}"#, Priority::High),
+            ("activity.unsubscribe", r#"{"activity":1}"#, Priority::High),
+            ("claim", r#"{"activity":1,"key":"k"}"#, Priority::High),
+            ("claim.cancel", r#"{"claim_id":1}"#, Priority::High),
+        ];
+        assert_eq!(pinned.map(|(name, _, _)| name), OP_NAMES);
+        for (name, params, priority) in pinned {
+            let op = Op::decode(name, params)
+                .expect("decodes")
+                .expect("valid params");
+            assert_eq!(Priority::of(&op), priority, "{name}");
+        }
+    }
+
     #[test]
     fn level_follows_lag_thresholds() {
         let config = OverloadConfig {
