@@ -196,7 +196,7 @@ impl ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{AuthParams, TimeSyncParams};
+    use crate::ops::{AuthParams, ChatOp, FeedOp, SessionOp, TimeSyncParams};
 
     #[test]
     fn decodes_a_request() {
@@ -205,9 +205,9 @@ mod tests {
             req,
             Ok(Request {
                 id: 7,
-                op: Op::Auth(AuthParams {
+                op: Op::Session(SessionOp::Auth(AuthParams {
                     token: "abc".into()
-                })
+                }))
             })
         );
         let req = decode_request(r#"{"op":"time.sync","client_time":5,"id":1}"#);
@@ -215,7 +215,7 @@ mod tests {
             req,
             Ok(Request {
                 id: 1,
-                op: Op::TimeSync(TimeSyncParams { client_time: 5 })
+                op: Op::Session(SessionOp::TimeSync(TimeSyncParams { client_time: 5 }))
             })
         );
     }
@@ -287,11 +287,13 @@ mod tests {
         let req = decode_request(r#"{"id":6,"op":"room.history","room":3}"#);
         assert_eq!(
             req.map(|r| r.op),
-            Ok(Op::RoomHistory(crate::ops::RoomHistoryParams {
-                room: 3,
-                before_seq: None,
-                limit: crate::limits::DEFAULT_HISTORY_PAGE,
-            }))
+            Ok(Op::Chat(ChatOp::RoomHistory(
+                crate::ops::RoomHistoryParams {
+                    room: 3,
+                    before_seq: None,
+                    limit: crate::limits::DEFAULT_HISTORY_PAGE,
+                }
+            )))
         );
     }
 
@@ -301,19 +303,19 @@ mod tests {
         let timeline = decode_request(r#"{"id":7,"op":"feed.timeline"}"#);
         assert_eq!(
             timeline.map(|r| r.op),
-            Ok(Op::FeedTimeline(FeedTimelineParams {
+            Ok(Op::Feed(FeedOp::FeedTimeline(FeedTimelineParams {
                 before: None,
                 limit: DEFAULT_PAGE,
-            }))
+            })))
         );
         let profile = decode_request(r#"{"id":8,"op":"feed.profile","user":4,"before":9}"#);
         assert_eq!(
             profile.map(|r| r.op),
-            Ok(Op::FeedProfile(FeedProfileParams {
+            Ok(Op::Feed(FeedOp::FeedProfile(FeedProfileParams {
                 user: 4,
                 before: Some(9),
                 limit: DEFAULT_PAGE,
-            }))
+            })))
         );
     }
 
