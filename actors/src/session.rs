@@ -120,8 +120,7 @@ impl Handler<Inbound> for Session {
                     .map(corral_protocol::Op::static_name)
                     .unwrap_or("invalid");
                 metrics::counter!(metric::FRAMES_IN, "op" => op).increment(1);
-                self.replier(err.id, op, started)
-                    .error(err.code, &err.message);
+                self.replier(err.id, op, started).fail(err.error);
             }
         }
     }

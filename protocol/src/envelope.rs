@@ -18,14 +18,12 @@ pub struct Request {
 /// Why a text frame is not a valid request. The connection stays open: the server answers
 /// with an error reply carrying `re` when the id could be read, `null` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{error}")]
 pub struct DecodeError {
     /// The request id, when the frame had a readable one.
     pub id: Option<u64>,
-    /// `bad_request` or `unknown_op`.
-    pub code: ErrorCode,
-    /// What was wrong, for humans.
-    pub message: String,
+    /// The error to answer: `bad_request` or `unknown_op`, and what was wrong.
+    pub error: ErrorBody,
     /// The op name, when it could be read (for metrics).
     pub op: Option<String>,
 }
@@ -42,16 +40,14 @@ pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
     let Some(id) = head.id else {
         return Err(DecodeError {
             id: None,
-            code: ErrorCode::BadRequest,
-            message: "missing field `id`".into(),
+            error: ErrorBody::new(ErrorCode::BadRequest, "missing field `id`"),
             op: head.op,
         });
     };
     let Some(name) = head.op else {
         return Err(DecodeError {
             id: Some(id),
-            code: ErrorCode::BadRequest,
-            message: "missing field `op`".into(),
+            error: ErrorBody::new(ErrorCode::BadRequest, "missing field `op`"),
             op: None,
         });
     };
@@ -59,14 +55,15 @@ pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
         Some(Ok(op)) => Ok(Request { id, op }),
         Some(Err(e)) => Err(DecodeError {
             id: Some(id),
-            code: ErrorCode::BadRequest,
-            message: format!("bad parameters for `{name}`: {e}{}", why_required(&e)),
+            error: ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("bad parameters for `{name}`: {e}{}", why_required(&e)),
+            ),
             op: Some(name),
         }),
         None => Err(DecodeError {
             id: Some(id),
-            code: ErrorCode::UnknownOp,
-            message: format!("unknown op `{name}`"),
+            error: ErrorBody::new(ErrorCode::UnknownOp, format!("unknown op `{name}`")),
             op: None,
         }),
     }
@@ -97,8 +94,7 @@ fn head_error(text: &str, err: &serde_json::Error) -> DecodeError {
     };
     DecodeError {
         id,
-        code: ErrorCode::BadRequest,
-        message,
+        error: ErrorBody::new(ErrorCode::BadRequest, message),
         op: None,
     }
 }
@@ -223,14 +219,20 @@ mod tests {
     #[test]
     fn malformed_json_is_bad_request_without_id() {
         let err = decode_request("{not json").err();
-        assert_eq!(err.as_ref().map(|e| e.code), Some(ErrorCode::BadRequest));
+        assert_eq!(
+            err.as_ref().map(|e| e.error.code),
+            Some(ErrorCode::BadRequest)
+        );
         assert_eq!(err.and_then(|e| e.id), None);
     }
 
     #[test]
     fn unknown_op_keeps_the_id() {
         let err = decode_request(r#"{"id":3,"op":"nope"}"#).err();
-        assert_eq!(err.as_ref().map(|e| e.code), Some(ErrorCode::UnknownOp));
+        assert_eq!(
+            err.as_ref().map(|e| e.error.code),
+            Some(ErrorCode::UnknownOp)
+        );
         assert_eq!(err.and_then(|e| e.id), Some(3));
     }
 
@@ -246,7 +248,7 @@ mod tests {
         ] {
             let err = decode_request(text).err();
             assert_eq!(
-                err.map(|e| e.code),
+                err.map(|e| e.error.code),
                 Some(ErrorCode::BadRequest),
                 "for {text}"
             );
@@ -266,7 +268,7 @@ mod tests {
             r#"{"id":5,"op":"dm.send","to":2,"text":"hi"}"#,
         ] {
             let err = decode_request(text).err();
-            let message = err.map(|e| e.message).unwrap_or_default();
+            let message = err.map(|e| e.error.message).unwrap_or_default();
             assert!(
                 message.contains("missing field `client_msg_id`")
                     && message.contains("idempotency key")
@@ -275,7 +277,7 @@ mod tests {
             );
         }
         let other = decode_request(r#"{"id":5,"op":"room.send","room":1,"client_msg_id":"k"}"#);
-        let message = other.err().map(|e| e.message).unwrap_or_default();
+        let message = other.err().map(|e| e.error.message).unwrap_or_default();
         assert!(
             message.contains("`text`") && !message.contains("idempotency"),
             "{message}"
