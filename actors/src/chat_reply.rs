@@ -2,7 +2,7 @@
 //! was closed, or a handler panicked and the actor is restarting), it answers `unavailable`,
 //! so every request still gets exactly one reply.
 
-use corral_protocol::ErrorCode;
+use corral_protocol::{ErrorBody, ErrorCode};
 use serde::Serialize;
 
 use crate::replier::Replier;
@@ -28,6 +28,13 @@ impl ChatReply {
         if let Some(replier) = self.0.take() {
             replier.error(code, message);
         }
+    }
+}
+
+impl ChatReply {
+    /// Sends `{"re", "error"}` for an error already in the protocol's shape.
+    pub fn fail(self, error: ErrorBody) {
+        self.error(error.code, &error.message);
     }
 }
 

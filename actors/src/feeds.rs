@@ -19,7 +19,7 @@ use corral_protocol::ops::{
     AnimalId, CommentOk, Done, FeedPostParams, LikeOk, MAX_MEDIA, MAX_MEDIA_URL_BYTES, MAX_PAGE,
     Post, PostId, PostsPage,
 };
-use corral_protocol::{ErrorCode, Push, Role, UserId, reply};
+use corral_protocol::{ErrorBody, ErrorCode, Push, Role, UserId, reply};
 
 use crate::clock::now_ms;
 use crate::hub::Hub;
@@ -35,60 +35,43 @@ pub const FANOUT_CHUNK: usize = 1000;
 /// more than this many times larger (a membership probe costs about this many scanned rows).
 pub const ONLINE_SCAN_RATIO: u64 = 2;
 
-/// A refused or failed feed operation, as told to the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct FeedError {
-    /// The protocol error code.
-    pub code: ErrorCode,
-    /// The explanation.
-    pub message: String,
-}
-
-impl FeedError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> FeedError {
-        FeedError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<SocialError> for FeedError {
+// A refused or failed feed operation is answered with the protocol's `ErrorBody`, over the
+// WebSocket and the HTTP API alike; a store failure's cause is logged here, not shown.
+impl From<SocialError> for ErrorBody {
     fn from(err: SocialError) -> Self {
         match err {
-            SocialError::NotFound => FeedError::new(ErrorCode::NotFound, "not found"),
-            SocialError::Forbidden => FeedError::new(ErrorCode::Forbidden, "not yours"),
-            SocialError::Invalid(msg) => FeedError::new(ErrorCode::BadRequest, msg),
+            SocialError::NotFound => ErrorBody::new(ErrorCode::NotFound, "not found"),
+            SocialError::Forbidden => ErrorBody::new(ErrorCode::Forbidden, "not yours"),
+            SocialError::Invalid(msg) => ErrorBody::new(ErrorCode::BadRequest, msg),
             SocialError::Storage(msg) => {
                 tracing::error!(cause = %msg, "social store failed");
-                FeedError::new(ErrorCode::Unavailable, "storage unavailable, retry later")
+                ErrorBody::new(ErrorCode::Unavailable, "storage unavailable, retry later")
             }
         }
     }
 }
 
 /// Checks a page size (1 to [`MAX_PAGE`]).
-pub fn page_limit(limit: u32) -> Result<u32, FeedError> {
+pub fn page_limit(limit: u32) -> Result<u32, ErrorBody> {
     if (1..=MAX_PAGE).contains(&limit) {
         Ok(limit)
     } else {
-        Err(FeedError::new(
+        Err(ErrorBody::new(
             ErrorCode::BadRequest,
             format!("limit must be 1 to {MAX_PAGE}"),
         ))
     }
 }
 
-fn check_text(text: &str, allow_empty: bool) -> Result<(), FeedError> {
+fn check_text(text: &str, allow_empty: bool) -> Result<(), ErrorBody> {
     if text.chars().count() > DEFAULT_MAX_TEXT_CHARS {
-        return Err(FeedError::new(
+        return Err(ErrorBody::new(
             ErrorCode::TooLarge,
             format!("text is over {DEFAULT_MAX_TEXT_CHARS} characters"),
         ));
     }
     if !allow_empty && text.trim().is_empty() {
-        return Err(FeedError::new(ErrorCode::BadRequest, "text is empty"));
+        return Err(ErrorBody::new(ErrorCode::BadRequest, "text is empty"));
     }
     Ok(())
 }
@@ -136,22 +119,22 @@ pub fn is_media_url(url: &str) -> bool {
     host_ok && port_ok
 }
 
-fn check_media(media: &[String]) -> Result<(), FeedError> {
+fn check_media(media: &[String]) -> Result<(), ErrorBody> {
     if media.len() > MAX_MEDIA {
-        return Err(FeedError::new(
+        return Err(ErrorBody::new(
             ErrorCode::TooLarge,
             format!("at most {MAX_MEDIA} media URLs"),
         ));
     }
     for url in media {
         if url.len() > MAX_MEDIA_URL_BYTES {
-            return Err(FeedError::new(
+            return Err(ErrorBody::new(
                 ErrorCode::TooLarge,
                 format!("media URLs are at most {MAX_MEDIA_URL_BYTES} bytes"),
             ));
         }
         if !is_media_url(url) {
-            return Err(FeedError::new(
+            return Err(ErrorBody::new(
                 ErrorCode::BadRequest,
                 "media must be absolute http or https URLs",
             ));
@@ -170,13 +153,13 @@ fn page(posts: Vec<Post>, limit: u32) -> PostsPage {
 }
 
 /// `follow {user}`.
-pub async fn follow(hub: &Hub, who: UserId, user: UserId) -> Result<Done, FeedError> {
+pub async fn follow(hub: &Hub, who: UserId, user: UserId) -> Result<Done, ErrorBody> {
     hub.social.follow(who, user, now_ms()).await?;
     Ok(Done {})
 }
 
 /// `unfollow {user}`.
-pub async fn unfollow(hub: &Hub, who: UserId, user: UserId) -> Result<Done, FeedError> {
+pub async fn unfollow(hub: &Hub, who: UserId, user: UserId) -> Result<Done, ErrorBody> {
     hub.social.unfollow(who, user).await?;
     Ok(Done {})
 }
@@ -187,11 +170,11 @@ pub async fn publish(
     hub: &Arc<Hub>,
     who: Identity,
     params: FeedPostParams,
-) -> Result<Post, FeedError> {
+) -> Result<Post, ErrorBody> {
     check_text(&params.text, !params.media.is_empty())?;
     check_media(&params.media)?;
     if params.animal.is_some() && !matches!(who.role, Role::Merchant | Role::Admin) {
-        return Err(FeedError::new(
+        return Err(ErrorBody::new(
             ErrorCode::Forbidden,
             "only merchants post animal updates",
         ));
@@ -311,7 +294,7 @@ pub async fn fan_out(
 }
 
 /// `feed.delete {post}`: the author soft-deletes their post.
-pub async fn delete(hub: &Hub, who: UserId, post: PostId) -> Result<Done, FeedError> {
+pub async fn delete(hub: &Hub, who: UserId, post: PostId) -> Result<Done, ErrorBody> {
     hub.social.delete_post(post, who, now_ms()).await?;
     Ok(Done {})
 }
@@ -322,7 +305,7 @@ pub async fn timeline(
     who: UserId,
     before: Option<PostId>,
     limit: u32,
-) -> Result<PostsPage, FeedError> {
+) -> Result<PostsPage, ErrorBody> {
     let limit = page_limit(limit)?;
     Ok(page(hub.social.timeline(who, before, limit).await?, limit))
 }
@@ -333,7 +316,7 @@ pub async fn profile(
     author: UserId,
     before: Option<PostId>,
     limit: u32,
-) -> Result<PostsPage, FeedError> {
+) -> Result<PostsPage, ErrorBody> {
     let limit = page_limit(limit)?;
     Ok(page(
         hub.social.profile(author, before, limit).await?,
@@ -342,7 +325,7 @@ pub async fn profile(
 }
 
 /// `feed.like {post}`: the author is told (once per new like, not for their own).
-pub async fn like(hub: &Hub, who: UserId, post: PostId) -> Result<LikeOk, FeedError> {
+pub async fn like(hub: &Hub, who: UserId, post: PostId) -> Result<LikeOk, ErrorBody> {
     let change = hub.social.like(who, post, now_ms()).await?;
     if change.changed && change.author != who {
         let frame = reply::push(&Push::FeedLiked { post, by: who });
@@ -355,7 +338,7 @@ pub async fn like(hub: &Hub, who: UserId, post: PostId) -> Result<LikeOk, FeedEr
 }
 
 /// `feed.unlike {post}`.
-pub async fn unlike(hub: &Hub, who: UserId, post: PostId) -> Result<LikeOk, FeedError> {
+pub async fn unlike(hub: &Hub, who: UserId, post: PostId) -> Result<LikeOk, ErrorBody> {
     let change = hub.social.unlike(who, post).await?;
     Ok(LikeOk {
         likes: change.likes,
@@ -369,7 +352,7 @@ pub async fn comment(
     who: UserId,
     post: PostId,
     text: String,
-) -> Result<CommentOk, FeedError> {
+) -> Result<CommentOk, ErrorBody> {
     check_text(&text, false)?;
     let added = hub.social.comment(who, post, &text, now_ms()).await?;
     if added.author != who {

@@ -8,49 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use corral_protocol::Op;
-
 use crate::metric_catalogue as metric;
 
-/// How important a request is when the node is overloaded (shed from the lowest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Priority {
-    /// Feeds, timelines, history pages: shed first.
-    Low = 1,
-    /// Chat (join, send, DMs): shed next.
-    Medium = 2,
-    /// Claims and countdown subscriptions: shed last.
-    High = 3,
-    /// Authentication and clock sync: never shed.
-    Critical = 4,
-}
-
-impl Priority {
-    /// The priority of an op.
-    pub fn of(op: &Op) -> Priority {
-        match op {
-            Op::Auth(_) | Op::TimeSync(_) => Priority::Critical,
-            Op::Claim(_)
-            | Op::ClaimCancel(_)
-            | Op::ActivitySubscribe(_)
-            | Op::ActivityUnsubscribe(_) => Priority::High,
-            Op::RoomJoin(_) | Op::RoomLeave(_) | Op::RoomSend(_) | Op::DmSend(_) => {
-                Priority::Medium
-            }
-            _ => Priority::Low,
-        }
-    }
-
-    /// The metrics label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Priority::Low => "low",
-            Priority::Medium => "medium",
-            Priority::High => "high",
-            Priority::Critical => "critical",
-        }
-    }
-}
+// The priority classes live in the protocol's op table, beside each op (one listing from
+// which decoding, names and shedding derive); re-exported here where they are enforced.
+pub use corral_protocol::ops::Priority;
 
 /// Lag thresholds (from the `[overload]` config section).
 #[derive(Debug, Clone)]
@@ -130,20 +92,21 @@ impl Overload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use corral_protocol::ops::{ActivityRef, AuthParams, FeedTimelineParams, RoomRef};
+    use corral_protocol::Op;
 
     #[test]
     fn sheds_in_order() {
         let overload = Overload::default();
-        let feed = Priority::of(&Op::FeedTimeline(FeedTimelineParams {
-            before: None,
-            limit: 1,
-        }));
-        let chat = Priority::of(&Op::RoomLeave(RoomRef { room: 1 }));
-        let watch = Priority::of(&Op::ActivitySubscribe(ActivityRef { activity: 1 }));
-        let auth = Priority::of(&Op::Auth(AuthParams {
-            token: String::new(),
-        }));
+        let priority = |name: &str, params: &str| {
+            let op = Op::decode(name, params)
+                .expect("an op")
+                .expect("valid params");
+            op.priority()
+        };
+        let feed = priority("feed.timeline", r#"{"limit":1}"#);
+        let chat = priority("room.leave", r#"{"room":1}"#);
+        let watch = priority("activity.subscribe", r#"{"activity":1}"#);
+        let auth = priority("auth", r#"{"token":""}"#);
         let shed = |o: &Overload| [feed, chat, watch, auth].map(|p| o.sheds(p));
         assert_eq!(shed(&overload), [false, false, false, false]);
         overload.set_level(1);
@@ -152,6 +115,50 @@ mod tests {
         assert_eq!(shed(&overload), [true, true, false, false]);
         overload.set_level(3);
         assert_eq!(shed(&overload), [true, true, true, false]);
+    }
+
+    /// Every op's shedding priority, pinned: a change here changes what an overloaded node
+    /// refuses first (SPEC section 7).
+    #[test]
+    fn every_op_keeps_its_priority() {
+        use corral_protocol::ops::OP_NAMES;
+        let pinned = [
+            ("auth", r#"{"token":"t"}"#, Priority::Critical),
+            ("time.sync", r#"{"client_time":1}"#, Priority::Critical),
+            ("room.join", r#"{"room":1}"#, Priority::Medium),
+            ("room.leave", r#"{"room":1}"#, Priority::Medium),
+            (
+                "room.send",
+                r#"{"room":1,"text":"t","client_msg_id":"c"}"#,
+                Priority::Medium,
+            ),
+            ("room.history", r#"{"room":1}"#, Priority::Low),
+            (
+                "dm.send",
+                r#"{"to":2,"text":"t","client_msg_id":"c"}"#,
+                Priority::Medium,
+            ),
+            ("follow", r#"{"user":2}"#, Priority::Low),
+            ("unfollow", r#"{"user":2}"#, Priority::Low),
+            ("feed.post", r#"{"text":"t"}"#, Priority::Low),
+            ("feed.timeline", r#"{}"#, Priority::Low),
+            ("feed.profile", r#"{"user":2}"#, Priority::Low),
+            ("feed.like", r#"{"post":1}"#, Priority::Low),
+            ("feed.unlike", r#"{"post":1}"#, Priority::Low),
+            ("feed.comment", r#"{"post":1,"text":"t"}"#, Priority::Low),
+            ("feed.delete", r#"{"post":1}"#, Priority::Low),
+            ("activity.subscribe", r#"{"activity":1}"#, Priority::High),
+            ("activity.unsubscribe", r#"{"activity":1}"#, Priority::High),
+            ("claim", r#"{"activity":1,"key":"k"}"#, Priority::High),
+            ("claim.cancel", r#"{"claim_id":1}"#, Priority::High),
+        ];
+        assert_eq!(pinned.map(|(name, _, _)| name), OP_NAMES);
+        for (name, params, priority) in pinned {
+            let op = Op::decode(name, params)
+                .expect("decodes")
+                .expect("valid params");
+            assert_eq!(op.priority(), priority, "{name}");
+        }
     }
 
     #[test]

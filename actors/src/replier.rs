@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use bytestring::ByteString;
-use corral_protocol::{ErrorCode, reply};
+use corral_protocol::{ErrorBody, ErrorCode, reply};
 use serde::Serialize;
 
 use crate::metric_catalogue as metric;
@@ -42,6 +42,11 @@ impl Replier {
     pub fn error(self, code: ErrorCode, message: &str) {
         let text = reply::error(self.id, code, message);
         self.finish(text, code.as_str());
+    }
+
+    /// Sends `{"re", "error"}` for an error already in the protocol's shape.
+    pub fn fail(self, error: ErrorBody) {
+        self.error(error.code, &error.message);
     }
 
     fn finish(self, text: String, outcome: &'static str) {

@@ -11,8 +11,8 @@ use std::time::Instant;
 use actix::prelude::*;
 use bytestring::ByteString;
 use corral_protocol::limits::close;
-use corral_protocol::ops::{AuthOk, AuthParams, TimeSyncOk};
-use corral_protocol::{ErrorCode, Op, Request, decode_request};
+use corral_protocol::ops::{AuthOk, AuthParams, Priority, SessionOp, TimeSyncOk};
+use corral_protocol::{ErrorBody, ErrorCode, Op, Request, decode_request};
 
 mod activity;
 mod chat;
@@ -24,7 +24,6 @@ use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::metric_catalogue as metric;
 use crate::outbound::{CloseReason, Outbound};
-use crate::overload::Priority;
 use crate::ports::Identity;
 use crate::rate_limit::TokenBucket;
 use crate::replier::Replier;
@@ -121,8 +120,7 @@ impl Handler<Inbound> for Session {
                     .map(corral_protocol::Op::static_name)
                     .unwrap_or("invalid");
                 metrics::counter!(metric::FRAMES_IN, "op" => op).increment(1);
-                self.replier(err.id, op, started)
-                    .error(err.code, &err.message);
+                self.replier(err.id, op, started).fail(err.error);
             }
         }
     }
@@ -141,54 +139,60 @@ impl Session {
         Replier::new(id, op, started, self.out.clone())
     }
 
+    /// Serves a decoded request: each area's ops go, once, to that area's handler.
     fn dispatch(&mut self, request: Request, started: Instant, ctx: &mut Context<Self>) {
         let replier = self.replier(Some(request.id), request.op.name(), started);
-        let who = match (&request.op, self.identity) {
-            (Op::Auth(params), _) => return self.authenticate(params, replier),
-            (Op::TimeSync(params), _) => {
-                return replier.ok(&TimeSyncOk {
-                    client_time: params.client_time,
-                    server_time: now_ms(),
-                });
-            }
-            (_, None) => {
-                return replier.error(
-                    ErrorCode::Unauthenticated,
-                    "authenticate first with the `auth` op",
-                );
-            }
-            (_, Some(identity)) => identity,
-        };
-        if self.hub.overload.sheds(Priority::of(&request.op)) {
-            return replier.error(
+        let priority = request.op.priority();
+        match request.op {
+            Op::Session(op) => self.session(op, replier),
+            Op::Chat(op) => self.admitted(op, Session::chat, priority, replier, ctx),
+            Op::Feed(op) => self.admitted(op, Session::feed, priority, replier, ctx),
+            Op::Activity(op) => self.admitted(op, Session::activity, priority, replier, ctx),
+            Op::Claim(op) => self.admitted(op, Session::claim, priority, replier, ctx),
+        }
+    }
+
+    /// Session ops run before authentication and are never shed.
+    fn session(&mut self, op: SessionOp, replier: Replier) {
+        match op {
+            SessionOp::Auth(params) => self.authenticate(&params, replier),
+            SessionOp::TimeSync(params) => replier.ok(&TimeSyncOk {
+                client_time: params.client_time,
+                server_time: now_ms(),
+            }),
+        }
+    }
+
+    /// Hands `op` to its area's `serve` once the connection is authenticated and the node is
+    /// not shedding ops of its `priority`; answers the refusal otherwise.
+    fn admitted<T>(
+        &mut self,
+        op: T,
+        serve: fn(&mut Session, T, Identity, Replier, &mut Context<Session>),
+        priority: Priority,
+        replier: Replier,
+        ctx: &mut Context<Self>,
+    ) {
+        match self.admit(priority) {
+            Ok(who) => serve(self, op, who, replier, ctx),
+            Err(refused) => replier.fail(refused),
+        }
+    }
+
+    fn admit(&self, priority: Priority) -> Result<Identity, ErrorBody> {
+        let who = self.identity.ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::Unauthenticated,
+                "authenticate first with the `auth` op",
+            )
+        })?;
+        if self.hub.overload.sheds(priority) {
+            return Err(ErrorBody::new(
                 ErrorCode::Unavailable,
                 "the node is overloaded; retry shortly",
-            );
+            ));
         }
-        match request.op {
-            op @ (Op::RoomJoin(_)
-            | Op::RoomLeave(_)
-            | Op::RoomSend(_)
-            | Op::RoomHistory(_)
-            | Op::DmSend(_)) => self.chat(op, who, replier, ctx),
-            op @ (Op::Follow(_)
-            | Op::Unfollow(_)
-            | Op::FeedPost(_)
-            | Op::FeedTimeline(_)
-            | Op::FeedProfile(_)
-            | Op::FeedLike(_)
-            | Op::FeedUnlike(_)
-            | Op::FeedComment(_)
-            | Op::FeedDelete(_)) => self.feed(op, who, replier, ctx),
-            op @ (Op::ActivitySubscribe(_) | Op::ActivityUnsubscribe(_)) => {
-                self.activity(op, who, replier, ctx)
-            }
-            op @ (Op::Claim(_) | Op::ClaimCancel(_)) => self.claim(op, who, replier, ctx),
-            other => replier.error(
-                ErrorCode::UnknownOp,
-                &format!("`{}` is not served here", other.name()),
-            ),
-        }
+        Ok(who)
     }
 
     fn authenticate(&mut self, params: &AuthParams, replier: Replier) {

@@ -18,14 +18,12 @@ pub struct Request {
 /// Why a text frame is not a valid request. The connection stays open: the server answers
 /// with an error reply carrying `re` when the id could be read, `null` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{error}")]
 pub struct DecodeError {
     /// The request id, when the frame had a readable one.
     pub id: Option<u64>,
-    /// `bad_request` or `unknown_op`.
-    pub code: ErrorCode,
-    /// What was wrong, for humans.
-    pub message: String,
+    /// The error to answer: `bad_request` or `unknown_op`, and what was wrong.
+    pub error: ErrorBody,
     /// The op name, when it could be read (for metrics).
     pub op: Option<String>,
 }
@@ -42,16 +40,14 @@ pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
     let Some(id) = head.id else {
         return Err(DecodeError {
             id: None,
-            code: ErrorCode::BadRequest,
-            message: "missing field `id`".into(),
+            error: ErrorBody::new(ErrorCode::BadRequest, "missing field `id`"),
             op: head.op,
         });
     };
     let Some(name) = head.op else {
         return Err(DecodeError {
             id: Some(id),
-            code: ErrorCode::BadRequest,
-            message: "missing field `op`".into(),
+            error: ErrorBody::new(ErrorCode::BadRequest, "missing field `op`"),
             op: None,
         });
     };
@@ -59,14 +55,15 @@ pub fn decode_request(text: &str) -> Result<Request, DecodeError> {
         Some(Ok(op)) => Ok(Request { id, op }),
         Some(Err(e)) => Err(DecodeError {
             id: Some(id),
-            code: ErrorCode::BadRequest,
-            message: format!("bad parameters for `{name}`: {e}{}", why_required(&e)),
+            error: ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("bad parameters for `{name}`: {e}{}", why_required(&e)),
+            ),
             op: Some(name),
         }),
         None => Err(DecodeError {
             id: Some(id),
-            code: ErrorCode::UnknownOp,
-            message: format!("unknown op `{name}`"),
+            error: ErrorBody::new(ErrorCode::UnknownOp, format!("unknown op `{name}`")),
             op: None,
         }),
     }
@@ -97,8 +94,7 @@ fn head_error(text: &str, err: &serde_json::Error) -> DecodeError {
     };
     DecodeError {
         id,
-        code: ErrorCode::BadRequest,
-        message,
+        error: ErrorBody::new(ErrorCode::BadRequest, message),
         op: None,
     }
 }
@@ -196,7 +192,7 @@ impl ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{AuthParams, TimeSyncParams};
+    use crate::ops::{AuthParams, ChatOp, FeedOp, SessionOp, TimeSyncParams};
 
     #[test]
     fn decodes_a_request() {
@@ -205,9 +201,9 @@ mod tests {
             req,
             Ok(Request {
                 id: 7,
-                op: Op::Auth(AuthParams {
+                op: Op::Session(SessionOp::Auth(AuthParams {
                     token: "abc".into()
-                })
+                }))
             })
         );
         let req = decode_request(r#"{"op":"time.sync","client_time":5,"id":1}"#);
@@ -215,7 +211,7 @@ mod tests {
             req,
             Ok(Request {
                 id: 1,
-                op: Op::TimeSync(TimeSyncParams { client_time: 5 })
+                op: Op::Session(SessionOp::TimeSync(TimeSyncParams { client_time: 5 }))
             })
         );
     }
@@ -223,14 +219,20 @@ mod tests {
     #[test]
     fn malformed_json_is_bad_request_without_id() {
         let err = decode_request("{not json").err();
-        assert_eq!(err.as_ref().map(|e| e.code), Some(ErrorCode::BadRequest));
+        assert_eq!(
+            err.as_ref().map(|e| e.error.code),
+            Some(ErrorCode::BadRequest)
+        );
         assert_eq!(err.and_then(|e| e.id), None);
     }
 
     #[test]
     fn unknown_op_keeps_the_id() {
         let err = decode_request(r#"{"id":3,"op":"nope"}"#).err();
-        assert_eq!(err.as_ref().map(|e| e.code), Some(ErrorCode::UnknownOp));
+        assert_eq!(
+            err.as_ref().map(|e| e.error.code),
+            Some(ErrorCode::UnknownOp)
+        );
         assert_eq!(err.and_then(|e| e.id), Some(3));
     }
 
@@ -246,7 +248,7 @@ mod tests {
         ] {
             let err = decode_request(text).err();
             assert_eq!(
-                err.map(|e| e.code),
+                err.map(|e| e.error.code),
                 Some(ErrorCode::BadRequest),
                 "for {text}"
             );
@@ -266,7 +268,7 @@ mod tests {
             r#"{"id":5,"op":"dm.send","to":2,"text":"hi"}"#,
         ] {
             let err = decode_request(text).err();
-            let message = err.map(|e| e.message).unwrap_or_default();
+            let message = err.map(|e| e.error.message).unwrap_or_default();
             assert!(
                 message.contains("missing field `client_msg_id`")
                     && message.contains("idempotency key")
@@ -275,7 +277,7 @@ mod tests {
             );
         }
         let other = decode_request(r#"{"id":5,"op":"room.send","room":1,"client_msg_id":"k"}"#);
-        let message = other.err().map(|e| e.message).unwrap_or_default();
+        let message = other.err().map(|e| e.error.message).unwrap_or_default();
         assert!(
             message.contains("`text`") && !message.contains("idempotency"),
             "{message}"
@@ -287,11 +289,13 @@ mod tests {
         let req = decode_request(r#"{"id":6,"op":"room.history","room":3}"#);
         assert_eq!(
             req.map(|r| r.op),
-            Ok(Op::RoomHistory(crate::ops::RoomHistoryParams {
-                room: 3,
-                before_seq: None,
-                limit: crate::limits::DEFAULT_HISTORY_PAGE,
-            }))
+            Ok(Op::Chat(ChatOp::RoomHistory(
+                crate::ops::RoomHistoryParams {
+                    room: 3,
+                    before_seq: None,
+                    limit: crate::limits::DEFAULT_HISTORY_PAGE,
+                }
+            )))
         );
     }
 
@@ -301,19 +305,19 @@ mod tests {
         let timeline = decode_request(r#"{"id":7,"op":"feed.timeline"}"#);
         assert_eq!(
             timeline.map(|r| r.op),
-            Ok(Op::FeedTimeline(FeedTimelineParams {
+            Ok(Op::Feed(FeedOp::FeedTimeline(FeedTimelineParams {
                 before: None,
                 limit: DEFAULT_PAGE,
-            }))
+            })))
         );
         let profile = decode_request(r#"{"id":8,"op":"feed.profile","user":4,"before":9}"#);
         assert_eq!(
             profile.map(|r| r.op),
-            Ok(Op::FeedProfile(FeedProfileParams {
+            Ok(Op::Feed(FeedOp::FeedProfile(FeedProfileParams {
                 user: 4,
                 before: Some(9),
                 limit: DEFAULT_PAGE,
-            }))
+            })))
         );
     }
 

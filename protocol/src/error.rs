@@ -1,4 +1,7 @@
-//! The stable error codes shared by WebSocket replies and HTTP error bodies.
+//! The stable error codes shared by WebSocket replies and HTTP error bodies, and
+//! [`ErrorBody`], the one error shape at the protocol boundary: every layer's refusals and
+//! failures convert into it (typed errors keep their cause with `#[source]` and convert with
+//! `From`), and it is what a WebSocket error reply and an HTTP error answer carry.
 
 use serde::{Deserialize, Serialize};
 
@@ -109,9 +112,11 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// The `error` object of a reply or an HTTP error body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The `error` object of a reply or an HTTP error body: what a client is told when a request
+/// gets no `ok`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[error("{code}: {message}")]
 pub struct ErrorBody {
     /// Stable machine-readable code.
     pub code: ErrorCode,

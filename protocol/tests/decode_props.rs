@@ -90,15 +90,15 @@ fn check(text: &str) -> Result<(), TestCaseError> {
         Ok(request) => prop_assert_eq!(Some(request.id), readable_id),
         Err(err) => {
             prop_assert!(matches!(
-                err.code,
+                err.error.code,
                 ErrorCode::BadRequest | ErrorCode::UnknownOp
             ));
-            prop_assert!(!err.message.is_empty());
-            let frame = reply::error(err.id, err.code, &err.message);
+            prop_assert!(!err.error.message.is_empty());
+            let frame = reply::error(err.id, err.error.code, &err.error.message);
             match ServerFrame::parse(&frame) {
                 Ok(ServerFrame::Reply { re, result }) => {
                     prop_assert_eq!(re, err.id);
-                    prop_assert_eq!(result.map_err(|e| e.code), Err(err.code));
+                    prop_assert_eq!(result.map_err(|e| e.code), Err(err.error.code));
                 }
                 other => prop_assert!(false, "unparseable error reply {other:?}"),
             }

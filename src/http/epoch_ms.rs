@@ -40,7 +40,7 @@ mod tests {
         assert!(!looks_like_seconds(0));
         assert!(!looks_like_seconds(-5));
         let err = require_ms("starts_at", 1_796_000_000).err();
-        let message = err.map(|e| e.message).unwrap_or_default();
+        let message = err.map(|e| e.error.message).unwrap_or_default();
         assert!(
             message.contains("starts_at")
                 && message.contains("milliseconds")

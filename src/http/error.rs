@@ -9,14 +9,14 @@ use serde::Serialize;
 
 use crate::store::StoreError;
 
-/// An error answered to an HTTP client.
+/// An error answered to an HTTP client: the protocol's [`ErrorBody`] (the one error shape, the
+/// same a WebSocket reply carries) plus what only HTTP has, a status and a `Retry-After`. It
+/// is actix-web's `ResponseError`; every layer's error reaches it through `From<ErrorBody>`.
 #[derive(Debug, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{error}")]
 pub struct ApiError {
-    /// The stable code.
-    pub code: ErrorCode,
-    /// The human explanation.
-    pub message: String,
+    /// The code and the explanation.
+    pub error: ErrorBody,
     /// A status other than the code's usual one (e.g. 429 for a connection limit).
     pub status: Option<u16>,
     /// When to try again (`Retry-After`, whole seconds rounded up).
@@ -34,12 +34,7 @@ pub struct ErrorEnvelope {
 impl ApiError {
     /// An error with a code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-            status: None,
-            retry_after: None,
-        }
+        ApiError::from(ErrorBody::new(code, message))
     }
 
     /// The same error answered with another HTTP status.
@@ -78,12 +73,11 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.status.unwrap_or(self.code.http_status()))
+        StatusCode::from_u16(self.status.unwrap_or(self.error.code.http_status()))
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let error = ErrorBody::new(self.code, self.message.clone());
         let mut response = HttpResponse::build(self.status_code());
         match self.retry_after {
             Some(wait) => {
@@ -95,7 +89,29 @@ impl ResponseError for ApiError {
             }
             None => {}
         }
-        response.json(ErrorEnvelope { error })
+        response.json(ErrorEnvelope {
+            error: self.error.clone(),
+        })
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(error: ErrorBody) -> Self {
+        ApiError {
+            error,
+            status: None,
+            retry_after: None,
+        }
+    }
+}
+
+// A wrapper of the protocol's error with HTTP extras: handlers read its code and message
+// through it (`err.code`), as they would the body itself.
+impl std::ops::Deref for ApiError {
+    type Target = ErrorBody;
+
+    fn deref(&self) -> &ErrorBody {
+        &self.error
     }
 }
 

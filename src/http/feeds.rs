@@ -3,7 +3,7 @@
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
-use corral_actors::feeds::{self, FeedError};
+use corral_actors::feeds;
 use corral_protocol::UserId;
 use corral_protocol::ops::{
     Comment, CommentOk, Done, FeedPostParams, LikeOk, Post, PostId, PostsPage,
@@ -91,14 +91,8 @@ pub const ROUTES: &[ApiRoute] = &[
     },
 ];
 
-impl From<FeedError> for ApiError {
-    fn from(err: FeedError) -> Self {
-        ApiError::new(err.code, err.message)
-    }
-}
-
 fn social(err: corral_actors::ports::SocialError) -> ApiError {
-    FeedError::from(err).into()
+    corral_protocol::ErrorBody::from(err).into()
 }
 
 /// `?before=&limit=` of every paged route.

@@ -208,7 +208,7 @@ pub async fn webhook(
         .clone()
         .pay(event.claim_id)
         .await
-        .map_err(|e| ApiError::new(e.code, e.message))?;
+        .map_err(ApiError::from)?;
     let status = match &outcome {
         PaymentOutcome::Confirmed(c)
         | PaymentOutcome::RefundDue(c)

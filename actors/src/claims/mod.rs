@@ -11,7 +11,7 @@ pub mod service;
 
 use async_trait::async_trait;
 use corral_protocol::ops::{ActivityId, ClaimStatus};
-use corral_protocol::{EpochMs, ErrorCode, UserId};
+use corral_protocol::{EpochMs, ErrorBody, ErrorCode, UserId};
 
 pub use book::{Decision, RestoredClaim, StockBook};
 pub use service::Claims;
@@ -73,19 +73,22 @@ pub enum Refusal {
     NoSuchItem,
 }
 
-impl Refusal {
-    /// The protocol error code and message.
-    pub fn code(self) -> (ErrorCode, &'static str) {
-        match self {
-            Refusal::SoldOut => (ErrorCode::SoldOut, "no slot left"),
-            Refusal::LimitReached => (
+impl From<Refusal> for ErrorBody {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::SoldOut => ErrorBody::new(ErrorCode::SoldOut, "no slot left"),
+            Refusal::LimitReached => ErrorBody::new(
                 ErrorCode::LimitReached,
                 "you already have as many claims as this promotion allows",
             ),
-            Refusal::NoSuchItem => (ErrorCode::NotFound, "no such item in this promotion"),
+            Refusal::NoSuchItem => {
+                ErrorBody::new(ErrorCode::NotFound, "no such item in this promotion")
+            }
         }
     }
+}
 
+impl Refusal {
     /// A short stable name (ledger encodings, metrics labels).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use corral_protocol::ops::{ActivityId, ClaimCancelOk, ClaimOk, ClaimParams, ClaimStatus};
-use corral_protocol::{EpochMs, ErrorCode, Push, UserId, reply};
+use corral_protocol::{EpochMs, ErrorBody, ErrorCode, Push, UserId, reply};
 use dashmap::DashMap;
 use tokio::sync::{Notify, OnceCell, watch};
 
@@ -34,38 +34,22 @@ pub const STOCK_EVERY_MS: EpochMs = 100;
 /// nodes (or before a restart) that no local timer knows about.
 pub const SWEEP_EVERY_MS: EpochMs = 1000;
 
-/// A claim request that got no claim: the protocol error to answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct ClaimError {
-    /// The stable code.
-    pub code: ErrorCode,
-    /// The human explanation.
-    pub message: String,
-}
-
-impl ClaimError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> ClaimError {
-        ClaimError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn not_found(what: &str) -> ClaimError {
-        ClaimError::new(ErrorCode::NotFound, format!("no such {what}"))
-    }
-}
-
-impl From<LedgerError> for ClaimError {
+// A claim request that gets no claim is answered with the protocol's `ErrorBody`; a ledger
+// failure becomes `unavailable` (the client retries with its key), its cause logged here.
+impl From<LedgerError> for ErrorBody {
     fn from(err: LedgerError) -> Self {
         tracing::warn!(%err, "claim ledger failure");
         metrics::counter!(metric::CLAIM_LEDGER_ERRORS).increment(1);
-        ClaimError::new(
+        ErrorBody::new(
             ErrorCode::Unavailable,
             "claims are unavailable, retry shortly",
         )
     }
+}
+
+/// `not_found` for a claim or activity that does not exist (or is not the caller's).
+fn no_such(what: &str) -> ErrorBody {
+    ErrorBody::new(ErrorCode::NotFound, format!("no such {what}"))
 }
 
 /// One activity's claim state on this node.
@@ -196,17 +180,17 @@ impl Claims {
     /// and a slow rebuild would never finish): the retry finds what it did.
     async fn within<T: Send + 'static>(
         &self,
-        work: impl Future<Output = Result<T, ClaimError>> + Send + 'static,
-    ) -> Result<T, ClaimError> {
+        work: impl Future<Output = Result<T, ErrorBody>> + Send + 'static,
+    ) -> Result<T, ErrorBody> {
         match tokio::time::timeout(self.timeout, tokio::spawn(work)).await {
             Ok(Ok(result)) => result,
             Ok(Err(panicked)) => {
                 tracing::error!(%panicked, "a claim task failed");
-                Err(ClaimError::new(ErrorCode::Internal, "the claim failed"))
+                Err(ErrorBody::new(ErrorCode::Internal, "the claim failed"))
             }
             Err(_) => {
                 metrics::counter!(metric::CLAIM_TIMEOUTS).increment(1);
-                Err(ClaimError::new(
+                Err(ErrorBody::new(
                     ErrorCode::Unavailable,
                     "claims did not answer in time; retry with the same key",
                 ))
@@ -319,9 +303,9 @@ impl Claims {
         self: Arc<Self>,
         user: UserId,
         params: ClaimParams,
-    ) -> Result<ClaimOk, ClaimError> {
+    ) -> Result<ClaimOk, ErrorBody> {
         if params.key.is_empty() || params.key.len() > 128 {
-            return Err(ClaimError::new(
+            return Err(ErrorBody::new(
                 ErrorCode::BadRequest,
                 "key must be 1 to 128 bytes",
             ));
@@ -333,24 +317,24 @@ impl Claims {
         self: Arc<Self>,
         user: UserId,
         params: ClaimParams,
-    ) -> Result<ClaimOk, ClaimError> {
+    ) -> Result<ClaimOk, ErrorBody> {
         let Some(desk) = self.desk(params.activity).await? else {
             return Err(match self.catalog.cancelled(params.activity).await? {
-                true => ClaimError::new(ErrorCode::Ended, "the promotion was cancelled"),
-                false => ClaimError::not_found("activity"),
+                true => ErrorBody::new(ErrorCode::Ended, "the promotion was cancelled"),
+                false => no_such("activity"),
             });
         };
         let spec = &desk.spec;
         // The server clock alone decides the window.
         let now = now_ms();
         if now < spec.starts_at {
-            return Err(ClaimError::new(
+            return Err(ErrorBody::new(
                 ErrorCode::NotStarted,
                 "the promotion has not started",
             ));
         }
         if now >= spec.ends_at {
-            return Err(ClaimError::new(ErrorCode::Ended, "the promotion is over"));
+            return Err(ErrorBody::new(ErrorCode::Ended, "the promotion is over"));
         }
         let outcome = self
             .ledger
@@ -373,8 +357,7 @@ impl Claims {
             }
             HoldOutcome::Refused(refusal) => {
                 metrics::counter!(metric::CLAIMS, "outcome" => refusal.as_str()).increment(1);
-                let (code, message) = refusal.code();
-                Err(ClaimError::new(code, message))
+                Err(refusal.into())
             }
         }
     }
@@ -384,7 +367,7 @@ impl Claims {
         self: Arc<Self>,
         user: UserId,
         claim_id: i64,
-    ) -> Result<ClaimCancelOk, ClaimError> {
+    ) -> Result<ClaimCancelOk, ErrorBody> {
         self.within(self.clone().give_back(user, claim_id)).await
     }
 
@@ -392,17 +375,17 @@ impl Claims {
         self: Arc<Self>,
         user: UserId,
         claim_id: i64,
-    ) -> Result<ClaimCancelOk, ClaimError> {
+    ) -> Result<ClaimCancelOk, ErrorBody> {
         let claim = self
             .ledger
             .claim(claim_id)
             .await?
             .filter(|c| c.user == user)
-            .ok_or_else(|| ClaimError::not_found("claim"))?;
+            .ok_or_else(|| no_such("claim"))?;
         let desk = self
             .desk(claim.activity)
             .await?
-            .ok_or_else(|| ClaimError::not_found("activity"))?;
+            .ok_or_else(|| no_such("activity"))?;
         let done = ClaimCancelOk {
             status: ClaimStatus::Cancelled,
         };
@@ -421,22 +404,22 @@ impl Claims {
             None => match self.ledger.claim(claim_id).await? {
                 Some(c) if c.status == ClaimStatus::Cancelled => Ok(done),
                 Some(c) => Err(not_held(c.status)),
-                None => Err(ClaimError::not_found("claim")),
+                None => Err(no_such("claim")),
             },
         }
     }
 
     /// A payment for `claim_id` (see [`PaymentOutcome`]); `not_found` for an unknown claim.
-    pub async fn pay(self: Arc<Self>, claim_id: i64) -> Result<PaymentOutcome, ClaimError> {
+    pub async fn pay(self: Arc<Self>, claim_id: i64) -> Result<PaymentOutcome, ErrorBody> {
         let claim = self
             .ledger
             .claim(claim_id)
             .await?
-            .ok_or_else(|| ClaimError::not_found("claim"))?;
+            .ok_or_else(|| no_such("claim"))?;
         let desk = self
             .desk(claim.activity)
             .await?
-            .ok_or_else(|| ClaimError::not_found("activity"))?;
+            .ok_or_else(|| no_such("activity"))?;
         let outcome = self.ledger.confirm(&desk.spec, &claim, now_ms()).await?;
         match &outcome {
             PaymentOutcome::Confirmed(c) | PaymentOutcome::RefundDue(c) => {
@@ -573,10 +556,10 @@ impl crate::activity::port::StockView for Claims {
     }
 }
 
-fn not_held(status: ClaimStatus) -> ClaimError {
+fn not_held(status: ClaimStatus) -> ErrorBody {
     match status {
-        ClaimStatus::Expired => ClaimError::new(ErrorCode::HoldExpired, "the hold has expired"),
-        other => ClaimError::new(
+        ClaimStatus::Expired => ErrorBody::new(ErrorCode::HoldExpired, "the hold has expired"),
+        other => ErrorBody::new(
             ErrorCode::Conflict,
             format!("the claim is {}", other.as_str()),
         ),

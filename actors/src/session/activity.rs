@@ -1,8 +1,7 @@
 //! The Session actor's activity ops: activity.subscribe and activity.unsubscribe.
 
 use actix::Context;
-use corral_protocol::ops::ActivityRef;
-use corral_protocol::{ErrorCode, Op};
+use corral_protocol::ops::{ActivityOp, ActivityRef};
 
 use super::Session;
 use crate::activity::subscribers::Subscriber;
@@ -12,13 +11,13 @@ use crate::replier::Replier;
 impl Session {
     pub(super) fn activity(
         &mut self,
-        op: Op,
+        op: ActivityOp,
         who: Identity,
         replier: Replier,
         _ctx: &mut Context<Session>,
     ) {
         match op {
-            Op::ActivitySubscribe(ActivityRef { activity }) => {
+            ActivityOp::ActivitySubscribe(ActivityRef { activity }) => {
                 let sub = Subscriber {
                     conn_id: self.conn_id,
                     user: who.user_id,
@@ -26,14 +25,10 @@ impl Session {
                 };
                 self.hub.activities.subscribe(activity, sub, replier);
             }
-            Op::ActivityUnsubscribe(ActivityRef { activity }) => {
+            ActivityOp::ActivityUnsubscribe(ActivityRef { activity }) => {
                 self.hub.activities.unsubscribe(activity, self.conn_id);
                 replier.ok(&serde_json::json!({}));
             }
-            other => replier.error(
-                ErrorCode::UnknownOp,
-                &format!("`{}` is not an activity op", other.name()),
-            ),
         }
     }
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use corral_protocol::limits::MAX_CLIENT_KEY_BYTES;
-use corral_protocol::ops::RoomId;
-use corral_protocol::{ErrorCode, Op, UserId};
+use corral_protocol::ops::{ChatOp, RoomId};
+use corral_protocol::{ErrorBody, ErrorCode, UserId};
 
 use super::Session;
 use crate::chat_reply::ChatReply;
@@ -30,7 +30,7 @@ pub(super) struct ChatState {
 impl Session {
     pub(super) fn chat(
         &mut self,
-        op: Op,
+        op: ChatOp,
         who: Identity,
         replier: Replier,
         ctx: &mut Context<Session>,
@@ -39,7 +39,7 @@ impl Session {
         let started = Instant::now();
         let reply = ChatReply::new(replier);
         match op {
-            Op::RoomJoin(params) => {
+            ChatOp::RoomJoin(params) => {
                 let room = params.room;
                 let chat = &mut self.chat;
                 if !chat.rooms.contains(&room)
@@ -71,7 +71,7 @@ impl Session {
                         }),
                 );
             }
-            Op::RoomLeave(params) => {
+            ChatOp::RoomLeave(params) => {
                 if self.chat.rooms.remove(&params.room) {
                     let leave = Leave {
                         user,
@@ -83,9 +83,9 @@ impl Session {
                     reply.ok(&corral_protocol::ops::RoomLeaveOk {});
                 }
             }
-            Op::RoomSend(params) => {
-                if let Err((code, why)) = self.check_message(&params.text, &params.client_msg_id) {
-                    return reply.error(code, why);
+            ChatOp::RoomSend(params) => {
+                if let Err(refused) = self.check_message(&params.text, &params.client_msg_id) {
+                    return reply.fail(refused);
                 }
                 let post = Post {
                     user,
@@ -97,7 +97,7 @@ impl Session {
                 };
                 self.to_room(params.room, post, ctx);
             }
-            Op::RoomHistory(params) => {
+            ChatOp::RoomHistory(params) => {
                 let history = History {
                     user,
                     before: params.before_seq,
@@ -106,9 +106,9 @@ impl Session {
                 };
                 self.to_room(params.room, history, ctx);
             }
-            Op::DmSend(params) => {
-                if let Err((code, why)) = self.check_message(&params.text, &params.client_msg_id) {
-                    return reply.error(code, why);
+            ChatOp::DmSend(params) => {
+                if let Err(refused) = self.check_message(&params.text, &params.client_msg_id) {
+                    return reply.fail(refused);
                 }
                 if params.to == user {
                     return reply.error(ErrorCode::BadRequest, "a DM needs another user");
@@ -141,27 +141,23 @@ impl Session {
                         }),
                 );
             }
-            _ => reply.error(ErrorCode::UnknownOp, "not a chat op"),
         }
     }
 
     /// Text and idempotency-key limits.
-    fn check_message(
-        &self,
-        text: &str,
-        client_msg_id: &str,
-    ) -> Result<(), (ErrorCode, &'static str)> {
+    fn check_message(&self, text: &str, client_msg_id: &str) -> Result<(), ErrorBody> {
+        let refuse = |code, why: &str| Err(ErrorBody::new(code, why));
         if text.is_empty() {
-            return Err((ErrorCode::BadRequest, "empty message"));
+            return refuse(ErrorCode::BadRequest, "empty message");
         }
         if text.chars().count() > self.hub.rooms.config.max_text_chars {
-            return Err((ErrorCode::TooLarge, "message text is too long"));
+            return refuse(ErrorCode::TooLarge, "message text is too long");
         }
         if client_msg_id.is_empty() {
-            return Err((ErrorCode::BadRequest, "client_msg_id is required"));
+            return refuse(ErrorCode::BadRequest, "client_msg_id is required");
         }
         if client_msg_id.len() > MAX_CLIENT_KEY_BYTES {
-            return Err((ErrorCode::TooLarge, "client_msg_id is too long"));
+            return refuse(ErrorCode::TooLarge, "client_msg_id is too long");
         }
         Ok(())
     }

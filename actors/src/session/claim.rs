@@ -2,7 +2,7 @@
 //! the reply leaves when the desk answers (for a hold: after its row is committed).
 
 use actix::Context;
-use corral_protocol::Op;
+use corral_protocol::ops::ClaimOp;
 
 use super::Session;
 use crate::ports::Identity;
@@ -11,33 +11,29 @@ use crate::replier::Replier;
 impl Session {
     pub(super) fn claim(
         &mut self,
-        op: Op,
+        op: ClaimOp,
         who: Identity,
         replier: Replier,
         _ctx: &mut Context<Session>,
     ) {
         let claims = self.hub.claims.clone();
         match op {
-            Op::Claim(params) => {
+            ClaimOp::Claim(params) => {
                 actix::spawn(async move {
                     match claims.hold(who.user_id, params).await {
                         Ok(ok) => replier.ok(&ok),
-                        Err(err) => replier.error(err.code, &err.message),
+                        Err(err) => replier.fail(err),
                     }
                 });
             }
-            Op::ClaimCancel(params) => {
+            ClaimOp::ClaimCancel(params) => {
                 actix::spawn(async move {
                     match claims.cancel(who.user_id, params.claim_id).await {
                         Ok(ok) => replier.ok(&ok),
-                        Err(err) => replier.error(err.code, &err.message),
+                        Err(err) => replier.fail(err),
                     }
                 });
             }
-            other => replier.error(
-                corral_protocol::ErrorCode::UnknownOp,
-                &format!("`{}` is not a claim op", other.name()),
-            ),
         }
     }
 }

@@ -3,18 +3,19 @@
 //! round trips never block the session) and replies exactly once.
 
 use actix::Context;
-use corral_protocol::{ErrorCode, Op};
+use corral_protocol::ErrorBody;
+use corral_protocol::ops::FeedOp;
 use serde::Serialize;
 
 use super::Session;
-use crate::feeds::{self, FeedError};
+use crate::feeds;
 use crate::ports::Identity;
 use crate::replier::Replier;
 
 impl Session {
     pub(super) fn feed(
         &mut self,
-        op: Op,
+        op: FeedOp,
         who: Identity,
         replier: Replier,
         _ctx: &mut Context<Session>,
@@ -24,9 +25,9 @@ impl Session {
         actix::spawn(async move {
             let hub = &hub;
             match op {
-                Op::Follow(p) => answer(replier, feeds::follow(hub, me, p.user).await),
-                Op::Unfollow(p) => answer(replier, feeds::unfollow(hub, me, p.user).await),
-                Op::FeedPost(p) => answer(
+                FeedOp::Follow(p) => answer(replier, feeds::follow(hub, me, p.user).await),
+                FeedOp::Unfollow(p) => answer(replier, feeds::unfollow(hub, me, p.user).await),
+                FeedOp::FeedPost(p) => answer(
                     replier,
                     feeds::publish(hub, who, p).await.map(|post| {
                         corral_protocol::ops::FeedPostOk {
@@ -35,31 +36,27 @@ impl Session {
                         }
                     }),
                 ),
-                Op::FeedTimeline(p) => {
+                FeedOp::FeedTimeline(p) => {
                     answer(replier, feeds::timeline(hub, me, p.before, p.limit).await)
                 }
-                Op::FeedProfile(p) => answer(
+                FeedOp::FeedProfile(p) => answer(
                     replier,
                     feeds::profile(hub, p.user, p.before, p.limit).await,
                 ),
-                Op::FeedLike(p) => answer(replier, feeds::like(hub, me, p.post).await),
-                Op::FeedUnlike(p) => answer(replier, feeds::unlike(hub, me, p.post).await),
-                Op::FeedComment(p) => {
+                FeedOp::FeedLike(p) => answer(replier, feeds::like(hub, me, p.post).await),
+                FeedOp::FeedUnlike(p) => answer(replier, feeds::unlike(hub, me, p.post).await),
+                FeedOp::FeedComment(p) => {
                     answer(replier, feeds::comment(hub, me, p.post, p.text).await)
                 }
-                Op::FeedDelete(p) => answer(replier, feeds::delete(hub, me, p.post).await),
-                other => replier.error(
-                    ErrorCode::UnknownOp,
-                    &format!("`{}` is not a feed op", other.name()),
-                ),
+                FeedOp::FeedDelete(p) => answer(replier, feeds::delete(hub, me, p.post).await),
             }
         });
     }
 }
 
-fn answer<T: Serialize>(replier: Replier, result: Result<T, FeedError>) {
+fn answer<T: Serialize>(replier: Replier, result: Result<T, ErrorBody>) {
     match result {
         Ok(ok) => replier.ok(&ok),
-        Err(err) => replier.error(err.code, &err.message),
+        Err(err) => replier.fail(err),
     }
 }

@@ -1,5 +1,6 @@
 //! Client operations: the `op` names, their parameters and their `ok` reply shapes, one file
-//! per area.
+//! per area, and the op table below: the one listing of every op from which decoding, names,
+//! areas and shedding priorities derive (see `table.rs`).
 
 pub mod activity;
 pub mod chat;
@@ -13,137 +14,73 @@ pub use claim::*;
 pub use feed::*;
 pub use session::*;
 
-use serde::de::DeserializeOwned;
+mod table;
 
-/// Every operation a client can request, with its parameters.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Op {
-    /// `auth`
-    Auth(AuthParams),
-    /// `time.sync`
-    TimeSync(TimeSyncParams),
-    /// `room.join`
-    RoomJoin(RoomJoinParams),
-    /// `room.leave`
-    RoomLeave(RoomRef),
-    /// `room.send`
-    RoomSend(RoomSendParams),
-    /// `room.history`
-    RoomHistory(RoomHistoryParams),
-    /// `dm.send`
-    DmSend(DmSendParams),
-    /// `follow`
-    Follow(UserRef),
-    /// `unfollow`
-    Unfollow(UserRef),
-    /// `feed.post`
-    FeedPost(FeedPostParams),
-    /// `feed.timeline`
-    FeedTimeline(FeedTimelineParams),
-    /// `feed.profile`
-    FeedProfile(FeedProfileParams),
-    /// `feed.like`
-    FeedLike(PostRef),
-    /// `feed.unlike`
-    FeedUnlike(PostRef),
-    /// `feed.comment`
-    FeedComment(FeedCommentParams),
-    /// `feed.delete`
-    FeedDelete(PostRef),
-    /// `activity.subscribe`
-    ActivitySubscribe(ActivityRef),
-    /// `activity.unsubscribe`
-    ActivityUnsubscribe(ActivityRef),
-    /// `claim`
-    Claim(ClaimParams),
-    /// `claim.cancel`
-    ClaimCancel(ClaimCancelParams),
-}
+pub use table::Priority;
+use table::op_table;
 
-/// Every op name, in documentation order.
-pub const OP_NAMES: &[&str] = &[
-    "auth",
-    "time.sync",
-    "room.join",
-    "room.leave",
-    "room.send",
-    "room.history",
-    "dm.send",
-    "follow",
-    "unfollow",
-    "feed.post",
-    "feed.timeline",
-    "feed.profile",
-    "feed.like",
-    "feed.unlike",
-    "feed.comment",
-    "feed.delete",
-    "activity.subscribe",
-    "activity.unsubscribe",
-    "claim",
-    "claim.cancel",
-];
-
-fn params<T: DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
-    serde_json::from_str(text)
+// The op table: every op once, in documentation order, with its wire name, its parameters,
+// its area and its shedding class. To add an op: give it a line here, handle its variant in
+// the area's session file (the match there is exhaustive), and describe it in README.md.
+op_table! {
+    /// Session ops: `auth` and `time.sync`, served before authentication and never shed.
+    Session(SessionOp) {
+        /// `auth`
+        Auth(AuthParams) = "auth", Critical;
+        /// `time.sync`
+        TimeSync(TimeSyncParams) = "time.sync", Critical;
+    }
+    /// Chat ops: rooms and direct messages.
+    Chat(ChatOp) {
+        /// `room.join`
+        RoomJoin(RoomJoinParams) = "room.join", Medium;
+        /// `room.leave`
+        RoomLeave(RoomRef) = "room.leave", Medium;
+        /// `room.send`
+        RoomSend(RoomSendParams) = "room.send", Medium;
+        /// `room.history`
+        RoomHistory(RoomHistoryParams) = "room.history", Low;
+        /// `dm.send`
+        DmSend(DmSendParams) = "dm.send", Medium;
+    }
+    /// Social ops: follows, posts, likes, comments and timelines.
+    Feed(FeedOp) {
+        /// `follow`
+        Follow(UserRef) = "follow", Low;
+        /// `unfollow`
+        Unfollow(UserRef) = "unfollow", Low;
+        /// `feed.post`
+        FeedPost(FeedPostParams) = "feed.post", Low;
+        /// `feed.timeline`
+        FeedTimeline(FeedTimelineParams) = "feed.timeline", Low;
+        /// `feed.profile`
+        FeedProfile(FeedProfileParams) = "feed.profile", Low;
+        /// `feed.like`
+        FeedLike(PostRef) = "feed.like", Low;
+        /// `feed.unlike`
+        FeedUnlike(PostRef) = "feed.unlike", Low;
+        /// `feed.comment`
+        FeedComment(FeedCommentParams) = "feed.comment", Low;
+        /// `feed.delete`
+        FeedDelete(PostRef) = "feed.delete", Low;
+    }
+    /// Live-promotion ops: watching an activity's countdown and stock.
+    Activity(ActivityOp) {
+        /// `activity.subscribe`
+        ActivitySubscribe(ActivityRef) = "activity.subscribe", High;
+        /// `activity.unsubscribe`
+        ActivityUnsubscribe(ActivityRef) = "activity.unsubscribe", High;
+    }
+    /// Claim ops: taking and giving back a hold.
+    Claim(ClaimOp) {
+        /// `claim`
+        Claim(ClaimParams) = "claim", High;
+        /// `claim.cancel`
+        ClaimCancel(ClaimCancelParams) = "claim.cancel", High;
+    }
 }
 
 impl Op {
-    /// Decodes the parameters of op `name` from the whole frame `text` (the envelope fields are
-    /// ignored by every parameter type). `None` when the op is unknown.
-    pub fn decode(name: &str, text: &str) -> Option<Result<Op, serde_json::Error>> {
-        Some(match name {
-            "auth" => params(text).map(Op::Auth),
-            "time.sync" => params(text).map(Op::TimeSync),
-            "room.join" => params(text).map(Op::RoomJoin),
-            "room.leave" => params(text).map(Op::RoomLeave),
-            "room.send" => params(text).map(Op::RoomSend),
-            "room.history" => params(text).map(Op::RoomHistory),
-            "dm.send" => params(text).map(Op::DmSend),
-            "follow" => params(text).map(Op::Follow),
-            "unfollow" => params(text).map(Op::Unfollow),
-            "feed.post" => params(text).map(Op::FeedPost),
-            "feed.timeline" => params(text).map(Op::FeedTimeline),
-            "feed.profile" => params(text).map(Op::FeedProfile),
-            "feed.like" => params(text).map(Op::FeedLike),
-            "feed.unlike" => params(text).map(Op::FeedUnlike),
-            "feed.comment" => params(text).map(Op::FeedComment),
-            "feed.delete" => params(text).map(Op::FeedDelete),
-            "activity.subscribe" => params(text).map(Op::ActivitySubscribe),
-            "activity.unsubscribe" => params(text).map(Op::ActivityUnsubscribe),
-            "claim" => params(text).map(Op::Claim),
-            "claim.cancel" => params(text).map(Op::ClaimCancel),
-            _ => return None,
-        })
-    }
-
-    /// The op's wire name (a `&'static str`, usable as a metrics label).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Auth(_) => "auth",
-            Op::TimeSync(_) => "time.sync",
-            Op::RoomJoin(_) => "room.join",
-            Op::RoomLeave(_) => "room.leave",
-            Op::RoomSend(_) => "room.send",
-            Op::RoomHistory(_) => "room.history",
-            Op::DmSend(_) => "dm.send",
-            Op::Follow(_) => "follow",
-            Op::Unfollow(_) => "unfollow",
-            Op::FeedPost(_) => "feed.post",
-            Op::FeedTimeline(_) => "feed.timeline",
-            Op::FeedProfile(_) => "feed.profile",
-            Op::FeedLike(_) => "feed.like",
-            Op::FeedUnlike(_) => "feed.unlike",
-            Op::FeedComment(_) => "feed.comment",
-            Op::FeedDelete(_) => "feed.delete",
-            Op::ActivitySubscribe(_) => "activity.subscribe",
-            Op::ActivityUnsubscribe(_) => "activity.unsubscribe",
-            Op::Claim(_) => "claim",
-            Op::ClaimCancel(_) => "claim.cancel",
-        }
-    }
-
     /// The static name for a (possibly unknown) op string, for metrics labels.
     pub fn static_name(name: &str) -> &'static str {
         OP_NAMES
@@ -158,6 +95,76 @@ impl Op {
 mod tests {
     use super::*;
 
+    /// Every op with valid sample parameters, its area and its shedding class: the pin. A
+    /// change of area or priority here is a change of behaviour (SPEC section 7).
+    const PINNED: [(&str, &str, Area, Priority); 20] = [
+        (
+            "auth",
+            r#"{"token":"t"}"#,
+            Area::Session,
+            Priority::Critical,
+        ),
+        (
+            "time.sync",
+            r#"{"client_time":1}"#,
+            Area::Session,
+            Priority::Critical,
+        ),
+        ("room.join", r#"{"room":1}"#, Area::Chat, Priority::Medium),
+        ("room.leave", r#"{"room":1}"#, Area::Chat, Priority::Medium),
+        (
+            "room.send",
+            r#"{"room":1,"text":"t","client_msg_id":"c"}"#,
+            Area::Chat,
+            Priority::Medium,
+        ),
+        ("room.history", r#"{"room":1}"#, Area::Chat, Priority::Low),
+        (
+            "dm.send",
+            r#"{"to":2,"text":"t","client_msg_id":"c"}"#,
+            Area::Chat,
+            Priority::Medium,
+        ),
+        ("follow", r#"{"user":2}"#, Area::Feed, Priority::Low),
+        ("unfollow", r#"{"user":2}"#, Area::Feed, Priority::Low),
+        ("feed.post", r#"{"text":"t"}"#, Area::Feed, Priority::Low),
+        ("feed.timeline", r#"{}"#, Area::Feed, Priority::Low),
+        ("feed.profile", r#"{"user":2}"#, Area::Feed, Priority::Low),
+        ("feed.like", r#"{"post":1}"#, Area::Feed, Priority::Low),
+        ("feed.unlike", r#"{"post":1}"#, Area::Feed, Priority::Low),
+        (
+            "feed.comment",
+            r#"{"post":1,"text":"t"}"#,
+            Area::Feed,
+            Priority::Low,
+        ),
+        ("feed.delete", r#"{"post":1}"#, Area::Feed, Priority::Low),
+        (
+            "activity.subscribe",
+            r#"{"activity":1}"#,
+            Area::Activity,
+            Priority::High,
+        ),
+        (
+            "activity.unsubscribe",
+            r#"{"activity":1}"#,
+            Area::Activity,
+            Priority::High,
+        ),
+        (
+            "claim",
+            r#"{"activity":1,"key":"k"}"#,
+            Area::Claim,
+            Priority::High,
+        ),
+        (
+            "claim.cancel",
+            r#"{"claim_id":1}"#,
+            Area::Claim,
+            Priority::High,
+        ),
+    ];
+
     #[test]
     fn every_name_decodes_or_fails_on_params_only() {
         for name in OP_NAMES {
@@ -165,5 +172,26 @@ mod tests {
             assert!(decoded.is_some(), "{name} is listed but not decodable");
         }
         assert!(Op::decode("nope", "{}").is_none());
+    }
+
+    #[test]
+    fn every_name_round_trips_with_its_area_and_priority() {
+        assert_eq!(PINNED.map(|(name, ..)| name), OP_NAMES);
+        for (name, params, area, priority) in PINNED {
+            let op = Op::decode(name, params).unwrap().unwrap();
+            assert_eq!(op.name(), name);
+            assert_eq!(Op::static_name(name), name);
+            assert_eq!(op.area(), area, "{name}");
+            assert_eq!(op.priority(), priority, "{name}");
+        }
+        assert_eq!(Op::static_name("nope"), "unknown");
+    }
+
+    #[test]
+    fn priorities_order_the_shedding() {
+        assert!(Priority::Low < Priority::Medium);
+        assert!(Priority::Medium < Priority::High);
+        assert!(Priority::High < Priority::Critical);
+        assert_eq!(Priority::Critical as u8, 4);
     }
 }
