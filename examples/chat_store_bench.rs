@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use corral::config::{Secret, Settings};
 use corral::store::Db;
-use corral::store::chat::SqlMessageStore;
+use corral::store::sql::chat::SqlMessageStore;
 use corral_actors::ports::chat::{MessageStore, NewMessage};
 use corral_protocol::Role;
 use sqlx::Connection;

@@ -260,8 +260,8 @@ impl ChatSettings {
     }
 
     /// The group-commit batcher's behaviour.
-    pub fn batch(&self) -> crate::store::chat::BatchConfig {
-        crate::store::chat::BatchConfig {
+    pub fn batch(&self) -> crate::store::sql::chat::BatchConfig {
+        crate::store::sql::chat::BatchConfig {
             max: self.batch_max.max(1),
             linger: Duration::from_millis(self.batch_linger_ms),
             queue: self.batch_queue.max(1),

@@ -17,7 +17,7 @@ use corral::config::Settings;
 use corral::data_lock::DataDirLock;
 use corral::store::Db;
 use corral::store::redis::RedisStore;
-use corral::store::users::UserRecord;
+use corral::store::sql::users::UserRecord;
 use secrecy::ExposeSecret;
 
 /// Corral: a realtime social and claim server (chat, feeds, live promotions, animal claims).

@@ -25,13 +25,14 @@ use crate::http::Surface;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::conn_limit::PeerConnections;
 use crate::state::{AppState, Edge};
-use crate::store::chat::{LocalBroker, RedisBroker, RedisPresence, SqlMessageStore};
-use crate::store::claims::{ClaimRows, SqlCatalog};
+use crate::store::redis::{LocalBroker, RedisBroker, RedisPresence};
+use crate::store::sql::chat::SqlMessageStore;
+use crate::store::sql::claims::{ClaimRows, SqlCatalog};
 use crate::store::ledger::{BookArbiter, DurableLedger};
 use crate::store::reconcile::Reconciler;
 use crate::store::redis::{RedisError, RedisStore};
-use crate::store::redis_ledger::RedisArbiter;
-use crate::store::user_rates::RedisUserRates;
+use crate::store::redis::ledger::RedisArbiter;
+use crate::store::redis::user_rates::RedisUserRates;
 use crate::store::{Db, StoreError};
 use crate::telemetry;
 

@@ -17,9 +17,9 @@ use rand::Rng;
 use corral_actors::ports::cluster::ClusterEvent;
 
 use crate::auth::password::{HashError, Hasher, PASSWORD_CHARS};
-use crate::store::chat::broker;
+use crate::store::redis::broker;
 use crate::store::redis::{RedisError, RedisStore};
-use crate::store::users::UserRecord;
+use crate::store::sql::users::UserRecord;
 use crate::store::{Db, StoreError};
 
 /// The audit log's actor for changes made with `corral admin` (no account has id 0).

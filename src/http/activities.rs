@@ -22,7 +22,7 @@ use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthen
 use crate::http::table::ApiRoute;
 use crate::http::{ApiError, epoch_ms};
 use crate::state::AppState;
-use crate::store::promotions::{ActivityInput, Audit};
+use crate::store::sql::promotions::{ActivityInput, Audit};
 
 /// The activity routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[

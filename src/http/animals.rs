@@ -13,7 +13,7 @@ use crate::http::extract::Caller;
 use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
-use crate::store::promotions::{AnimalInput, AnimalRecord};
+use crate::store::sql::promotions::{AnimalInput, AnimalRecord};
 
 /// The animal routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[

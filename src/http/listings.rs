@@ -19,7 +19,7 @@ use crate::http::extract::Caller;
 use crate::http::responses::{BadRequest, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
-use crate::store::listings::{ActivityFilter, ListedActivity, ListedClaim, ListedRoom};
+use crate::store::sql::listings::{ActivityFilter, ListedActivity, ListedClaim, ListedRoom};
 
 /// The listing routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[
@@ -378,8 +378,8 @@ struct MerchantView {
     created_at: EpochMs,
 }
 
-impl From<crate::store::promotions::MerchantRecord> for MerchantView {
-    fn from(m: crate::store::promotions::MerchantRecord) -> Self {
+impl From<crate::store::sql::promotions::MerchantRecord> for MerchantView {
+    fn from(m: crate::store::sql::promotions::MerchantRecord) -> Self {
         MerchantView {
             merchant_id: m.user_id,
             name: m.name,

@@ -14,7 +14,7 @@ use crate::http::extract::Caller;
 use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
-use crate::store::promotions::AuditEntry;
+use crate::store::sql::promotions::AuditEntry;
 
 /// The merchant and admin routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[

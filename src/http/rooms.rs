@@ -13,7 +13,7 @@ use crate::http::extract::Caller;
 use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
-use crate::store::chat::AddMemberError;
+use crate::store::sql::chat::AddMemberError;
 
 /// Longest room name, in characters.
 const MAX_NAME_CHARS: usize = 100;

@@ -1,6 +1,14 @@
 //! The Redis connection (cluster mode): a multiplexed, auto-reconnecting connection manager
 //! and the node's key prefix.
 
+pub mod broker;
+pub mod ledger;
+mod presence;
+pub mod user_rates;
+
+pub use broker::{LocalBroker, RedisBroker};
+pub use presence::RedisPresence;
+
 use std::time::Duration;
 
 use corral_actors::metric_catalogue as metric;

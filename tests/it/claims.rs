@@ -729,10 +729,10 @@ async fn the_last_stock_count_goes_out_before_the_end() {
 /// it, while claims committing during the passes keep theirs and the counters match the rows.
 #[actix_web::test]
 async fn reconciliation_returns_orphan_slots_in_redis() {
-    use corral::store::claims::{ClaimRows, SqlCatalog};
+    use corral::store::sql::claims::{ClaimRows, SqlCatalog};
     use corral::store::ledger::SlotArbiter;
     use corral::store::reconcile::{Reconciled, Reconciler};
-    use corral::store::redis_ledger::RedisArbiter;
+    use corral::store::redis::ledger::RedisArbiter;
     use corral_actors::claims::{ActivityCatalog, Decision};
 
     const SLOTS: i64 = 12;
@@ -1826,7 +1826,7 @@ async fn claim_updates_and_stock_reach_the_other_node() {
 
 /// Slots left in the Redis counters of `spec` (which must stand).
 async fn left(
-    arbiter: &corral::store::redis_ledger::RedisArbiter,
+    arbiter: &corral::store::redis::ledger::RedisArbiter,
     spec: &corral_actors::claims::ActivitySpec,
 ) -> i64 {
     use corral::store::ledger::SlotArbiter;

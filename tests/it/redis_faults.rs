@@ -550,9 +550,9 @@ async fn claims_fail_closed_while_redis_is_stopped_or_paused() {
 /// reconciliation, and every node's watchers are told the new count.
 #[actix_web::test]
 async fn slots_returned_by_reconciliation_reach_every_watcher() {
-    use corral::store::claims::SqlCatalog;
+    use corral::store::sql::claims::SqlCatalog;
     use corral::store::ledger::SlotArbiter;
-    use corral::store::redis_ledger::RedisArbiter;
+    use corral::store::redis::ledger::RedisArbiter;
     use corral_actors::claims::ActivityCatalog;
     use std::sync::Arc;
 

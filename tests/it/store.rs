@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use corral::store::chat::{BatchConfig, SqlMessageStore};
+use corral::store::sql::chat::{BatchConfig, SqlMessageStore};
 use corral::store::{Db, StoreError};
 use corral_actors::ports::chat::{Appended, ChatStoreError, MessageStore, NewMessage};
 use corral_protocol::Role;

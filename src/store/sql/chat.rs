@@ -3,13 +3,9 @@
 //! cluster presence in Redis.
 
 mod batcher;
-pub mod broker;
 mod messages;
-mod presence;
 mod rooms;
 
 pub use batcher::BatchConfig;
-pub use broker::{LocalBroker, RedisBroker};
 pub use messages::SqlMessageStore;
-pub use presence::RedisPresence;
 pub use rooms::AddMemberError;

@@ -11,7 +11,7 @@ use corral_protocol::{EpochMs, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::store::promotions::{MERCHANT_COLUMNS, MerchantRecord, item_of, merchant_of, record_of};
+use crate::store::sql::promotions::{MERCHANT_COLUMNS, MerchantRecord, item_of, merchant_of, record_of};
 use crate::store::{Db, StoreError};
 
 /// Which promotions a listing keeps, judged on the server clock.

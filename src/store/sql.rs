@@ -9,15 +9,10 @@
 pub mod backup;
 pub mod chat;
 pub mod claims;
-pub mod ledger;
 pub mod listings;
 pub mod payments;
 pub mod promotions;
-pub mod reconcile;
-pub mod redis;
-pub mod redis_ledger;
 pub mod social;
-pub mod user_rates;
 pub mod users;
 
 use std::path::Path;

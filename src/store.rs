@@ -1,0 +1,8 @@
+//! Storage, laid out by mode.
+
+pub mod ledger;
+pub mod reconcile;
+pub mod redis;
+pub mod sql;
+
+pub use sql::{Backend, Db, StoreError};
