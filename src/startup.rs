@@ -25,14 +25,15 @@ use crate::http::Surface;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::conn_limit::PeerConnections;
 use crate::state::{AppState, Edge};
-use crate::store::redis::{LocalBroker, RedisBroker, RedisPresence};
-use crate::store::sql::chat::SqlMessageStore;
-use crate::store::sql::claims::{ClaimRows, SqlCatalog};
 use crate::store::ledger::{BookArbiter, DurableLedger};
 use crate::store::reconcile::Reconciler;
-use crate::store::redis::{RedisError, RedisStore};
 use crate::store::redis::ledger::RedisArbiter;
 use crate::store::redis::user_rates::RedisUserRates;
+use crate::store::redis::{LocalBroker, RedisBroker, RedisPresence};
+use crate::store::redis::{RedisError, RedisStore};
+use crate::store::sql::chat::SqlMessageStore;
+use crate::store::sql::claims::{ClaimRows, SqlCatalog};
+use crate::store::sql::{ActivityRepo, SocialRepo};
 use crate::store::{Db, StoreError};
 use crate::telemetry;
 
@@ -95,7 +96,7 @@ async fn claim_ledger(
     Ok(match redis {
         Some(redis) => {
             let arbiter = RedisArbiter::new(redis.clone()).await?;
-            let catalog = Arc::new(SqlCatalog::new(Arc::new(db.clone())));
+            let catalog = Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(db))));
             let reconciler = Reconciler::new(arbiter.clone(), rows.clone(), catalog);
             (
                 Arc::new(DurableLedger::new(arbiter, rows)),
@@ -122,7 +123,7 @@ fn spawn_standing_refresh(state: web::Data<AppState>, every: Duration) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            match state.db.standings().await {
+            match state.repos.accounts.standings().await {
                 Ok(rows) => {
                     for user in state.hub.revocations.reload(rows) {
                         state.hub.close_sessions_of(user);
@@ -214,9 +215,9 @@ impl Application {
         let (ledger, reconciler) = claim_ledger(&db, redis.as_ref()).await?;
         let claims = Claims::new(
             ledger,
-            Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
+            Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(&db)))),
             users.clone(),
-            Arc::new(db.clone()),
+            Arc::new(SocialRepo::new(&db)),
             settings.promotions.claim_timeout(),
         );
         if let Some(mut link) = link {
@@ -240,7 +241,7 @@ impl Application {
         }
         let ws = &settings.ws;
         let arbiters = Arbiters::start(workers);
-        let activity_store = Arc::new(db.clone());
+        let activity_store = Arc::new(ActivityRepo::new(&db));
         let activities = Activities::new(
             arbiters.clone(),
             activity_store,
@@ -297,7 +298,7 @@ impl Application {
             overload: Arc::new(Overload::default()),
             activities: activities.clone(),
             claims: claims.clone(),
-            social: Arc::new(db.clone()),
+            social: Arc::new(SocialRepo::new(&db)),
         });
         // Stock changes reach the activities' subscribers through their actors.
         claims.attach(activities);
@@ -336,7 +337,10 @@ impl Application {
         let state = web::Data::new(AppState::new(settings, db, redis, keys, hub, metrics, edge));
         // Tokens are checked against the accounts' standing from the first request on, and
         // changes made directly in the database are picked up every refresh.
-        state.hub.revocations.reload(state.db.standings().await?);
+        state
+            .hub
+            .revocations
+            .reload(state.repos.accounts.standings().await?);
         spawn_standing_refresh(
             state.clone(),
             Duration::from_millis(state.settings.auth.standing_refresh_ms),

@@ -5,4 +5,4 @@ pub mod reconcile;
 pub mod redis;
 pub mod sql;
 
-pub use sql::{Backend, Db, StoreError};
+pub use sql::{Backend, Db, Repos, StoreError};

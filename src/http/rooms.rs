@@ -97,7 +97,8 @@ pub async fn create(
         return Err(ApiError::bad_request("name must be 1-100 characters"));
     }
     let room_id = state
-        .db
+        .repos
+        .rooms
         .create_room(
             caller.0.user_id,
             name,
@@ -137,7 +138,8 @@ pub async fn add_member(
     let room = path.into_inner();
     let user = body.user_id;
     state
-        .db
+        .repos
+        .rooms
         .add_member(
             room,
             caller.0.user_id,

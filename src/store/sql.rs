@@ -15,6 +15,14 @@ pub mod promotions;
 pub mod social;
 pub mod users;
 
+pub use chat::RoomRepo;
+pub use claims::ClaimRepo;
+pub use listings::ListingRepo;
+pub use payments::PaymentRepo;
+pub use promotions::{ActivityRepo, AnimalRepo, AuditRepo, MerchantRepo};
+pub use social::SocialRepo;
+pub use users::AccountRepo;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -250,5 +258,46 @@ impl Db {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// The SQL repositories, one per area, all on one pool: what the HTTP handlers and the admin
+/// commands reach storage through (handlers never query `Db` themselves).
+#[derive(Clone)]
+pub struct Repos {
+    /// Accounts, roles, standings.
+    pub accounts: AccountRepo,
+    /// Chat rooms and their members.
+    pub rooms: RoomRepo,
+    /// Claim rows as the API reads them.
+    pub claims: ClaimRepo,
+    /// Activities and their items.
+    pub activities: ActivityRepo,
+    /// Merchants' animals.
+    pub animals: AnimalRepo,
+    /// Merchant applications and approvals.
+    pub merchants: MerchantRepo,
+    /// The audit log.
+    pub audit: AuditRepo,
+    /// The API's paged lists.
+    pub listings: ListingRepo,
+    /// Payment webhooks.
+    pub payments: PaymentRepo,
+}
+
+impl Repos {
+    /// Every repository on `db`'s pool.
+    pub fn new(db: &Db) -> Repos {
+        Repos {
+            accounts: AccountRepo::new(db),
+            rooms: RoomRepo::new(db),
+            claims: ClaimRepo::new(db),
+            activities: ActivityRepo::new(db),
+            animals: AnimalRepo::new(db),
+            merchants: MerchantRepo::new(db),
+            audit: AuditRepo::new(db),
+            listings: ListingRepo::new(db),
+            payments: PaymentRepo::new(db),
+        }
     }
 }

@@ -579,7 +579,8 @@ impl Budgeted {
         let rows = self
             .app
             .state
-            .db
+            .repos
+            .claims
             .claims_of_activity(self.activity)
             .await
             .expect("rows")
@@ -729,10 +730,11 @@ async fn the_last_stock_count_goes_out_before_the_end() {
 /// it, while claims committing during the passes keep theirs and the counters match the rows.
 #[actix_web::test]
 async fn reconciliation_returns_orphan_slots_in_redis() {
-    use corral::store::sql::claims::{ClaimRows, SqlCatalog};
     use corral::store::ledger::SlotArbiter;
     use corral::store::reconcile::{Reconciled, Reconciler};
     use corral::store::redis::ledger::RedisArbiter;
+    use corral::store::sql::ActivityRepo;
+    use corral::store::sql::claims::{ClaimRows, SqlCatalog};
     use corral_actors::claims::{ActivityCatalog, Decision};
 
     const SLOTS: i64 = 12;
@@ -757,7 +759,7 @@ async fn reconciliation_returns_orphan_slots_in_redis() {
         hold(&mut ws, activity, format!("before-{i}")).await;
     }
 
-    let db = Arc::new(app.state.db.clone());
+    let db = Arc::new(ActivityRepo::new(&app.state.db));
     let catalog = Arc::new(SqlCatalog::new(db.clone()));
     let spec = catalog.spec(activity).await.unwrap().expect("spec");
     let arbiter = RedisArbiter::new(app.state.redis.clone().expect("redis"))
@@ -800,7 +802,8 @@ async fn reconciliation_returns_orphan_slots_in_redis() {
     // The orphan's slot is back: 8 committed holds, and the key is voided for good.
     let rows = app
         .state
-        .db
+        .repos
+        .claims
         .claims_of_activity(activity)
         .await
         .expect("rows");

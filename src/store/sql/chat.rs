@@ -8,4 +8,4 @@ mod rooms;
 
 pub use batcher::BatchConfig;
 pub use messages::SqlMessageStore;
-pub use rooms::AddMemberError;
+pub use rooms::{AddMemberError, RoomRepo};

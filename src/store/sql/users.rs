@@ -4,7 +4,7 @@
 use corral_actors::Standing;
 use corral_protocol::{Role, UserId};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::promotions::Audit;
 use super::{Db, StoreError};
@@ -41,7 +41,22 @@ impl UserRecord {
 const USER_COLUMNS: &str = "id, username, password_hash, role, token_version, \
      CASE WHEN disabled THEN 1 ELSE 0 END AS disabled";
 
-impl Db {
+/// Accounts: users, their roles and standings.
+#[derive(Clone)]
+pub struct AccountRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl AccountRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> AccountRepo {
+        AccountRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl AccountRepo {
     /// Creates an account; `Conflict` when the name is taken.
     pub async fn create_user(
         &self,
@@ -115,7 +130,7 @@ async fn audited(
     Ok(user)
 }
 
-impl Db {
+impl AccountRepo {
     /// Changes an account's role and/or disabled flag and raises its token version, so every
     /// token issued before stops working; returns the account as it now is.
     /// `admin` made the change; it is written to the audit log in the same transaction.

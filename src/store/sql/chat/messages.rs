@@ -12,11 +12,13 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::batcher::{BatchConfig, Batcher};
+use super::rooms::RoomRepo;
 use crate::store::{Db, StoreError};
 
 /// Chat storage on the node's SQL database.
 pub struct SqlMessageStore {
     db: Db,
+    rooms: RoomRepo,
     batcher: Batcher,
 }
 
@@ -24,7 +26,8 @@ impl SqlMessageStore {
     /// Starts the batcher (on the current runtime) and returns the store.
     pub fn start(db: Db, config: BatchConfig) -> Arc<SqlMessageStore> {
         let batcher = Batcher::start(db.clone(), config);
-        Arc::new(SqlMessageStore { db, batcher })
+        let rooms = RoomRepo::new(&db);
+        Arc::new(SqlMessageStore { db, rooms, batcher })
     }
 }
 
@@ -51,7 +54,7 @@ const MESSAGE_COLUMNS: &str = "room_id, seq, user_id, text, ts, client_msg_id";
 #[async_trait]
 impl MessageStore for SqlMessageStore {
     async fn room(&self, room: RoomId) -> Result<Option<RoomInfo>, ChatStoreError> {
-        self.db.room(room).await.map_err(unavailable)
+        self.rooms.room(room).await.map_err(unavailable)
     }
 
     async fn members(&self, room: RoomId) -> Result<Vec<UserId>, ChatStoreError> {
@@ -131,7 +134,7 @@ impl MessageStore for SqlMessageStore {
     }
 
     async fn open_dm(&self, a: UserId, b: UserId) -> Result<RoomId, ChatStoreError> {
-        match self.db.open_dm(a, b, now_ms()).await {
+        match self.rooms.open_dm(a, b, now_ms()).await {
             Ok(room) => Ok(room),
             Err(StoreError::NotFound) => Err(ChatStoreError::NotFound),
             Err(err) => Err(unavailable(err)),
