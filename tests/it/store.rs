@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use corral::store::sql::chat::{BatchConfig, SqlMessageStore};
+use corral::config::BatchConfig;
+use corral::store::sql::chat::SqlMessageStore;
 use corral::store::{Db, Repos, StoreError};
 use corral_actors::ports::chat::{Appended, ChatStoreError, MessageStore, NewMessage};
 use corral_protocol::Role;

@@ -5,7 +5,7 @@
 mod batcher;
 mod messages;
 mod rooms;
+mod row;
 
-pub use batcher::BatchConfig;
 pub use messages::SqlMessageStore;
 pub use rooms::{AddMemberError, RoomRepo};

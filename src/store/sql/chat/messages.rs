@@ -9,10 +9,11 @@ use corral_actors::ports::chat::{Appended, ChatStoreError, MessageStore, NewMess
 use corral_protocol::UserId;
 use corral_protocol::ops::{ChatMessage, RoomId};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use super::batcher::{BatchConfig, Batcher};
+use super::batcher::Batcher;
 use super::rooms::RoomRepo;
+use super::row::message_from_row;
+use crate::config::BatchConfig;
 use crate::store::{Db, StoreError};
 
 /// Chat storage on the node's SQL database.
@@ -35,18 +36,6 @@ fn unavailable(err: impl Into<StoreError>) -> ChatStoreError {
     let err = err.into();
     tracing::warn!(%err, "chat store error");
     ChatStoreError::Unavailable(err.to_string())
-}
-
-/// Reads a `messages` row selected as `room_id, seq, user_id, text, ts, client_msg_id`.
-pub(super) fn message_from_row(row: &AnyRow) -> Result<ChatMessage, sqlx::Error> {
-    Ok(ChatMessage {
-        room: row.try_get(0)?,
-        seq: row.try_get::<i64, _>(1)? as u64,
-        from: row.try_get(2)?,
-        text: row.try_get(3)?,
-        ts: row.try_get(4)?,
-        client_msg_id: row.try_get(5)?,
-    })
 }
 
 const MESSAGE_COLUMNS: &str = "room_id, seq, user_id, text, ts, client_msg_id";
