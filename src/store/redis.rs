@@ -6,7 +6,7 @@ pub mod ledger;
 mod presence;
 pub mod user_rates;
 
-pub use broker::{LocalBroker, RedisBroker};
+pub use broker::RedisBroker;
 pub use presence::RedisPresence;
 
 use std::time::Duration;
