@@ -7,9 +7,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use corral_actors::claims::{ClaimLedger, Claims};
-use corral_actors::ports::chat::{Broker, PresenceStore};
-use corral_actors::ports::cluster::{ClusterBus, SoloBus};
+use corral_actors::claims::Claims;
 use corral_actors::{
     Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
     SessionConfig, StoreFailure, UserRates, UserSessions,
@@ -25,17 +23,12 @@ use crate::http::Surface;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::conn_limit::PeerConnections;
 use crate::state::{AppState, Edge};
-use crate::store::ledger::{BookArbiter, DurableLedger};
-use crate::store::memory::LocalBroker;
-use crate::store::reconcile::Reconciler;
-use crate::store::redis::ledger::RedisArbiter;
 use crate::store::redis::user_rates::RedisUserRates;
-use crate::store::redis::{RedisBroker, RedisPresence};
 use crate::store::redis::{RedisError, RedisStore};
 use crate::store::sql::chat::SqlMessageStore;
-use crate::store::sql::claims::{ClaimRows, SqlCatalog};
+use crate::store::sql::claims::SqlCatalog;
 use crate::store::sql::{ActivityRepo, SocialRepo};
-use crate::store::{Db, StoreError};
+use crate::store::{self, Db, StoreError};
 use crate::telemetry;
 
 /// Events from other nodes waiting to be applied before new ones are dropped.
@@ -83,32 +76,6 @@ pub enum StartupError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-}
-
-/// The claim ledger the configuration asks for: Redis arbitration with durable rows in SQL
-/// when `redis.url` is set (with the reconciler of its counters), the in-process book with
-/// durable rows otherwise.
-async fn claim_ledger(
-    db: &Db,
-    redis: Option<&RedisStore>,
-) -> Result<(Arc<dyn ClaimLedger>, Option<Reconciler>), StartupError> {
-    // Hold batches commit in parallel on PostgreSQL (each waits out its WAL flush).
-    let rows = ClaimRows::start(db.clone(), db.writers(2, 8));
-    Ok(match redis {
-        Some(redis) => {
-            let arbiter = RedisArbiter::new(redis.clone()).await?;
-            let catalog = Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(db))));
-            let reconciler = Reconciler::new(arbiter.clone(), rows.clone(), catalog);
-            (
-                Arc::new(DurableLedger::new(arbiter, rows)),
-                Some(reconciler),
-            )
-        }
-        None => (
-            Arc::new(DurableLedger::new(BookArbiter::default(), rows)),
-            None,
-        ),
-    })
 }
 
 /// Re-reads the accounts' standing every `every` (0: never), closing sessions that lost
@@ -199,21 +166,12 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        // Rooms and the cluster bus share Redis pub/sub in cluster mode; alone, a node keeps
-        // its room frames in process and has nobody to tell about the rest.
         let (cluster_tx, cluster_rx) = mpsc::channel(CLUSTER_QUEUE);
-        let (broker, bus): (Arc<dyn Broker>, Arc<dyn ClusterBus>) = match &redis {
-            Some(redis) => {
-                let broker = Arc::new(
-                    RedisBroker::start(&settings.redis, redis.conn.clone(), cluster_tx).await?,
-                );
-                (broker.clone(), broker)
-            }
-            None => (Arc::new(LocalBroker::default()), Arc::new(SoloBus)),
-        };
+        let (broker, bus) =
+            store::broker_and_bus(&settings.redis, redis.as_ref(), cluster_tx).await?;
         let link = broker.link();
         let users = Arc::new(UserSessions::new(bus));
-        let (ledger, reconciler) = claim_ledger(&db, redis.as_ref()).await?;
+        let (ledger, reconciler) = store::claim_ledger(&db, redis.as_ref()).await?;
         let claims = Claims::new(
             ledger,
             Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(&db)))),
@@ -290,10 +248,7 @@ impl Application {
                 settings.chat.rooms(),
                 SqlMessageStore::start(db.clone(), settings.chat.batch()),
                 broker,
-                redis.as_ref().map(|redis| {
-                    Arc::new(RedisPresence::start(redis.conn.clone(), &redis.prefix))
-                        as Arc<dyn PresenceStore>
-                }),
+                store::presence(redis.as_ref()),
                 arbiters,
             ),
             overload: Arc::new(Overload::default()),
