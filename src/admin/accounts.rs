@@ -162,13 +162,10 @@ pub async fn announce(redis: &RedisStore, user: &UserRecord) -> Result<usize, Ac
     };
     let (channel, payload) =
         broker::message_from_outside(&redis.prefix, &event).map_err(AccountError::Encode)?;
-    let mut conn = redis.conn.clone();
-    redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(payload)
-        .query_async(&mut conn)
+    redis
+        .publish(channel, payload)
         .await
-        .map_err(|e| AccountError::Announce(RedisError::from(e)))
+        .map_err(AccountError::Announce)
 }
 
 /// A random password of letters and digits.

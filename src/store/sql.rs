@@ -1,5 +1,7 @@
 //! The SQL store: one connection pool over SQLite (embedded) or PostgreSQL (cluster), chosen
-//! by `database.url`, and the adapters built on it.
+//! by `database.url` ([`Db`], the engine handle), and the repositories built on it: one struct
+//! per area, each holding the pool, implementing the actors' port for its area where the core
+//! needs one, and gathered in [`Repos`] for the HTTP handlers and admin commands.
 //!
 //! Queries are runtime-checked (`sqlx::query` through the `Any` driver) and written once for
 //! both engines: `$n` placeholders (SQLite accepts them), `RETURNING`, `ON CONFLICT`, integer

@@ -1,6 +1,6 @@
-//! Chat storage: the SQL `MessageStore` adapter (reads, DM rooms, and appends through the
-//! group-commit batcher), room administration for the HTTP API, the `Broker` adapters and
-//! cluster presence in Redis.
+//! Chat storage in SQL: the `MessageStore` adapter (reads, DM rooms, and appends through the
+//! group-commit batcher) and room administration for the HTTP API ([`RoomRepo`]). The rooms'
+//! `Broker` adapters and cluster presence live in `store::memory` and `store::redis`.
 
 mod batcher;
 mod messages;
