@@ -23,7 +23,6 @@ use crate::http::Surface;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::conn_limit::PeerConnections;
 use crate::state::{AppState, Edge};
-use crate::store::redis::user_rates::RedisUserRates;
 use crate::store::redis::{RedisError, RedisStore};
 use crate::store::sql::chat::SqlMessageStore;
 use crate::store::sql::claims::SqlCatalog;
@@ -216,19 +215,15 @@ impl Application {
             },
             verifier: keys.clone(),
             revocations: keys.revocations(),
-            user_rates: match &redis {
-                Some(redis) if ws.user_rate_settle_ms > 0 => UserRates::shared(
+            user_rates: match store::shared_rates(redis.as_ref(), ws) {
+                Some(shared) => UserRates::shared(
                     ws.user_rate_per_sec,
                     ws.user_rate_burst,
                     USER_RATE_KEYS,
-                    Arc::new(RedisUserRates::new(
-                        redis.clone(),
-                        ws.user_rate_per_sec,
-                        ws.user_rate_burst,
-                    )),
+                    shared,
                     Duration::from_millis(ws.user_rate_settle_ms),
                 ),
-                _ => Arc::new(UserRates::local(
+                None => Arc::new(UserRates::local(
                     ws.user_rate_per_sec,
                     ws.user_rate_burst,
                     USER_RATE_KEYS,

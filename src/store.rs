@@ -1,6 +1,6 @@
 //! Storage, laid out by mode: each way of storing is one place, and this page builds the
 //! adapters the configured mode asks for (embedded: SQLite and in-process adapters; cluster:
-//! PostgreSQL and Redis).
+//! PostgreSQL and Redis): [`broker_and_bus`], [`claim_ledger`], [`presence`], [`shared_rates`].
 //!
 //! ```text
 //! store.rs                this page: the layout, and the adapters each mode gets
@@ -46,13 +46,15 @@ use std::sync::Arc;
 use corral_actors::claims::ClaimLedger;
 use corral_actors::ports::chat::{Broker, PresenceStore};
 use corral_actors::ports::cluster::{ClusterBus, ClusterEvent, SoloBus};
+use corral_actors::ports::rates::SharedRates;
 use tokio::sync::mpsc;
 
-use crate::config::RedisSettings;
+use crate::config::{RedisSettings, WsSettings};
 use ledger::{BookArbiter, DurableLedger};
 use memory::LocalBroker;
 use reconcile::Reconciler;
 use redis::ledger::RedisArbiter;
+use redis::user_rates::RedisUserRates;
 use redis::{RedisBroker, RedisError, RedisPresence, RedisStore};
 use sql::ActivityRepo;
 use sql::claims::{ClaimRows, SqlCatalog};
@@ -106,4 +108,17 @@ pub fn presence(redis: Option<&RedisStore>) -> Option<Arc<dyn PresenceStore>> {
     redis.map(|redis| {
         Arc::new(RedisPresence::start(redis.conn.clone(), &redis.prefix)) as Arc<dyn PresenceStore>
     })
+}
+
+/// The cluster's per-user request budgets: in Redis when the node has it and settles them
+/// (`ws.user_rate_settle_ms` > 0); otherwise none, and each node budgets its users alone.
+pub fn shared_rates(redis: Option<&RedisStore>, ws: &WsSettings) -> Option<Arc<dyn SharedRates>> {
+    match redis {
+        Some(redis) if ws.user_rate_settle_ms > 0 => Some(Arc::new(RedisUserRates::new(
+            redis.clone(),
+            ws.user_rate_per_sec,
+            ws.user_rate_burst,
+        ))),
+        _ => None,
+    }
 }
