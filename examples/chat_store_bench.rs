@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use corral::config::{Secret, Settings};
-use corral::store::Db;
-use corral::store::chat::SqlMessageStore;
+use corral::store::sql::chat::SqlMessageStore;
+use corral::store::{Db, Repos};
 use corral_actors::ports::chat::{MessageStore, NewMessage};
 use corral_protocol::Role;
 use sqlx::Connection;
@@ -42,11 +42,17 @@ async fn main() -> anyhow::Result<()> {
     };
     let db = Db::connect(&settings.database, dir.path()).await?;
     db.migrate().await?;
-    let user = db.create_user("bench", "x", Role::User, 0).await?;
+    let repos = Repos::new(&db);
+    let user = repos
+        .accounts
+        .create_user("bench", "x", Role::User, 0)
+        .await?;
     let mut rooms = Vec::new();
     for i in 0..ROOMS {
         rooms.push(
-            db.create_room(user, &format!("bench {i}"), false, 0)
+            repos
+                .rooms
+                .create_room(user, &format!("bench {i}"), false, 0)
                 .await?,
         );
     }

@@ -19,7 +19,7 @@ use corral::Application;
 use corral::admin::{SeedRequest, seed_users};
 use corral::config::{Secret, Settings};
 use corral::state::AppState;
-use corral::store::redis_ledger::{CLAIM_LUA, RedisArbiter};
+use corral::store::redis::ledger::{CLAIM_LUA, RedisArbiter};
 use corral_protocol::Role;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};

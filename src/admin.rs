@@ -7,19 +7,13 @@
 pub mod accounts;
 pub mod backup;
 
-use std::collections::HashMap;
-
 use corral_protocol::{Role, UserId};
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::auth::JwtKeys;
 use crate::auth::password::{HashError, Hasher};
+use crate::store::sql::AccountRepo;
 use crate::store::{Db, StoreError};
-
-/// Accounts written per `INSERT` statement: 4 binds a row stays far below both engines'
-/// parameter limits, and one statement per batch keeps 50,000 accounts to a few round trips.
-const ROWS_PER_INSERT: usize = 1000;
 
 /// One seeded account, as written to the tokens file.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -73,40 +67,9 @@ pub async fn seed_users(
     let names: Vec<String> = (0..req.count)
         .map(|n| format!("{}{n}", req.prefix))
         .collect();
-    let mut ids: HashMap<String, (UserId, Role)> = HashMap::with_capacity(names.len());
-    let mut tx = db.pool.begin().await.map_err(StoreError::from)?;
-    for chunk in names.chunks(ROWS_PER_INSERT) {
-        let mut sql =
-            String::from("INSERT INTO users (username, password_hash, role, created_at) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            let b = i * 4;
-            sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
-        }
-        // The no-op update makes `RETURNING` yield existing rows too, on both engines, so a
-        // re-run reuses the accounts (keeping their passwords and roles) instead of failing.
-        sql.push_str(
-            " ON CONFLICT (username) DO UPDATE SET username = excluded.username \
-             RETURNING id, username, role",
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for name in chunk {
-            query = query
-                .bind(name.as_str())
-                .bind(hash.as_str())
-                .bind(req.role.as_str())
-                .bind(now);
-        }
-        for row in query.fetch_all(&mut *tx).await.map_err(StoreError::from)? {
-            let id: i64 = row.try_get(0).map_err(StoreError::from)?;
-            let name: String = row.try_get(1).map_err(StoreError::from)?;
-            let role: String = row.try_get(2).map_err(StoreError::from)?;
-            ids.insert(name, (id, Role::parse(&role).unwrap_or(Role::User)));
-        }
-    }
-    tx.commit().await.map_err(StoreError::from)?;
+    let ids = AccountRepo::new(db)
+        .seed(&names, &hash, req.role, now)
+        .await?;
     let mut out = Vec::with_capacity(names.len());
     for username in names {
         let Some(&(id, role)) = ids.get(&username) else {

@@ -260,13 +260,25 @@ impl ChatSettings {
     }
 
     /// The group-commit batcher's behaviour.
-    pub fn batch(&self) -> crate::store::chat::BatchConfig {
-        crate::store::chat::BatchConfig {
+    pub fn batch(&self) -> BatchConfig {
+        BatchConfig {
             max: self.batch_max.max(1),
             linger: Duration::from_millis(self.batch_linger_ms),
             queue: self.batch_queue.max(1),
         }
     }
+}
+
+/// How the chat store's group-commit batcher groups appends (from `[chat]`; it lives here so
+/// that configuration depends on nothing in the server).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    /// Most messages per transaction.
+    pub max: usize,
+    /// How long a batch waits for more after its first message.
+    pub linger: Duration,
+    /// Queued appends before senders wait.
+    pub queue: usize,
 }
 
 /// `[payments]`

@@ -15,9 +15,9 @@ use corral::auth::password::Hasher;
 use corral::auth::{JwtKeys, secret};
 use corral::config::Settings;
 use corral::data_lock::DataDirLock;
-use corral::store::Db;
 use corral::store::redis::RedisStore;
-use corral::store::users::UserRecord;
+use corral::store::sql::users::UserRecord;
+use corral::store::{Db, Repos};
 use secrecy::ExposeSecret;
 
 /// Corral: a realtime social and claim server (chat, feeds, live promotions, animal claims).
@@ -246,32 +246,35 @@ async fn run_admin(settings: Settings, command: AdminCommand) -> anyhow::Result<
         }
         AdminCommand::SetRole { user, role } => {
             let db = existing_db(&settings).await?;
-            let changed = accounts::change(&db, &user, Change::Role(role)).await?;
+            let changed = accounts::change(&Repos::new(&db), &user, Change::Role(role)).await?;
             report_change(&settings, &changed, &format!("role {}", role.as_str())).await;
             Ok(())
         }
         AdminCommand::Disable { user } => {
             let db = existing_db(&settings).await?;
-            let changed = accounts::change(&db, &user, Change::Disabled(true)).await?;
+            let changed = accounts::change(&Repos::new(&db), &user, Change::Disabled(true)).await?;
             report_change(&settings, &changed, "disabled").await;
             Ok(())
         }
         AdminCommand::Enable { user } => {
             let db = existing_db(&settings).await?;
-            let changed = accounts::change(&db, &user, Change::Disabled(false)).await?;
+            let changed =
+                accounts::change(&Repos::new(&db), &user, Change::Disabled(false)).await?;
             report_change(&settings, &changed, "enabled").await;
             Ok(())
         }
         AdminCommand::ResetPassword { user, generate } => {
             let db = existing_db(&settings).await?;
-            let account = accounts::find(&db, &user).await?;
+            let account = accounts::find(&Repos::new(&db), &user).await?;
             let password = if generate {
                 accounts::generate_password()
             } else {
                 accounts::read_password(&account.username)?
             };
             let hasher = Hasher::new(&settings.auth).context("argon2 settings")?;
-            let record = accounts::reset_password(&db, &hasher, &account, password.clone()).await?;
+            let record =
+                accounts::reset_password(&Repos::new(&db), &hasher, &account, password.clone())
+                    .await?;
             if generate {
                 println!("new password for {}: {password}", account.username);
             } else {

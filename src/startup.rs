@@ -7,9 +7,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use corral_actors::claims::{ClaimLedger, Claims};
-use corral_actors::ports::chat::{Broker, PresenceStore};
-use corral_actors::ports::cluster::{ClusterBus, SoloBus};
+use corral_actors::claims::Claims;
 use corral_actors::{
     Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
     SessionConfig, StoreFailure, UserRates, UserSessions,
@@ -25,14 +23,11 @@ use crate::http::Surface;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::conn_limit::PeerConnections;
 use crate::state::{AppState, Edge};
-use crate::store::chat::{LocalBroker, RedisBroker, RedisPresence, SqlMessageStore};
-use crate::store::claims::{ClaimRows, SqlCatalog};
-use crate::store::ledger::{BookArbiter, DurableLedger};
-use crate::store::reconcile::Reconciler;
 use crate::store::redis::{RedisError, RedisStore};
-use crate::store::redis_ledger::RedisArbiter;
-use crate::store::user_rates::RedisUserRates;
-use crate::store::{Db, StoreError};
+use crate::store::sql::chat::SqlMessageStore;
+use crate::store::sql::claims::SqlCatalog;
+use crate::store::sql::{ActivityRepo, SocialRepo};
+use crate::store::{self, Db, StoreError};
 use crate::telemetry;
 
 /// Events from other nodes waiting to be applied before new ones are dropped.
@@ -82,32 +77,6 @@ pub enum StartupError {
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// The claim ledger the configuration asks for: Redis arbitration with durable rows in SQL
-/// when `redis.url` is set (with the reconciler of its counters), the in-process book with
-/// durable rows otherwise.
-async fn claim_ledger(
-    db: &Db,
-    redis: Option<&RedisStore>,
-) -> Result<(Arc<dyn ClaimLedger>, Option<Reconciler>), StartupError> {
-    // Hold batches commit in parallel on PostgreSQL (each waits out its WAL flush).
-    let rows = ClaimRows::start(db.clone(), db.writers(2, 8));
-    Ok(match redis {
-        Some(redis) => {
-            let arbiter = RedisArbiter::new(redis.clone()).await?;
-            let catalog = Arc::new(SqlCatalog::new(Arc::new(db.clone())));
-            let reconciler = Reconciler::new(arbiter.clone(), rows.clone(), catalog);
-            (
-                Arc::new(DurableLedger::new(arbiter, rows)),
-                Some(reconciler),
-            )
-        }
-        None => (
-            Arc::new(DurableLedger::new(BookArbiter::default(), rows)),
-            None,
-        ),
-    })
-}
-
 /// Re-reads the accounts' standing every `every` (0: never), closing sessions that lost
 /// rights: a backstop for role changes made in the database and for bus events lost between
 /// nodes.
@@ -121,7 +90,7 @@ fn spawn_standing_refresh(state: web::Data<AppState>, every: Duration) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            match state.db.standings().await {
+            match state.repos.accounts.standings().await {
                 Ok(rows) => {
                     for user in state.hub.revocations.reload(rows) {
                         state.hub.close_sessions_of(user);
@@ -196,26 +165,17 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        // Rooms and the cluster bus share Redis pub/sub in cluster mode; alone, a node keeps
-        // its room frames in process and has nobody to tell about the rest.
         let (cluster_tx, cluster_rx) = mpsc::channel(CLUSTER_QUEUE);
-        let (broker, bus): (Arc<dyn Broker>, Arc<dyn ClusterBus>) = match &redis {
-            Some(redis) => {
-                let broker = Arc::new(
-                    RedisBroker::start(&settings.redis, redis.conn.clone(), cluster_tx).await?,
-                );
-                (broker.clone(), broker)
-            }
-            None => (Arc::new(LocalBroker::default()), Arc::new(SoloBus)),
-        };
+        let (broker, bus) =
+            store::broker_and_bus(&settings.redis, redis.as_ref(), cluster_tx).await?;
         let link = broker.link();
         let users = Arc::new(UserSessions::new(bus));
-        let (ledger, reconciler) = claim_ledger(&db, redis.as_ref()).await?;
+        let (ledger, reconciler) = store::claim_ledger(&db, redis.as_ref()).await?;
         let claims = Claims::new(
             ledger,
-            Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
+            Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(&db)))),
             users.clone(),
-            Arc::new(db.clone()),
+            Arc::new(SocialRepo::new(&db)),
             settings.promotions.claim_timeout(),
         );
         if let Some(mut link) = link {
@@ -239,7 +199,7 @@ impl Application {
         }
         let ws = &settings.ws;
         let arbiters = Arbiters::start(workers);
-        let activity_store = Arc::new(db.clone());
+        let activity_store = Arc::new(ActivityRepo::new(&db));
         let activities = Activities::new(
             arbiters.clone(),
             activity_store,
@@ -255,19 +215,15 @@ impl Application {
             },
             verifier: keys.clone(),
             revocations: keys.revocations(),
-            user_rates: match &redis {
-                Some(redis) if ws.user_rate_settle_ms > 0 => UserRates::shared(
+            user_rates: match store::shared_rates(redis.as_ref(), ws) {
+                Some(shared) => UserRates::shared(
                     ws.user_rate_per_sec,
                     ws.user_rate_burst,
                     USER_RATE_KEYS,
-                    Arc::new(RedisUserRates::new(
-                        redis.clone(),
-                        ws.user_rate_per_sec,
-                        ws.user_rate_burst,
-                    )),
+                    shared,
                     Duration::from_millis(ws.user_rate_settle_ms),
                 ),
-                _ => Arc::new(UserRates::local(
+                None => Arc::new(UserRates::local(
                     ws.user_rate_per_sec,
                     ws.user_rate_burst,
                     USER_RATE_KEYS,
@@ -287,16 +243,13 @@ impl Application {
                 settings.chat.rooms(),
                 SqlMessageStore::start(db.clone(), settings.chat.batch()),
                 broker,
-                redis.as_ref().map(|redis| {
-                    Arc::new(RedisPresence::start(redis.conn.clone(), &redis.prefix))
-                        as Arc<dyn PresenceStore>
-                }),
+                store::presence(redis.as_ref()),
                 arbiters,
             ),
             overload: Arc::new(Overload::default()),
             activities: activities.clone(),
             claims: claims.clone(),
-            social: Arc::new(db.clone()),
+            social: Arc::new(SocialRepo::new(&db)),
         });
         // Stock changes reach the activities' subscribers through their actors.
         claims.attach(activities);
@@ -335,7 +288,10 @@ impl Application {
         let state = web::Data::new(AppState::new(settings, db, redis, keys, hub, metrics, edge));
         // Tokens are checked against the accounts' standing from the first request on, and
         // changes made directly in the database are picked up every refresh.
-        state.hub.revocations.reload(state.db.standings().await?);
+        state
+            .hub
+            .revocations
+            .reload(state.repos.accounts.standings().await?);
         spawn_standing_refresh(
             state.clone(),
             Duration::from_millis(state.settings.auth.standing_refresh_ms),

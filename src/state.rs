@@ -11,8 +11,8 @@ use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginLimits;
 use crate::config::Settings;
 use crate::http::client_ip::TrustedProxies;
-use crate::store::Db;
 use crate::store::redis::RedisStore;
+use crate::store::{Db, Repos};
 
 /// What guards the public edge: the hashing pool, login limits, who may forward client IPs.
 pub struct Edge {
@@ -28,8 +28,10 @@ pub struct Edge {
 pub struct AppState {
     /// Settings the node started with.
     pub settings: Settings,
-    /// The SQL store.
+    /// The SQL engine (pool) the repositories are built on.
     pub db: Db,
+    /// The SQL repositories: handlers reach storage only through these.
+    pub repos: Repos,
     /// Redis, in cluster mode.
     pub redis: Option<RedisStore>,
     /// Token keys.
@@ -56,6 +58,7 @@ impl AppState {
     ) -> AppState {
         AppState {
             settings,
+            repos: Repos::new(&db),
             db,
             redis,
             keys,

@@ -17,10 +17,10 @@ use rand::Rng;
 use corral_actors::ports::cluster::ClusterEvent;
 
 use crate::auth::password::{HashError, Hasher, PASSWORD_CHARS};
-use crate::store::chat::broker;
+use crate::store::redis::broker;
 use crate::store::redis::{RedisError, RedisStore};
-use crate::store::users::UserRecord;
-use crate::store::{Db, StoreError};
+use crate::store::sql::users::UserRecord;
+use crate::store::{Repos, StoreError};
 
 /// The audit log's actor for changes made with `corral admin` (no account has id 0).
 pub const OPERATOR: UserId = 0;
@@ -88,24 +88,24 @@ pub struct Changed {
 }
 
 /// The account `who` names: a username (whatever its case), else an id.
-pub async fn find(db: &Db, who: &str) -> Result<UserRecord, AccountError> {
-    if let Some(user) = db.user_by_name(who).await? {
+pub async fn find(repos: &Repos, who: &str) -> Result<UserRecord, AccountError> {
+    if let Some(user) = repos.accounts.user_by_name(who).await? {
         return Ok(user);
     }
     let by_id = match who.parse::<UserId>() {
-        Ok(id) => db.user_by_id(id).await?,
+        Ok(id) => repos.accounts.user_by_id(id).await?,
         Err(_) => None,
     };
     by_id.ok_or_else(|| AccountError::UnknownUser(who.to_string()))
 }
 
 /// Applies `change` to the account `who` names, unless it already is so.
-pub async fn change(db: &Db, who: &str, change: Change) -> Result<Changed, AccountError> {
-    let before = find(db, who).await?;
+pub async fn change(repos: &Repos, who: &str, change: Change) -> Result<Changed, AccountError> {
+    let before = find(repos, who).await?;
     let (role, disabled) = match change {
         Change::Role(role) if role == before.role => return Ok(unchanged(before)),
         Change::Role(Role::Merchant) => {
-            if db.merchant(before.id).await?.is_none() {
+            if repos.merchants.merchant(before.id).await?.is_none() {
                 return Err(AccountError::NoMerchantProfile(before.username));
             }
             (Some(Role::Merchant), None)
@@ -117,7 +117,8 @@ pub async fn change(db: &Db, who: &str, change: Change) -> Result<Changed, Accou
         Change::Disabled(disabled) => (None, Some(disabled)),
     };
     let now = corral_actors::clock::now_ms();
-    let after = db
+    let after = repos
+        .accounts
         .change_standing(OPERATOR, before.id, role, disabled, now)
         .await?;
     Ok(Changed {
@@ -136,7 +137,7 @@ fn unchanged(before: UserRecord) -> Changed {
 /// Sets a new password on `user` (found with [`find`] before the password is asked for); its
 /// tokens stop working.
 pub async fn reset_password(
-    db: &Db,
+    repos: &Repos,
     hasher: &Hasher,
     user: &UserRecord,
     password: String,
@@ -146,7 +147,10 @@ pub async fn reset_password(
     }
     let hash = hasher.hash(password).await?;
     let now = corral_actors::clock::now_ms();
-    Ok(db.reset_password(OPERATOR, user.id, &hash, now).await?)
+    Ok(repos
+        .accounts
+        .reset_password(OPERATOR, user.id, &hash, now)
+        .await?)
 }
 
 /// Tells every node sharing `redis` of `user`'s standing as it now is; returns how many
@@ -158,13 +162,10 @@ pub async fn announce(redis: &RedisStore, user: &UserRecord) -> Result<usize, Ac
     };
     let (channel, payload) =
         broker::message_from_outside(&redis.prefix, &event).map_err(AccountError::Encode)?;
-    let mut conn = redis.conn.clone();
-    redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(payload)
-        .query_async(&mut conn)
+    redis
+        .publish(channel, payload)
         .await
-        .map_err(|e| AccountError::Announce(RedisError::from(e)))
+        .map_err(AccountError::Announce)
 }
 
 /// A random password of letters and digits.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::data_lock::{DataDirLock, LockError};
-use crate::store::backup::{self, BackupError, MigrationLevel};
+use crate::store::sql::backup::{self, BackupError, MigrationLevel};
 
 /// The embedded database's file name inside the data directory.
 const DB_FILE: &str = "corral.db";

@@ -72,7 +72,8 @@ pub async fn change(
     }
     let user = path.into_inner();
     let record = state
-        .db
+        .repos
+        .accounts
         .change_standing(caller.0.user_id, user, role, disabled, now_ms())
         .await
         .map_err(|e| match ApiError::from(e) {

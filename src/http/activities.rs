@@ -22,7 +22,7 @@ use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthen
 use crate::http::table::ApiRoute;
 use crate::http::{ApiError, epoch_ms};
 use crate::state::AppState;
-use crate::store::promotions::{ActivityInput, Audit};
+use crate::store::sql::promotions::{ActivityInput, Audit};
 
 /// The activity routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[
@@ -130,9 +130,14 @@ impl ActivityBody {
             if item.slots < 1 {
                 return Err(ApiError::bad_request("item slots must be >= 1"));
             }
-            let animal = state.db.animal(item.animal_id).await?.ok_or_else(|| {
-                ApiError::bad_request(format!("animal {} does not exist", item.animal_id))
-            })?;
+            let animal = state
+                .repos
+                .animals
+                .animal(item.animal_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("animal {} does not exist", item.animal_id))
+                })?;
             if animal.merchant_id != merchant {
                 return Err(ApiError::forbidden(format!(
                     "animal {} belongs to another merchant",
@@ -273,7 +278,8 @@ async fn owned_activity(
 ) -> Result<ActivityRecord, ApiError> {
     caller.require(&[Role::Merchant, Role::Admin])?;
     let record = state
-        .db
+        .repos
+        .activities
         .activity_record(id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such activity"))?;
@@ -306,7 +312,11 @@ pub async fn create(
     caller.require(&[Role::Merchant, Role::Admin])?;
     let me = caller.0.user_id;
     let input = body.into_inner().validate(&state, me).await?;
-    let id = state.db.create_activity(me, me, &input, now_ms()).await?;
+    let id = state
+        .repos
+        .activities
+        .create_activity(me, me, &input, now_ms())
+        .await?;
     state.hub.activity_changed(id);
     Ok(HttpResponse::Created().json(ActivityChanged { activity_id: id }))
 }
@@ -368,7 +378,8 @@ pub async fn update(
         .validate(&state, record.merchant_id)
         .await?;
     state
-        .db
+        .repos
+        .activities
         .update_activity(caller.0.user_id, id, &input, now_ms())
         .await?;
     state.hub.activity_changed(id);
@@ -400,7 +411,8 @@ pub async fn cancel(
     let id = path.into_inner();
     owned_activity(&state, &caller, id).await?;
     state
-        .db
+        .repos
+        .activities
         .cancel_activity(caller.0.user_id, id, now_ms())
         .await?;
     state.hub.activity_changed(id);
@@ -456,7 +468,8 @@ pub async fn broadcast(
         return Err(activity_error(ActivityError::Over(state)));
     }
     state
-        .db
+        .repos
+        .audit
         .record_audit(&Audit {
             actor_id: caller.0.user_id,
             action: "activity.broadcast",

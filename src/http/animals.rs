@@ -13,7 +13,7 @@ use crate::http::extract::Caller;
 use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
-use crate::store::promotions::{AnimalInput, AnimalRecord};
+use crate::store::sql::promotions::{AnimalInput, AnimalRecord};
 
 /// The animal routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[
@@ -189,7 +189,8 @@ async fn owned_animal(
 ) -> Result<AnimalRecord, ApiError> {
     caller.require(&[Role::Merchant, Role::Admin])?;
     let animal = state
-        .db
+        .repos
+        .animals
         .animal(id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such animal"))?;
@@ -219,7 +220,11 @@ pub async fn create(
     caller.require(&[Role::Merchant, Role::Admin])?;
     let input = body.into_inner().validate()?;
     let me = caller.0.user_id;
-    let id = state.db.create_animal(me, me, &input, now_ms()).await?;
+    let id = state
+        .repos
+        .animals
+        .create_animal(me, me, &input, now_ms())
+        .await?;
     Ok(HttpResponse::Created().json(AnimalCreated { animal_id: id }))
 }
 
@@ -256,7 +261,11 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = query.merchant_id.unwrap_or(caller.0.user_id);
-    let animals = state.db.animals_of(merchant, query.include_retired).await?;
+    let animals = state
+        .repos
+        .animals
+        .animals_of(merchant, query.include_retired)
+        .await?;
     let animals: Vec<AnimalView> = animals.into_iter().map(AnimalView::from).collect();
     Ok(HttpResponse::Ok().json(Catalogue { animals }))
 }
@@ -280,7 +289,8 @@ pub async fn get(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let animal = state
-        .db
+        .repos
+        .animals
         .animal(path.into_inner())
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such animal"))?;
@@ -320,11 +330,13 @@ pub async fn update(
     }
     let input = body.into_inner().validate()?;
     state
-        .db
+        .repos
+        .animals
         .update_animal(caller.0.user_id, id, &input, now_ms())
         .await?;
     let animal = state
-        .db
+        .repos
+        .animals
         .animal(id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such animal"))?;
@@ -357,7 +369,8 @@ pub async fn retire(
         return Err(ApiError::new(ErrorCode::Conflict, "already retired"));
     }
     state
-        .db
+        .repos
+        .animals
         .retire_animal(caller.0.user_id, id, now_ms())
         .await?;
     Ok(HttpResponse::Ok().json(AnimalRetired {

@@ -135,7 +135,8 @@ pub async fn register(
         .await
         .map_err(hash_error)?;
     let user_id = state
-        .db
+        .repos
+        .accounts
         .create_user(
             &creds.username,
             &hash,
@@ -197,7 +198,7 @@ pub async fn login(
         .login_limits
         .login(state.client_ip(&req), &creds.username)
         .map_err(throttled)?;
-    let user = state.db.user_by_name(&creds.username).await?;
+    let user = state.repos.accounts.user_by_name(&creds.username).await?;
     // An unknown name is checked against a dummy hash: refusing it costs the same.
     let matches = state
         .edge

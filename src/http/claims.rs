@@ -80,7 +80,8 @@ pub async fn list(
     caller.require(&[Role::Merchant, Role::Admin])?;
     let activity = path.into_inner();
     let (merchant, slots) = state
-        .db
+        .repos
+        .claims
         .activity_owner_and_slots(activity)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such activity"))?;
@@ -92,7 +93,8 @@ pub async fn list(
         ..Summary::default()
     };
     let claims = state
-        .db
+        .repos
+        .claims
         .claims_of_activity(activity)
         .await?
         .into_iter()

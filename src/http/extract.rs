@@ -7,7 +7,7 @@ use corral_actors::metric_catalogue as metric;
 use corral_actors::{Identity, TokenVerifier};
 use corral_protocol::Role;
 
-use crate::http::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// The bearer token of a request, if it has one (the scheme name is case-insensitive,

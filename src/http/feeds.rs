@@ -147,7 +147,8 @@ pub async fn user(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let record = state
-        .db
+        .repos
+        .accounts
         .user_by_id(id)
         .await?
         .ok_or_else(|| ApiError::new(corral_protocol::ErrorCode::NotFound, "no such user"))?;

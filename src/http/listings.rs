@@ -19,7 +19,7 @@ use crate::http::extract::Caller;
 use crate::http::responses::{BadRequest, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
-use crate::store::listings::{ActivityFilter, ListedActivity, ListedClaim, ListedRoom};
+use crate::store::sql::listings::{ActivityFilter, ListedActivity, ListedClaim, ListedRoom};
 
 /// The listing routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[
@@ -273,7 +273,8 @@ pub async fn activities(
     };
     let now = now_ms();
     let listed = state
-        .db
+        .repos
+        .listings
         .list_activities(filter, query.merchant, query.before, limit, now)
         .await?;
     let next = next_before(listed.iter().map(|a| a.record.id), listed.len(), limit);
@@ -350,10 +351,17 @@ pub async fn rooms(
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_size(query.limit)?;
     let listed = match query.scope {
-        RoomScope::Public => state.db.public_rooms(query.before, limit).await?,
+        RoomScope::Public => {
+            state
+                .repos
+                .listings
+                .public_rooms(query.before, limit)
+                .await?
+        }
         RoomScope::Mine => {
             state
-                .db
+                .repos
+                .listings
                 .rooms_of(caller.0.user_id, query.before, limit)
                 .await?
         }
@@ -378,8 +386,8 @@ struct MerchantView {
     created_at: EpochMs,
 }
 
-impl From<crate::store::promotions::MerchantRecord> for MerchantView {
-    fn from(m: crate::store::promotions::MerchantRecord) -> Self {
+impl From<crate::store::sql::promotions::MerchantRecord> for MerchantView {
+    fn from(m: crate::store::sql::promotions::MerchantRecord) -> Self {
         MerchantView {
             merchant_id: m.user_id,
             name: m.name,
@@ -420,11 +428,17 @@ struct Me {
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let id = caller.0.user_id;
     let user = state
-        .db
+        .repos
+        .accounts
         .user_by_id(id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))?;
-    let merchant = state.db.merchant(id).await?.map(MerchantView::from);
+    let merchant = state
+        .repos
+        .merchants
+        .merchant(id)
+        .await?
+        .map(MerchantView::from);
     Ok(HttpResponse::Ok().json(Me {
         user_id: user.id,
         username: user.username,
@@ -503,7 +517,8 @@ pub async fn my_claims(
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_size(query.limit)?;
     let listed = state
-        .db
+        .repos
+        .listings
         .claims_of_user(caller.0.user_id, query.before, limit)
         .await?;
     let next = next_before(listed.iter().map(|c| c.claim_id), listed.len(), limit);
@@ -548,7 +563,8 @@ pub async fn merchants(
     let limit = page_size(query.limit)?;
     let approved = query.status == MerchantStatus::Approved;
     let listed = state
-        .db
+        .repos
+        .listings
         .list_merchants(approved, query.before, limit)
         .await?;
     let next = next_before(listed.iter().map(|m| m.user_id), listed.len(), limit);
@@ -586,7 +602,8 @@ pub async fn username(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = state
-        .db
+        .repos
+        .accounts
         .user_by_name(&name)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no user with this name"))?;

@@ -14,7 +14,7 @@ use crate::http::extract::Caller;
 use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
-use crate::store::promotions::AuditEntry;
+use crate::store::sql::promotions::AuditEntry;
 
 /// The merchant and admin routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[
@@ -87,7 +87,8 @@ pub async fn apply(
     let user = caller.0.user_id;
     let approved = state.settings.merchants.auto_approve;
     let merchant = state
-        .db
+        .repos
+        .merchants
         .apply_merchant(user, name, approved, now_ms())
         .await
         .map_err(|e| match ApiError::from(e) {
@@ -144,7 +145,8 @@ pub async fn approve(
     caller.require(&[Role::Admin])?;
     let merchant = path.into_inner();
     state
-        .db
+        .repos
+        .merchants
         .approve_merchant(caller.0.user_id, merchant, now_ms())
         .await
         .map_err(|e| match ApiError::from(e) {
@@ -210,6 +212,10 @@ pub async fn audit(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = state.db.audit_log(query.subject.as_deref(), limit).await?;
+    let entries = state
+        .repos
+        .audit
+        .audit_log(query.subject.as_deref(), limit)
+        .await?;
     Ok(HttpResponse::Ok().json(AuditPage { entries }))
 }

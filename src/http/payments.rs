@@ -166,7 +166,7 @@ pub async fn webhook(
     if event.event_id.is_empty() || event.event_id.len() > 128 {
         return Err(ApiError::bad_request("event_id must be 1 to 128 bytes"));
     }
-    let payments = &state.db;
+    let payments = &state.repos.payments;
     let Some(price) = payments.claim_price(event.claim_id).await? else {
         return Err(ApiError::new(ErrorCode::NotFound, "no such claim"));
     };

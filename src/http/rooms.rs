@@ -13,7 +13,7 @@ use crate::http::extract::Caller;
 use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthenticated};
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
-use crate::store::chat::AddMemberError;
+use crate::store::sql::chat::AddMemberError;
 
 /// Longest room name, in characters.
 const MAX_NAME_CHARS: usize = 100;
@@ -97,7 +97,8 @@ pub async fn create(
         return Err(ApiError::bad_request("name must be 1-100 characters"));
     }
     let room_id = state
-        .db
+        .repos
+        .rooms
         .create_room(
             caller.0.user_id,
             name,
@@ -137,7 +138,8 @@ pub async fn add_member(
     let room = path.into_inner();
     let user = body.user_id;
     state
-        .db
+        .repos
+        .rooms
         .add_member(
             room,
             caller.0.user_id,

@@ -15,7 +15,7 @@ use corral_protocol::{EpochMs, UserId};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::claims::{ClaimRows, Deadline, NewHold};
+use super::sql::claims::{ClaimRows, Deadline, NewHold};
 
 /// A decision and the epoch of the counters that took it (see [`SlotArbiter::fenced`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,9 +21,9 @@ use corral_actors::metric_catalogue as metric;
 use corral_protocol::UserId;
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 
-use super::claims::ClaimRows;
 use super::ledger::SlotArbiter;
-use super::redis_ledger::RedisArbiter;
+use super::redis::ledger::RedisArbiter;
+use super::sql::claims::ClaimRows;
 
 /// What one pass changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

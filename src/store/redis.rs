@@ -1,5 +1,16 @@
-//! The Redis connection (cluster mode): a multiplexed, auto-reconnecting connection manager
-//! and the node's key prefix.
+//! Everything that speaks Redis (cluster mode). This file: the connection, a multiplexed,
+//! auto-reconnecting connection manager with the node's deadlines, and the key prefix. Under
+//! it: the rooms' broker and the cluster bus on pub/sub (`broker`), cluster presence
+//! (`presence`), the claim arbiter and its Lua script (`ledger`), per-user request budgets
+//! (`user_rates`).
+
+pub mod broker;
+pub mod ledger;
+mod presence;
+pub mod user_rates;
+
+pub use broker::RedisBroker;
+pub use presence::RedisPresence;
 
 use std::time::Duration;
 
@@ -55,6 +66,17 @@ impl RedisStore {
             conn,
             prefix: settings.key_prefix.clone(),
         })
+    }
+
+    /// Publishes `payload` on `channel` once, outside any broker (`corral admin` telling the
+    /// nodes of a change); returns how many subscribers heard it.
+    pub async fn publish(&self, channel: String, payload: String) -> Result<usize, RedisError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await?)
     }
 
     /// A round trip (readiness).

@@ -8,7 +8,7 @@ use corral_actors::metric_catalogue as metric;
 use corral_actors::{Outbound, Refusal, SessionHandle, TokenVerifier};
 use corral_protocol::{ErrorCode, SUBPROTOCOL};
 
-use crate::http::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::bearer_token;
 use crate::http::responses::{BadRequest, Forbidden, RateLimited, Unauthenticated, Unavailable};
 use crate::state::AppState;

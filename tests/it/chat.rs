@@ -846,7 +846,7 @@ async fn kill_subscribers(prefix: &str) -> usize {
         .expect("client list");
     let wanted = format!(
         "name={}",
-        corral::store::chat::broker::subscriber_name(prefix)
+        corral::store::redis::broker::subscriber_name(prefix)
     );
     let mut killed = 0;
     for line in list.lines() {

@@ -215,7 +215,8 @@ async fn merchant(app: &TestApp, name: &str) -> (i64, String) {
 async fn admin(app: &TestApp) -> String {
     let (id, _) = app.user("admin").await;
     app.state
-        .db
+        .repos
+        .accounts
         .set_role(id, corral_protocol::Role::Admin)
         .await
         .expect("set role");
@@ -284,7 +285,8 @@ async fn a_demoted_merchants_token_is_refused_everywhere(engine: Engine) {
     // Logging in again gives a token with the new role, which works.
     let username = app
         .state
-        .db
+        .repos
+        .accounts
         .user_by_id(merchant_id)
         .await
         .expect("user")
@@ -312,7 +314,8 @@ async fn a_role_changed_in_the_database_is_noticed_by_the_refresh() {
     let (merchant_id, token) = merchant(&app, "sqlmerchant").await;
     assert_eq!(create_animal(&app, &token).await.0, 201);
     app.state
-        .db
+        .repos
+        .accounts
         .set_role(merchant_id, corral_protocol::Role::User)
         .await
         .expect("demote");

@@ -30,7 +30,8 @@ async fn member(app: &TestApp, role: Role) -> (i64, String) {
     let name = &name[..name.len().min(32)];
     let id = app
         .state
-        .db
+        .repos
+        .accounts
         .create_user(name, "-", role, corral_actors::clock::now_ms())
         .await
         .expect("create user");

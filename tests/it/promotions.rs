@@ -188,12 +188,23 @@ fn code(body: &Value) -> &str {
 /// An admin's token (no HTTP route makes admins: operators set the role in the database).
 async fn admin(app: &TestApp, api: &Api) -> String {
     let (id, _) = api.user("admin").await;
-    app.state.db.set_role(id, Role::Admin).await.unwrap();
+    app.state
+        .repos
+        .accounts
+        .set_role(id, Role::Admin)
+        .await
+        .unwrap();
     app.state.keys.issue(id, Role::Admin).unwrap()
 }
 
 async fn audit_actions(app: &TestApp, subject: &str) -> Vec<String> {
-    let mut rows = app.state.db.audit_log(Some(subject), 100).await.unwrap();
+    let mut rows = app
+        .state
+        .repos
+        .audit
+        .audit_log(Some(subject), 100)
+        .await
+        .unwrap();
     rows.reverse();
     rows.into_iter().map(|r| r.action).collect()
 }
@@ -477,9 +488,25 @@ async fn merchants_wait_for_an_admin_when_auto_approve_is_off(engine: Engine) {
     assert_eq!((status, code(&body)), (404, "not_found"));
     let (status, body) = api.post(&path, &admin, json!({})).await;
     assert_eq!(status, 200, "{body}");
-    let user = app.state.db.user_by_id(id).await.unwrap().unwrap();
+    let user = app
+        .state
+        .repos
+        .accounts
+        .user_by_id(id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.role, Role::Merchant);
-    assert!(app.state.db.merchant(id).await.unwrap().unwrap().approved);
+    assert!(
+        app.state
+            .repos
+            .merchants
+            .merchant(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .approved
+    );
 
     let (status, body) = api
         .get(
@@ -774,7 +801,8 @@ async fn a_change_made_elsewhere_reaches_the_running_actor() {
     let (mut ws, _) = watcher(&app.ws_url(), &token, activity).await;
     // As another node of a cluster would: the row changes, this node's actor is not told.
     app.state
-        .db
+        .repos
+        .activities
         .cancel_activity(merchant_id, activity, now_ms())
         .await
         .unwrap();

@@ -184,7 +184,8 @@ async fn claim_until_final(
 async fn held_rows(app: &TestApp, activity: i64) -> Vec<(i64, i64)> {
     let rows = app
         .state
-        .db
+        .repos
+        .claims
         .claims_of_activity(activity)
         .await
         .expect("rows");
@@ -550,9 +551,10 @@ async fn claims_fail_closed_while_redis_is_stopped_or_paused() {
 /// reconciliation, and every node's watchers are told the new count.
 #[actix_web::test]
 async fn slots_returned_by_reconciliation_reach_every_watcher() {
-    use corral::store::claims::SqlCatalog;
     use corral::store::ledger::SlotArbiter;
-    use corral::store::redis_ledger::RedisArbiter;
+    use corral::store::redis::ledger::RedisArbiter;
+    use corral::store::sql::ActivityRepo;
+    use corral::store::sql::claims::SqlCatalog;
     use corral_actors::claims::ActivityCatalog;
     use std::sync::Arc;
 
@@ -579,7 +581,7 @@ async fn slots_returned_by_reconciliation_reach_every_watcher() {
         watchers.push(ws);
     }
     // The dead node's slot: taken by the claim script, never committed.
-    let catalog = SqlCatalog::new(Arc::new(nodes[0].state.db.clone()));
+    let catalog = SqlCatalog::new(Arc::new(ActivityRepo::new(&nodes[0].state.db)));
     let spec = catalog.spec(activity).await.unwrap().expect("spec");
     let arbiter = RedisArbiter::new(nodes[0].state.redis.clone().expect("redis"))
         .await

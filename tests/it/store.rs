@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use corral::store::chat::{BatchConfig, SqlMessageStore};
-use corral::store::{Db, StoreError};
+use corral::config::BatchConfig;
+use corral::store::sql::chat::SqlMessageStore;
+use corral::store::{Db, Repos, StoreError};
 use corral_actors::ports::chat::{Appended, ChatStoreError, MessageStore, NewMessage};
 use corral_protocol::Role;
 
@@ -27,31 +28,52 @@ async fn db(engine: Engine, dir: &std::path::Path) -> Db {
 async fn users_are_stored_unique_and_roles_change(engine: Engine) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = db(engine, dir.path()).await;
+    let repos = Repos::new(&db);
     let name = unique("u");
-    let id = db
+    let id = repos
+        .accounts
         .create_user(&name, "hash", Role::User, 1)
         .await
         .expect("create");
-    let dup = db.create_user(&name, "hash2", Role::User, 2).await;
+    let dup = repos
+        .accounts
+        .create_user(&name, "hash2", Role::User, 2)
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
 
-    let found = db.user_by_name(&name).await.expect("query").expect("found");
+    let found = repos
+        .accounts
+        .user_by_name(&name)
+        .await
+        .expect("query")
+        .expect("found");
     assert_eq!(
         (found.id, found.role, found.password_hash.as_str()),
         (id, Role::User, "hash")
     );
     assert!(
-        db.user_by_name("no-such-user")
+        repos
+            .accounts
+            .user_by_name("no-such-user")
             .await
             .expect("query")
             .is_none()
     );
 
-    db.set_role(id, Role::Merchant).await.expect("set role");
-    let found = db.user_by_id(id).await.expect("query").expect("found");
+    repos
+        .accounts
+        .set_role(id, Role::Merchant)
+        .await
+        .expect("set role");
+    let found = repos
+        .accounts
+        .user_by_id(id)
+        .await
+        .expect("query")
+        .expect("found");
     assert_eq!(found.role, Role::Merchant);
     assert!(matches!(
-        db.set_role(id + 10_000, Role::Admin).await,
+        repos.accounts.set_role(id + 10_000, Role::Admin).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -63,14 +85,18 @@ async fn users_are_stored_unique_and_roles_change(engine: Engine) {
 async fn appends_queued_together_number_rooms_apart_and_keep_repeats_once(engine: Engine) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = db(engine, dir.path()).await;
-    let user = db
+    let repos = Repos::new(&db);
+    let user = repos
+        .accounts
         .create_user(&unique("u"), "hash", Role::User, 1)
         .await
         .expect("user");
     let mut rooms = Vec::new();
     for i in 0..3 {
         rooms.push(
-            db.create_room(user, &format!("room {i}"), false, 0)
+            repos
+                .rooms
+                .create_room(user, &format!("room {i}"), false, 0)
                 .await
                 .expect("room"),
         );
@@ -149,7 +175,9 @@ async fn appends_queued_together_number_rooms_apart_and_keep_repeats_once(engine
     let stored_rows = store.range(rooms[0], 0, 100).await.expect("range");
     assert_eq!(stored_rows.len() as u64, 2 + firsts(0));
     assert_eq!(
-        db.room(rooms[0])
+        repos
+            .rooms
+            .room(rooms[0])
             .await
             .expect("room")
             .expect("exists")

@@ -15,10 +15,11 @@ use crate::support::{Engine, TestApp, WsClient, unique};
 /// it, while claims committing during the passes keep theirs and the counters match the rows.
 #[actix_web::test]
 async fn reconciliation_returns_orphan_slots_in_redis() {
-    use corral::store::claims::{ClaimRows, SqlCatalog};
     use corral::store::ledger::SlotArbiter;
     use corral::store::reconcile::{Reconciled, Reconciler};
-    use corral::store::redis_ledger::RedisArbiter;
+    use corral::store::redis::ledger::RedisArbiter;
+    use corral::store::sql::ActivityRepo;
+    use corral::store::sql::claims::{ClaimRows, SqlCatalog};
     use corral_actors::claims::{ActivityCatalog, Decision};
 
     const SLOTS: i64 = 12;
@@ -43,7 +44,7 @@ async fn reconciliation_returns_orphan_slots_in_redis() {
         hold(&mut ws, activity, format!("before-{i}")).await;
     }
 
-    let db = Arc::new(app.state.db.clone());
+    let db = Arc::new(ActivityRepo::new(&app.state.db));
     let catalog = Arc::new(SqlCatalog::new(db.clone()));
     let spec = catalog.spec(activity).await.unwrap().expect("spec");
     let arbiter = RedisArbiter::new(app.state.redis.clone().expect("redis"))
@@ -86,7 +87,8 @@ async fn reconciliation_returns_orphan_slots_in_redis() {
     // The orphan's slot is back: 8 committed holds, and the key is voided for good.
     let rows = app
         .state
-        .db
+        .repos
+        .claims
         .claims_of_activity(activity)
         .await
         .expect("rows");
@@ -171,7 +173,7 @@ async fn claim_updates_and_stock_reach_the_other_node() {
 
 /// Slots left in the Redis counters of `spec` (which must stand).
 async fn left(
-    arbiter: &corral::store::redis_ledger::RedisArbiter,
+    arbiter: &corral::store::redis::ledger::RedisArbiter,
     spec: &corral_actors::claims::ActivitySpec,
 ) -> i64 {
     use corral::store::ledger::SlotArbiter;

@@ -84,7 +84,8 @@ impl Budgeted {
         let rows = self
             .app
             .state
-            .db
+            .repos
+            .claims
             .claims_of_activity(self.activity)
             .await
             .expect("rows")

@@ -10,7 +10,7 @@
 //! and prepared once per connection.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use corral_actors::metric_catalogue as metric;
 use corral_actors::ports::chat::{Appended, ChatStoreError, NewMessage};
@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::BatchConfig;
 use crate::store::{Backend, Db};
 
 /// The batch statements of one engine.
@@ -67,17 +68,6 @@ const SQLITE: Statements = Statements {
     advance: "UPDATE rooms SET last_seq = json_extract($1, '$.\"' || id || '\"') \
               WHERE id IN (SELECT CAST(key AS INTEGER) FROM json_each($1))",
 };
-
-/// How the batcher groups appends.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchConfig {
-    /// Most messages per transaction.
-    pub max: usize,
-    /// How long a batch waits for more after its first message.
-    pub linger: Duration,
-    /// Queued appends before senders wait.
-    pub queue: usize,
-}
 
 type Outcome = Result<Appended, ChatStoreError>;
 
@@ -258,7 +248,7 @@ async fn known_messages(
         .fetch_all(&mut **tx)
         .await?
     {
-        let message = super::messages::message_from_row(&row)?;
+        let message = super::row::message_from_row(&row)?;
         known.insert(
             (message.room, message.from, message.client_msg_id.clone()),
             message,

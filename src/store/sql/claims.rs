@@ -13,10 +13,11 @@ use corral_actors::claims::{
 use corral_actors::metric_catalogue as metric;
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 use corral_protocol::{EpochMs, UserId};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::promotions::ActivityRepo;
 use super::{Backend, Db, StoreError};
 
 /// Columns every claim read returns, in [`record`]'s order.
@@ -144,8 +145,7 @@ impl ClaimRows {
 
     /// Every claim of an activity, as recovery needs them.
     pub async fn restorable(&self, activity: ActivityId) -> Result<Vec<RestoredClaim>, StoreError> {
-        Ok(self
-            .db
+        Ok(ClaimRepo::new(&self.db)
             .claims_of_activity(activity)
             .await?
             .iter()
@@ -422,7 +422,22 @@ async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, Stor
         .collect())
 }
 
-impl Db {
+/// Claim rows as the HTTP API reads them (the ledger writes through [`ClaimRows`]).
+#[derive(Clone)]
+pub struct ClaimRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl ClaimRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> ClaimRepo {
+        ClaimRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl ClaimRepo {
     /// Every claim of an activity, oldest first.
     pub async fn claims_of_activity(
         &self,
@@ -455,12 +470,12 @@ impl Db {
 
 /// Activity specs for the claim desk, read through the promotions store.
 pub struct SqlCatalog {
-    db: Arc<Db>,
+    db: Arc<ActivityRepo>,
 }
 
 impl SqlCatalog {
-    /// A catalog over the promotions store (which is `Db` itself).
-    pub fn new(activities: Arc<Db>) -> SqlCatalog {
+    /// A catalog over the activities' repository.
+    pub fn new(activities: Arc<ActivityRepo>) -> SqlCatalog {
         SqlCatalog { db: activities }
     }
 }

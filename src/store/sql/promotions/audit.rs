@@ -1,6 +1,6 @@
 //! The audit log: one row per merchant or admin action.
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::store::{Db, StoreError};
 
@@ -57,7 +57,22 @@ impl Audit<'_> {
     }
 }
 
-impl Db {
+/// The audit log of merchant and admin actions.
+#[derive(Clone)]
+pub struct AuditRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl AuditRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> AuditRepo {
+        AuditRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl AuditRepo {
     /// Records an action that has no other row to commit with (e.g. a broadcast).
     pub async fn record_audit(&self, audit: &Audit<'_>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;

@@ -11,9 +11,10 @@ use corral_actors::ports::{
 };
 use corral_protocol::ops::{AnimalId, Comment, Post, PostId};
 use corral_protocol::{EpochMs, UserId};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 
+use super::users::{AccountRepo, UserRecord};
 use super::{Db, StoreError};
 
 const POST_COLUMNS: &str =
@@ -74,7 +75,31 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-impl Db {
+/// Follows, posts, likes, comments: the `SocialStore` port on SQL.
+#[derive(Clone)]
+pub struct SocialRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl SocialRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> SocialRepo {
+        SocialRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl SocialRepo {
+    /// The account `id`: a follow needs its followee to exist.
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        AccountRepo {
+            pool: self.pool.clone(),
+        }
+        .user_by_id(id)
+        .await
+    }
+
     async fn user_ids(
         &self,
         query: &'static str,
@@ -128,7 +153,7 @@ fn counter(row: &AnyRow) -> Result<(UserId, u64), SocialError> {
 }
 
 #[async_trait]
-impl SocialStore for Db {
+impl SocialStore for SocialRepo {
     async fn follow(
         &self,
         follower: UserId,

@@ -1,11 +1,26 @@
 //! Payment webhook bookkeeping: nonces seen within the freshness window, and provider events
 //! recorded once with their outcome.
 
-use sqlx::Row;
+use sqlx::{AnyPool, Row};
 
 use super::{Db, StoreError};
 
-impl Db {
+/// Payment webhooks: claim prices, replay nonces, recorded events.
+#[derive(Clone)]
+pub struct PaymentRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl PaymentRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> PaymentRepo {
+        PaymentRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl PaymentRepo {
     /// The price (cents) of the animal claim `id` is for; `None` when there is no such claim.
     pub async fn claim_price(&self, id: i64) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(

@@ -1,12 +1,19 @@
 //! Accounts: creating users, finding them for login, changing roles, and the standings
 //! (role, token version, disabled) every node keeps in memory to check tokens.
 
+use std::collections::HashMap;
+
 use corral_actors::Standing;
 use corral_protocol::{Role, UserId};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::promotions::Audit;
+
+/// Accounts written per `INSERT` statement when seeding: 4 binds a row stays far below both
+/// engines' parameter limits, and one statement per batch keeps 50,000 accounts to a few round
+/// trips.
+const ROWS_PER_INSERT: usize = 1000;
 use super::{Db, StoreError};
 
 /// A stored account.
@@ -41,7 +48,22 @@ impl UserRecord {
 const USER_COLUMNS: &str = "id, username, password_hash, role, token_version, \
      CASE WHEN disabled THEN 1 ELSE 0 END AS disabled";
 
-impl Db {
+/// Accounts: users, their roles and standings.
+#[derive(Clone)]
+pub struct AccountRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl AccountRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> AccountRepo {
+        AccountRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl AccountRepo {
     /// Creates an account; `Conflict` when the name is taken.
     pub async fn create_user(
         &self,
@@ -115,7 +137,7 @@ async fn audited(
     Ok(user)
 }
 
-impl Db {
+impl AccountRepo {
     /// Changes an account's role and/or disabled flag and raises its token version, so every
     /// token issued before stops working; returns the account as it now is.
     /// `admin` made the change; it is written to the audit log in the same transaction.
@@ -205,4 +227,54 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> Result<UserRecord, StoreError> {
         token_version: row.try_get("token_version")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
     })
+}
+
+impl AccountRepo {
+    /// Creates (or reuses, when the names exist) an account for each of `names`, all with the
+    /// password hash `hash` and `role`, in one transaction (`corral admin seed-users`); returns
+    /// each name's id and stored role (a reused account keeps its own).
+    pub async fn seed(
+        &self,
+        names: &[String],
+        hash: &str,
+        role: Role,
+        now: i64,
+    ) -> Result<HashMap<String, (UserId, Role)>, StoreError> {
+        let mut ids: HashMap<String, (UserId, Role)> = HashMap::with_capacity(names.len());
+        let mut tx = self.pool.begin().await?;
+        for chunk in names.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO users (username, password_hash, role, created_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let b = i * 4;
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+            }
+            // The no-op update makes `RETURNING` yield existing rows too, on both engines, so a
+            // re-run reuses the accounts (keeping their passwords and roles) instead of failing.
+            sql.push_str(
+                " ON CONFLICT (username) DO UPDATE SET username = excluded.username \
+                 RETURNING id, username, role",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for name in chunk {
+                query = query
+                    .bind(name.as_str())
+                    .bind(hash)
+                    .bind(role.as_str())
+                    .bind(now);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let id: i64 = row.try_get(0)?;
+                let name: String = row.try_get(1)?;
+                let stored: String = row.try_get(2)?;
+                ids.insert(name, (id, Role::parse(&stored).unwrap_or(Role::User)));
+            }
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
 }

@@ -1,8 +1,8 @@
 //! Animals: a merchant's catalogue. Retiring keeps the row (activities and claims refer to it).
 
 use serde_json::json;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 
 use super::Audit;
 use crate::store::{Db, StoreError};
@@ -72,7 +72,22 @@ fn urls_json(input: &AnimalInput) -> String {
     serde_json::to_string(&input.image_urls).unwrap_or_else(|_| "[]".into())
 }
 
-impl Db {
+/// Merchants' animals.
+#[derive(Clone)]
+pub struct AnimalRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl AnimalRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> AnimalRepo {
+        AnimalRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl AnimalRepo {
     /// Adds an animal to `merchant`'s catalogue (done by `actor`).
     pub async fn create_animal(
         &self,

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use corral_actors::ActivityRecord;
 use corral_protocol::ops::RoomId;
 use corral_protocol::{EpochMs, UserId};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 
-use crate::store::promotions::{MERCHANT_COLUMNS, MerchantRecord, item_of, merchant_of, record_of};
+use crate::store::sql::promotions::{
+    MERCHANT_COLUMNS, MerchantRecord, item_of, merchant_of, record_of,
+};
 use crate::store::{Db, StoreError};
 
 /// Which promotions a listing keeps, judged on the server clock.
@@ -132,7 +134,22 @@ fn listed_room(row: &AnyRow, viewer: UserId) -> Result<ListedRoom, StoreError> {
 const ROOM_COLUMNS: &str = "r.id, r.name, r.owner_id, r.dm_key, r.last_seq, r.created_at, \
      CASE WHEN r.private THEN 1 ELSE 0 END AS private";
 
-impl Db {
+/// The paged lists of the HTTP API: activities, rooms, a user's claims, merchants.
+#[derive(Clone)]
+pub struct ListingRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl ListingRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> ListingRepo {
+        ListingRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl ListingRepo {
     /// A page of promotions kept by `filter`, of `merchant` only when given, newest first.
     pub async fn list_activities(
         &self,

@@ -9,14 +9,17 @@ use corral_actors::ports::chat::{Appended, ChatStoreError, MessageStore, NewMess
 use corral_protocol::UserId;
 use corral_protocol::ops::{ChatMessage, RoomId};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use super::batcher::{BatchConfig, Batcher};
+use super::batcher::Batcher;
+use super::rooms::RoomRepo;
+use super::row::message_from_row;
+use crate::config::BatchConfig;
 use crate::store::{Db, StoreError};
 
 /// Chat storage on the node's SQL database.
 pub struct SqlMessageStore {
     db: Db,
+    rooms: RoomRepo,
     batcher: Batcher,
 }
 
@@ -24,7 +27,8 @@ impl SqlMessageStore {
     /// Starts the batcher (on the current runtime) and returns the store.
     pub fn start(db: Db, config: BatchConfig) -> Arc<SqlMessageStore> {
         let batcher = Batcher::start(db.clone(), config);
-        Arc::new(SqlMessageStore { db, batcher })
+        let rooms = RoomRepo::new(&db);
+        Arc::new(SqlMessageStore { db, rooms, batcher })
     }
 }
 
@@ -34,24 +38,12 @@ fn unavailable(err: impl Into<StoreError>) -> ChatStoreError {
     ChatStoreError::Unavailable(err.to_string())
 }
 
-/// Reads a `messages` row selected as `room_id, seq, user_id, text, ts, client_msg_id`.
-pub(super) fn message_from_row(row: &AnyRow) -> Result<ChatMessage, sqlx::Error> {
-    Ok(ChatMessage {
-        room: row.try_get(0)?,
-        seq: row.try_get::<i64, _>(1)? as u64,
-        from: row.try_get(2)?,
-        text: row.try_get(3)?,
-        ts: row.try_get(4)?,
-        client_msg_id: row.try_get(5)?,
-    })
-}
-
 const MESSAGE_COLUMNS: &str = "room_id, seq, user_id, text, ts, client_msg_id";
 
 #[async_trait]
 impl MessageStore for SqlMessageStore {
     async fn room(&self, room: RoomId) -> Result<Option<RoomInfo>, ChatStoreError> {
-        self.db.room(room).await.map_err(unavailable)
+        self.rooms.room(room).await.map_err(unavailable)
     }
 
     async fn members(&self, room: RoomId) -> Result<Vec<UserId>, ChatStoreError> {
@@ -131,7 +123,7 @@ impl MessageStore for SqlMessageStore {
     }
 
     async fn open_dm(&self, a: UserId, b: UserId) -> Result<RoomId, ChatStoreError> {
-        match self.db.open_dm(a, b, now_ms()).await {
+        match self.rooms.open_dm(a, b, now_ms()).await {
             Ok(room) => Ok(room),
             Err(StoreError::NotFound) => Err(ChatStoreError::NotFound),
             Err(err) => Err(unavailable(err)),

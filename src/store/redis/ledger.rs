@@ -19,8 +19,8 @@ use corral_protocol::{EpochMs, UserId};
 use redis::{AsyncCommands, Script};
 use tokio::sync::{mpsc, oneshot};
 
-use super::ledger::{Ruled, SlotArbiter};
-use super::redis::{RedisError, RedisStore};
+use super::{RedisError, RedisStore};
+use crate::store::ledger::{Ruled, SlotArbiter};
 
 /// The script's source (also what `redis-benchmark` runs in BENCHMARKS.md).
 pub const CLAIM_LUA: &str = include_str!("lua/claim.lua");

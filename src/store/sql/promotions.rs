@@ -8,9 +8,9 @@ mod animals;
 mod audit;
 mod merchants;
 
-pub use activities::ActivityInput;
+pub use activities::{ActivityInput, ActivityRepo};
 pub(crate) use activities::{item_of, record_of};
-pub use animals::{AnimalInput, AnimalRecord};
-pub use audit::{Audit, AuditEntry};
-pub use merchants::MerchantRecord;
+pub use animals::{AnimalInput, AnimalRecord, AnimalRepo};
+pub use audit::{Audit, AuditEntry, AuditRepo};
 pub(crate) use merchants::{MERCHANT_COLUMNS, merchant_of};
+pub use merchants::{MerchantRecord, MerchantRepo};

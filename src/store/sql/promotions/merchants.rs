@@ -1,8 +1,8 @@
 //! Merchants: applications, approvals and the role change that comes with approval.
 
 use serde_json::json;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 
 use super::Audit;
 use crate::store::{Db, StoreError};
@@ -23,7 +23,22 @@ pub struct MerchantRecord {
 /// Makes an approved merchant's user a merchant (admins keep their role).
 const PROMOTE: &str = "UPDATE users SET role = 'merchant' WHERE id = $1 AND role = 'user'";
 
-impl Db {
+/// Merchant applications and approvals.
+#[derive(Clone)]
+pub struct MerchantRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl MerchantRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> MerchantRepo {
+        MerchantRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl MerchantRepo {
     /// Records `user`'s application as merchant `name`; when `approved`, the user becomes a
     /// merchant at once. `Conflict` when the user already applied.
     pub async fn apply_merchant(

@@ -1,5 +1,7 @@
 //! The SQL store: one connection pool over SQLite (embedded) or PostgreSQL (cluster), chosen
-//! by `database.url`, and the adapters built on it.
+//! by `database.url` ([`Db`], the engine handle), and the repositories built on it: one struct
+//! per area, each holding the pool, implementing the actors' port for its area where the core
+//! needs one, and gathered in [`Repos`] for the HTTP handlers and admin commands.
 //!
 //! Queries are runtime-checked (`sqlx::query` through the `Any` driver) and written once for
 //! both engines: `$n` placeholders (SQLite accepts them), `RETURNING`, `ON CONFLICT`, integer
@@ -9,16 +11,19 @@
 pub mod backup;
 pub mod chat;
 pub mod claims;
-pub mod ledger;
 pub mod listings;
 pub mod payments;
 pub mod promotions;
-pub mod reconcile;
-pub mod redis;
-pub mod redis_ledger;
 pub mod social;
-pub mod user_rates;
 pub mod users;
+
+pub use chat::RoomRepo;
+pub use claims::ClaimRepo;
+pub use listings::ListingRepo;
+pub use payments::PaymentRepo;
+pub use promotions::{ActivityRepo, AnimalRepo, AuditRepo, MerchantRepo};
+pub use social::SocialRepo;
+pub use users::AccountRepo;
 
 use std::path::Path;
 use std::time::Duration;
@@ -255,5 +260,46 @@ impl Db {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// The SQL repositories, one per area, all on one pool: what the HTTP handlers and the admin
+/// commands reach storage through (handlers never query `Db` themselves).
+#[derive(Clone)]
+pub struct Repos {
+    /// Accounts, roles, standings.
+    pub accounts: AccountRepo,
+    /// Chat rooms and their members.
+    pub rooms: RoomRepo,
+    /// Claim rows as the API reads them.
+    pub claims: ClaimRepo,
+    /// Activities and their items.
+    pub activities: ActivityRepo,
+    /// Merchants' animals.
+    pub animals: AnimalRepo,
+    /// Merchant applications and approvals.
+    pub merchants: MerchantRepo,
+    /// The audit log.
+    pub audit: AuditRepo,
+    /// The API's paged lists.
+    pub listings: ListingRepo,
+    /// Payment webhooks.
+    pub payments: PaymentRepo,
+}
+
+impl Repos {
+    /// Every repository on `db`'s pool.
+    pub fn new(db: &Db) -> Repos {
+        Repos {
+            accounts: AccountRepo::new(db),
+            rooms: RoomRepo::new(db),
+            claims: ClaimRepo::new(db),
+            activities: ActivityRepo::new(db),
+            animals: AnimalRepo::new(db),
+            merchants: MerchantRepo::new(db),
+            audit: AuditRepo::new(db),
+            listings: ListingRepo::new(db),
+            payments: PaymentRepo::new(db),
+        }
     }
 }

@@ -6,7 +6,7 @@ use corral_protocol::EpochMs;
 use corral_protocol::ops::ActivityId;
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::Audit;
 use crate::store::{Db, StoreError};
@@ -57,7 +57,22 @@ async fn insert_items(
     Ok(())
 }
 
-impl Db {
+/// Activities and their items: the `ActivityStore` port on SQL, and the merchants' edits.
+#[derive(Clone)]
+pub struct ActivityRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl ActivityRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> ActivityRepo {
+        ActivityRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl ActivityRepo {
     /// Creates an activity of `merchant` (by `actor`).
     pub async fn create_activity(
         &self,
@@ -252,7 +267,7 @@ fn failure(err: StoreError) -> StoreFailure {
 }
 
 #[async_trait]
-impl ActivityStore for Db {
+impl ActivityStore for ActivityRepo {
     async fn activity(&self, id: ActivityId) -> Result<Option<ActivityRecord>, StoreFailure> {
         self.activity_record(id).await.map_err(failure)
     }

@@ -1,7 +1,7 @@
-//! `Broker` adapters: in-process (the embedded default: room actors on this node only) and
-//! Redis pub/sub (cluster mode: one channel per room, `<prefix>room:<id>`), both handing frames
-//! to the local subscribers through the same table. The Redis adapter also carries the cluster
-//! bus (`ClusterBus`) on one node-wide channel.
+//! The Redis `Broker` adapter: pub/sub (cluster mode: one channel per room,
+//! `<prefix>room:<id>`), handing frames to the local subscribers through the same table as the
+//! in-process broker (`store::memory::broker`). It also carries the cluster bus (`ClusterBus`)
+//! on one node-wide channel.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +12,13 @@ use corral_actors::metric_catalogue as metric;
 use corral_actors::ports::chat::{Broker, BrokerFrame};
 use corral_actors::ports::cluster::{ClusterBus, ClusterEvent};
 use corral_protocol::ops::RoomId;
-use dashmap::DashMap;
 use redis::aio::ConnectionManager;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::RedisSettings;
+use crate::store::memory::broker::Subscribers;
 use crate::store::redis::{RedisError, connection_config};
 
 /// Frames queued for Redis before publishes are dropped (receivers repair gaps from the store).
@@ -31,65 +31,6 @@ pub const SUBSCRIBER_NAME: &str = "corral-pubsub:";
 /// How often the subscriber connection is pinged (a dead socket is noticed by a command, and
 /// a lost link is seen back up by the first ping that succeeds).
 const WATCHDOG_EVERY: Duration = Duration::from_millis(500);
-
-/// The node's room subscribers.
-#[derive(Default)]
-struct Subscribers {
-    rooms: DashMap<RoomId, Vec<(u64, mpsc::Sender<BrokerFrame>)>>,
-}
-
-impl Subscribers {
-    /// Adds (or replaces) `origin`'s sink; returns whether it is the room's first.
-    fn add(&self, room: RoomId, origin: u64, sink: mpsc::Sender<BrokerFrame>) -> bool {
-        let mut subs = self.rooms.entry(room).or_default();
-        subs.retain(|(o, _)| *o != origin);
-        subs.push((origin, sink));
-        subs.len() == 1
-    }
-
-    /// Removes `origin`'s sink; returns whether the room has none left.
-    fn remove(&self, room: RoomId, origin: u64) -> bool {
-        self.rooms
-            .remove_if_mut(&room, |_, subs| {
-                subs.retain(|(o, _)| *o != origin);
-                subs.is_empty()
-            })
-            .is_some()
-    }
-
-    /// Hands `frame` to every subscriber of `room` but its publisher.
-    fn dispatch(&self, room: RoomId, frame: &BrokerFrame) {
-        let Some(subs) = self.rooms.get(&room) else {
-            return;
-        };
-        for (origin, sink) in subs.iter() {
-            if *origin != frame.origin && sink.try_send(frame.clone()).is_err() {
-                metrics::counter!(metric::BROKER_DROPS).increment(1);
-            }
-        }
-    }
-}
-
-/// The embedded broker: frames go to the other room actors of this process.
-#[derive(Default)]
-pub struct LocalBroker {
-    subscribers: Subscribers,
-}
-
-#[async_trait]
-impl Broker for LocalBroker {
-    fn publish(&self, room: RoomId, frame: BrokerFrame) {
-        self.subscribers.dispatch(room, &frame);
-    }
-
-    async fn subscribe(&self, room: RoomId, origin: u64, sink: mpsc::Sender<BrokerFrame>) {
-        self.subscribers.add(room, origin, sink);
-    }
-
-    fn unsubscribe(&self, room: RoomId, origin: u64) {
-        self.subscribers.remove(room, origin);
-    }
-}
 
 enum Control {
     Subscribe(String, oneshot::Sender<()>),
@@ -451,25 +392,5 @@ mod tests {
                 Incoming::Event(event.clone())
             );
         }
-    }
-
-    #[tokio::test]
-    async fn local_broker_skips_the_publisher() {
-        let broker = LocalBroker::default();
-        let (a, mut rx_a) = mpsc::channel(4);
-        let (b, mut rx_b) = mpsc::channel(4);
-        broker.subscribe(1, 10, a).await;
-        broker.subscribe(1, 11, b).await;
-        let frame = BrokerFrame {
-            origin: 10,
-            seq: 1,
-            frame: ByteString::from("x"),
-        };
-        broker.publish(1, frame.clone());
-        assert_eq!(rx_b.recv().await, Some(frame));
-        assert!(rx_a.try_recv().is_err());
-        broker.unsubscribe(1, 11);
-        broker.unsubscribe(1, 10);
-        assert!(broker.subscribers.rooms.is_empty());
     }
 }

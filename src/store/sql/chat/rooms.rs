@@ -3,8 +3,9 @@
 use corral_actors::ports::chat::RoomInfo;
 use corral_protocol::UserId;
 use corral_protocol::ops::RoomId;
-use sqlx::Row;
+use sqlx::{AnyPool, Row};
 
+use crate::store::sql::users::{AccountRepo, UserRecord};
 use crate::store::{Db, StoreError};
 
 /// Why a member could not be added.
@@ -33,7 +34,33 @@ impl From<sqlx::Error> for AddMemberError {
     }
 }
 
-impl Db {
+/// Chat rooms: creation, membership, lookups, DM rooms.
+#[derive(Clone)]
+pub struct RoomRepo {
+    pub(in crate::store) pool: AnyPool,
+}
+
+impl RoomRepo {
+    /// The repository on `db`'s pool.
+    pub fn new(db: &Db) -> RoomRepo {
+        RoomRepo {
+            pool: db.pool.clone(),
+        }
+    }
+}
+
+impl RoomRepo {
+    /// The account `id`: only existing accounts join rooms.
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        AccountRepo {
+            pool: self.pool.clone(),
+        }
+        .user_by_id(id)
+        .await
+    }
+}
+
+impl RoomRepo {
     /// Creates a room owned by `owner` (a private room's owner is its first member).
     pub async fn create_room(
         &self,
