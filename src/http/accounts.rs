@@ -77,7 +77,7 @@ pub async fn change(
         .change_standing(caller.0.user_id, user, role, disabled, now_ms())
         .await
         .map_err(|e| match ApiError::from(e) {
-            err if err.code == ErrorCode::NotFound => {
+            err if err.error.code == ErrorCode::NotFound => {
                 ApiError::new(ErrorCode::NotFound, "no such user")
             }
             err => err,

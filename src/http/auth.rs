@@ -145,7 +145,7 @@ pub async fn register(
         )
         .await
         .map_err(|e| match ApiError::from(e) {
-            err if err.code == ErrorCode::Conflict => {
+            err if err.error.code == ErrorCode::Conflict => {
                 ApiError::new(ErrorCode::Conflict, "username is taken")
             }
             err => err,

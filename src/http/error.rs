@@ -105,16 +105,6 @@ impl From<ErrorBody> for ApiError {
     }
 }
 
-// A wrapper of the protocol's error with HTTP extras: handlers read its code and message
-// through it (`err.code`), as they would the body itself.
-impl std::ops::Deref for ApiError {
-    type Target = ErrorBody;
-
-    fn deref(&self) -> &ErrorBody {
-        &self.error
-    }
-}
-
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {

@@ -92,7 +92,7 @@ pub async fn apply(
         .apply_merchant(user, name, approved, now_ms())
         .await
         .map_err(|e| match ApiError::from(e) {
-            err if err.code == ErrorCode::Conflict => {
+            err if err.error.code == ErrorCode::Conflict => {
                 ApiError::new(ErrorCode::Conflict, "this user already applied")
             }
             err => err,
@@ -150,7 +150,7 @@ pub async fn approve(
         .approve_merchant(caller.0.user_id, merchant, now_ms())
         .await
         .map_err(|e| match ApiError::from(e) {
-            err if err.code == ErrorCode::NotFound => {
+            err if err.error.code == ErrorCode::NotFound => {
                 ApiError::new(ErrorCode::NotFound, "no merchant application for this user")
             }
             err => err,
