@@ -113,6 +113,38 @@ fn bind_failed(addr: &str, setting: &'static str) -> impl FnOnce(std::io::Error)
     }
 }
 
+/// Pending connections the kernel queues per listener: a flash crowd connects at once.
+const BACKLOG: i32 = 8192;
+
+/// Binds every address `addr` resolves to (as actix-web's own `bind` would), before anything
+/// else starts: a taken port then fails the start with nothing opened yet to tear down.
+fn listen_on(addr: &str) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut listeners = Vec::new();
+    let mut last_err = None;
+    for sa in std::net::ToSocketAddrs::to_socket_addrs(addr)? {
+        let bound = (|| {
+            let socket = Socket::new(Domain::for_address(sa), Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&sa.into())?;
+            socket.listen(BACKLOG)?;
+            Ok::<_, std::io::Error>(std::net::TcpListener::from(socket))
+        })();
+        match bound {
+            Ok(listener) => listeners.push(listener),
+            Err(err) => last_err = Some(err),
+        }
+    }
+    match (listeners.is_empty(), last_err) {
+        (true, Some(err)) => Err(err),
+        (true, None) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )),
+        _ => Ok(listeners),
+    }
+}
+
 /// A built node, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -148,6 +180,17 @@ impl Application {
         // The recorder first: what is counted before it exists is lost.
         let metrics = telemetry::metrics_handle();
         let budget = crate::fd_limit::plan(&settings)?;
+        let public_listeners = listen_on(&settings.server.listen).map_err(bind_failed(
+            &settings.server.listen,
+            "`server.listen` (--listen, CORRAL_SERVER__LISTEN)",
+        ))?;
+        let admin_listeners = match settings.server.admin_listen.as_str() {
+            "" => None,
+            addr => Some(listen_on(addr).map_err(bind_failed(
+                addr,
+                "`server.admin_listen` (CORRAL_SERVER__ADMIN_LISTEN)",
+            ))?),
+        };
         let db = Db::connect(&settings.database, &settings.server.data_dir).await?;
         db.migrate().await?;
         let redis = if settings.redis.url.expose_secret().is_empty() {
@@ -278,7 +321,6 @@ impl Application {
         // The probe runs on an actor thread: its lag is the lag actors see.
         let probe = hub.overload.clone().probe(settings.overload.to_config());
         hub.arbiters.pick().spawn(probe);
-        let listen = settings.server.listen.clone();
         let tls = crate::tls::server_config(&settings.server.tls_cert, &settings.server.tls_key)?;
         let edge = Edge {
             hasher: Hasher::new(&settings.auth)?,
@@ -313,7 +355,6 @@ impl Application {
         };
         let server = HttpServer::new(move || corral_app!(app_state, deadline, public))
             .workers(workers)
-            .backlog(8192)
             // Realtime frames go out as they are written: with Nagle's algorithm a reply
             // written just after a push waits for the client's delayed ACK (~40 ms).
             .tcp_nodelay(true)
@@ -323,34 +364,40 @@ impl Application {
             .shutdown_timeout(5)
             .client_request_timeout(deadline)
             .on_connect(move |conn, data| peers.on_connect(conn, data));
-        let server = match tls {
-            Some(tls) => server.bind_rustls_0_23(&listen, tls),
-            None => server.bind(&listen),
-        }
-        .map_err(bind_failed(
-            &listen,
-            "`server.listen` (--listen, CORRAL_SERVER__LISTEN)",
-        ))?;
+        let listen = &state.settings.server.listen;
+        let server = public_listeners
+            .into_iter()
+            .try_fold(server, |server, listener| match &tls {
+                Some(tls) => server.listen_rustls_0_23(listener, tls.clone()),
+                None => server.listen(listener),
+            })
+            .map_err(bind_failed(
+                listen,
+                "`server.listen` (--listen, CORRAL_SERVER__LISTEN)",
+            ))?;
         let port = server.addrs().first().map(|a| a.port()).unwrap_or(0);
         let server = server.run();
-        let admin = if admin_listen.is_empty() {
-            None
-        } else {
-            let app_state = state.clone();
-            let admin =
-                HttpServer::new(move || corral_app!(app_state, deadline, Surface::Operator))
-                    .workers(1)
-                    .max_connections(ADMIN_CONNECTIONS)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .client_request_timeout(deadline)
-                    .bind(&admin_listen)
+        let admin = match admin_listeners {
+            None => None,
+            Some(listeners) => {
+                let app_state = state.clone();
+                let admin =
+                    HttpServer::new(move || corral_app!(app_state, deadline, Surface::Operator))
+                        .workers(1)
+                        .max_connections(ADMIN_CONNECTIONS)
+                        .disable_signals()
+                        .shutdown_timeout(1)
+                        .client_request_timeout(deadline);
+                let admin = listeners
+                    .into_iter()
+                    .try_fold(admin, |admin, listener| admin.listen(listener))
                     .map_err(bind_failed(
                         &admin_listen,
                         "`server.admin_listen` (CORRAL_SERVER__ADMIN_LISTEN)",
                     ))?;
-            let admin_port = admin.addrs().first().map(|a| a.port()).unwrap_or(0);
-            Some((admin_port, admin.run()))
+                let admin_port = admin.addrs().first().map(|a| a.port()).unwrap_or(0);
+                Some((admin_port, admin.run()))
+            }
         };
         Ok(Application {
             port,
