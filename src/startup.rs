@@ -7,12 +7,13 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use corral_actors::claims::{ClaimLedger, Claims};
+use corral_actors::claims::Claims;
 use corral_actors::ports::chat::{Broker, PresenceStore};
+use corral_actors::ports::claims::ClaimLedger;
 use corral_actors::ports::cluster::{ClusterBus, SoloBus};
 use corral_actors::{
-    Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
-    SessionConfig, StoreFailure, UserRates, UserSessions,
+    Activities, Admission, AdmissionConfig, Arbiters, CatalogError, Connections, Hub, Overload,
+    Rooms, SessionConfig, UserRates, UserSessions,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
@@ -53,7 +54,7 @@ pub enum StartupError {
     Redis(#[from] RedisError),
     /// Arming the activities' timers failed.
     #[error(transparent)]
-    Activities(#[from] StoreFailure),
+    Activities(#[from] CatalogError),
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -211,9 +212,12 @@ impl Application {
         let link = broker.link();
         let users = Arc::new(UserSessions::new(bus));
         let (ledger, reconciler) = claim_ledger(&db, redis.as_ref()).await?;
+        // One catalogue for the claim desk and the activities; the desk is built first and
+        // the activities over it (they subscribe to its stock streams).
+        let catalog = Arc::new(SqlCatalog::new(Arc::new(db.clone())));
         let claims = Claims::new(
             ledger,
-            Arc::new(SqlCatalog::new(Arc::new(db.clone()))),
+            catalog.clone(),
             users.clone(),
             Arc::new(db.clone()),
             settings.promotions.claim_timeout(),
@@ -239,10 +243,9 @@ impl Application {
         }
         let ws = &settings.ws;
         let arbiters = Arbiters::start(workers);
-        let activity_store = Arc::new(db.clone());
         let activities = Activities::new(
             arbiters.clone(),
-            activity_store,
+            catalog,
             claims.clone(),
             settings.promotions.stock_frames_per_sec,
         );
@@ -298,8 +301,6 @@ impl Application {
             claims: claims.clone(),
             social: Arc::new(db.clone()),
         });
-        // Stock changes reach the activities' subscribers through their actors.
-        claims.attach(activities);
         crate::memory::spawn_trimmer(
             hub.clone(),
             Duration::from_secs(settings.server.memory_trim_secs),

@@ -1,7 +1,8 @@
 //! The node's live promotions: finds or starts the Activity actor of an activity, and keeps
 //! each activity's subscriber set (outside the actor, so it survives the actor's restarts).
 //!
-//! Sessions and HTTP handlers talk to activities only through [`Activities`].
+//! Sessions and HTTP handlers talk to activities only through [`Activities`]. It is built
+//! after the claim desk and over it: the actors subscribe to the desk's stock streams.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,82 +10,20 @@ use std::sync::Arc;
 use actix::Addr;
 use bytestring::ByteString;
 use corral_protocol::ops::{ActivityId, ActivityState, ActivitySubscribeOk};
-use corral_protocol::{EpochMs, ErrorCode, UserId};
+use corral_protocol::{ErrorCode, UserId};
 use dashmap::DashMap;
 
-use crate::activity::port::{ActivityRecord, ActivityStore, StockView, StoreFailure};
-use crate::activity::subscribers::{Subscriber, Subscribers};
-use crate::activity::{Activity, Broadcast, Reload, Snapshot, Subscribe, SubscribeReply};
+use crate::activity::subscribers::Subscriber;
+use crate::activity::{
+    ACTIVITY_RESTARTING, Activity, ActivityError, ActivitySnapshot, Broadcast, Reload, Shared,
+    Snapshot, Subscribe,
+};
+use crate::claims::Claims;
 use crate::clock::now_ms;
 use crate::metric_catalogue as metric;
+use crate::ports::activities::{ActivityCatalog, CatalogError};
 use crate::registry::{Arbiters, Registry};
-use crate::replier::Replier;
-
-/// Why an activity request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ActivityError {
-    /// No such activity.
-    #[error("no such activity")]
-    NotFound,
-    /// It is over (ended or cancelled).
-    #[error("the activity is {0:?}")]
-    Over(ActivityState),
-    /// Its actor is (re)loading or storage failed; retry.
-    #[error("the activity is unavailable; retry")]
-    Unavailable,
-}
-
-impl ActivityError {
-    /// The protocol code for this error.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            ActivityError::NotFound => ErrorCode::NotFound,
-            ActivityError::Over(_) => ErrorCode::Ended,
-            ActivityError::Unavailable => ErrorCode::Unavailable,
-        }
-    }
-}
-
-impl From<StoreFailure> for ActivityError {
-    fn from(err: StoreFailure) -> Self {
-        tracing::warn!(%err, "activity store");
-        ActivityError::Unavailable
-    }
-}
-
-/// An activity's current view.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActivitySnapshot {
-    /// As stored.
-    pub record: ActivityRecord,
-    /// Its state at `server_time`.
-    pub state: ActivityState,
-    /// Slots neither held nor confirmed.
-    pub stock_left: i64,
-    /// When the view was taken.
-    pub server_time: EpochMs,
-}
-
-/// What the Activity actors of a node share.
-pub(crate) struct Shared {
-    registry: Registry<ActivityId, Activity>,
-    /// Subscriber sets by activity, owned here so they outlive actor restarts.
-    directory: DashMap<ActivityId, Arc<Subscribers>>,
-    pub(crate) store: Arc<dyn ActivityStore>,
-    pub(crate) stock: Arc<dyn StockView>,
-    /// `activity.stock` frames one activity may queue per second on this node.
-    pub(crate) stock_frames_per_sec: usize,
-}
-
-impl Shared {
-    /// Forgets a finished activity's actor and subscriber set.
-    pub(crate) fn forget(&self, id: ActivityId, subscribers: &Arc<Subscribers>) {
-        self.registry.remove(&id);
-        self.directory
-            .remove_if(&id, |_, set| Arc::ptr_eq(set, subscribers));
-        metrics::gauge!(metric::ACTIVITY_ACTORS).set(self.registry.len() as f64);
-    }
-}
+use crate::replier::{OnceReply, Replier};
 
 /// The node's activities. Cheap to clone.
 #[derive(Clone)]
@@ -93,20 +32,21 @@ pub struct Activities {
 }
 
 impl Activities {
-    /// No activity running yet; actors will run on `arbiters` and read from `store`; each
-    /// activity's `activity.stock` frames stay within `stock_frames_per_sec` on this node.
+    /// No activity running yet; actors will run on `arbiters`, read from `catalog` and
+    /// subscribe to the stock `claims` publishes; each activity's `activity.stock` frames
+    /// stay within `stock_frames_per_sec` on this node.
     pub fn new(
         arbiters: Arc<Arbiters>,
-        store: Arc<dyn ActivityStore>,
-        stock: Arc<dyn StockView>,
+        catalog: Arc<dyn ActivityCatalog>,
+        claims: Arc<Claims>,
         stock_frames_per_sec: usize,
     ) -> Activities {
         Activities {
             shared: Arc::new(Shared {
                 registry: Registry::new(arbiters),
                 directory: DashMap::new(),
-                store,
-                stock,
+                catalog,
+                claims,
                 stock_frames_per_sec: stock_frames_per_sec.max(1),
             }),
         }
@@ -114,8 +54,8 @@ impl Activities {
 
     /// Starts the actor of every activity that is not over, so their timers run (node
     /// start). Returns how many.
-    pub async fn resume(&self) -> Result<usize, StoreFailure> {
-        let ids = self.shared.store.pending_activities(now_ms()).await?;
+    pub async fn resume(&self) -> Result<usize, CatalogError> {
+        let ids = self.shared.catalog.pending_activities(now_ms()).await?;
         for id in &ids {
             self.ensure(*id);
         }
@@ -138,13 +78,13 @@ impl Activities {
     /// state; the session then receives its pushes until it unsubscribes, disconnects or the
     /// activity ends.
     pub fn subscribe(&self, id: ActivityId, sub: Subscriber, replier: Replier) {
-        let reply = SubscribeReply::new(replier);
+        let reply = OnceReply::new(replier, ACTIVITY_RESTARTING);
         if let Some(addr) = self.shared.registry.get(&id) {
             return addr.do_send(Subscribe { sub, reply });
         }
         let this = self.clone();
         actix::spawn(async move {
-            let record = match this.shared.store.activity(id).await {
+            let record = match this.shared.catalog.activity(id).await {
                 Ok(Some(record)) => record,
                 Ok(None) => return reply.error(ErrorCode::NotFound, "no such activity"),
                 Err(err) => {
@@ -157,7 +97,7 @@ impl Activities {
                 ActivityState::Scheduled | ActivityState::Live => {
                     this.ensure(id).do_send(Subscribe { sub, reply })
                 }
-                state => match this.shared.stock.stock_left(&record).await {
+                state => match this.shared.stock_left(id).await {
                     Ok(stock_left) => reply.ok(&ActivitySubscribeOk {
                         activity: id,
                         state,
@@ -170,14 +110,6 @@ impl Activities {
                 },
             }
         });
-    }
-
-    /// The claim ledger's coalesced stock for `id` changed: its running actor pushes
-    /// `activity.stock` (and ends the activity when it is sold out for good).
-    pub fn stock_changed(&self, id: ActivityId, stock: crate::claims::StockView) {
-        if let Some(addr) = self.shared.registry.get(&id) {
-            addr.do_send(crate::activity::claims::StockChanged(stock));
-        }
     }
 
     /// `activity.unsubscribe`: returns whether the connection was subscribed.
@@ -224,11 +156,11 @@ impl Activities {
         }
         let record = self
             .shared
-            .store
+            .catalog
             .activity(id)
             .await?
             .ok_or(ActivityError::NotFound)?;
-        let stock_left = self.shared.stock.stock_left(&record).await?;
+        let stock_left = self.shared.stock_left(id).await?;
         let server_time = now_ms();
         Ok(ActivitySnapshot {
             state: record.state_at(server_time),
@@ -255,6 +187,16 @@ impl Activities {
     /// How many sessions on this node watch `id`.
     pub fn subscriber_count(&self, id: ActivityId) -> usize {
         self.shared.directory.get(&id).map_or(0, |set| set.len())
+    }
+
+    /// Test-only: hands `stock` to the running actor of `id` as if the claim desk had
+    /// published it (it pushes `activity.stock`, and ends the activity when it is sold out
+    /// for good).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_stock(&self, id: ActivityId, stock: crate::ports::claims::StockLevel) {
+        if let Some(addr) = self.shared.registry.get(&id) {
+            addr.do_send(crate::activity::claims::StockChanged(stock));
+        }
     }
 
     /// Test-only: makes the running actor of `id` panic; returns whether one was running.

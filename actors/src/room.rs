@@ -15,7 +15,6 @@
 //! anything committed meanwhile is delivered from the store exactly once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,12 +27,13 @@ use corral_protocol::ops::{
 use corral_protocol::{ErrorCode, Push, UserId, reply};
 use tokio::sync::{mpsc, watch};
 
-use crate::chat_reply::ChatReply;
 use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::metric_catalogue as metric;
 use crate::outbound::Outbound;
 use crate::ports::chat::{Appended, BrokerFrame, ChatStoreError, NewMessage, Online, RoomInfo};
+use crate::replier::OnceReply;
+use crate::supervision::{Guarded, guarded};
 
 mod reorder;
 
@@ -504,17 +504,16 @@ fn encode(message: &ChatMessage) -> ByteString {
     ByteString::from(reply::push(&Push::RoomMessage(message.clone())))
 }
 
-/// Runs a handler body; a panic is logged and stops the actor, and its supervisor restarts it.
-fn guarded(
-    act: &mut Room,
-    ctx: &mut Context<Room>,
-    body: impl FnOnce(&mut Room, &mut Context<Room>),
-) {
-    if catch_unwind(AssertUnwindSafe(|| body(act, ctx))).is_err() {
-        tracing::error!(room = act.id, "room actor panicked");
-        ctx.stop();
+impl Guarded for Room {
+    fn identity(&self) -> (&'static str, i64) {
+        ("room", self.id)
     }
 }
+
+/// What a chat request dropped unanswered (the room went away or is restarting) tells the
+/// client.
+pub(crate) const ROOM_RESTARTING: &str =
+    "the room is restarting; retry (sends are idempotent on client_msg_id)";
 
 /// A request answered by the room.
 pub(crate) trait RoomRequest: Message<Result = ()> + Send + 'static {
@@ -532,7 +531,7 @@ pub(crate) struct Join {
     pub conn_id: u64,
     pub out: Outbound,
     pub since: Option<u64>,
-    pub reply: ChatReply,
+    pub reply: OnceReply,
     /// Told whether the session joined (it counts its rooms).
     pub joined: tokio::sync::oneshot::Sender<bool>,
 }
@@ -543,7 +542,7 @@ pub(crate) struct Join {
 pub(crate) struct Leave {
     pub user: UserId,
     pub conn_id: u64,
-    pub reply: Option<ChatReply>,
+    pub reply: Option<OnceReply>,
 }
 
 /// `room.send` / `dm.send`.
@@ -556,7 +555,7 @@ pub(crate) struct Post {
     pub started: Instant,
     /// Answer `dm.send`'s shape (with the room id).
     pub dm: bool,
-    pub reply: ChatReply,
+    pub reply: OnceReply,
 }
 
 /// `room.history`.
@@ -566,7 +565,7 @@ pub(crate) struct History {
     pub user: UserId,
     pub before: Option<u64>,
     pub limit: u32,
-    pub reply: ChatReply,
+    pub reply: OnceReply,
 }
 
 /// A stored member was added to this private room.
@@ -581,7 +580,7 @@ struct Committed {
     result: Result<Appended, ChatStoreError>,
     started: Instant,
     dm: bool,
-    reply: ChatReply,
+    reply: OnceReply,
 }
 
 /// Makes the actor panic (test-only: exercises supervision).

@@ -180,7 +180,7 @@ pub async fn check_history(
         .state
         .hub
         .claims
-        .watch_stock(activity)
+        .stock(activity)
         .await
         .expect("stock")
         .expect("activity");
@@ -537,7 +537,7 @@ async fn watchers_on_a_budget(watchers: usize, slots: usize) -> Budgeted {
         .state
         .hub
         .claims
-        .watch_stock(activity)
+        .stock(activity)
         .await
         .expect("stock")
         .expect("activity");
@@ -559,7 +559,7 @@ struct Budgeted {
     claimant: WsClient,
     watchers: Vec<WsClient>,
     /// The claim desk's coalesced stock: a count shown here has been handed to the actor.
-    desk: tokio::sync::watch::Receiver<corral_actors::claims::StockView>,
+    desk: tokio::sync::watch::Receiver<corral_actors::ports::claims::StockLevel>,
     /// Slots of the activity.
     slots: i64,
     /// The least time between two stock frames.
@@ -733,7 +733,8 @@ async fn reconciliation_returns_orphan_slots_in_redis() {
     use corral::store::ledger::SlotArbiter;
     use corral::store::reconcile::{Reconciled, Reconciler};
     use corral::store::redis_ledger::RedisArbiter;
-    use corral_actors::claims::{ActivityCatalog, Decision};
+    use corral_actors::ActivityCatalog;
+    use corral_actors::claims::Decision;
 
     const SLOTS: i64 = 12;
     let prefix = unique("corral_test") + ":";
@@ -759,7 +760,7 @@ async fn reconciliation_returns_orphan_slots_in_redis() {
 
     let db = Arc::new(app.state.db.clone());
     let catalog = Arc::new(SqlCatalog::new(db.clone()));
-    let spec = catalog.spec(activity).await.unwrap().expect("spec");
+    let spec = catalog.activity(activity).await.unwrap().expect("spec");
     let arbiter = RedisArbiter::new(app.state.redis.clone().expect("redis"))
         .await
         .unwrap();
@@ -972,7 +973,7 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
         .state
         .hub
         .claims
-        .watch_stock(activity)
+        .stock(activity)
         .await
         .expect("stock")
         .expect("activity");
@@ -1827,7 +1828,7 @@ async fn claim_updates_and_stock_reach_the_other_node() {
 /// Slots left in the Redis counters of `spec` (which must stand).
 async fn left(
     arbiter: &corral::store::redis_ledger::RedisArbiter,
-    spec: &corral_actors::claims::ActivitySpec,
+    spec: &corral_actors::ActivityRecord,
 ) -> i64 {
     use corral::store::ledger::SlotArbiter;
     let stock = arbiter.stock(spec).await.expect("stock read");

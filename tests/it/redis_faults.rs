@@ -553,7 +553,7 @@ async fn slots_returned_by_reconciliation_reach_every_watcher() {
     use corral::store::claims::SqlCatalog;
     use corral::store::ledger::SlotArbiter;
     use corral::store::redis_ledger::RedisArbiter;
-    use corral_actors::claims::ActivityCatalog;
+    use corral_actors::ActivityCatalog;
     use std::sync::Arc;
 
     const SLOTS: i64 = 10;
@@ -580,7 +580,7 @@ async fn slots_returned_by_reconciliation_reach_every_watcher() {
     }
     // The dead node's slot: taken by the claim script, never committed.
     let catalog = SqlCatalog::new(Arc::new(nodes[0].state.db.clone()));
-    let spec = catalog.spec(activity).await.unwrap().expect("spec");
+    let spec = catalog.activity(activity).await.unwrap().expect("spec");
     let arbiter = RedisArbiter::new(nodes[0].state.redis.clone().expect("redis"))
         .await
         .unwrap();

@@ -12,11 +12,11 @@ use corral_protocol::ops::RoomId;
 use corral_protocol::{ErrorCode, Op, UserId};
 
 use super::Session;
-use crate::chat_reply::ChatReply;
 use crate::ports::Identity;
 use crate::ports::chat::ChatStoreError;
+use crate::replier::OnceReply;
 use crate::replier::Replier;
-use crate::room::{History, Join, Leave, Post, Room};
+use crate::room::{History, Join, Leave, Post, ROOM_RESTARTING, Room};
 
 /// A session's chat state.
 #[derive(Default)]
@@ -37,7 +37,7 @@ impl Session {
     ) {
         let user = who.user_id;
         let started = Instant::now();
-        let reply = ChatReply::new(replier);
+        let reply = OnceReply::new(replier, ROOM_RESTARTING);
         match op {
             Op::RoomJoin(params) => {
                 let room = params.room;

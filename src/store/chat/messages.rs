@@ -31,7 +31,7 @@ impl SqlMessageStore {
 fn unavailable(err: impl Into<StoreError>) -> ChatStoreError {
     let err = err.into();
     tracing::warn!(%err, "chat store error");
-    ChatStoreError::Unavailable(err.to_string())
+    ChatStoreError::Unavailable(Box::new(err))
 }
 
 /// Reads a `messages` row selected as `room_id, seq, user_id, text, ts, client_msg_id`.

@@ -1,7 +1,6 @@
-//! Activities (promotions) and their items, and the Activity actor's ports over them.
+//! Activities (promotions) and their items, read as the actors' one activity model.
 
-use async_trait::async_trait;
-use corral_actors::{ActivityItem, ActivityRecord, ActivityStore, StoreFailure};
+use corral_actors::{ActivityItem, ActivityRecord};
 use corral_protocol::EpochMs;
 use corral_protocol::ops::ActivityId;
 use serde_json::json;
@@ -245,19 +244,4 @@ pub(crate) fn item_of(row: &AnyRow) -> Result<ActivityItem, StoreError> {
         animal_id: row.try_get("animal_id")?,
         slots: row.try_get("slots")?,
     })
-}
-
-fn failure(err: StoreError) -> StoreFailure {
-    StoreFailure(err.to_string())
-}
-
-#[async_trait]
-impl ActivityStore for Db {
-    async fn activity(&self, id: ActivityId) -> Result<Option<ActivityRecord>, StoreFailure> {
-        self.activity_record(id).await.map_err(failure)
-    }
-
-    async fn pending_activities(&self, now: EpochMs) -> Result<Vec<ActivityId>, StoreFailure> {
-        self.pending_activity_ids(now).await.map_err(failure)
-    }
 }
