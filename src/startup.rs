@@ -284,7 +284,7 @@ impl Application {
                 new_burst: ws.new_burst,
             }),
             connections: Connections::default(),
-            users,
+            users: users.clone(),
             arbiters: arbiters.clone(),
             rooms: Rooms::new(
                 settings.chat.rooms(),
@@ -294,6 +294,7 @@ impl Application {
                     Arc::new(RedisPresence::start(redis.conn.clone(), &redis.prefix))
                         as Arc<dyn PresenceStore>
                 }),
+                users.clone(),
                 arbiters,
             ),
             overload: Arc::new(Overload::default()),

@@ -42,7 +42,8 @@ pub use ports::activities::{ActivityCatalog, ActivityItem, ActivityRecord, Catal
 pub use ports::{AuthError, Identity, TokenVerifier};
 pub use registry::{Arbiters, Registry};
 pub use revocations::{Revocations, Standing};
-pub use rooms::{ChatConfig, Rooms};
+pub use room::ChatConfig;
+pub use rooms::Rooms;
 pub use session::SessionHandle;
 pub use user_rates::UserRates;
 pub use users::UserSessions;

@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -28,15 +29,21 @@ use corral_protocol::{ErrorCode, Push, UserId, reply};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::now_ms;
-use crate::hub::Hub;
 use crate::metric_catalogue as metric;
 use crate::outbound::Outbound;
-use crate::ports::chat::{Appended, BrokerFrame, ChatStoreError, NewMessage, Online, RoomInfo};
+use crate::ports::chat::{
+    Appended, Broker, BrokerFrame, ChatStoreError, MessageStore, NewMessage, Online, PresenceStore,
+    RoomInfo,
+};
+use crate::registry::Registry;
 use crate::replier::OnceReply;
 use crate::supervision::{Guarded, guarded};
+use crate::users::UserSessions;
 
+mod config;
 mod reorder;
 
+pub use config::ChatConfig;
 use reorder::Reorder;
 
 /// Frames from other room actors waiting to be handled.
@@ -48,10 +55,36 @@ const RELOAD_AFTER: Duration = Duration::from_secs(1);
 /// How long a read of the cluster's presence serves join replies.
 const REMOTE_FOR: Duration = Duration::from_secs(1);
 
+/// What the room actors of a node share: limits, ports, where to deliver, and the registry
+/// an actor leaves when it stops. Owned by the node's [`Rooms`](crate::rooms::Rooms).
+pub struct RoomsShared {
+    /// Limits and windows.
+    pub config: ChatConfig,
+    /// Durable messages.
+    pub store: Arc<dyn MessageStore>,
+    /// Frames to and from the room's actors on other nodes.
+    pub broker: Arc<dyn Broker>,
+    /// Who is online on the other nodes (`None` on a single node: its rooms know everyone).
+    pub presence: Option<Arc<dyn PresenceStore>>,
+    /// The node's sessions by user, which room frames are delivered to.
+    pub(crate) users: Arc<UserSessions>,
+    pub(crate) registry: Registry<RoomId, Room>,
+    /// Room actors that have left the registry since the node started.
+    pub(crate) forgotten: AtomicU64,
+}
+
+impl RoomsShared {
+    /// Forgets the room's actor `addr` (it is stopping); a newer actor of the room stays.
+    fn forget(&self, room: RoomId, addr: &Addr<Room>) {
+        self.registry.remove_if_same(&room, addr);
+        self.forgotten.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// One room's actor.
 pub struct Room {
     id: RoomId,
-    hub: Arc<Hub>,
+    chat: Arc<RoomsShared>,
     /// Tells this actor's broker frames from everyone else's.
     origin: u64,
     /// Sessions that joined, by user (connection state: kept across restarts).
@@ -99,11 +132,11 @@ struct Early {
 }
 
 impl Room {
-    pub(crate) fn new(id: RoomId, hub: Arc<Hub>) -> Room {
-        let link = hub.rooms.broker.link();
+    pub(crate) fn new(id: RoomId, chat: Arc<RoomsShared>) -> Room {
+        let link = chat.broker.link();
         Room {
             id,
-            hub,
+            chat,
             origin: rand::random(),
             joined: HashMap::new(),
             delivered: None,
@@ -124,9 +157,9 @@ impl Actor for Room {
         ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|frame| (frame, rx))
         }));
-        let store = self.hub.rooms.store.clone();
-        let broker = self.hub.rooms.broker.clone();
-        let window = self.hub.rooms.config.catch_up_window as u64;
+        let store = self.chat.store.clone();
+        let broker = self.chat.broker.clone();
+        let window = self.chat.config.catch_up_window as u64;
         let (room, origin) = (self.id, self.origin);
         // Subscribe before loading, so nothing committed elsewhere falls between the two.
         let load = async move {
@@ -148,7 +181,7 @@ impl Actor for Room {
             load.into_actor(self)
                 .map(|result, act, ctx| act.loaded(result, ctx)),
         );
-        let idle_after = self.hub.rooms.config.idle_after;
+        let idle_after = self.chat.config.idle_after;
         ctx.run_interval(idle_after / 4, move |act, ctx| {
             if act.joined.is_empty() && act.last_request.elapsed() >= idle_after {
                 act.retire(ctx);
@@ -163,7 +196,7 @@ impl Actor for Room {
                 let up = *link.borrow_and_update();
                 Some((LinkChanged(up), link))
             }));
-            let every = self.hub.rooms.config.resync_every;
+            let every = self.chat.config.resync_every;
             if !every.is_zero() {
                 ctx.run_interval(every, |act, ctx| {
                     if !act.joined.is_empty() {
@@ -176,7 +209,7 @@ impl Actor for Room {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.hub.rooms.broker.unsubscribe(self.id, self.origin);
+        self.chat.broker.unsubscribe(self.id, self.origin);
     }
 }
 
@@ -197,7 +230,7 @@ impl Room {
     /// a request already hold its address, the supervisor restarts it to serve that request;
     /// it then retires again once idle.
     fn retire(&mut self, ctx: &mut Context<Self>) {
-        self.hub.rooms.forget(self.id, &ctx.address());
+        self.chat.forget(self.id, &ctx.address());
         metrics::counter!(metric::ROOM_ACTORS_RETIRED).increment(1);
         ctx.stop();
     }
@@ -268,7 +301,7 @@ impl Room {
         if !loaded.info.private || loaded.members.contains(&user) {
             return Some(msg);
         }
-        let store = self.hub.rooms.store.clone();
+        let store = self.chat.store.clone();
         let room = self.id;
         ctx.spawn(
             async move { store.is_member(room, user).await }
@@ -310,7 +343,7 @@ impl Room {
                     continue;
                 }
                 let joined = self.joined.get(user).map_or(&[][..], Vec::as_slice);
-                sent += self.hub.users.deliver_unless(*user, frame, |conn| {
+                sent += self.chat.users.deliver_unless(*user, frame, |conn| {
                     joined.iter().any(|(id, _)| *id == conn)
                 });
             }
@@ -346,7 +379,7 @@ impl Room {
     /// While messages wait for a gap, a timer reads the gap from the store should it not
     /// close by itself within `chat.gap_wait_ms`.
     fn arm_gap_timer(&mut self, ctx: &mut Context<Self>) {
-        let gap_wait = self.hub.rooms.config.gap_wait;
+        let gap_wait = self.chat.config.gap_wait;
         let Some(loaded) = self.ready() else { return };
         if !loaded.pending.is_waiting() || loaded.gap_timer.is_some() {
             return;
@@ -389,7 +422,7 @@ impl Room {
             started,
         }: Early,
     ) {
-        let window = self.hub.rooms.config.catch_up_window;
+        let window = self.chat.config.catch_up_window;
         self.delivered = Some(message.seq);
         let sent = self.fan_out(&frame, None);
         metrics::counter!(metric::FANOUT_DELIVERIES).increment(sent as u64);
@@ -406,7 +439,7 @@ impl Room {
 
     /// Reads `(after, until]` from the store and delivers it (a gap nobody filled).
     fn fill(&mut self, after: u64, until: u64, ctx: &mut Context<Self>) {
-        let store = self.hub.rooms.store.clone();
+        let store = self.chat.store.clone();
         let room = self.id;
         ctx.spawn(
             async move { store.range(room, after, until).await }
@@ -441,7 +474,7 @@ impl Room {
     /// Reads every message the store committed past what the room delivered and delivers
     /// them in order: what the broker's link may have lost.
     fn catch_up(&mut self) -> impl ActorFuture<Room, Output = ()> + 'static {
-        let store = self.hub.rooms.store.clone();
+        let store = self.chat.store.clone();
         let (room, after) = (self.id, self.delivered.unwrap_or(0));
         let loaded = self.ready().is_some();
         async move {
@@ -478,7 +511,7 @@ impl Room {
     /// Tells the room's members (here and on other nodes) that `user` came or went, unless
     /// the room is too large for presence (see [`crate::ChatConfig::presence_max_online`]).
     fn presence(&self, user: UserId, state: PresenceState) {
-        if self.joined.len() > self.hub.rooms.config.presence_max_online {
+        if self.joined.len() > self.chat.config.presence_max_online {
             metrics::counter!(metric::PRESENCE_SUPPRESSED).increment(1);
             return;
         }
@@ -487,7 +520,7 @@ impl Room {
             user,
             state,
         }));
-        self.hub.rooms.broker.publish(
+        self.chat.broker.publish(
             self.id,
             BrokerFrame {
                 origin: self.origin,
@@ -641,10 +674,10 @@ impl Room {
             .remote
             .as_ref()
             .is_some_and(|(at, _)| at.elapsed() < REMOTE_FOR);
-        let Some(presence) = self.hub.rooms.presence.clone().filter(|_| !fresh) else {
+        let Some(presence) = self.chat.presence.clone().filter(|_| !fresh) else {
             return self.join(msg, ctx);
         };
-        let (room, cap) = (self.id, self.hub.rooms.config.presence_max_online.max(1));
+        let (room, cap) = (self.id, self.chat.config.presence_max_online.max(1));
         ctx.wait(
             async move { presence.online(room, cap).await }
                 .into_actor(self)
@@ -661,7 +694,7 @@ impl Room {
     /// The join reply's `online` (the joiner first, then this node's members, then other
     /// nodes', each once, at most `chat.presence_max_online`) and `online_count`.
     fn online(&self, joiner: UserId) -> (Vec<UserId>, usize) {
-        let cap = self.hub.rooms.config.presence_max_online.max(1);
+        let cap = self.chat.config.presence_max_online.max(1);
         let remote = self.remote.as_ref().and_then(|(_, online)| online.as_ref());
         let mut seen = HashSet::new();
         let everyone = std::iter::once(joiner)
@@ -689,7 +722,7 @@ impl Room {
             };
             let is_new = !act.joined.contains_key(&msg.user);
             let public = act.ready().is_some_and(|l| !l.info.private);
-            if is_new && public && act.joined.len() >= act.hub.rooms.config.members_per_room {
+            if is_new && public && act.joined.len() >= act.chat.config.members_per_room {
                 return msg.refuse(ErrorCode::LimitReached, "the room is full");
             }
             let sessions = act.joined.entry(msg.user).or_default();
@@ -697,7 +730,7 @@ impl Room {
                 sessions.push((msg.conn_id, msg.out));
             }
             if is_new {
-                if let Some(presence) = &act.hub.rooms.presence {
+                if let Some(presence) = &act.chat.presence {
                     presence.joined(act.id, msg.user);
                 }
                 act.presence(msg.user, PresenceState::Joined);
@@ -749,7 +782,7 @@ impl Handler<Leave> for Room {
             }
             if gone {
                 act.joined.remove(&msg.user);
-                if let Some(presence) = &act.hub.rooms.presence {
+                if let Some(presence) = &act.chat.presence {
                     presence.left(act.id, msg.user);
                 }
                 act.presence(msg.user, PresenceState::Left);
@@ -769,7 +802,7 @@ impl Handler<Post> for Room {
             let Some(msg) = act.admit(msg, ctx) else {
                 return;
             };
-            let store = act.hub.rooms.store.clone();
+            let store = act.chat.store.clone();
             let addr = ctx.address();
             let new = NewMessage {
                 room: act.id,
@@ -821,7 +854,7 @@ impl Handler<Committed> for Room {
             if fresh {
                 metrics::counter!(metric::MESSAGES_STORED).increment(1);
                 let frame = encode(&message);
-                act.hub.rooms.broker.publish(
+                act.chat.broker.publish(
                     act.id,
                     BrokerFrame {
                         origin: act.origin,
@@ -843,9 +876,7 @@ impl Handler<History> for Room {
             let Some(msg) = act.admit(msg, ctx) else {
                 return;
             };
-            let limit = msg
-                .limit
-                .clamp(1, act.hub.rooms.config.history_page_max.max(1));
+            let limit = msg.limit.clamp(1, act.chat.config.history_page_max.max(1));
             let end = act.delivered.unwrap_or(0) + 1;
             let before = msg.before.map_or(end, |b| b.min(end));
             let low = before.saturating_sub(u64::from(limit)).max(1);
@@ -859,7 +890,7 @@ impl Handler<History> for Room {
                     .collect();
                 return msg.reply.ok(&RoomHistoryOk { messages });
             }
-            let store = act.hub.rooms.store.clone();
+            let store = act.chat.store.clone();
             let room = act.id;
             actix::spawn(async move {
                 match store.page(room, before, limit).await {

@@ -173,7 +173,7 @@ impl Session {
         M: Message<Result = ()> + Send + 'static,
         Room: Handler<M>,
     {
-        let addr = self.hub.rooms.get(&self.hub, room);
+        let addr = self.hub.rooms.get(room);
         ctx.spawn(
             async move {
                 let _ = addr.send(msg).await;
@@ -185,7 +185,7 @@ impl Session {
     /// Leaves every joined room (the connection is closing).
     pub(super) fn leave_rooms(&mut self, user: UserId) {
         for room in self.chat.rooms.drain() {
-            let addr = self.hub.rooms.get(&self.hub, room);
+            let addr = self.hub.rooms.get(room);
             addr.do_send(Leave {
                 user,
                 conn_id: self.conn_id,
