@@ -41,9 +41,15 @@ use crate::supervision::{Guarded, guarded};
 use crate::users::UserSessions;
 
 mod config;
+mod messages;
+mod online;
+mod ordering;
 mod reorder;
 
 pub use config::ChatConfig;
+#[cfg(feature = "fault-injection")]
+pub(crate) use messages::Crash;
+pub(crate) use messages::{History, Join, Leave, MemberAdded, Post, RoomRequest};
 use reorder::Reorder;
 
 /// Frames from other room actors waiting to be handled.
@@ -351,163 +357,6 @@ impl Room {
         sent
     }
 
-    /// Takes a committed message (local or from the broker) into the delivery order.
-    fn offer(
-        &mut self,
-        message: ChatMessage,
-        frame: ByteString,
-        started: Option<Instant>,
-        ctx: &mut Context<Self>,
-    ) {
-        let delivered = self.delivered.unwrap_or(0);
-        let Some(loaded) = self.ready() else {
-            return;
-        };
-        let early = Early {
-            message,
-            frame,
-            started,
-        };
-        let Some(now) = loaded.pending.offer(delivered, early.message.seq, early) else {
-            self.arm_gap_timer(ctx);
-            return;
-        };
-        self.deliver(now);
-        self.deliver_waiting(ctx);
-    }
-
-    /// While messages wait for a gap, a timer reads the gap from the store should it not
-    /// close by itself within `chat.gap_wait_ms`.
-    fn arm_gap_timer(&mut self, ctx: &mut Context<Self>) {
-        let gap_wait = self.chat.config.gap_wait;
-        let Some(loaded) = self.ready() else { return };
-        if !loaded.pending.is_waiting() || loaded.gap_timer.is_some() {
-            return;
-        }
-        loaded.gap_timer = Some(ctx.run_later(gap_wait, |act, ctx| {
-            let from = act.delivered.unwrap_or(0);
-            if let Some(loaded) = act.ready() {
-                loaded.gap_timer = None;
-                if let Some((after, until)) = loaded.pending.gap(from) {
-                    act.fill(after, until, ctx);
-                }
-            }
-        }));
-    }
-
-    /// Delivers the waiting messages that are next in order; the gap timer stays armed
-    /// only while some still wait.
-    fn deliver_waiting(&mut self, ctx: &mut Context<Self>) {
-        loop {
-            let delivered = self.delivered.unwrap_or(0);
-            let Some(early) = self.ready().and_then(|l| l.pending.next(delivered)) else {
-                break;
-            };
-            self.deliver(early);
-        }
-        if let Some(loaded) = self.ready()
-            && !loaded.pending.is_waiting()
-            && let Some(timer) = loaded.gap_timer.take()
-        {
-            ctx.cancel_future(timer);
-        }
-        self.arm_gap_timer(ctx);
-    }
-
-    fn deliver(
-        &mut self,
-        Early {
-            message,
-            frame,
-            started,
-        }: Early,
-    ) {
-        let window = self.chat.config.catch_up_window;
-        self.delivered = Some(message.seq);
-        let sent = self.fan_out(&frame, None);
-        metrics::counter!(metric::FANOUT_DELIVERIES).increment(sent as u64);
-        if let Some(started) = started {
-            metrics::histogram!(metric::DELIVERY_LATENCY).record(started.elapsed().as_secs_f64());
-        }
-        if let Some(loaded) = self.ready() {
-            loaded.recent.push_back(message);
-            while loaded.recent.len() > window {
-                loaded.recent.pop_front();
-            }
-        }
-    }
-
-    /// Reads `(after, until]` from the store and delivers it (a gap nobody filled).
-    fn fill(&mut self, after: u64, until: u64, ctx: &mut Context<Self>) {
-        let store = self.chat.store.clone();
-        let room = self.id;
-        ctx.spawn(
-            async move { store.range(room, after, until).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| match result {
-                    Ok(messages) => {
-                        for message in messages {
-                            let frame = encode(&message);
-                            act.offer(message, frame, None, ctx);
-                        }
-                        // The store holds every committed seq, so this only skips ahead if
-                        // the room's history was reset underneath us.
-                        if act.delivered.unwrap_or(0) < until {
-                            tracing::warn!(room, after, until, "seq gap not in the store");
-                            act.delivered = Some(until);
-                            act.deliver_waiting(ctx);
-                        }
-                    }
-                    Err(err) => {
-                        tracing::warn!(room, %err, "filling a seq gap failed; retrying");
-                        ctx.run_later(RELOAD_AFTER, move |act, ctx| {
-                            let from = act.delivered.unwrap_or(0);
-                            if from < until {
-                                act.fill(from, until, ctx);
-                            }
-                        });
-                    }
-                }),
-        );
-    }
-
-    /// Reads every message the store committed past what the room delivered and delivers
-    /// them in order: what the broker's link may have lost.
-    fn catch_up(&mut self) -> impl ActorFuture<Room, Output = ()> + 'static {
-        let store = self.chat.store.clone();
-        let (room, after) = (self.id, self.delivered.unwrap_or(0));
-        let loaded = self.ready().is_some();
-        async move {
-            if !loaded {
-                return Ok(Vec::new());
-            }
-            match store.room(room).await? {
-                Some(info) if info.last_seq > after => {
-                    store.range(room, after, info.last_seq).await
-                }
-                _ => Ok(Vec::new()),
-            }
-        }
-        .into_actor(self)
-        .map(move |result, act, ctx| match result {
-            Ok(messages) => {
-                if !messages.is_empty() {
-                    metrics::counter!(metric::ROOM_CATCH_UPS).increment(1);
-                }
-                for message in messages {
-                    let frame = encode(&message);
-                    act.offer(message, frame, None, ctx);
-                }
-            }
-            Err(err) => tracing::warn!(room, %err, "catching up from the store failed"),
-        })
-    }
-
-    /// Whether frames from other nodes may be missing right now (the broker's link is down).
-    fn link_down(&self) -> bool {
-        self.link.as_ref().is_some_and(|link| !*link.borrow())
-    }
-
     /// Tells the room's members (here and on other nodes) that `user` came or went, unless
     /// the room is too large for presence (see [`crate::ChatConfig::presence_max_online`]).
     fn presence(&self, user: UserId, state: PresenceState) {
@@ -548,64 +397,6 @@ impl Guarded for Room {
 pub(crate) const ROOM_RESTARTING: &str =
     "the room is restarting; retry (sends are idempotent on client_msg_id)";
 
-/// A request answered by the room.
-pub(crate) trait RoomRequest: Message<Result = ()> + Send + 'static {
-    /// Who asks.
-    fn user(&self) -> UserId;
-    /// Answers with an error.
-    fn refuse(self, code: ErrorCode, message: &str);
-}
-
-/// `room.join`: a session enters the room.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Join {
-    pub user: UserId,
-    pub conn_id: u64,
-    pub out: Outbound,
-    pub since: Option<u64>,
-    pub reply: OnceReply,
-    /// Told whether the session joined (it counts its rooms).
-    pub joined: tokio::sync::oneshot::Sender<bool>,
-}
-
-/// `room.leave`, or a joined session went away (no reply then).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Leave {
-    pub user: UserId,
-    pub conn_id: u64,
-    pub reply: Option<OnceReply>,
-}
-
-/// `room.send` / `dm.send`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Post {
-    pub user: UserId,
-    pub text: String,
-    pub client_msg_id: String,
-    pub started: Instant,
-    /// Answer `dm.send`'s shape (with the room id).
-    pub dm: bool,
-    pub reply: OnceReply,
-}
-
-/// `room.history`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct History {
-    pub user: UserId,
-    pub before: Option<u64>,
-    pub limit: u32,
-    pub reply: OnceReply,
-}
-
-/// A stored member was added to this private room.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct MemberAdded(pub UserId);
-
 /// The store's answer to a [`Post`].
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -614,40 +405,6 @@ struct Committed {
     started: Instant,
     dm: bool,
     reply: OnceReply,
-}
-
-/// Makes the actor panic (test-only: exercises supervision).
-#[cfg(feature = "fault-injection")]
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Crash;
-
-impl RoomRequest for Join {
-    fn user(&self) -> UserId {
-        self.user
-    }
-    fn refuse(self, code: ErrorCode, message: &str) {
-        let _ = self.joined.send(false);
-        self.reply.error(code, message);
-    }
-}
-
-impl RoomRequest for Post {
-    fn user(&self) -> UserId {
-        self.user
-    }
-    fn refuse(self, code: ErrorCode, message: &str) {
-        self.reply.error(code, message);
-    }
-}
-
-impl RoomRequest for History {
-    fn user(&self) -> UserId {
-        self.user
-    }
-    fn refuse(self, code: ErrorCode, message: &str) {
-        self.reply.error(code, message);
-    }
 }
 
 impl Handler<Join> for Room {
@@ -691,28 +448,11 @@ impl Room {
         );
     }
 
-    /// The join reply's `online` (the joiner first, then this node's members, then other
-    /// nodes', each once, at most `chat.presence_max_online`) and `online_count`.
+    /// The join reply's `online` and `online_count` (see [`online::online`]).
     fn online(&self, joiner: UserId) -> (Vec<UserId>, usize) {
         let cap = self.chat.config.presence_max_online.max(1);
         let remote = self.remote.as_ref().and_then(|(_, online)| online.as_ref());
-        let mut seen = HashSet::new();
-        let everyone = std::iter::once(joiner)
-            .chain(self.joined.keys().copied())
-            .chain(remote.into_iter().flat_map(|r| r.users.iter().copied()))
-            .filter(|u| seen.insert(*u));
-        let online: Vec<UserId> = everyone.take(cap).collect();
-        let count = match remote {
-            // Every remote user was read: count them all once.
-            Some(r) if r.users.len() >= r.count => {
-                let mut all: HashSet<UserId> = self.joined.keys().copied().collect();
-                all.extend(r.users.iter().copied());
-                all.len()
-            }
-            Some(r) => r.count.max(self.joined.len()),
-            None => self.joined.len(),
-        };
-        (online, count)
+        online::online(joiner, self.joined.keys().copied(), remote, cap)
     }
 
     fn join(&mut self, msg: Join, ctx: &mut Context<Self>) {
