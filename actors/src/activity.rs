@@ -133,17 +133,21 @@ impl Shared {
         metrics::gauge!(metric::ACTIVITY_ACTORS).set(self.registry.len() as f64);
     }
 
-    /// The slots left of `activity` now: the current level of its stock stream, 0 when it
-    /// takes no claims (cancelled).
+    /// The slots left of `activity` now, from the claim desk's ledger; 0 when it takes no
+    /// claims (cancelled).
     pub(crate) async fn stock_left(&self, activity: ActivityId) -> Result<i64, LedgerError> {
-        let stock = self.claims.stock(activity).await?;
-        Ok(stock.map_or(0, |rx| rx.borrow().left))
+        let level = self.claims.level(activity).await?;
+        Ok(level.map_or(0, |level| level.left))
     }
 }
 
+/// A subscription to the desk's stock: the ledger's level when it was taken, and the
+/// stream of the levels the desk publishes from then on.
+type StockFeed = (StockLevel, watch::Receiver<StockLevel>);
+
 /// A load's outcome: the record and the subscription to its stock (`None`: it takes no
 /// claims), or `None` when the activity no longer exists.
-type Loaded = Result<Option<(ActivityRecord, Option<watch::Receiver<StockLevel>>)>, LoadError>;
+type Loaded = Result<Option<(ActivityRecord, Option<StockFeed>)>, LoadError>;
 
 /// Why a load failed (the actor retries).
 #[derive(Debug, thiserror::Error)]
@@ -182,10 +186,11 @@ pub struct Activity {
     stock_timer: Option<SpawnHandle>,
     /// The subscription to the desk's stock stream (replaced by every load).
     stock_stream: Option<SpawnHandle>,
-    /// The newest stock count the actor has handled (kept across restarts): a reload that
-    /// reads another count sends it, since the change that brought it may have arrived
-    /// while the actor was reloading or restarting.
-    stock_known: Option<i64>,
+    /// The newest stock level the actor has handled (kept across restarts): a (re)load that
+    /// reads another level handles it as a change (sends the count, ends a sold-out
+    /// activity), since the change that brought it may have arrived while the actor was
+    /// reloading or restarting, and the new subscription has folded it in.
+    stock_known: Option<StockLevel>,
 }
 
 impl Activity {
@@ -246,7 +251,11 @@ impl Activity {
             let Some(record) = catalog.activity(id).await? else {
                 return Ok(None);
             };
-            let stock = claims.stock(id).await?;
+            // Subscribe first, then read: a change in between is in the level read.
+            let stock = match claims.stock(id).await? {
+                Some(changes) => claims.level(id).await?.map(|level| (level, changes)),
+                None => None,
+            };
             if reread {
                 claims.reread(id);
             }
@@ -285,20 +294,22 @@ impl Activity {
     fn loaded(&mut self, res: Loaded, ctx: &mut Context<Self>) {
         match res {
             Ok(Some((record, stock))) => {
-                // The stream's current level is the newest the desk published: a change the
-                // replaced subscription had not handled yet is in it.
-                let stock_left = match stock {
-                    Some(mut stock) => {
-                        let left = stock.borrow_and_update().left;
-                        self.subscribe_stock(stock, ctx);
-                        left
+                // The level read is at least as new as what the desk published so far (a
+                // change the replaced subscription had not handled yet is in it): only later
+                // publishes come from the stream.
+                let (level, claimable) = match stock {
+                    Some((level, mut changes)) => {
+                        changes.borrow_and_update();
+                        self.subscribe_stock(changes, ctx);
+                        (level, true)
                     }
                     // It takes no claims (cancelled): nothing can be claimed.
                     None => {
                         self.unsubscribe_stock(ctx);
-                        0
+                        (StockLevel::default(), false)
                     }
                 };
+                let stock_left = level.left;
                 let moved = self
                     .live
                     .as_ref()
@@ -312,11 +323,9 @@ impl Activity {
                     stock_left,
                     ended: None,
                 });
-                if self
-                    .stock_known
-                    .replace(stock_left)
-                    .is_some_and(|k| k != stock_left)
-                {
+                let known = self.stock_known.replace(level);
+                let missed = known.is_some_and(|k| k != level);
+                if known.is_some_and(|k| k.left != stock_left) {
                     self.stock_unsent = Some(stock_left);
                 }
                 // A restart dropped the timer of a stock count still waiting for its turn.
@@ -324,6 +333,9 @@ impl Activity {
                     self.send_stock(ctx);
                 }
                 self.step(ctx);
+                if missed && claimable {
+                    self.end_if_sold_out(level, ctx);
+                }
             }
             Ok(None) => {
                 self.live = None;

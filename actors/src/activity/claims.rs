@@ -73,10 +73,15 @@ impl Activity {
         let Some(live) = self.live_mut() else { return };
         if live.stock_left != stock.left {
             live.stock_left = stock.left;
-            self.stock_known = Some(stock.left);
             self.stock_unsent = Some(stock.left);
             self.send_stock(ctx);
         }
+        self.stock_known = Some(stock);
+        self.end_if_sold_out(stock, ctx);
+    }
+
+    /// A live activity with nothing left and no hold outstanding is over for good.
+    pub(super) fn end_if_sold_out(&mut self, stock: StockLevel, ctx: &mut Context<Self>) {
         if stock.left == 0 && stock.held == 0 && self.state(now_ms()) == Some(ActivityState::Live) {
             self.end(ctx, EndReason::SoldOut);
         }

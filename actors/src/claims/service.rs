@@ -81,6 +81,9 @@ pub struct Desk {
     dirty: AtomicBool,
     /// It moved through this node (the other nodes are told when it is published).
     moved_here: AtomicBool,
+    /// A change is pending (not only a backstop re-read): the level is published even when
+    /// it reads the same, as every change always was.
+    announce: AtomicBool,
     /// The spec was replaced (the activity was edited): the sweeper stops.
     retired: AtomicBool,
     wake: Notify,
@@ -127,6 +130,12 @@ impl Desk {
     }
 
     fn mark_dirty(&self) {
+        self.announce.store(true, Ordering::Release);
+        self.recheck();
+    }
+
+    /// Re-reads the stock at the next turn, publishing it only if it moved.
+    fn recheck(&self) {
         if !self.dirty.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
@@ -248,14 +257,15 @@ impl Claims {
                     .entry(activity)
                     .or_insert_with(|| watch::channel(stock).0)
                     .clone();
-                // A reloaded desk tells the subscribers what it read.
-                stream.send_replace(stock);
+                // A reloaded desk tells the subscribers what it read, if it moved.
+                stream.send_if_modified(|level| std::mem::replace(level, stock) != stock);
                 let desk = Arc::new(Desk {
                     spec,
                     stock: stream,
                     deadlines: Mutex::new(deadlines.into_iter().map(Reverse).collect()),
                     dirty: AtomicBool::new(false),
                     moved_here: AtomicBool::new(false),
+                    announce: AtomicBool::new(false),
                     retired: AtomicBool::new(false),
                     wake: Notify::new(),
                 });
@@ -293,13 +303,26 @@ impl Claims {
         Ok(self.desk(activity).await?.map(|d| d.stock.subscribe()))
     }
 
-    /// The loaded desk of `activity` re-reads its stock and publishes it: a backstop for
-    /// changes whose announcement never reached this node.
+    /// The ledger's stock of `activity` now (fresher than the stream's last coalesced
+    /// level), for a subscriber that starts watching. `None` when there is no such claimable
+    /// activity.
+    pub async fn level(
+        self: &Arc<Self>,
+        activity: ActivityId,
+    ) -> Result<Option<StockLevel>, LedgerError> {
+        match self.desk(activity).await? {
+            Some(desk) => Ok(Some(self.ledger.stock(&desk.spec).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The loaded desk of `activity` re-reads its stock and publishes it if it moved: a
+    /// backstop for changes whose announcement never reached this node.
     pub fn reread(&self, activity: ActivityId) {
         if let Some(cell) = self.desks.get(&activity)
             && let Some(desk) = cell.get()
         {
-            desk.mark_dirty();
+            desk.recheck();
         }
     }
 
@@ -522,6 +545,7 @@ impl Claims {
                 desk.dirty.store(false, Ordering::Release);
                 last_stock = now;
                 let moved_here = desk.moved_here.swap(false, Ordering::AcqRel);
+                let announce = desk.announce.swap(false, Ordering::AcqRel);
                 match self.ledger.stock(spec).await {
                     Ok(stock) => {
                         if moved_here {
@@ -529,11 +553,17 @@ impl Claims {
                                 .bus()
                                 .publish(ClusterEvent::StockMoved { activity: spec.id });
                         }
-                        desk.stock.send_replace(stock);
+                        if announce {
+                            desk.stock.send_replace(stock);
+                        } else {
+                            desk.stock
+                                .send_if_modified(|level| std::mem::replace(level, stock) != stock);
+                        }
                     }
                     Err(err) => {
                         desk.dirty.store(true, Ordering::Release);
                         desk.moved_here.fetch_or(moved_here, Ordering::AcqRel);
+                        desk.announce.fetch_or(announce, Ordering::AcqRel);
                         tracing::warn!(%err, activity = spec.id, "stock read failed");
                     }
                 }
