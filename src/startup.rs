@@ -9,8 +9,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use corral_actors::claims::Claims;
 use corral_actors::{
-    Activities, Admission, AdmissionConfig, Arbiters, Connections, Hub, Overload, Rooms,
-    SessionConfig, StoreFailure, UserRates, UserSessions,
+    Activities, Admission, AdmissionConfig, Arbiters, CatalogError, Connections, Hub, Overload,
+    Rooms, SessionConfig, UserRates, UserSessions,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
@@ -48,7 +48,7 @@ pub enum StartupError {
     Redis(#[from] RedisError),
     /// Arming the activities' timers failed.
     #[error(transparent)]
-    Activities(#[from] StoreFailure),
+    Activities(#[from] CatalogError),
     /// Binding, files.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -214,9 +214,12 @@ impl Application {
         let link = broker.link();
         let users = Arc::new(UserSessions::new(bus));
         let (ledger, reconciler) = store::claim_ledger(&db, redis.as_ref()).await?;
+        // One catalogue for the claim desk and the activities; the desk is built first and
+        // the activities over it (they subscribe to its stock streams).
+        let catalog = Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(&db))));
         let claims = Claims::new(
             ledger,
-            Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(&db)))),
+            catalog.clone(),
             users.clone(),
             Arc::new(SocialRepo::new(&db)),
             settings.promotions.claim_timeout(),
@@ -242,10 +245,9 @@ impl Application {
         }
         let ws = &settings.ws;
         let arbiters = Arbiters::start(workers);
-        let activity_store = Arc::new(ActivityRepo::new(&db));
         let activities = Activities::new(
             arbiters.clone(),
-            activity_store,
+            catalog,
             claims.clone(),
             settings.promotions.stock_frames_per_sec,
         );
@@ -280,13 +282,14 @@ impl Application {
                 new_burst: ws.new_burst,
             }),
             connections: Connections::default(),
-            users,
+            users: users.clone(),
             arbiters: arbiters.clone(),
             rooms: Rooms::new(
                 settings.chat.rooms(),
                 SqlMessageStore::start(db.clone(), settings.chat.batch()),
                 broker,
                 store::presence(redis.as_ref()),
+                users.clone(),
                 arbiters,
             ),
             overload: Arc::new(Overload::default()),
@@ -294,8 +297,6 @@ impl Application {
             claims: claims.clone(),
             social: Arc::new(SocialRepo::new(&db)),
         });
-        // Stock changes reach the activities' subscribers through their actors.
-        claims.attach(activities);
         crate::memory::spawn_trimmer(
             hub.clone(),
             Duration::from_secs(settings.server.memory_trim_secs),

@@ -16,7 +16,7 @@
 //! store/sql/backup.rs     SQLite online backup and migration-level inspection
 //! store/sql/chat.rs       chat: SqlMessageStore (the MessageStore port), RoomRepo
 //! store/sql/chat/         batcher.rs (group commit), messages.rs, rooms.rs, row.rs
-//! store/sql/promotions.rs promotions: ActivityRepo (the ActivityStore port), AnimalRepo,
+//! store/sql/promotions.rs promotions: ActivityRepo (read by SqlCatalog), AnimalRepo,
 //!                         MerchantRepo, AuditRepo; promotions/ holds one file each
 //! store/redis.rs          RedisStore: the connection, its deadlines and key prefix
 //! store/redis/broker.rs   RedisBroker: rooms' Broker and the node-wide ClusterBus on pub/sub
@@ -43,8 +43,8 @@ pub use sql::{Backend, Db, Repos, StoreError};
 
 use std::sync::Arc;
 
-use corral_actors::claims::ClaimLedger;
 use corral_actors::ports::chat::{Broker, PresenceStore};
+use corral_actors::ports::claims::ClaimLedger;
 use corral_actors::ports::cluster::{ClusterBus, ClusterEvent, SoloBus};
 use corral_actors::ports::rates::SharedRates;
 use tokio::sync::mpsc;

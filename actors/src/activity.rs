@@ -1,33 +1,33 @@
-//! The Activity actor: one per scheduled or live promotion, under an `actix::Supervisor`.
+//! The Activity actor: one per scheduled or live promotion, under an `actix::Supervisor`,
+//! and what the actors of a node share ([`Shared`]: the registry, the subscriber sets, the
+//! catalogue, the claim desk), the errors and the snapshot they answer with. The node's
+//! directory of them is [`Activities`].
 //!
 //! It owns the activity's schedule: it arms a timer for the next event — the next countdown
 //! tick (see [`schedule`]), the exact `starts_at` instant, or `ends_at` — and pushes
 //! `activity.countdown`, `activity.started` and `activity.ended` to the activity's
-//! [`Subscribers`]. `activity.started` is pushed when the server clock reads `starts_at` or
-//! later, never before: a timer that fires early (the monotonic and wall clocks can disagree
-//! by a millisecond) is simply re-armed.
+//! [`ActivitySubscribers`]. `activity.started` is pushed when the server clock reads
+//! `starts_at` or later, never before: a timer that fires early (the monotonic and wall clocks
+//! can disagree by a millisecond) is simply re-armed.
 //!
-//! State: [`Live`] is reloaded from the [`port::ActivityStore`] whenever the actor (re)starts,
-//! so a restart rebuilds the timers from the database; it is also re-read every [`REFRESH`]
-//! in the background, so a change made through another node of a cluster reaches this one. What must survive a restart is kept outside
-//! it: the subscriber set (owned by the node's [`Activities`] directory) and whether
-//! `started` was announced. A panic in a handler or a timer is caught, the actor stops, and
-//! the supervisor restarts it (`restarting`, then `started` reloads).
+//! State: [`Live`] is reloaded from the [`ActivityCatalog`] whenever the actor (re)starts, so
+//! a restart rebuilds the timers from the database; it is also re-read every [`REFRESH`] in
+//! the background, so a change made through another node of a cluster reaches this one. What
+//! must survive a restart is kept outside it: the subscriber set (owned by the node's
+//! [`Activities`] directory) and whether `started` was announced. A panic in a handler or a
+//! timer is caught (by the crate's one supervision helper), the actor stops, and the
+//! supervisor restarts it (`restarting`, then `started` reloads).
 //!
-//! Extending (claims): add handlers in your own file under `activity/`; they see [`Live`]
-//! (`record.items`, `stock_left`), [`Activity::state`] (decided by the server clock),
-//! [`Activity::push_frame`] (fan-out of a pre-encoded frame) and [`Activity::end`] (e.g. with
-//! [`EndReason::SoldOut`]).
+//! Stock comes one way, from the claim desk: each load subscribes to the activity's stock
+//! stream ([`Claims::stock`]) and the actor handles its changes in [`claims`].
 //!
 //! [`Activities`]: crate::activities::Activities
 
 pub mod claims;
-pub mod port;
 pub mod schedule;
 pub mod subscribers;
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,13 +35,18 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use corral_protocol::ops::{ActivityId, ActivityState, ActivitySubscribeOk, EndReason};
 use corral_protocol::{EpochMs, ErrorCode, Push, reply};
+use dashmap::DashMap;
+use tokio::sync::watch;
 
-use crate::activities::{ActivityError, ActivitySnapshot, Shared};
+use crate::claims::Claims;
 use crate::clock::now_ms;
 use crate::metric_catalogue as metric;
-use crate::replier::Replier;
-use port::{ActivityRecord, StoreFailure};
-use subscribers::{Subscriber, Subscribers};
+use crate::ports::activities::{ActivityCatalog, ActivityRecord, CatalogError};
+use crate::ports::claims::{LedgerError, StockLevel};
+use crate::registry::Registry;
+use crate::replier::OnceReply;
+use crate::supervision::{Guarded, guarded};
+use subscribers::{ActivitySubscribers, Subscriber};
 
 /// After a failed load the actor stops this long later; the supervisor then reloads it.
 const RETRY_LOAD: Duration = Duration::from_secs(1);
@@ -51,14 +56,113 @@ const RETRY_LOAD: Duration = Duration::from_secs(1);
 /// at once).
 pub const REFRESH: Duration = Duration::from_secs(10);
 
-/// A load's outcome: the record and its stock, `None` when the activity no longer exists.
-type Loaded = Result<Option<(ActivityRecord, i64)>, StoreFailure>;
+/// What an activity dropped unanswered by its actor (gone, or panicked mid-way) tells the
+/// client.
+pub(crate) const ACTIVITY_RESTARTING: &str = "the activity is restarting; subscribe again";
 
-/// The restartable state, reloaded from the store.
+/// Why an activity request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActivityError {
+    /// No such activity.
+    #[error("no such activity")]
+    NotFound,
+    /// It is over (ended or cancelled).
+    #[error("the activity is {0:?}")]
+    Over(ActivityState),
+    /// Its actor is (re)loading or storage failed; retry.
+    #[error("the activity is unavailable; retry")]
+    Unavailable,
+}
+
+impl ActivityError {
+    /// The protocol code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ActivityError::NotFound => ErrorCode::NotFound,
+            ActivityError::Over(_) => ErrorCode::Ended,
+            ActivityError::Unavailable => ErrorCode::Unavailable,
+        }
+    }
+}
+
+impl From<CatalogError> for ActivityError {
+    fn from(err: CatalogError) -> Self {
+        tracing::warn!(%err, "activity catalogue");
+        ActivityError::Unavailable
+    }
+}
+
+impl From<LedgerError> for ActivityError {
+    fn from(err: LedgerError) -> Self {
+        tracing::warn!(%err, "activity stock");
+        ActivityError::Unavailable
+    }
+}
+
+/// An activity's current view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivitySnapshot {
+    /// As stored.
+    pub record: ActivityRecord,
+    /// Its state at `server_time`.
+    pub state: ActivityState,
+    /// Slots neither held nor confirmed.
+    pub stock_left: i64,
+    /// When the view was taken.
+    pub server_time: EpochMs,
+}
+
+/// What the Activity actors of a node share.
+pub(crate) struct Shared {
+    pub(crate) registry: Registry<ActivityId, Activity>,
+    /// Subscriber sets by activity, owned here so they outlive actor restarts.
+    pub(crate) directory: DashMap<ActivityId, Arc<ActivitySubscribers>>,
+    pub(crate) catalog: Arc<dyn ActivityCatalog>,
+    /// The claim desk, whose stock streams the actors subscribe to.
+    pub(crate) claims: Arc<Claims>,
+    /// `activity.stock` frames one activity may queue per second on this node.
+    pub(crate) stock_frames_per_sec: usize,
+}
+
+impl Shared {
+    /// Forgets a finished activity's actor and subscriber set.
+    pub(crate) fn forget(&self, id: ActivityId, subscribers: &Arc<ActivitySubscribers>) {
+        self.registry.remove(&id);
+        self.directory
+            .remove_if(&id, |_, set| Arc::ptr_eq(set, subscribers));
+        metrics::gauge!(metric::ACTIVITY_ACTORS).set(self.registry.len() as f64);
+    }
+
+    /// The slots left of `activity` now, from the claim desk's ledger; 0 when it takes no
+    /// claims (cancelled).
+    pub(crate) async fn stock_left(&self, activity: ActivityId) -> Result<i64, LedgerError> {
+        let level = self.claims.level(activity).await?;
+        Ok(level.map_or(0, |level| level.left))
+    }
+}
+
+/// A subscription to the desk's stock: the ledger's level when it was taken, and the
+/// stream of the levels the desk publishes from then on.
+type StockFeed = (StockLevel, watch::Receiver<StockLevel>);
+
+/// A load's outcome: the record and the subscription to its stock (`None`: it takes no
+/// claims), or `None` when the activity no longer exists.
+type Loaded = Result<Option<(ActivityRecord, Option<StockFeed>)>, LoadError>;
+
+/// Why a load failed (the actor retries).
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Stock(#[from] LedgerError),
+}
+
+/// The restartable state, reloaded from the catalogue.
 pub struct Live {
     /// The activity as stored.
     pub record: ActivityRecord,
-    /// Slots neither held nor confirmed (from the [`port::StockView`] at load).
+    /// Slots neither held nor confirmed (from the claim desk's stock stream).
     pub stock_left: i64,
     /// Set once the actor pushed `activity.ended`.
     pub ended: Option<EndReason>,
@@ -68,7 +172,7 @@ pub struct Live {
 pub struct Activity {
     id: ActivityId,
     shared: Arc<Shared>,
-    subscribers: Arc<Subscribers>,
+    subscribers: Arc<ActivitySubscribers>,
     /// `None` while loading, after a failed load, or after a crash.
     live: Option<Live>,
     timer: Option<SpawnHandle>,
@@ -80,16 +184,21 @@ pub struct Activity {
     stock_pushed_at: Option<std::time::Instant>,
     stock_unsent: Option<i64>,
     stock_timer: Option<SpawnHandle>,
-    /// The newest stock count the actor has handled (kept across restarts): a reload that
-    /// reads another count sends it, since the claim desk's change that brought it may have
-    /// arrived during the reload and found nothing new.
-    stock_known: Option<i64>,
-    /// How many claim desk changes the actor has handled (orders background re-reads).
-    stock_changes: u64,
+    /// The subscription to the desk's stock stream (replaced by every load).
+    stock_stream: Option<SpawnHandle>,
+    /// The newest stock level the actor has handled (kept across restarts): a (re)load that
+    /// reads another level handles it as a change (sends the count, ends a sold-out
+    /// activity), since the change that brought it may have arrived while the actor was
+    /// reloading or restarting, and the new subscription has folded it in.
+    stock_known: Option<StockLevel>,
 }
 
 impl Activity {
-    pub(crate) fn new(id: ActivityId, shared: Arc<Shared>, subscribers: Arc<Subscribers>) -> Self {
+    pub(crate) fn new(
+        id: ActivityId,
+        shared: Arc<Shared>,
+        subscribers: Arc<ActivitySubscribers>,
+    ) -> Self {
         Activity {
             id,
             shared,
@@ -101,8 +210,8 @@ impl Activity {
             stock_pushed_at: None,
             stock_unsent: None,
             stock_timer: None,
+            stock_stream: None,
             stock_known: None,
-            stock_changes: 0,
         }
     }
 
@@ -115,11 +224,6 @@ impl Activity {
             (_, Some(_)) => ActivityState::Ended,
             (state, None) => state,
         })
-    }
-
-    /// The loaded state, if any.
-    pub fn live(&self) -> Option<&Live> {
-        self.live.as_ref()
     }
 
     /// The loaded state, mutably.
@@ -136,34 +240,26 @@ impl Activity {
         self.push_frame(&ByteString::from(reply::push(push)));
     }
 
-    /// Runs `f`, turning a panic into a supervised restart (the actor stops and the
-    /// supervisor restarts it) instead of the loss of the actor's task.
-    fn guarded<R>(
-        &mut self,
-        ctx: &mut Context<Self>,
-        f: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
-    ) -> Option<R> {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| f(self, ctx))) {
-            Ok(r) => Some(r),
-            Err(_) => {
-                tracing::error!(activity = self.id, "activity actor panicked; restarting it");
-                ctx.stop();
-                None
-            }
-        }
-    }
-
-    /// Reads the activity and its stock from the store.
-    fn fetch(&self) -> impl Future<Output = Loaded> + 'static {
-        let store = self.shared.store.clone();
-        let stock = self.shared.stock.clone();
+    /// Reads the activity from the catalogue and subscribes to its stock; with `reread`,
+    /// also asks the desk to re-read the stock (a backstop for changes whose announcement
+    /// never reached this node: they come back on the stream).
+    fn fetch(&self, reread: bool) -> impl Future<Output = Loaded> + 'static {
+        let catalog = self.shared.catalog.clone();
+        let claims = self.shared.claims.clone();
         let id = self.id;
         async move {
-            let Some(record) = store.activity(id).await? else {
+            let Some(record) = catalog.activity(id).await? else {
                 return Ok(None);
             };
-            let left = stock.stock_left(&record).await?;
-            Ok(Some((record, left)))
+            // Subscribe first, then read: a change in between is in the level read.
+            let stock = match claims.stock(id).await? {
+                Some(changes) => claims.level(id).await?.map(|level| (level, changes)),
+                None => None,
+            };
+            if reread {
+                claims.reread(id);
+            }
+            Ok(Some((record, stock)))
         }
     }
 
@@ -171,8 +267,8 @@ impl Activity {
     /// when told the stored activity changed.
     fn load(&mut self, ctx: &mut Context<Self>) {
         // `wait` holds the mailbox: no message is handled before the state is back.
-        ctx.wait(self.fetch().into_actor(self).map(|res, act, ctx| {
-            act.guarded(ctx, |act, ctx| act.loaded(res, ctx));
+        ctx.wait(self.fetch(false).into_actor(self).map(|res, act, ctx| {
+            guarded(act, ctx, |act, ctx| act.loaded(res, ctx));
         }));
     }
 
@@ -181,27 +277,15 @@ impl Activity {
     /// subscribers that disconnected since.
     fn refresh(&mut self, ctx: &mut Context<Self>) {
         self.subscribers.prune();
-        let changes = self.stock_changes;
         ctx.spawn(
-            self.fetch()
+            self.fetch(true)
                 .into_actor(self)
                 .map(move |res, act, ctx| match res {
                     Err(err) => {
                         tracing::warn!(activity = act.id, %err, "refreshing the activity failed")
                     }
                     res => {
-                        // A desk change handled while the read ran is newer than what it read;
-                        // otherwise the read brings changes made outside this node's desk (the
-                        // cluster's reconciler, say) to the subscribers.
-                        let res = res.map(|found| {
-                            found.map(|(record, left)| match &act.live {
-                                Some(live) if act.stock_changes != changes => {
-                                    (record, live.stock_left)
-                                }
-                                _ => (record, left),
-                            })
-                        });
-                        act.guarded(ctx, |act, ctx| act.loaded(res, ctx));
+                        guarded(act, ctx, |act, ctx| act.loaded(res, ctx));
                     }
                 }),
         );
@@ -209,7 +293,23 @@ impl Activity {
 
     fn loaded(&mut self, res: Loaded, ctx: &mut Context<Self>) {
         match res {
-            Ok(Some((record, stock_left))) => {
+            Ok(Some((record, stock))) => {
+                // The level read is at least as new as what the desk published so far (a
+                // change the replaced subscription had not handled yet is in it): only later
+                // publishes come from the stream.
+                let (level, claimable) = match stock {
+                    Some((level, mut changes)) => {
+                        changes.borrow_and_update();
+                        self.subscribe_stock(changes, ctx);
+                        (level, true)
+                    }
+                    // It takes no claims (cancelled): nothing can be claimed.
+                    None => {
+                        self.unsubscribe_stock(ctx);
+                        (StockLevel::default(), false)
+                    }
+                };
+                let stock_left = level.left;
                 let moved = self
                     .live
                     .as_ref()
@@ -223,11 +323,9 @@ impl Activity {
                     stock_left,
                     ended: None,
                 });
-                if self
-                    .stock_known
-                    .replace(stock_left)
-                    .is_some_and(|k| k != stock_left)
-                {
+                let known = self.stock_known.replace(level);
+                let missed = known.is_some_and(|k| k != level);
+                if known.is_some_and(|k| k.left != stock_left) {
                     self.stock_unsent = Some(stock_left);
                 }
                 // A restart dropped the timer of a stock count still waiting for its turn.
@@ -235,6 +333,9 @@ impl Activity {
                     self.send_stock(ctx);
                 }
                 self.step(ctx);
+                if missed && claimable {
+                    self.end_if_sold_out(level, ctx);
+                }
             }
             Ok(None) => {
                 self.live = None;
@@ -299,7 +400,7 @@ impl Activity {
         let delay = Duration::from_millis(in_ms.max(0) as u64);
         self.timer = Some(ctx.run_later(delay, |act, ctx| {
             act.timer = None;
-            act.guarded(ctx, |act, ctx| act.step(ctx));
+            guarded(act, ctx, |act, ctx| act.step(ctx));
         }));
     }
 
@@ -328,6 +429,7 @@ impl Activity {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
+        self.unsubscribe_stock(ctx);
         self.shared.forget(self.id, &self.subscribers);
         ctx.stop();
     }
@@ -343,6 +445,12 @@ impl Actor for Activity {
     }
 }
 
+impl Guarded for Activity {
+    fn identity(&self) -> (&'static str, i64) {
+        ("activity", self.id)
+    }
+}
+
 impl Supervised for Activity {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         metrics::counter!(metric::ACTOR_RESTARTS, "kind" => "activity").increment(1);
@@ -354,39 +462,8 @@ impl Supervised for Activity {
         self.live = None;
         self.timer = None;
         self.stock_timer = None;
-    }
-}
-
-/// Exactly-once reply to `activity.subscribe`: a reply dropped unanswered (the actor went
-/// away, or panicked mid-way) answers `unavailable`.
-pub(crate) struct SubscribeReply(Option<Replier>);
-
-impl SubscribeReply {
-    pub(crate) fn new(replier: Replier) -> Self {
-        SubscribeReply(Some(replier))
-    }
-
-    pub(crate) fn ok(mut self, ok: &ActivitySubscribeOk) {
-        if let Some(replier) = self.0.take() {
-            replier.ok(ok);
-        }
-    }
-
-    pub(crate) fn error(mut self, code: ErrorCode, message: &str) {
-        if let Some(replier) = self.0.take() {
-            replier.error(code, message);
-        }
-    }
-}
-
-impl Drop for SubscribeReply {
-    fn drop(&mut self) {
-        if let Some(replier) = self.0.take() {
-            replier.error(
-                ErrorCode::Unavailable,
-                "the activity is restarting; subscribe again",
-            );
-        }
+        // The restart dropped the subscription with the context's other streams.
+        self.stock_stream = None;
     }
 }
 
@@ -396,14 +473,14 @@ impl Drop for SubscribeReply {
 #[rtype(result = "()")]
 pub(crate) struct Subscribe {
     pub(crate) sub: Subscriber,
-    pub(crate) reply: SubscribeReply,
+    pub(crate) reply: OnceReply,
 }
 
 impl Handler<Subscribe> for Activity {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
-        self.guarded(ctx, |act, _| {
+        guarded(self, ctx, |act, _| {
             let now = now_ms();
             let (Some(state), Some(live)) = (act.state(now), &act.live) else {
                 return msg
@@ -435,7 +512,7 @@ impl Handler<Broadcast> for Activity {
     type Result = Result<usize, ActivityError>;
 
     fn handle(&mut self, Broadcast(frame): Broadcast, ctx: &mut Self::Context) -> Self::Result {
-        self.guarded(ctx, |act, _| match act.state(now_ms()) {
+        guarded(self, ctx, |act, _| match act.state(now_ms()) {
             None => Err(ActivityError::Unavailable),
             Some(ActivityState::Scheduled | ActivityState::Live) => Ok(act.push_frame(&frame)),
             Some(state) => Err(ActivityError::Over(state)),
@@ -490,7 +567,7 @@ impl Handler<InjectPanic> for Activity {
     type Result = ();
 
     fn handle(&mut self, _: InjectPanic, ctx: &mut Self::Context) {
-        self.guarded(ctx, |act, _| {
+        guarded(self, ctx, |act, _| {
             panic!("injected fault in activity {}", act.id);
         });
     }

@@ -8,7 +8,7 @@ use bytestring::ByteString;
 use corral_protocol::UserId;
 use corral_protocol::ops::ActivityId;
 
-use crate::activities::ActivityError;
+use crate::activity::ActivityError;
 use crate::feeds::spawn_fan_out;
 use crate::hub::Hub;
 use crate::ports::cluster::ClusterEvent;

@@ -122,11 +122,6 @@ impl Outbound {
     pub fn is_closed(&self) -> bool {
         self.kill.reason.get().is_some() || self.tx.is_closed()
     }
-
-    /// Whether two handles point at the same connection.
-    pub fn same_connection(&self, other: &Outbound) -> bool {
-        self.tx.same_channel(&other.tx)
-    }
 }
 
 impl CloseSignal {

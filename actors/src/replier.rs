@@ -1,5 +1,7 @@
-//! Answers one request exactly once, recording the reply metrics. Movable into the future
-//! that computes an asynchronous reply.
+//! Answers one request exactly once, recording the reply metrics. [`Replier`] is movable into
+//! the future that computes an asynchronous reply; [`OnceReply`] wraps it for a request that
+//! travels to an actor, so that a reply dropped unanswered (the mailbox closed, a handler
+//! panicked and the actor is restarting) still answers, with `unavailable`.
 
 use std::time::Instant;
 
@@ -56,5 +58,51 @@ impl Replier {
         metrics::histogram!(metric::REPLY_LATENCY, "op" => op)
             .record(self.started.elapsed().as_secs_f64());
         self.out.send(ByteString::from(text));
+    }
+}
+
+/// A pending reply that cannot be lost: dropped unanswered, it answers `unavailable` with the
+/// message it was made with, so every request still gets exactly one reply. The one helper for
+/// requests answered by an actor (rooms, activities).
+pub struct OnceReply {
+    replier: Option<Replier>,
+    /// What a dropped reply tells the client (how to retry).
+    on_drop: &'static str,
+}
+
+impl OnceReply {
+    /// Wraps a session's replier; `on_drop` is the `unavailable` message if it is dropped.
+    pub fn new(replier: Replier, on_drop: &'static str) -> Self {
+        OnceReply {
+            replier: Some(replier),
+            on_drop,
+        }
+    }
+
+    /// Sends `{"re", "ok"}`.
+    pub fn ok<T: Serialize>(mut self, ok: &T) {
+        if let Some(replier) = self.replier.take() {
+            replier.ok(ok);
+        }
+    }
+
+    /// Sends `{"re", "error"}`.
+    pub fn error(mut self, code: ErrorCode, message: &str) {
+        if let Some(replier) = self.replier.take() {
+            replier.error(code, message);
+        }
+    }
+
+    /// Sends `{"re", "error"}` for an error already in the protocol's shape.
+    pub fn fail(self, error: ErrorBody) {
+        self.error(error.code, &error.message);
+    }
+}
+
+impl Drop for OnceReply {
+    fn drop(&mut self) {
+        if let Some(replier) = self.replier.take() {
+            replier.error(ErrorCode::Unavailable, self.on_drop);
+        }
     }
 }

@@ -15,8 +15,8 @@
 //! anything committed meanwhile is delivered from the store exactly once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -28,15 +28,28 @@ use corral_protocol::ops::{
 use corral_protocol::{ErrorCode, Push, UserId, reply};
 use tokio::sync::{mpsc, watch};
 
-use crate::chat_reply::ChatReply;
 use crate::clock::now_ms;
-use crate::hub::Hub;
 use crate::metric_catalogue as metric;
 use crate::outbound::Outbound;
-use crate::ports::chat::{Appended, BrokerFrame, ChatStoreError, NewMessage, Online, RoomInfo};
+use crate::ports::chat::{
+    Appended, Broker, BrokerFrame, ChatStoreError, MessageStore, NewMessage, Online, PresenceStore,
+    RoomInfo,
+};
+use crate::registry::Registry;
+use crate::replier::OnceReply;
+use crate::supervision::{Guarded, guarded};
+use crate::users::UserSessions;
 
+mod config;
+mod messages;
+mod online;
+mod ordering;
 mod reorder;
 
+pub use config::ChatConfig;
+#[cfg(feature = "fault-injection")]
+pub(crate) use messages::Crash;
+pub(crate) use messages::{History, Join, Leave, MemberAdded, Post, RoomRequest};
 use reorder::Reorder;
 
 /// Frames from other room actors waiting to be handled.
@@ -48,10 +61,36 @@ const RELOAD_AFTER: Duration = Duration::from_secs(1);
 /// How long a read of the cluster's presence serves join replies.
 const REMOTE_FOR: Duration = Duration::from_secs(1);
 
+/// What the room actors of a node share: limits, ports, where to deliver, and the registry
+/// an actor leaves when it stops. Owned by the node's [`Rooms`](crate::rooms::Rooms).
+pub struct RoomsShared {
+    /// Limits and windows.
+    pub config: ChatConfig,
+    /// Durable messages.
+    pub store: Arc<dyn MessageStore>,
+    /// Frames to and from the room's actors on other nodes.
+    pub broker: Arc<dyn Broker>,
+    /// Who is online on the other nodes (`None` on a single node: its rooms know everyone).
+    pub presence: Option<Arc<dyn PresenceStore>>,
+    /// The node's sessions by user, which room frames are delivered to.
+    pub(crate) users: Arc<UserSessions>,
+    pub(crate) registry: Registry<RoomId, Room>,
+    /// Room actors that have left the registry since the node started.
+    pub(crate) forgotten: AtomicU64,
+}
+
+impl RoomsShared {
+    /// Forgets the room's actor `addr` (it is stopping); a newer actor of the room stays.
+    fn forget(&self, room: RoomId, addr: &Addr<Room>) {
+        self.registry.remove_if_same(&room, addr);
+        self.forgotten.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// One room's actor.
 pub struct Room {
     id: RoomId,
-    hub: Arc<Hub>,
+    chat: Arc<RoomsShared>,
     /// Tells this actor's broker frames from everyone else's.
     origin: u64,
     /// Sessions that joined, by user (connection state: kept across restarts).
@@ -99,11 +138,11 @@ struct Early {
 }
 
 impl Room {
-    pub(crate) fn new(id: RoomId, hub: Arc<Hub>) -> Room {
-        let link = hub.rooms.broker.link();
+    pub(crate) fn new(id: RoomId, chat: Arc<RoomsShared>) -> Room {
+        let link = chat.broker.link();
         Room {
             id,
-            hub,
+            chat,
             origin: rand::random(),
             joined: HashMap::new(),
             delivered: None,
@@ -124,9 +163,9 @@ impl Actor for Room {
         ctx.add_stream(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|frame| (frame, rx))
         }));
-        let store = self.hub.rooms.store.clone();
-        let broker = self.hub.rooms.broker.clone();
-        let window = self.hub.rooms.config.catch_up_window as u64;
+        let store = self.chat.store.clone();
+        let broker = self.chat.broker.clone();
+        let window = self.chat.config.catch_up_window as u64;
         let (room, origin) = (self.id, self.origin);
         // Subscribe before loading, so nothing committed elsewhere falls between the two.
         let load = async move {
@@ -148,7 +187,7 @@ impl Actor for Room {
             load.into_actor(self)
                 .map(|result, act, ctx| act.loaded(result, ctx)),
         );
-        let idle_after = self.hub.rooms.config.idle_after;
+        let idle_after = self.chat.config.idle_after;
         ctx.run_interval(idle_after / 4, move |act, ctx| {
             if act.joined.is_empty() && act.last_request.elapsed() >= idle_after {
                 act.retire(ctx);
@@ -163,7 +202,7 @@ impl Actor for Room {
                 let up = *link.borrow_and_update();
                 Some((LinkChanged(up), link))
             }));
-            let every = self.hub.rooms.config.resync_every;
+            let every = self.chat.config.resync_every;
             if !every.is_zero() {
                 ctx.run_interval(every, |act, ctx| {
                     if !act.joined.is_empty() {
@@ -176,7 +215,7 @@ impl Actor for Room {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.hub.rooms.broker.unsubscribe(self.id, self.origin);
+        self.chat.broker.unsubscribe(self.id, self.origin);
     }
 }
 
@@ -197,7 +236,7 @@ impl Room {
     /// a request already hold its address, the supervisor restarts it to serve that request;
     /// it then retires again once idle.
     fn retire(&mut self, ctx: &mut Context<Self>) {
-        self.hub.rooms.forget(self.id, &ctx.address());
+        self.chat.forget(self.id, &ctx.address());
         metrics::counter!(metric::ROOM_ACTORS_RETIRED).increment(1);
         ctx.stop();
     }
@@ -268,7 +307,7 @@ impl Room {
         if !loaded.info.private || loaded.members.contains(&user) {
             return Some(msg);
         }
-        let store = self.hub.rooms.store.clone();
+        let store = self.chat.store.clone();
         let room = self.id;
         ctx.spawn(
             async move { store.is_member(room, user).await }
@@ -310,7 +349,7 @@ impl Room {
                     continue;
                 }
                 let joined = self.joined.get(user).map_or(&[][..], Vec::as_slice);
-                sent += self.hub.users.deliver_unless(*user, frame, |conn| {
+                sent += self.chat.users.deliver_unless(*user, frame, |conn| {
                     joined.iter().any(|(id, _)| *id == conn)
                 });
             }
@@ -318,167 +357,10 @@ impl Room {
         sent
     }
 
-    /// Takes a committed message (local or from the broker) into the delivery order.
-    fn offer(
-        &mut self,
-        message: ChatMessage,
-        frame: ByteString,
-        started: Option<Instant>,
-        ctx: &mut Context<Self>,
-    ) {
-        let delivered = self.delivered.unwrap_or(0);
-        let Some(loaded) = self.ready() else {
-            return;
-        };
-        let early = Early {
-            message,
-            frame,
-            started,
-        };
-        let Some(now) = loaded.pending.offer(delivered, early.message.seq, early) else {
-            self.arm_gap_timer(ctx);
-            return;
-        };
-        self.deliver(now);
-        self.deliver_waiting(ctx);
-    }
-
-    /// While messages wait for a gap, a timer reads the gap from the store should it not
-    /// close by itself within `chat.gap_wait_ms`.
-    fn arm_gap_timer(&mut self, ctx: &mut Context<Self>) {
-        let gap_wait = self.hub.rooms.config.gap_wait;
-        let Some(loaded) = self.ready() else { return };
-        if !loaded.pending.is_waiting() || loaded.gap_timer.is_some() {
-            return;
-        }
-        loaded.gap_timer = Some(ctx.run_later(gap_wait, |act, ctx| {
-            let from = act.delivered.unwrap_or(0);
-            if let Some(loaded) = act.ready() {
-                loaded.gap_timer = None;
-                if let Some((after, until)) = loaded.pending.gap(from) {
-                    act.fill(after, until, ctx);
-                }
-            }
-        }));
-    }
-
-    /// Delivers the waiting messages that are next in order; the gap timer stays armed
-    /// only while some still wait.
-    fn deliver_waiting(&mut self, ctx: &mut Context<Self>) {
-        loop {
-            let delivered = self.delivered.unwrap_or(0);
-            let Some(early) = self.ready().and_then(|l| l.pending.next(delivered)) else {
-                break;
-            };
-            self.deliver(early);
-        }
-        if let Some(loaded) = self.ready()
-            && !loaded.pending.is_waiting()
-            && let Some(timer) = loaded.gap_timer.take()
-        {
-            ctx.cancel_future(timer);
-        }
-        self.arm_gap_timer(ctx);
-    }
-
-    fn deliver(
-        &mut self,
-        Early {
-            message,
-            frame,
-            started,
-        }: Early,
-    ) {
-        let window = self.hub.rooms.config.catch_up_window;
-        self.delivered = Some(message.seq);
-        let sent = self.fan_out(&frame, None);
-        metrics::counter!(metric::FANOUT_DELIVERIES).increment(sent as u64);
-        if let Some(started) = started {
-            metrics::histogram!(metric::DELIVERY_LATENCY).record(started.elapsed().as_secs_f64());
-        }
-        if let Some(loaded) = self.ready() {
-            loaded.recent.push_back(message);
-            while loaded.recent.len() > window {
-                loaded.recent.pop_front();
-            }
-        }
-    }
-
-    /// Reads `(after, until]` from the store and delivers it (a gap nobody filled).
-    fn fill(&mut self, after: u64, until: u64, ctx: &mut Context<Self>) {
-        let store = self.hub.rooms.store.clone();
-        let room = self.id;
-        ctx.spawn(
-            async move { store.range(room, after, until).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| match result {
-                    Ok(messages) => {
-                        for message in messages {
-                            let frame = encode(&message);
-                            act.offer(message, frame, None, ctx);
-                        }
-                        // The store holds every committed seq, so this only skips ahead if
-                        // the room's history was reset underneath us.
-                        if act.delivered.unwrap_or(0) < until {
-                            tracing::warn!(room, after, until, "seq gap not in the store");
-                            act.delivered = Some(until);
-                            act.deliver_waiting(ctx);
-                        }
-                    }
-                    Err(err) => {
-                        tracing::warn!(room, %err, "filling a seq gap failed; retrying");
-                        ctx.run_later(RELOAD_AFTER, move |act, ctx| {
-                            let from = act.delivered.unwrap_or(0);
-                            if from < until {
-                                act.fill(from, until, ctx);
-                            }
-                        });
-                    }
-                }),
-        );
-    }
-
-    /// Reads every message the store committed past what the room delivered and delivers
-    /// them in order: what the broker's link may have lost.
-    fn catch_up(&mut self) -> impl ActorFuture<Room, Output = ()> + 'static {
-        let store = self.hub.rooms.store.clone();
-        let (room, after) = (self.id, self.delivered.unwrap_or(0));
-        let loaded = self.ready().is_some();
-        async move {
-            if !loaded {
-                return Ok(Vec::new());
-            }
-            match store.room(room).await? {
-                Some(info) if info.last_seq > after => {
-                    store.range(room, after, info.last_seq).await
-                }
-                _ => Ok(Vec::new()),
-            }
-        }
-        .into_actor(self)
-        .map(move |result, act, ctx| match result {
-            Ok(messages) => {
-                if !messages.is_empty() {
-                    metrics::counter!(metric::ROOM_CATCH_UPS).increment(1);
-                }
-                for message in messages {
-                    let frame = encode(&message);
-                    act.offer(message, frame, None, ctx);
-                }
-            }
-            Err(err) => tracing::warn!(room, %err, "catching up from the store failed"),
-        })
-    }
-
-    /// Whether frames from other nodes may be missing right now (the broker's link is down).
-    fn link_down(&self) -> bool {
-        self.link.as_ref().is_some_and(|link| !*link.borrow())
-    }
-
     /// Tells the room's members (here and on other nodes) that `user` came or went, unless
     /// the room is too large for presence (see [`crate::ChatConfig::presence_max_online`]).
     fn presence(&self, user: UserId, state: PresenceState) {
-        if self.joined.len() > self.hub.rooms.config.presence_max_online {
+        if self.joined.len() > self.chat.config.presence_max_online {
             metrics::counter!(metric::PRESENCE_SUPPRESSED).increment(1);
             return;
         }
@@ -487,7 +369,7 @@ impl Room {
             user,
             state,
         }));
-        self.hub.rooms.broker.publish(
+        self.chat.broker.publish(
             self.id,
             BrokerFrame {
                 origin: self.origin,
@@ -504,75 +386,16 @@ fn encode(message: &ChatMessage) -> ByteString {
     ByteString::from(reply::push(&Push::RoomMessage(message.clone())))
 }
 
-/// Runs a handler body; a panic is logged and stops the actor, and its supervisor restarts it.
-fn guarded(
-    act: &mut Room,
-    ctx: &mut Context<Room>,
-    body: impl FnOnce(&mut Room, &mut Context<Room>),
-) {
-    if catch_unwind(AssertUnwindSafe(|| body(act, ctx))).is_err() {
-        tracing::error!(room = act.id, "room actor panicked");
-        ctx.stop();
+impl Guarded for Room {
+    fn identity(&self) -> (&'static str, i64) {
+        ("room", self.id)
     }
 }
 
-/// A request answered by the room.
-pub(crate) trait RoomRequest: Message<Result = ()> + Send + 'static {
-    /// Who asks.
-    fn user(&self) -> UserId;
-    /// Answers with an error.
-    fn refuse(self, code: ErrorCode, message: &str);
-}
-
-/// `room.join`: a session enters the room.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Join {
-    pub user: UserId,
-    pub conn_id: u64,
-    pub out: Outbound,
-    pub since: Option<u64>,
-    pub reply: ChatReply,
-    /// Told whether the session joined (it counts its rooms).
-    pub joined: tokio::sync::oneshot::Sender<bool>,
-}
-
-/// `room.leave`, or a joined session went away (no reply then).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Leave {
-    pub user: UserId,
-    pub conn_id: u64,
-    pub reply: Option<ChatReply>,
-}
-
-/// `room.send` / `dm.send`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Post {
-    pub user: UserId,
-    pub text: String,
-    pub client_msg_id: String,
-    pub started: Instant,
-    /// Answer `dm.send`'s shape (with the room id).
-    pub dm: bool,
-    pub reply: ChatReply,
-}
-
-/// `room.history`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct History {
-    pub user: UserId,
-    pub before: Option<u64>,
-    pub limit: u32,
-    pub reply: ChatReply,
-}
-
-/// A stored member was added to this private room.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct MemberAdded(pub UserId);
+/// What a chat request dropped unanswered (the room went away or is restarting) tells the
+/// client.
+pub(crate) const ROOM_RESTARTING: &str =
+    "the room is restarting; retry (sends are idempotent on client_msg_id)";
 
 /// The store's answer to a [`Post`].
 #[derive(Message)]
@@ -581,41 +404,7 @@ struct Committed {
     result: Result<Appended, ChatStoreError>,
     started: Instant,
     dm: bool,
-    reply: ChatReply,
-}
-
-/// Makes the actor panic (test-only: exercises supervision).
-#[cfg(feature = "fault-injection")]
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Crash;
-
-impl RoomRequest for Join {
-    fn user(&self) -> UserId {
-        self.user
-    }
-    fn refuse(self, code: ErrorCode, message: &str) {
-        let _ = self.joined.send(false);
-        self.reply.error(code, message);
-    }
-}
-
-impl RoomRequest for Post {
-    fn user(&self) -> UserId {
-        self.user
-    }
-    fn refuse(self, code: ErrorCode, message: &str) {
-        self.reply.error(code, message);
-    }
-}
-
-impl RoomRequest for History {
-    fn user(&self) -> UserId {
-        self.user
-    }
-    fn refuse(self, code: ErrorCode, message: &str) {
-        self.reply.error(code, message);
-    }
+    reply: OnceReply,
 }
 
 impl Handler<Join> for Room {
@@ -642,10 +431,10 @@ impl Room {
             .remote
             .as_ref()
             .is_some_and(|(at, _)| at.elapsed() < REMOTE_FOR);
-        let Some(presence) = self.hub.rooms.presence.clone().filter(|_| !fresh) else {
+        let Some(presence) = self.chat.presence.clone().filter(|_| !fresh) else {
             return self.join(msg, ctx);
         };
-        let (room, cap) = (self.id, self.hub.rooms.config.presence_max_online.max(1));
+        let (room, cap) = (self.id, self.chat.config.presence_max_online.max(1));
         ctx.wait(
             async move { presence.online(room, cap).await }
                 .into_actor(self)
@@ -659,28 +448,11 @@ impl Room {
         );
     }
 
-    /// The join reply's `online` (the joiner first, then this node's members, then other
-    /// nodes', each once, at most `chat.presence_max_online`) and `online_count`.
+    /// The join reply's `online` and `online_count` (see [`online::online`]).
     fn online(&self, joiner: UserId) -> (Vec<UserId>, usize) {
-        let cap = self.hub.rooms.config.presence_max_online.max(1);
+        let cap = self.chat.config.presence_max_online.max(1);
         let remote = self.remote.as_ref().and_then(|(_, online)| online.as_ref());
-        let mut seen = HashSet::new();
-        let everyone = std::iter::once(joiner)
-            .chain(self.joined.keys().copied())
-            .chain(remote.into_iter().flat_map(|r| r.users.iter().copied()))
-            .filter(|u| seen.insert(*u));
-        let online: Vec<UserId> = everyone.take(cap).collect();
-        let count = match remote {
-            // Every remote user was read: count them all once.
-            Some(r) if r.users.len() >= r.count => {
-                let mut all: HashSet<UserId> = self.joined.keys().copied().collect();
-                all.extend(r.users.iter().copied());
-                all.len()
-            }
-            Some(r) => r.count.max(self.joined.len()),
-            None => self.joined.len(),
-        };
-        (online, count)
+        online::online(joiner, self.joined.keys().copied(), remote, cap)
     }
 
     fn join(&mut self, msg: Join, ctx: &mut Context<Self>) {
@@ -690,7 +462,7 @@ impl Room {
             };
             let is_new = !act.joined.contains_key(&msg.user);
             let public = act.ready().is_some_and(|l| !l.info.private);
-            if is_new && public && act.joined.len() >= act.hub.rooms.config.members_per_room {
+            if is_new && public && act.joined.len() >= act.chat.config.members_per_room {
                 return msg.refuse(ErrorCode::LimitReached, "the room is full");
             }
             let sessions = act.joined.entry(msg.user).or_default();
@@ -698,7 +470,7 @@ impl Room {
                 sessions.push((msg.conn_id, msg.out));
             }
             if is_new {
-                if let Some(presence) = &act.hub.rooms.presence {
+                if let Some(presence) = &act.chat.presence {
                     presence.joined(act.id, msg.user);
                 }
                 act.presence(msg.user, PresenceState::Joined);
@@ -750,7 +522,7 @@ impl Handler<Leave> for Room {
             }
             if gone {
                 act.joined.remove(&msg.user);
-                if let Some(presence) = &act.hub.rooms.presence {
+                if let Some(presence) = &act.chat.presence {
                     presence.left(act.id, msg.user);
                 }
                 act.presence(msg.user, PresenceState::Left);
@@ -770,7 +542,7 @@ impl Handler<Post> for Room {
             let Some(msg) = act.admit(msg, ctx) else {
                 return;
             };
-            let store = act.hub.rooms.store.clone();
+            let store = act.chat.store.clone();
             let addr = ctx.address();
             let new = NewMessage {
                 room: act.id,
@@ -822,7 +594,7 @@ impl Handler<Committed> for Room {
             if fresh {
                 metrics::counter!(metric::MESSAGES_STORED).increment(1);
                 let frame = encode(&message);
-                act.hub.rooms.broker.publish(
+                act.chat.broker.publish(
                     act.id,
                     BrokerFrame {
                         origin: act.origin,
@@ -844,9 +616,7 @@ impl Handler<History> for Room {
             let Some(msg) = act.admit(msg, ctx) else {
                 return;
             };
-            let limit = msg
-                .limit
-                .clamp(1, act.hub.rooms.config.history_page_max.max(1));
+            let limit = msg.limit.clamp(1, act.chat.config.history_page_max.max(1));
             let end = act.delivered.unwrap_or(0) + 1;
             let before = msg.before.map_or(end, |b| b.min(end));
             let low = before.saturating_sub(u64::from(limit)).max(1);
@@ -860,7 +630,7 @@ impl Handler<History> for Room {
                     .collect();
                 return msg.reply.ok(&RoomHistoryOk { messages });
             }
-            let store = act.hub.rooms.store.clone();
+            let store = act.chat.store.clone();
             let room = act.id;
             actix::spawn(async move {
                 match store.page(room, before, limit).await {

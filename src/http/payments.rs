@@ -9,8 +9,8 @@
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
-use corral_actors::claims::PaymentOutcome;
 use corral_actors::metric_catalogue as metric;
+use corral_actors::ports::claims::PaymentOutcome;
 use corral_protocol::ErrorCode;
 use corral_protocol::ops::ClaimStatus;
 use hmac::{Hmac, KeyInit, Mac};

@@ -6,9 +6,10 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use corral_actors::claims::{
-    ActivitySpec, ClaimLedger, ClaimRecord, Decision, HoldOutcome, ItemId, LedgerError,
-    PaymentOutcome, RestoredClaim, StockBook, StockView,
+use corral_actors::claims::{Decision, RestoredClaim, StockBook};
+use corral_actors::ports::activities::{ActivityRecord, ItemId};
+use corral_actors::ports::claims::{
+    ClaimLedger, ClaimRecord, HoldOutcome, LedgerError, PaymentOutcome, StockLevel,
 };
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 use corral_protocol::{EpochMs, UserId};
@@ -39,7 +40,7 @@ pub trait SlotArbiter: Send + Sync + 'static {
     /// or lost): the caller rebuilds it and asks again.
     async fn decide(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         item: Option<ItemId>,
@@ -48,7 +49,7 @@ pub trait SlotArbiter: Send + Sync + 'static {
     /// epoch: the key was decided again since).
     async fn undo(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         epoch: Option<i64>,
@@ -56,39 +57,39 @@ pub trait SlotArbiter: Send + Sync + 'static {
     /// A hold lapsed or was cancelled (its row changed): the slot returns.
     async fn release(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
     ) -> Result<(), LedgerError>;
     /// A held slot was paid.
     async fn confirm(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
     ) -> Result<(), LedgerError>;
     /// A lapsed hold was paid: take a slot of `item` again if one is free.
     async fn retake(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         item: ItemId,
     ) -> Result<bool, LedgerError>;
     /// Whether the arbiter holds counters for the activity under its current rules.
-    async fn ready(&self, spec: &ActivitySpec) -> Result<bool, LedgerError>;
+    async fn ready(&self, spec: &ActivityRecord) -> Result<bool, LedgerError>;
     /// Builds the activity's counters from durable rows under `epoch`, unless counters under
     /// the same rules and an epoch at least as new are already there (in Redis, kept current
     /// by every node: they may be ahead of the rows by holds being committed right now, so
     /// they win).
     async fn restore(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         rows: &[RestoredClaim],
         epoch: Option<i64>,
     ) -> Result<(), LedgerError>;
     /// Current stock; `None` when the arbiter has no counters for the activity.
-    async fn stock(&self, spec: &ActivitySpec) -> Result<Option<StockView>, LedgerError>;
+    async fn stock(&self, spec: &ActivityRecord) -> Result<Option<StockLevel>, LedgerError>;
 }
 
 /// The embedded arbiter: one [`StockBook`] per activity, in process memory.
@@ -114,7 +115,7 @@ impl SlotArbiter for BookArbiter {
 
     async fn decide(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         item: Option<ItemId>,
@@ -127,7 +128,7 @@ impl SlotArbiter for BookArbiter {
 
     async fn undo(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         _epoch: Option<i64>,
@@ -138,7 +139,7 @@ impl SlotArbiter for BookArbiter {
 
     async fn release(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
     ) -> Result<(), LedgerError> {
@@ -148,7 +149,7 @@ impl SlotArbiter for BookArbiter {
 
     async fn confirm(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
     ) -> Result<(), LedgerError> {
@@ -158,7 +159,7 @@ impl SlotArbiter for BookArbiter {
 
     async fn retake(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         item: ItemId,
@@ -168,13 +169,13 @@ impl SlotArbiter for BookArbiter {
             .unwrap_or(false))
     }
 
-    async fn ready(&self, spec: &ActivitySpec) -> Result<bool, LedgerError> {
+    async fn ready(&self, spec: &ActivityRecord) -> Result<bool, LedgerError> {
         Ok(self.with(spec.id, |b| b.follows(spec)).unwrap_or(false))
     }
 
     async fn restore(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         rows: &[RestoredClaim],
         _epoch: Option<i64>,
     ) -> Result<(), LedgerError> {
@@ -200,7 +201,7 @@ impl SlotArbiter for BookArbiter {
         Ok(())
     }
 
-    async fn stock(&self, spec: &ActivitySpec) -> Result<Option<StockView>, LedgerError> {
+    async fn stock(&self, spec: &ActivityRecord) -> Result<Option<StockLevel>, LedgerError> {
         Ok(self.with(spec.id, |b| b.stock()))
     }
 }
@@ -227,7 +228,7 @@ impl<A: SlotArbiter> DurableLedger<A> {
     /// Decides, rebuilding the arbiter's state first if it has none.
     async fn decide(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         item: Option<ItemId>,
@@ -250,7 +251,7 @@ impl<A: SlotArbiter> DurableLedger<A> {
     /// arbiter first raises the activity's epoch in SQL: a hold decided by counters that were
     /// lost either committed before the raise (and is in the rows read after it) or can no
     /// longer commit, so no slot is handed out twice.
-    async fn rebuild(&self, spec: &ActivitySpec) -> Result<(), LedgerError> {
+    async fn rebuild(&self, spec: &ActivityRecord) -> Result<(), LedgerError> {
         let lock = self.rebuilding.entry(spec.id).or_default().clone();
         let _one_at_a_time = lock.lock().await;
         if self.arbiter.ready(spec).await? {
@@ -267,7 +268,7 @@ impl<A: SlotArbiter> DurableLedger<A> {
     /// A lapsed hold was paid: re-take its slot, or record that a refund is due.
     async fn repay(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         claim: &ClaimRecord,
         now: EpochMs,
     ) -> Result<PaymentOutcome, LedgerError> {
@@ -327,7 +328,7 @@ impl<A: SlotArbiter> DurableLedger<A> {
 impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
     async fn hold(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         item: Option<ItemId>,
         key: &str,
@@ -344,7 +345,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
             item,
             user,
             key: key.to_string(),
-            expires_at: now.saturating_add(spec.hold_ms),
+            expires_at: now.saturating_add(spec.hold_ms()),
             now,
             epoch: ruled.epoch,
         };
@@ -371,7 +372,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
 
     async fn cancel(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         claim: &ClaimRecord,
         now: EpochMs,
     ) -> Result<Option<ClaimRecord>, LedgerError> {
@@ -393,7 +394,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
 
     async fn confirm(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         claim: &ClaimRecord,
         now: EpochMs,
     ) -> Result<PaymentOutcome, LedgerError> {
@@ -452,7 +453,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
 
     async fn expire(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         now: EpochMs,
     ) -> Result<Vec<ClaimRecord>, LedgerError> {
         let expired = self.rows.expire_due(spec.id, now).await?;
@@ -462,12 +463,12 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
         Ok(expired)
     }
 
-    async fn recover(&self, spec: &ActivitySpec) -> Result<Vec<EpochMs>, LedgerError> {
+    async fn recover(&self, spec: &ActivityRecord) -> Result<Vec<EpochMs>, LedgerError> {
         self.rebuild(spec).await?;
         Ok(self.rows.held_expiries(spec.id).await?)
     }
 
-    async fn stock(&self, spec: &ActivitySpec) -> Result<StockView, LedgerError> {
+    async fn stock(&self, spec: &ActivityRecord) -> Result<StockLevel, LedgerError> {
         if let Some(stock) = self.arbiter.stock(spec).await? {
             return Ok(stock);
         }

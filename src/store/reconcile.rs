@@ -15,9 +15,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use corral_actors::claims::{ActivityCatalog, ActivitySpec, LedgerError};
 use corral_actors::clock::now_ms;
 use corral_actors::metric_catalogue as metric;
+use corral_actors::ports::activities::{ActivityCatalog, ActivityRecord};
+use corral_actors::ports::claims::LedgerError;
 use corral_protocol::UserId;
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 
@@ -88,7 +89,8 @@ impl Reconciler {
         let ids = self.arbiter.activities().await?;
         let mut suspects = HashMap::new();
         for id in ids {
-            let Some(spec) = self.catalog.spec(id).await? else {
+            // A cancelled activity takes no claims (the desk has none for it either).
+            let Some(spec) = self.catalog.activity(id).await?.filter(|a| !a.cancelled) else {
                 continue;
             };
             if now_ms() > spec.settled_at() {
@@ -125,7 +127,7 @@ impl Reconciler {
     /// Reconciles one activity; returns its held slots without a row seen for the first time.
     async fn activity(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         before: &HashSet<(UserId, String)>,
         done: &mut Reconciled,
     ) -> Result<HashSet<(UserId, String)>, LedgerError> {

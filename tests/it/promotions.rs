@@ -723,9 +723,9 @@ async fn broadcasts_reach_subscribers_and_nobody_else(engine: Engine) {
 
     // Stock changes from the claim desk reach the actor's view and every subscriber.
     let activities = &app.state.hub.activities;
-    activities.stock_changed(
+    activities.inject_stock(
         activity,
-        corral_actors::claims::StockView { left: 0, held: 1 },
+        corral_actors::ports::claims::StockLevel { left: 0, held: 1 },
     );
     let (_, body) = api.get(&format!("/api/v1/activities/{activity}"), &a).await;
     assert_eq!(

@@ -555,7 +555,7 @@ async fn slots_returned_by_reconciliation_reach_every_watcher() {
     use corral::store::redis::ledger::RedisArbiter;
     use corral::store::sql::ActivityRepo;
     use corral::store::sql::claims::SqlCatalog;
-    use corral_actors::claims::ActivityCatalog;
+    use corral_actors::ActivityCatalog;
     use std::sync::Arc;
 
     const SLOTS: i64 = 10;
@@ -582,7 +582,7 @@ async fn slots_returned_by_reconciliation_reach_every_watcher() {
     }
     // The dead node's slot: taken by the claim script, never committed.
     let catalog = SqlCatalog::new(Arc::new(ActivityRepo::new(&nodes[0].state.db)));
-    let spec = catalog.spec(activity).await.unwrap().expect("spec");
+    let spec = catalog.activity(activity).await.unwrap().expect("spec");
     let arbiter = RedisArbiter::new(nodes[0].state.redis.clone().expect("redis"))
         .await
         .unwrap();

@@ -1,4 +1,5 @@
-//! The Activity actor's claim handlers: the claim desk's coalesced stock changes become
+//! The Activity actor's claim handlers: the actor subscribes to the claim desk's stock stream
+//! (one way: the desk publishes, the actor listens), its coalesced changes become
 //! `activity.stock` frames to the subscribers, and a live activity with nothing left and no
 //! hold outstanding ends with `activity.ended {reason: "sold_out"}`.
 //!
@@ -13,29 +14,74 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use corral_protocol::Push;
 use corral_protocol::ops::{ActivityState, EndReason};
+use futures_util::stream;
+use tokio::sync::watch;
 
 use super::Activity;
-use crate::claims::StockView;
 use crate::clock::now_ms;
+use crate::ports::claims::StockLevel;
 
 /// The ledger's stock for this activity changed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StockChanged(pub StockView);
+pub struct StockChanged(pub StockLevel);
 
+impl StreamHandler<StockChanged> for Activity {
+    fn handle(&mut self, StockChanged(stock): StockChanged, ctx: &mut Self::Context) {
+        self.stock_changed(stock, ctx);
+    }
+
+    /// The desk's stream ends only with the node; the actor keeps running regardless.
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
+}
+
+/// Test-only: a stock level handed to the actor as if the desk had published it.
+#[cfg(feature = "fault-injection")]
 impl Handler<StockChanged> for Activity {
     type Result = ();
 
     fn handle(&mut self, StockChanged(stock): StockChanged, ctx: &mut Self::Context) {
-        self.stock_changes += 1;
-        // While the actor (re)loads, the reload reads the ledger's count and sends it.
+        self.stock_changed(stock, ctx);
+    }
+}
+
+impl Activity {
+    /// Listens to `stock` (the rest of its changes) in place of the earlier subscription.
+    pub(super) fn subscribe_stock(
+        &mut self,
+        stock: watch::Receiver<StockLevel>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.unsubscribe_stock(ctx);
+        let changes = stream::unfold(stock, |mut stock| async move {
+            stock.changed().await.ok()?;
+            let level = *stock.borrow_and_update();
+            Some((StockChanged(level), stock))
+        });
+        self.stock_stream = Some(ctx.add_stream(changes));
+    }
+
+    /// Stops listening to the desk's stock.
+    pub(super) fn unsubscribe_stock(&mut self, ctx: &mut Context<Self>) {
+        if let Some(stream) = self.stock_stream.take() {
+            ctx.cancel_future(stream);
+        }
+    }
+
+    fn stock_changed(&mut self, stock: StockLevel, ctx: &mut Context<Self>) {
+        // While the actor (re)loads, the reload reads the stream's level and sends it.
         let Some(live) = self.live_mut() else { return };
         if live.stock_left != stock.left {
             live.stock_left = stock.left;
-            self.stock_known = Some(stock.left);
             self.stock_unsent = Some(stock.left);
             self.send_stock(ctx);
         }
+        self.stock_known = Some(stock);
+        self.end_if_sold_out(stock, ctx);
+    }
+
+    /// A live activity with nothing left and no hold outstanding is over for good.
+    pub(super) fn end_if_sold_out(&mut self, stock: StockLevel, ctx: &mut Context<Self>) {
         if stock.left == 0 && stock.held == 0 && self.state(now_ms()) == Some(ActivityState::Live) {
             self.end(ctx, EndReason::SoldOut);
         }
@@ -85,134 +131,7 @@ fn stock_gap(subscribers: usize, frames_per_sec: usize) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicI64, Ordering};
-
-    use async_trait::async_trait;
-    use tokio::sync::Semaphore;
-    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-
     use super::*;
-    use crate::activities::Activities;
-    use crate::activity::port::{
-        ActivityItem, ActivityRecord, ActivityStore, StockView as StockPort, StoreFailure,
-    };
-    use crate::activity::subscribers::Subscriber;
-    use crate::claims::StockView;
-    use crate::outbound::{Outbound, OutboundRx};
-    use crate::registry::Arbiters;
-    use crate::replier::Replier;
-
-    /// One live activity with ten slots.
-    struct OneActivity;
-
-    #[async_trait]
-    impl ActivityStore for OneActivity {
-        async fn activity(&self, id: i64) -> Result<Option<ActivityRecord>, StoreFailure> {
-            Ok(Some(ActivityRecord {
-                id,
-                merchant_id: 1,
-                title: "t".into(),
-                starts_at: now_ms() - 1_000,
-                ends_at: now_ms() + 600_000,
-                per_user_limit: 1,
-                hold_seconds: 60,
-                cancelled: false,
-                items: vec![ActivityItem {
-                    item_id: 1,
-                    animal_id: 1,
-                    slots: 10,
-                }],
-            }))
-        }
-
-        async fn pending_activities(&self, _now: i64) -> Result<Vec<i64>, StoreFailure> {
-            Ok(Vec::new())
-        }
-    }
-
-    /// A ledger whose reads can be held at a gate: each read says so on `entered` before it
-    /// waits there, so a test can act while the actor is mid-reload.
-    struct GatedStock {
-        left: AtomicI64,
-        gate: Semaphore,
-        entered: UnboundedSender<()>,
-    }
-
-    #[async_trait]
-    impl StockPort for GatedStock {
-        async fn stock_left(&self, _activity: &ActivityRecord) -> Result<i64, StoreFailure> {
-            let _ = self.entered.send(());
-            let permit = self.gate.acquire().await.expect("gate open");
-            drop(permit);
-            Ok(self.left.load(Ordering::SeqCst))
-        }
-    }
-
-    /// The next frame on `rx`, failing after a generous deadline.
-    async fn next_frame(rx: &mut OutboundRx, what: &str) -> serde_json::Value {
-        let frame = tokio::time::timeout(Duration::from_secs(10), rx.rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 10 s"))
-            .unwrap_or_else(|| panic!("queue closed before {what}"));
-        serde_json::from_str(&frame).expect("a JSON frame")
-    }
-
-    /// A stock change that reaches the actor while it reloads (an edit, a supervised restart)
-    /// still goes out: the reload reads the ledger's new count, and the change message that
-    /// follows must not be taken for "nothing new".
-    #[actix::test]
-    async fn a_stock_change_during_a_reload_reaches_the_subscribers() {
-        let (entered, mut reads): (_, UnboundedReceiver<()>) = unbounded_channel();
-        let stock = Arc::new(GatedStock {
-            left: AtomicI64::new(10),
-            gate: Semaphore::new(1),
-            entered,
-        });
-        let activities = Activities::new(
-            Arbiters::start(1),
-            Arc::new(OneActivity),
-            stock.clone(),
-            1_000,
-        );
-        let (out, mut rx) = Outbound::channel(64);
-        let sub = Subscriber {
-            conn_id: 1,
-            user: 7,
-            out: out.clone(),
-        };
-        activities.subscribe(
-            42,
-            sub,
-            Replier::new(
-                Some(1),
-                "activity.subscribe",
-                std::time::Instant::now(),
-                out,
-            ),
-        );
-        let reply = next_frame(&mut rx, "the subscribe reply").await;
-        assert_eq!(reply["ok"]["stock_left"], 10, "{reply}");
-
-        // The ledger moves to 9 and the actor starts reloading; its read waits at the gate.
-        let closed = stock.gate.acquire().await.expect("gate");
-        stock.left.store(9, Ordering::SeqCst);
-        while reads.try_recv().is_ok() {}
-        activities.changed(42);
-        tokio::time::timeout(Duration::from_secs(10), reads.recv())
-            .await
-            .expect("the reload reads the ledger");
-        // The claim desk's change arrives mid-reload, then the read completes.
-        activities.stock_changed(42, StockView { left: 9, held: 1 });
-        drop(closed);
-
-        let frame = next_frame(&mut rx, "activity.stock {left: 9}").await;
-        assert_eq!(
-            (frame["ev"].as_str(), frame["left"].as_i64()),
-            (Some("activity.stock"), Some(9)),
-            "{frame}"
-        );
-    }
 
     #[test]
     fn the_gap_grows_with_the_audience() {

@@ -31,11 +31,11 @@ pub struct Subscriber {
 
 /// The sessions watching one activity.
 #[derive(Default)]
-pub struct Subscribers {
+pub struct ActivitySubscribers {
     members: Mutex<HashMap<u64, Subscriber>>,
 }
 
-impl Subscribers {
+impl ActivitySubscribers {
     fn members(&self) -> MutexGuard<'_, HashMap<u64, Subscriber>> {
         // A panic while holding the lock leaves a plain map behind: still usable.
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
@@ -101,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn sends_once_to_each_and_drops_closed_connections() {
-        let subs = Subscribers::default();
+        let subs = ActivitySubscribers::default();
         let (a, mut rx_a) = Outbound::channel(4);
         let (b, rx_b) = Outbound::channel(4);
         subs.insert(Subscriber {

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use corral_protocol::UserId;
 
-use super::{ActivitySpec, ItemId, Refusal, StockView};
+use crate::ports::activities::{ActivityRecord, ItemId};
+use crate::ports::claims::{ClaimRefusal, StockLevel};
 
 /// What a claim request decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub enum Decision {
     /// The key was used before and took `item`: answer with that same claim.
     Seen(ItemId),
     /// No hold (recorded, so the key keeps yielding the same answer).
-    Refused(Refusal),
+    Refused(ClaimRefusal),
 }
 
 /// What a key stands for in the book.
@@ -28,7 +29,7 @@ enum KeyState {
     /// Took a slot of the item that went back to stock (expired or cancelled).
     Released(ItemId),
     /// Was refused.
-    Refused(Refusal),
+    Refused(ClaimRefusal),
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,7 +59,7 @@ pub struct StockBook {
 
 impl StockBook {
     /// A full book for `spec`, nothing claimed.
-    pub fn new(spec: &ActivitySpec) -> StockBook {
+    pub fn new(spec: &ActivityRecord) -> StockBook {
         let mut book = StockBook {
             per_user_limit: spec.per_user_limit,
             items: BTreeMap::new(),
@@ -108,17 +109,19 @@ impl StockBook {
     fn take(&mut self, user: UserId, item: Option<ItemId>) -> Decision {
         let chosen = match item {
             Some(item) => match self.items.get(&item) {
-                None => return Decision::Refused(Refusal::NoSuchItem),
-                Some(stock) if stock.free() <= 0 => return Decision::Refused(Refusal::SoldOut),
+                None => return Decision::Refused(ClaimRefusal::NoSuchItem),
+                Some(stock) if stock.free() <= 0 => {
+                    return Decision::Refused(ClaimRefusal::SoldOut);
+                }
                 Some(_) => item,
             },
             None => match self.available.first() {
                 Some(item) => *item,
-                None => return Decision::Refused(Refusal::SoldOut),
+                None => return Decision::Refused(ClaimRefusal::SoldOut),
             },
         };
         if self.users.get(&user).copied().unwrap_or(0) >= self.per_user_limit {
-            return Decision::Refused(Refusal::LimitReached);
+            return Decision::Refused(ClaimRefusal::LimitReached);
         }
         self.occupy(user, chosen, false);
         Decision::Take(chosen)
@@ -198,7 +201,7 @@ impl StockBook {
 
     /// Rebuilds from durable rows: every claim ever made, with whether it is active and
     /// whether it is confirmed.
-    pub fn restore(spec: &ActivitySpec, rows: &[RestoredClaim]) -> StockBook {
+    pub fn restore(spec: &ActivityRecord, rows: &[RestoredClaim]) -> StockBook {
         let mut book = StockBook::new(spec);
         for row in rows {
             let k = (row.user, row.key.clone());
@@ -214,7 +217,7 @@ impl StockBook {
 
     /// Whether the book was built for these rules (limit, items and their slots): an
     /// activity edited before its start gets a new book.
-    pub fn follows(&self, spec: &ActivitySpec) -> bool {
+    pub fn follows(&self, spec: &ActivityRecord) -> bool {
         self.per_user_limit == spec.per_user_limit
             && self.items.len() == spec.items.len()
             && spec.items.iter().all(|item| {
@@ -225,12 +228,12 @@ impl StockBook {
     }
 
     /// Free and held slot counts.
-    pub fn stock(&self) -> StockView {
+    pub fn stock(&self) -> StockLevel {
         let (left, held) = self
             .items
             .values()
             .fold((0, 0), |(l, h), s| (l + s.free().max(0), h + s.held));
-        StockView { left, held }
+        StockLevel { left, held }
     }
 }
 
@@ -255,19 +258,21 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::ItemSpec;
+    use crate::ports::activities::ActivityItem;
 
-    fn spec(items: &[(ItemId, i64)], limit: i64) -> ActivitySpec {
-        ActivitySpec {
+    fn spec(items: &[(ItemId, i64)], limit: i64) -> ActivityRecord {
+        ActivityRecord {
             id: 1,
             merchant_id: 9,
+            title: "t".into(),
             starts_at: 0,
             ends_at: 1_000,
             per_user_limit: limit,
-            hold_ms: 60_000,
+            hold_seconds: 60,
+            cancelled: false,
             items: items
                 .iter()
-                .map(|&(item_id, slots)| ItemSpec {
+                .map(|&(item_id, slots)| ActivityItem {
                     item_id,
                     animal_id: item_id,
                     slots,
@@ -285,15 +290,15 @@ mod tests {
             vec![
                 Decision::Take(10),
                 Decision::Take(10),
-                Decision::Refused(Refusal::SoldOut),
-                Decision::Refused(Refusal::SoldOut),
-                Decision::Refused(Refusal::SoldOut),
+                Decision::Refused(ClaimRefusal::SoldOut),
+                Decision::Refused(ClaimRefusal::SoldOut),
+                Decision::Refused(ClaimRefusal::SoldOut),
             ]
         );
-        assert_eq!(book.stock(), StockView { left: 1, held: 2 });
+        assert_eq!(book.stock(), StockLevel { left: 1, held: 2 });
         assert_eq!(
             book.decide(7, "k", Some(99)),
-            Decision::Refused(Refusal::NoSuchItem)
+            Decision::Refused(ClaimRefusal::NoSuchItem)
         );
     }
 
@@ -310,7 +315,7 @@ mod tests {
                 Decision::Take(10),
                 Decision::Take(11),
                 Decision::Take(12),
-                Decision::Refused(Refusal::SoldOut)
+                Decision::Refused(ClaimRefusal::SoldOut)
             ]
         );
         assert!(book.release(1, "k"));
@@ -324,13 +329,13 @@ mod tests {
         assert_eq!(book.decide(1, "b", None), Decision::Take(10));
         assert_eq!(
             book.decide(1, "c", None),
-            Decision::Refused(Refusal::LimitReached)
+            Decision::Refused(ClaimRefusal::LimitReached)
         );
         // The refused key keeps its answer even once the user is under the limit again.
         assert!(book.release(1, "a"));
         assert_eq!(
             book.decide(1, "c", None),
-            Decision::Refused(Refusal::LimitReached)
+            Decision::Refused(ClaimRefusal::LimitReached)
         );
         assert_eq!(book.decide(1, "d", None), Decision::Take(10));
     }
@@ -342,7 +347,7 @@ mod tests {
         assert_eq!(book.decide(1, "k", Some(11)), Decision::Seen(10));
         assert_eq!(book.stock().held, 1);
         book.undo(1, "k");
-        assert_eq!(book.stock(), StockView { left: 2, held: 0 });
+        assert_eq!(book.stock(), StockLevel { left: 2, held: 0 });
         assert_eq!(book.decide(1, "k", Some(11)), Decision::Take(11));
     }
 
@@ -352,19 +357,19 @@ mod tests {
         assert_eq!(book.decide(1, "k", None), Decision::Take(10));
         assert!(book.release(1, "k"));
         assert!(!book.release(1, "k"));
-        assert_eq!(book.stock(), StockView { left: 1, held: 0 });
+        assert_eq!(book.stock(), StockLevel { left: 1, held: 0 });
         // A late payment re-takes the free slot, confirmed.
         assert!(book.retake(1, "k", 10));
-        assert_eq!(book.stock(), StockView { left: 0, held: 0 });
+        assert_eq!(book.stock(), StockLevel { left: 0, held: 0 });
         // Nobody else can have it now.
         assert_eq!(
             book.decide(2, "k", None),
-            Decision::Refused(Refusal::SoldOut)
+            Decision::Refused(ClaimRefusal::SoldOut)
         );
         let mut other = StockBook::new(&spec(&[(10, 1)], 1));
         assert_eq!(other.decide(1, "k", None), Decision::Take(10));
         other.confirm(1, "k");
-        assert_eq!(other.stock(), StockView { left: 0, held: 0 });
+        assert_eq!(other.stock(), StockLevel { left: 0, held: 0 });
         assert!(!other.retake(2, "x", 10));
     }
 
@@ -399,12 +404,12 @@ mod tests {
         assert!(!book.follows(&spec(&[(10, 2), (11, 2)], 1)));
         assert!(!book.follows(&spec(&[(10, 2), (11, 1)], 2)));
         assert!(!book.follows(&spec(&[(10, 2)], 1)));
-        assert_eq!(book.stock(), StockView { left: 1, held: 1 });
+        assert_eq!(book.stock(), StockLevel { left: 1, held: 1 });
         assert_eq!(book.decide(1, "a", None), Decision::Seen(10));
         assert_eq!(book.decide(3, "c", None), Decision::Seen(10));
         assert_eq!(
             book.decide(1, "z", None),
-            Decision::Refused(Refusal::LimitReached)
+            Decision::Refused(ClaimRefusal::LimitReached)
         );
         assert_eq!(book.decide(3, "d", None), Decision::Take(10));
     }

@@ -1,13 +1,17 @@
-//! The node's claim desk: one [`Desk`] per activity in use (its spec, loaded once; its stock
-//! view; its expiry deadlines), and the flows that sessions and the payment webhook run
-//! through it: hold, cancel, pay, expire. Every change of a claim is pushed as
-//! `claim.updated` to each device of its claimant; stock changes are folded into a watch
-//! channel at most every [`STOCK_EVERY_MS`], which the activity's broadcaster forwards.
+//! The node's claim desk: one [`Desk`] per activity in use (the activity, loaded once; its
+//! expiry deadlines), and the flows that sessions and the payment webhook run through it:
+//! hold, cancel, pay, expire. Every change of a claim is pushed as `claim.updated` to each
+//! device of its claimant.
+//!
+//! Stock flows one way, out of the desk: each activity's stock is published on a watch
+//! channel ([`Claims::stock`]) at most every [`STOCK_EVERY_MS`], and the activity's actor
+//! subscribes to it. The channel belongs to the activity, not to one desk, so a subscription
+//! survives the desk's reload when the activity is edited.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytestring::ByteString;
@@ -16,15 +20,13 @@ use corral_protocol::{EpochMs, ErrorBody, ErrorCode, Push, UserId, reply};
 use dashmap::DashMap;
 use tokio::sync::{Notify, OnceCell, watch};
 
-use super::{
-    ActivityCatalog, ActivitySpec, ClaimLedger, ClaimRecord, HoldOutcome, LedgerError,
-    PaymentOutcome, StockView,
-};
-use crate::activities::Activities;
-use crate::activity::port::{ActivityRecord, StoreFailure};
 use crate::clock::now_ms;
 use crate::metric_catalogue as metric;
 use crate::ports::SocialStore;
+use crate::ports::activities::{ActivityCatalog, ActivityRecord};
+use crate::ports::claims::{
+    ClaimLedger, ClaimRecord, HoldOutcome, LedgerError, PaymentOutcome, StockLevel,
+};
 use crate::ports::cluster::ClusterEvent;
 use crate::users::UserSessions;
 
@@ -54,25 +56,24 @@ fn no_such(what: &str) -> ErrorBody {
 
 /// One activity's claim state on this node.
 pub struct Desk {
-    spec: ActivitySpec,
-    stock: watch::Sender<StockView>,
+    spec: ActivityRecord,
+    /// The activity's stock stream (shared with the desks that replace this one).
+    stock: watch::Sender<StockLevel>,
     /// Expiry times of holds this node knows about (earliest first).
     deadlines: Mutex<BinaryHeap<Reverse<EpochMs>>>,
     /// The stock may have moved since it was last published.
     dirty: AtomicBool,
     /// It moved through this node (the other nodes are told when it is published).
     moved_here: AtomicBool,
+    /// A change is pending (not only a backstop re-read): the level is published even when
+    /// it reads the same, as every change always was.
+    announce: AtomicBool,
     /// The spec was replaced (the activity was edited): the sweeper stops.
     retired: AtomicBool,
     wake: Notify,
 }
 
 impl Desk {
-    /// The activity's spec.
-    pub fn spec(&self) -> &ActivitySpec {
-        &self.spec
-    }
-
     fn next_deadline(&self) -> Option<EpochMs> {
         self.deadlines
             .lock()
@@ -113,6 +114,12 @@ impl Desk {
     }
 
     fn mark_dirty(&self) {
+        self.announce.store(true, Ordering::Release);
+        self.recheck();
+    }
+
+    /// Re-reads the stock at the next turn, publishing it only if it moved.
+    fn recheck(&self) {
         if !self.dirty.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
@@ -137,21 +144,13 @@ pub struct Claims {
     /// Confirmed claimants follow their animal's updates through it.
     social: Arc<dyn SocialStore>,
     desks: DashMap<ActivityId, Arc<OnceCell<Arc<Desk>>>>,
-    /// Itself, for the `&self` entry points that load desks.
-    me: Weak<Claims>,
-    /// The node's activities, told about stock changes (set once at start).
-    activities: OnceLock<Activities>,
+    /// Each activity's stock stream, created by its first desk and kept across reloads.
+    streams: DashMap<ActivityId, watch::Sender<StockLevel>>,
     /// A claim or cancel not settled by then answers `unavailable`.
     timeout: Duration,
 }
 
 impl Claims {
-    /// Sends each activity's coalesced stock changes to its actor (`activity.stock`,
-    /// `activity.ended {sold_out}`).
-    pub fn attach(&self, activities: Activities) {
-        let _ = self.activities.set(activities);
-    }
-
     /// A desk over `ledger` and `catalog`, pushing to `users`; confirmed claimants follow
     /// their animal through `social`. A claim or cancel unsettled after `timeout` answers
     /// `unavailable`.
@@ -162,14 +161,13 @@ impl Claims {
         social: Arc<dyn SocialStore>,
         timeout: Duration,
     ) -> Arc<Claims> {
-        Arc::new_cyclic(|me| Claims {
-            me: me.clone(),
+        Arc::new(Claims {
             ledger,
             catalog,
             users,
             social,
             desks: DashMap::new(),
-            activities: OnceLock::new(),
+            streams: DashMap::new(),
             timeout,
         })
     }
@@ -230,19 +228,28 @@ impl Claims {
         let cell = self.desks.entry(activity).or_default().clone();
         let loaded = cell
             .get_or_try_init(|| async {
-                let spec = match self.catalog.spec(activity).await {
-                    Ok(Some(spec)) => spec,
-                    Ok(None) => return Err(Load::Missing),
-                    Err(err) => return Err(Load::Ledger(err)),
+                // A cancelled activity takes no claims: it has no desk.
+                let spec = match self.catalog.activity(activity).await {
+                    Ok(Some(spec)) if !spec.cancelled => spec,
+                    Ok(_) => return Err(Load::Missing),
+                    Err(err) => return Err(Load::Ledger(err.into())),
                 };
                 let deadlines = self.ledger.recover(&spec).await.map_err(Load::Ledger)?;
                 let stock = self.ledger.stock(&spec).await.map_err(Load::Ledger)?;
+                let stream = self
+                    .streams
+                    .entry(activity)
+                    .or_insert_with(|| watch::channel(stock).0)
+                    .clone();
+                // A reloaded desk tells the subscribers what it read, if it moved.
+                stream.send_if_modified(|level| std::mem::replace(level, stock) != stock);
                 let desk = Arc::new(Desk {
                     spec,
-                    stock: watch::channel(stock).0,
+                    stock: stream,
                     deadlines: Mutex::new(deadlines.into_iter().map(Reverse).collect()),
                     dirty: AtomicBool::new(false),
                     moved_here: AtomicBool::new(false),
+                    announce: AtomicBool::new(false),
                     retired: AtomicBool::new(false),
                     wake: Notify::new(),
                 });
@@ -270,12 +277,37 @@ impl Claims {
         Ok(ids.len())
     }
 
-    /// The stock of `activity` and its changes (coalesced). `None` when it does not exist.
-    pub async fn watch_stock(
+    /// Subscribes to the stock of `activity`: its current level, then its changes
+    /// (coalesced to one every [`STOCK_EVERY_MS`]), across reloads of its desk. `None` when
+    /// there is no such claimable activity (missing or cancelled).
+    pub async fn stock(
         self: &Arc<Self>,
         activity: ActivityId,
-    ) -> Result<Option<watch::Receiver<StockView>>, LedgerError> {
+    ) -> Result<Option<watch::Receiver<StockLevel>>, LedgerError> {
         Ok(self.desk(activity).await?.map(|d| d.stock.subscribe()))
+    }
+
+    /// The ledger's stock of `activity` now (fresher than the stream's last coalesced
+    /// level), for a subscriber that starts watching. `None` when there is no such claimable
+    /// activity.
+    pub async fn level(
+        self: &Arc<Self>,
+        activity: ActivityId,
+    ) -> Result<Option<StockLevel>, LedgerError> {
+        match self.desk(activity).await? {
+            Some(desk) => Ok(Some(self.ledger.stock(&desk.spec).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The loaded desk of `activity` re-reads its stock and publishes it if it moved: a
+    /// backstop for changes whose announcement never reached this node.
+    pub fn reread(&self, activity: ActivityId) {
+        if let Some(cell) = self.desks.get(&activity)
+            && let Some(desk) = cell.get()
+        {
+            desk.recheck();
+        }
     }
 
     /// Forgets the cached spec of `activity` (it was edited or cancelled); the next use
@@ -319,7 +351,13 @@ impl Claims {
         params: ClaimParams,
     ) -> Result<ClaimOk, ErrorBody> {
         let Some(desk) = self.desk(params.activity).await? else {
-            return Err(match self.catalog.cancelled(params.activity).await? {
+            let cancelled = self
+                .catalog
+                .activity(params.activity)
+                .await
+                .map_err(LedgerError::from)?
+                .is_some_and(|a| a.cancelled);
+            return Err(match cancelled {
                 true => ErrorBody::new(ErrorCode::Ended, "the promotion was cancelled"),
                 false => no_such("activity"),
             });
@@ -438,7 +476,7 @@ impl Claims {
 
     /// A confirmed claimant follows updates about the animal they adopted. A failure here is
     /// logged, not returned: the payment itself is recorded and must be acknowledged.
-    async fn follow_adopted_animal(&self, spec: &ActivitySpec, claim: &ClaimRecord) {
+    async fn follow_adopted_animal(&self, spec: &ActivityRecord, claim: &ClaimRecord) {
         let Some(item) = spec.items.iter().find(|i| i.item_id == claim.item) else {
             return;
         };
@@ -490,6 +528,7 @@ impl Claims {
                 desk.dirty.store(false, Ordering::Release);
                 last_stock = now;
                 let moved_here = desk.moved_here.swap(false, Ordering::AcqRel);
+                let announce = desk.announce.swap(false, Ordering::AcqRel);
                 match self.ledger.stock(spec).await {
                     Ok(stock) => {
                         if moved_here {
@@ -497,14 +536,17 @@ impl Claims {
                                 .bus()
                                 .publish(ClusterEvent::StockMoved { activity: spec.id });
                         }
-                        desk.stock.send_replace(stock);
-                        if let Some(activities) = self.activities.get() {
-                            activities.stock_changed(spec.id, stock);
+                        if announce {
+                            desk.stock.send_replace(stock);
+                        } else {
+                            desk.stock
+                                .send_if_modified(|level| std::mem::replace(level, stock) != stock);
                         }
                     }
                     Err(err) => {
                         desk.dirty.store(true, Ordering::Release);
                         desk.moved_here.fetch_or(moved_here, Ordering::AcqRel);
+                        desk.announce.fetch_or(announce, Ordering::AcqRel);
                         tracing::warn!(%err, activity = spec.id, "stock read failed");
                     }
                 }
@@ -531,27 +573,6 @@ impl Claims {
                 _ = tokio::time::sleep(wait) => {}
                 _ = desk.wake.notified() => {}
             }
-        }
-    }
-}
-
-/// The activity actors' stock seam: slots left, from the ledger.
-#[async_trait::async_trait]
-impl crate::activity::port::StockView for Claims {
-    async fn stock_left(&self, activity: &ActivityRecord) -> Result<i64, StoreFailure> {
-        let failed = |e: LedgerError| StoreFailure(e.to_string());
-        let Some(me) = self.me.upgrade() else {
-            return Ok(activity.total_slots());
-        };
-        match me.desk(activity.id).await.map_err(failed)? {
-            Some(desk) => self
-                .ledger
-                .stock(&desk.spec)
-                .await
-                .map(|s| s.left)
-                .map_err(failed),
-            // Cancelled: nothing can be claimed.
-            None => Ok(0),
         }
     }
 }

@@ -49,14 +49,14 @@ pub enum Appended {
 }
 
 /// Why the message store failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ChatStoreError {
     /// The room (or the other user of a DM) does not exist.
     #[error("not found")]
     NotFound,
     /// The store is down or overloaded; nothing was stored.
     #[error("store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Durable chat storage.

@@ -6,7 +6,7 @@ use corral_protocol::ops::{AnimalId, Comment, Post, PostId};
 use corral_protocol::{EpochMs, UserId};
 
 /// Why a social operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SocialError {
     /// The user, post or comment does not exist (or the post was deleted).
     #[error("not found")]
@@ -19,7 +19,7 @@ pub enum SocialError {
     Invalid(String),
     /// The storage failed.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A post to store.

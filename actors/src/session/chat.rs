@@ -12,11 +12,11 @@ use corral_protocol::ops::{ChatOp, RoomId};
 use corral_protocol::{ErrorBody, ErrorCode, UserId};
 
 use super::Session;
-use crate::chat_reply::ChatReply;
 use crate::ports::Identity;
 use crate::ports::chat::ChatStoreError;
+use crate::replier::OnceReply;
 use crate::replier::Replier;
-use crate::room::{History, Join, Leave, Post, Room};
+use crate::room::{History, Join, Leave, Post, ROOM_RESTARTING, Room};
 
 /// A session's chat state.
 #[derive(Default)]
@@ -37,7 +37,7 @@ impl Session {
     ) {
         let user = who.user_id;
         let started = Instant::now();
-        let reply = ChatReply::new(replier);
+        let reply = OnceReply::new(replier, ROOM_RESTARTING);
         match op {
             ChatOp::RoomJoin(params) => {
                 let room = params.room;
@@ -169,7 +169,7 @@ impl Session {
         M: Message<Result = ()> + Send + 'static,
         Room: Handler<M>,
     {
-        let addr = self.hub.rooms.get(&self.hub, room);
+        let addr = self.hub.rooms.get(room);
         ctx.spawn(
             async move {
                 let _ = addr.send(msg).await;
@@ -181,7 +181,7 @@ impl Session {
     /// Leaves every joined room (the connection is closing).
     pub(super) fn leave_rooms(&mut self, user: UserId) {
         for room in self.chat.rooms.drain() {
-            let addr = self.hub.rooms.get(&self.hub, room);
+            let addr = self.hub.rooms.get(room);
             addr.do_send(Leave {
                 user,
                 conn_id: self.conn_id,

@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use corral_actors::claims::{
-    ActivitySpec, Decision, ItemId, LedgerError, Refusal, RestoredClaim, StockView,
-};
+use corral_actors::claims::{Decision, RestoredClaim};
 use corral_actors::metric_catalogue as metric;
+use corral_actors::ports::activities::{ActivityRecord, ItemId};
+use corral_actors::ports::claims::{ClaimRefusal, LedgerError, StockLevel};
 use corral_protocol::ops::ActivityId;
 use corral_protocol::{EpochMs, UserId};
 use redis::{AsyncCommands, Script};
@@ -63,7 +63,7 @@ pub struct RedisArbiter {
 
 fn unavailable(err: redis::RedisError) -> LedgerError {
     metrics::counter!(metric::REDIS_ERRORS, "area" => "claims").increment(1);
-    LedgerError::Unavailable(format!("redis: {err}"))
+    LedgerError::Unavailable(Box::new(err))
 }
 
 impl RedisArbiter {
@@ -89,7 +89,7 @@ impl RedisArbiter {
 
     async fn call(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         op: &str,
         args: &[String],
     ) -> Result<Vec<String>, LedgerError> {
@@ -133,7 +133,7 @@ impl RedisArbiter {
     }
 
     /// Every slot of the activity the script records as held (HSCAN of its keys hash).
-    pub async fn held(&self, spec: &ActivitySpec) -> Result<Vec<RedisHold>, LedgerError> {
+    pub async fn held(&self, spec: &ActivityRecord) -> Result<Vec<RedisHold>, LedgerError> {
         let [_, _, _, keys, _] = Self::keys(&self.redis.prefix, spec.id);
         let mut conn = self.redis.conn.clone();
         let mut iter = conn
@@ -159,7 +159,7 @@ impl RedisArbiter {
 
     async fn flag(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         op: &str,
         args: &[String],
     ) -> Result<bool, LedgerError> {
@@ -169,7 +169,7 @@ impl RedisArbiter {
 
 /// The stock rules the counters are built for (items and their slots, in item order): an
 /// edit before the start changes them, and the script rebuilds counters kept under others.
-fn rules(spec: &ActivitySpec) -> String {
+fn rules(spec: &ActivityRecord) -> String {
     let mut items: Vec<_> = spec.items.iter().map(|i| (i.item_id, i.slots)).collect();
     items.sort_unstable();
     items
@@ -180,7 +180,7 @@ fn rules(spec: &ActivitySpec) -> String {
 }
 
 /// When an activity's keys may go.
-fn expiry(spec: &ActivitySpec) -> EpochMs {
+fn expiry(spec: &ActivityRecord) -> EpochMs {
     spec.settled_at().saturating_add(KEEP_MS)
 }
 
@@ -248,9 +248,13 @@ async fn decide_group(redis: &RedisStore, script: &Script, asks: Vec<Ask>) {
             }
         }
         Err(err) => {
-            let err = unavailable(err);
+            // One failure answers every ask of the batch, each keeping the same cause.
+            metrics::counter!(metric::REDIS_ERRORS, "area" => "claims").increment(1);
+            let err = std::sync::Arc::new(err);
             for ask in asks {
-                let _ = ask.reply.send(Err(err.clone()));
+                let _ = ask
+                    .reply
+                    .send(Err(LedgerError::Unavailable(Box::new(err.clone()))));
             }
         }
     }
@@ -261,11 +265,11 @@ fn decision(kind: &str, value: &str) -> Result<Decision, LedgerError> {
     Ok(match kind {
         "take" => Decision::Take(parse_item(value)?),
         "seen" => Decision::Seen(parse_item(value)?),
-        "refused" => Decision::Refused(Refusal::parse(value).unwrap_or(Refusal::SoldOut)),
+        "refused" => Decision::Refused(ClaimRefusal::parse(value).unwrap_or(ClaimRefusal::SoldOut)),
         other => {
-            return Err(LedgerError::Unavailable(format!(
-                "claim script answered {other:?}"
-            )));
+            return Err(LedgerError::Unavailable(
+                format!("claim script answered {other:?}").into(),
+            ));
         }
     })
 }
@@ -284,7 +288,7 @@ impl SlotArbiter for RedisArbiter {
 
     async fn decide(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         item: Option<ItemId>,
@@ -304,7 +308,7 @@ impl SlotArbiter for RedisArbiter {
 
     async fn undo(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         epoch: Option<i64>,
@@ -317,7 +321,7 @@ impl SlotArbiter for RedisArbiter {
 
     async fn release(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
     ) -> Result<(), LedgerError> {
@@ -328,7 +332,7 @@ impl SlotArbiter for RedisArbiter {
 
     async fn confirm(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
     ) -> Result<(), LedgerError> {
@@ -339,7 +343,7 @@ impl SlotArbiter for RedisArbiter {
 
     async fn retake(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         user: UserId,
         key: &str,
         item: ItemId,
@@ -352,14 +356,14 @@ impl SlotArbiter for RedisArbiter {
         .await
     }
 
-    async fn ready(&self, spec: &ActivitySpec) -> Result<bool, LedgerError> {
+    async fn ready(&self, spec: &ActivityRecord) -> Result<bool, LedgerError> {
         let reply = self.call(spec, "ready", &[rules(spec)]).await?;
         Ok(reply.first().is_some_and(|epoch| !epoch.is_empty()))
     }
 
     async fn restore(
         &self,
-        spec: &ActivitySpec,
+        spec: &ActivityRecord,
         rows: &[RestoredClaim],
         epoch: Option<i64>,
     ) -> Result<(), LedgerError> {
@@ -394,13 +398,13 @@ impl SlotArbiter for RedisArbiter {
         Ok(())
     }
 
-    async fn stock(&self, spec: &ActivitySpec) -> Result<Option<StockView>, LedgerError> {
+    async fn stock(&self, spec: &ActivityRecord) -> Result<Option<StockLevel>, LedgerError> {
         let reply = self.call(spec, "stock", &[]).await?;
         if reply.first().map(String::as_str) == Some("uninit") {
             return Ok(None);
         }
         let num = |i: usize| reply.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Ok(Some(StockView {
+        Ok(Some(StockLevel {
             left: num(0),
             held: num(1),
         }))

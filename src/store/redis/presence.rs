@@ -33,7 +33,7 @@ pub struct RedisPresence {
 
 fn failed(err: redis::RedisError) -> ChatStoreError {
     metrics::counter!(metric::REDIS_ERRORS, "area" => "presence").increment(1);
-    ChatStoreError::Unavailable(format!("presence: {err}"))
+    ChatStoreError::Unavailable(Box::new(err))
 }
 
 impl RedisPresence {

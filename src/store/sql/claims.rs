@@ -6,11 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use corral_actors::ActivityStore;
-use corral_actors::claims::{
-    ActivityCatalog, ActivitySpec, ClaimRecord, ItemSpec, LedgerError, RestoredClaim,
-};
+use corral_actors::claims::RestoredClaim;
 use corral_actors::metric_catalogue as metric;
+use corral_actors::ports::activities::{ActivityCatalog, ActivityRecord, CatalogError};
+use corral_actors::ports::claims::{ClaimRecord, LedgerError};
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 use corral_protocol::{EpochMs, UserId};
 use sqlx::any::AnyRow;
@@ -29,7 +28,7 @@ const MAX_BATCH: usize = 512;
 
 impl From<StoreError> for LedgerError {
     fn from(err: StoreError) -> Self {
-        LedgerError::Unavailable(err.to_string())
+        LedgerError::Unavailable(Box::new(err))
     }
 }
 
@@ -468,61 +467,41 @@ impl ClaimRepo {
     }
 }
 
-/// Activity specs for the claim desk, read through the promotions store.
+/// The activity catalogue over the promotions tables, for the Activity actors and the claim
+/// desk.
 pub struct SqlCatalog {
     db: Arc<ActivityRepo>,
 }
 
 impl SqlCatalog {
-    /// A catalog over the activities' repository.
+    /// A catalogue over the activities' repository.
     pub fn new(activities: Arc<ActivityRepo>) -> SqlCatalog {
         SqlCatalog { db: activities }
     }
 }
 
+fn unavailable(err: StoreError) -> CatalogError {
+    CatalogError(Box::new(err))
+}
+
 #[async_trait]
 impl ActivityCatalog for SqlCatalog {
-    async fn spec(&self, id: ActivityId) -> Result<Option<ActivitySpec>, LedgerError> {
-        let record = ActivityStore::activity(self.db.as_ref(), id)
-            .await
-            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
-        Ok(record.filter(|r| !r.cancelled).map(|r| ActivitySpec {
-            id,
-            merchant_id: r.merchant_id,
-            starts_at: r.starts_at,
-            ends_at: r.ends_at,
-            per_user_limit: r.per_user_limit,
-            hold_ms: r.hold_seconds.saturating_mul(1000),
-            items: r
-                .items
-                .iter()
-                .map(|i| ItemSpec {
-                    item_id: i.item_id,
-                    animal_id: i.animal_id,
-                    slots: i.slots,
-                })
-                .collect(),
-        }))
+    async fn activity(&self, id: ActivityId) -> Result<Option<ActivityRecord>, CatalogError> {
+        self.db.activity_record(id).await.map_err(unavailable)
     }
 
-    async fn cancelled(&self, id: ActivityId) -> Result<bool, LedgerError> {
-        let record = ActivityStore::activity(self.db.as_ref(), id)
-            .await
-            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
-        Ok(record.is_some_and(|r| r.cancelled))
+    async fn pending_activities(&self, now: EpochMs) -> Result<Vec<ActivityId>, CatalogError> {
+        self.db.pending_activity_ids(now).await.map_err(unavailable)
     }
 
-    async fn with_outstanding_holds(&self) -> Result<Vec<ActivityId>, LedgerError> {
+    async fn with_outstanding_holds(&self) -> Result<Vec<ActivityId>, CatalogError> {
         let db = &self.db;
         let rows = sqlx::query("SELECT DISTINCT activity_id FROM claims WHERE status = 'held'")
             .fetch_all(&db.pool)
             .await
-            .map_err(StoreError::from)?;
+            .map_err(|e| unavailable(e.into()))?;
         rows.iter()
-            .map(|r| {
-                r.try_get::<i64, _>(0)
-                    .map_err(|e| StoreError::from(e).into())
-            })
+            .map(|r| r.try_get::<i64, _>(0).map_err(|e| unavailable(e.into())))
             .collect()
     }
 }

@@ -24,7 +24,7 @@ impl From<StoreError> for SocialError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => SocialError::NotFound,
-            other => SocialError::Storage(other.to_string()),
+            other => SocialError::Storage(Box::new(other)),
         }
     }
 }

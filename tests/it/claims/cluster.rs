@@ -20,7 +20,8 @@ async fn reconciliation_returns_orphan_slots_in_redis() {
     use corral::store::redis::ledger::RedisArbiter;
     use corral::store::sql::ActivityRepo;
     use corral::store::sql::claims::{ClaimRows, SqlCatalog};
-    use corral_actors::claims::{ActivityCatalog, Decision};
+    use corral_actors::ActivityCatalog;
+    use corral_actors::claims::Decision;
 
     const SLOTS: i64 = 12;
     let prefix = unique("corral_test") + ":";
@@ -46,7 +47,7 @@ async fn reconciliation_returns_orphan_slots_in_redis() {
 
     let db = Arc::new(ActivityRepo::new(&app.state.db));
     let catalog = Arc::new(SqlCatalog::new(db.clone()));
-    let spec = catalog.spec(activity).await.unwrap().expect("spec");
+    let spec = catalog.activity(activity).await.unwrap().expect("spec");
     let arbiter = RedisArbiter::new(app.state.redis.clone().expect("redis"))
         .await
         .unwrap();
@@ -174,7 +175,7 @@ async fn claim_updates_and_stock_reach_the_other_node() {
 /// Slots left in the Redis counters of `spec` (which must stand).
 async fn left(
     arbiter: &corral::store::redis::ledger::RedisArbiter,
-    spec: &corral_actors::claims::ActivitySpec,
+    spec: &corral_actors::ActivityRecord,
 ) -> i64 {
     use corral::store::ledger::SlotArbiter;
     let stock = arbiter.stock(spec).await.expect("stock read");

@@ -57,7 +57,7 @@ pub async fn check_history(
         .state
         .hub
         .claims
-        .watch_stock(activity)
+        .stock(activity)
         .await
         .expect("stock")
         .expect("activity");

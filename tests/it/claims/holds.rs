@@ -139,7 +139,7 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
         .state
         .hub
         .claims
-        .watch_stock(activity)
+        .stock(activity)
         .await
         .expect("stock")
         .expect("activity");

@@ -42,7 +42,7 @@ async fn watchers_on_a_budget(watchers: usize, slots: usize) -> Budgeted {
         .state
         .hub
         .claims
-        .watch_stock(activity)
+        .stock(activity)
         .await
         .expect("stock")
         .expect("activity");
@@ -64,7 +64,7 @@ struct Budgeted {
     claimant: WsClient,
     watchers: Vec<WsClient>,
     /// The claim desk's coalesced stock: a count shown here has been handed to the actor.
-    desk: tokio::sync::watch::Receiver<corral_actors::claims::StockView>,
+    desk: tokio::sync::watch::Receiver<corral_actors::ports::claims::StockLevel>,
     /// Slots of the activity.
     slots: i64,
     /// The least time between two stock frames.

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use proptest::prelude::*;
 
 use super::*;
-use crate::claims::ItemSpec;
+use crate::ports::activities::ActivityItem;
 
 const USERS: i64 = 5;
 const KEYS: usize = 4;
@@ -22,7 +22,7 @@ enum State {
     Held(ItemId),
     Confirmed(ItemId),
     Released(ItemId),
-    Refused(Refusal),
+    Refused(ClaimRefusal),
 }
 
 #[derive(Debug, Clone)]
@@ -65,18 +65,20 @@ struct Model {
 }
 
 impl Model {
-    fn spec(&self) -> ActivitySpec {
-        ActivitySpec {
+    fn spec(&self) -> ActivityRecord {
+        ActivityRecord {
             id: 1,
             merchant_id: 9,
+            title: "t".into(),
             starts_at: 0,
             ends_at: 1_000,
             per_user_limit: self.limit,
-            hold_ms: 60_000,
+            hold_seconds: 60,
+            cancelled: false,
             items: self
                 .slots
                 .iter()
-                .map(|(&item_id, &slots)| ItemSpec {
+                .map(|(&item_id, &slots)| ActivityItem {
                     item_id,
                     animal_id: item_id,
                     slots,
@@ -115,18 +117,20 @@ impl Model {
             None => {}
         }
         let chosen = match item {
-            Some(item) if !self.slots.contains_key(&item) => Err(Refusal::NoSuchItem),
-            Some(item) if self.free(item) <= 0 => Err(Refusal::SoldOut),
+            Some(item) if !self.slots.contains_key(&item) => Err(ClaimRefusal::NoSuchItem),
+            Some(item) if self.free(item) <= 0 => Err(ClaimRefusal::SoldOut),
             Some(item) => Ok(item),
             None => self
                 .slots
                 .keys()
                 .copied()
                 .find(|&i| self.free(i) > 0)
-                .ok_or(Refusal::SoldOut),
+                .ok_or(ClaimRefusal::SoldOut),
         };
         let decision = match chosen {
-            Ok(_) if self.active(user) >= self.limit => Decision::Refused(Refusal::LimitReached),
+            Ok(_) if self.active(user) >= self.limit => {
+                Decision::Refused(ClaimRefusal::LimitReached)
+            }
             Ok(item) => Decision::Take(item),
             Err(refusal) => Decision::Refused(refusal),
         };
@@ -161,11 +165,11 @@ impl Model {
             .collect()
     }
 
-    fn stock(&self) -> StockView {
+    fn stock(&self) -> StockLevel {
         let (left, held) = self.slots.keys().fold((0, 0), |(l, h), &item| {
             (l + self.free(item).max(0), h + self.occupied(item).0)
         });
-        StockView { left, held }
+        StockLevel { left, held }
     }
 }
 

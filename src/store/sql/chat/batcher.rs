@@ -142,9 +142,12 @@ async fn run(db: Db, config: BatchConfig, mut rx: mpsc::Receiver<Job>) {
             Err(err) => {
                 tracing::error!(%err, batch = jobs.len(), "message batch failed to commit");
                 metrics::counter!(metric::STORE_BATCH_FAILURES).increment(1);
-                let why = err.to_string();
+                // Every job of the batch fails with the same cause.
+                let err = std::sync::Arc::new(err);
                 for job in jobs {
-                    let _ = job.done.send(Err(ChatStoreError::Unavailable(why.clone())));
+                    let _ = job
+                        .done
+                        .send(Err(ChatStoreError::Unavailable(Box::new(err.clone()))));
                 }
             }
         }

@@ -35,7 +35,7 @@ impl SqlMessageStore {
 fn unavailable(err: impl Into<StoreError>) -> ChatStoreError {
     let err = err.into();
     tracing::warn!(%err, "chat store error");
-    ChatStoreError::Unavailable(err.to_string())
+    ChatStoreError::Unavailable(Box::new(err))
 }
 
 const MESSAGE_COLUMNS: &str = "room_id, seq, user_id, text, ts, client_msg_id";

@@ -1,7 +1,6 @@
-//! Activities (promotions) and their items, and the Activity actor's ports over them.
+//! Activities (promotions) and their items, read as the actors' one activity model.
 
-use async_trait::async_trait;
-use corral_actors::{ActivityItem, ActivityRecord, ActivityStore, StoreFailure};
+use corral_actors::{ActivityItem, ActivityRecord};
 use corral_protocol::EpochMs;
 use corral_protocol::ops::ActivityId;
 use serde_json::json;
@@ -57,7 +56,7 @@ async fn insert_items(
     Ok(())
 }
 
-/// Activities and their items: the `ActivityStore` port on SQL, and the merchants' edits.
+/// Activities and their items (read by `SqlCatalog`), and the merchants' edits.
 #[derive(Clone)]
 pub struct ActivityRepo {
     pub(in crate::store) pool: AnyPool,
@@ -260,19 +259,4 @@ pub(crate) fn item_of(row: &AnyRow) -> Result<ActivityItem, StoreError> {
         animal_id: row.try_get("animal_id")?,
         slots: row.try_get("slots")?,
     })
-}
-
-fn failure(err: StoreError) -> StoreFailure {
-    StoreFailure(err.to_string())
-}
-
-#[async_trait]
-impl ActivityStore for ActivityRepo {
-    async fn activity(&self, id: ActivityId) -> Result<Option<ActivityRecord>, StoreFailure> {
-        self.activity_record(id).await.map_err(failure)
-    }
-
-    async fn pending_activities(&self, now: EpochMs) -> Result<Vec<ActivityId>, StoreFailure> {
-        self.pending_activity_ids(now).await.map_err(failure)
-    }
 }

@@ -1,4 +1,4 @@
-//! Ports: the traits actors need from the outside world, implemented by the server crate.
+//! The auth port: checking the bearer tokens connections and requests present.
 
 use corral_protocol::{Role, UserId};
 
@@ -41,12 +41,3 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` and returns the identity it carries.
     fn verify(&self, token: &str) -> Result<Identity, AuthError>;
 }
-
-pub mod chat;
-pub mod cluster;
-pub mod rates;
-mod social;
-
-pub use social::{
-    CommentAdded, FollowCounts, LikeChange, NewPost, SocialError, SocialStore, UserPage,
-};

@@ -1,0 +1,94 @@
+//! The activity catalogue port: the one model of an activity (a promotion) and its items, and
+//! the one trait that loads them. The Activity actors read it for their schedule, the claim
+//! desk for its claim rules; the server implements it over the promotions tables.
+
+use async_trait::async_trait;
+use corral_protocol::ops::{ActivityId, ActivityState};
+use corral_protocol::{EpochMs, UserId};
+
+/// Item ids (`activity_items.id`): one animal offered in one activity.
+pub type ItemId = i64;
+
+/// One item of an activity: an animal offered with a number of claim slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityItem {
+    /// The item id (`activity_items.id`), what claims name.
+    pub item_id: ItemId,
+    /// The animal offered (a confirmed claimant follows its updates).
+    pub animal_id: i64,
+    /// How many claims it can take.
+    pub slots: i64,
+}
+
+/// An activity as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityRecord {
+    /// Its id.
+    pub id: ActivityId,
+    /// The merchant running it (the user who owns it).
+    pub merchant_id: UserId,
+    /// Its title.
+    pub title: String,
+    /// Claims are accepted from this instant (server clock)...
+    pub starts_at: EpochMs,
+    /// ...until this one (exclusive).
+    pub ends_at: EpochMs,
+    /// Active (held + confirmed) claims one user may have.
+    pub per_user_limit: i64,
+    /// How long a hold lasts before it expires unpaid.
+    pub hold_seconds: i64,
+    /// Whether it was cancelled.
+    pub cancelled: bool,
+    /// Its items, in id order.
+    pub items: Vec<ActivityItem>,
+}
+
+impl ActivityRecord {
+    /// Slots over every item.
+    pub fn total_slots(&self) -> i64 {
+        self.items.iter().map(|i| i.slots).sum()
+    }
+
+    /// How long a hold lasts unpaid, in milliseconds.
+    pub fn hold_ms(&self) -> EpochMs {
+        self.hold_seconds.saturating_mul(1000)
+    }
+
+    /// When nothing about the activity's claims can change any more by itself: its end plus
+    /// one hold time (ledger keys may be dropped after that).
+    pub fn settled_at(&self) -> EpochMs {
+        self.ends_at.saturating_add(self.hold_ms())
+    }
+
+    /// Its state at `now` by the clock alone (a sold-out end is known only to its actor).
+    pub fn state_at(&self, now: EpochMs) -> ActivityState {
+        if self.cancelled {
+            ActivityState::Cancelled
+        } else if now >= self.ends_at {
+            ActivityState::Ended
+        } else if now >= self.starts_at {
+            ActivityState::Live
+        } else {
+            ActivityState::Scheduled
+        }
+    }
+}
+
+/// The catalogue's storage failed; the caller retries later.
+#[derive(Debug, thiserror::Error)]
+#[error("activity catalogue: {0}")]
+pub struct CatalogError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Where activities come from.
+#[async_trait]
+pub trait ActivityCatalog: Send + Sync + 'static {
+    /// The activity with its items, if it exists (cancelled ones included).
+    async fn activity(&self, id: ActivityId) -> Result<Option<ActivityRecord>, CatalogError>;
+
+    /// Activities not cancelled whose `ends_at` is after `now`: the ones whose actors (and
+    /// timers) a node starts at boot.
+    async fn pending_activities(&self, now: EpochMs) -> Result<Vec<ActivityId>, CatalogError>;
+
+    /// Activities with holds still outstanding (their expiries must be re-armed at start).
+    async fn with_outstanding_holds(&self) -> Result<Vec<ActivityId>, CatalogError>;
+}
