@@ -50,7 +50,8 @@ use corral_actors::ports::rates::SharedRates;
 use tokio::sync::mpsc;
 
 use crate::config::{RedisSettings, WsSettings};
-use ledger::{BookArbiter, DurableLedger};
+use ledger::DurableLedger;
+use memory::BookArbiter;
 use memory::LocalBroker;
 use reconcile::Reconciler;
 use redis::ledger::RedisArbiter;

@@ -1,12 +1,12 @@
 //! The [`ClaimLedger`] adapters: a [`SlotArbiter`] decides atomically who gets a slot (the
-//! in-process [`BookArbiter`] on one node, the Redis Lua script across a cluster) and
+//! in-process `BookArbiter` on one node, the Redis Lua script across a cluster) and
 //! [`DurableLedger`] pairs it with the SQL claim rows, so that a hold is answered only after
 //! its row is committed, and a slot taken for a write that then failed is given back.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use corral_actors::claims::{Decision, RestoredClaim, StockBook};
+use corral_actors::claims::{Decision, RestoredClaim};
 use corral_actors::ports::activities::{ActivityRecord, ItemId};
 use corral_actors::ports::claims::{
     ClaimLedger, ClaimRecord, HoldOutcome, LedgerError, PaymentOutcome, StockLevel,
@@ -14,7 +14,6 @@ use corral_actors::ports::claims::{
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 use corral_protocol::{EpochMs, UserId};
 use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 
 use super::sql::claims::{ClaimRows, Deadline, NewHold};
 
@@ -90,120 +89,6 @@ pub trait SlotArbiter: Send + Sync + 'static {
     ) -> Result<(), LedgerError>;
     /// Current stock; `None` when the arbiter has no counters for the activity.
     async fn stock(&self, spec: &ActivityRecord) -> Result<Option<StockLevel>, LedgerError>;
-}
-
-/// The embedded arbiter: one [`StockBook`] per activity, in process memory.
-#[derive(Default)]
-pub struct BookArbiter {
-    books: DashMap<ActivityId, Mutex<StockBook>>,
-}
-
-impl BookArbiter {
-    fn with<T>(&self, id: ActivityId, f: impl FnOnce(&mut StockBook) -> T) -> Option<T> {
-        let entry = self.books.get(&id)?;
-        let mut book = entry.lock().ok()?;
-        Some(f(&mut book))
-    }
-}
-
-#[async_trait]
-impl SlotArbiter for BookArbiter {
-    fn fenced(&self) -> bool {
-        // The books live and die with the process, and so do the holds being written.
-        false
-    }
-
-    async fn decide(
-        &self,
-        spec: &ActivityRecord,
-        user: UserId,
-        key: &str,
-        item: Option<ItemId>,
-    ) -> Result<Option<Ruled>, LedgerError> {
-        Ok(self.with(spec.id, |b| Ruled {
-            decision: b.decide(user, key, item),
-            epoch: None,
-        }))
-    }
-
-    async fn undo(
-        &self,
-        spec: &ActivityRecord,
-        user: UserId,
-        key: &str,
-        _epoch: Option<i64>,
-    ) -> Result<(), LedgerError> {
-        self.with(spec.id, |b| b.undo(user, key));
-        Ok(())
-    }
-
-    async fn release(
-        &self,
-        spec: &ActivityRecord,
-        user: UserId,
-        key: &str,
-    ) -> Result<(), LedgerError> {
-        self.with(spec.id, |b| b.release(user, key));
-        Ok(())
-    }
-
-    async fn confirm(
-        &self,
-        spec: &ActivityRecord,
-        user: UserId,
-        key: &str,
-    ) -> Result<(), LedgerError> {
-        self.with(spec.id, |b| b.confirm(user, key));
-        Ok(())
-    }
-
-    async fn retake(
-        &self,
-        spec: &ActivityRecord,
-        user: UserId,
-        key: &str,
-        item: ItemId,
-    ) -> Result<bool, LedgerError> {
-        Ok(self
-            .with(spec.id, |b| b.retake(user, key, item))
-            .unwrap_or(false))
-    }
-
-    async fn ready(&self, spec: &ActivityRecord) -> Result<bool, LedgerError> {
-        Ok(self.with(spec.id, |b| b.follows(spec)).unwrap_or(false))
-    }
-
-    async fn restore(
-        &self,
-        spec: &ActivityRecord,
-        rows: &[RestoredClaim],
-        _epoch: Option<i64>,
-    ) -> Result<(), LedgerError> {
-        // A book already kept is the live truth (it may be ahead of the rows by in-flight
-        // holds); it is rebuilt only when the rules changed, which edits allow before the
-        // start alone, when nothing can be held.
-        let fresh = || Mutex::new(StockBook::restore(spec, rows));
-        match self.books.entry(spec.id) {
-            Entry::Occupied(mut kept) => {
-                let current = kept
-                    .get()
-                    .lock()
-                    .map(|book| book.follows(spec))
-                    .unwrap_or(false);
-                if !current {
-                    kept.insert(fresh());
-                }
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(fresh());
-            }
-        }
-        Ok(())
-    }
-
-    async fn stock(&self, spec: &ActivityRecord) -> Result<Option<StockLevel>, LedgerError> {
-        Ok(self.with(spec.id, |b| b.stock()))
-    }
 }
 
 /// A [`ClaimLedger`]: decisions by `A`, durable rows in SQL.
