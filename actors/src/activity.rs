@@ -34,7 +34,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytestring::ByteString;
 use corral_protocol::ops::{ActivityId, ActivityState, ActivitySubscribeOk, EndReason};
-use corral_protocol::{EpochMs, ErrorCode, Push, reply};
+use corral_protocol::{EpochMs, ErrorBody, ErrorCode, Push, reply};
 use dashmap::DashMap;
 use tokio::sync::watch;
 
@@ -74,14 +74,14 @@ pub enum ActivityError {
     Unavailable,
 }
 
-impl ActivityError {
-    /// The protocol code for this error.
-    pub fn code(&self) -> ErrorCode {
-        match self {
+impl From<ActivityError> for ErrorBody {
+    fn from(err: ActivityError) -> Self {
+        let code = match err {
             ActivityError::NotFound => ErrorCode::NotFound,
             ActivityError::Over(_) => ErrorCode::Ended,
             ActivityError::Unavailable => ErrorCode::Unavailable,
-        }
+        };
+        ErrorBody::new(code, err.to_string())
     }
 }
 

@@ -12,7 +12,7 @@ use corral_actors::broadcasts;
 use corral_actors::clock::now_ms;
 use corral_actors::{ActivityError, ActivityRecord, ActivitySnapshot};
 use corral_protocol::ops::{ActivityId, ActivityState};
-use corral_protocol::{EpochMs, ErrorCode, Push, Role, UserId, reply};
+use corral_protocol::{EpochMs, ErrorBody, ErrorCode, Push, Role, UserId, reply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -263,13 +263,6 @@ impl From<ActivitySnapshot> for ActivityView {
     }
 }
 
-fn activity_error(err: ActivityError) -> ApiError {
-    match err {
-        ActivityError::NotFound => ApiError::new(ErrorCode::NotFound, "no such activity"),
-        other => ApiError::new(other.code(), other.to_string()),
-    }
-}
-
 /// The activity `id`, which `caller` must run (or be an admin) to change.
 async fn owned_activity(
     state: &AppState,
@@ -344,7 +337,7 @@ pub async fn get(
         .activities
         .snapshot(path.into_inner())
         .await
-        .map_err(activity_error)?;
+        .map_err(ErrorBody::from)?;
     Ok(HttpResponse::Ok().json(ActivityView::from(snapshot)))
 }
 
@@ -465,7 +458,7 @@ pub async fn broadcast(
     let record = owned_activity(&state, &caller, id).await?;
     let ts = now_ms();
     if let state @ (ActivityState::Ended | ActivityState::Cancelled) = record.state_at(ts) {
-        return Err(activity_error(ActivityError::Over(state)));
+        return Err(ErrorBody::from(ActivityError::Over(state)).into());
     }
     state
         .repos
@@ -486,7 +479,7 @@ pub async fn broadcast(
     }));
     let delivered = broadcasts::broadcast(&state.hub, id, record.merchant_id, frame)
         .await
-        .map_err(activity_error)?;
+        .map_err(ErrorBody::from)?;
     Ok(HttpResponse::Accepted().json(BroadcastQueued {
         activity_id: id,
         ts,
