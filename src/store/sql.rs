@@ -107,6 +107,11 @@ pub struct Db {
     pub pool: AnyPool,
     /// The engine.
     pub backend: Backend,
+    /// How long a caller waits for a write before it is answered `unavailable`
+    /// (`database.statement_timeout_ms`). PostgreSQL cancels a statement at the same deadline,
+    /// but only a statement it received: a connection that hangs (a stalled network or
+    /// server) is bounded by this wait alone.
+    pub deadline: Duration,
 }
 
 /// Creates `file` (if missing) readable and writable by the owner only, or narrows an existing
@@ -231,7 +236,11 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            deadline: Duration::from_millis(settings.statement_timeout_ms.max(1)),
+        })
     }
 
     /// Applies the engine's migrations.

@@ -10,7 +10,7 @@
 //! and prepared once per connection.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use corral_actors::metric_catalogue as metric;
 use corral_actors::ports::chat::{Appended, ChatStoreError, NewMessage};
@@ -96,17 +96,25 @@ impl Batcher {
         Batcher { writers }
     }
 
-    /// Queues `message` and waits for its transaction to commit.
-    pub(super) async fn append(&self, message: NewMessage) -> Outcome {
+    /// Queues `message` and waits for its transaction to commit, at most `deadline`: past it
+    /// the sender is answered `unavailable` (the write may still commit; a retry with the same
+    /// `client_msg_id` finds it rather than storing it twice).
+    pub(super) async fn append(&self, message: NewMessage, deadline: Duration) -> Outcome {
         let (done, outcome) = oneshot::channel();
         let shard = message.room.rem_euclid(self.writers.len() as i64) as usize;
-        self.writers[shard]
-            .send(Job { message, done })
+        let writer = &self.writers[shard];
+        let committed = async {
+            writer
+                .send(Job { message, done })
+                .await
+                .map_err(|_| ChatStoreError::Unavailable("the message store is stopped".into()))?;
+            outcome
+                .await
+                .map_err(|_| ChatStoreError::Unavailable("the message store is stopped".into()))?
+        };
+        tokio::time::timeout(deadline, committed)
             .await
-            .map_err(|_| ChatStoreError::Unavailable("the message store is stopped".into()))?;
-        outcome
-            .await
-            .map_err(|_| ChatStoreError::Unavailable("the message store is stopped".into()))?
+            .unwrap_or_else(|elapsed| Err(ChatStoreError::Unavailable(Box::new(elapsed))))
     }
 }
 

@@ -70,7 +70,7 @@ impl MessageStore for SqlMessageStore {
     }
 
     async fn append(&self, message: NewMessage) -> Result<Appended, ChatStoreError> {
-        self.batcher.append(message).await
+        self.batcher.append(message, self.db.deadline).await
     }
 
     async fn range(
