@@ -5,8 +5,6 @@
 //! node, a false sold-out, claims hanging instead of failing closed, returned slots nobody
 //! announced. Each prints what a client saw (for RELIABILITY.md).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use corral::config::{Secret, Settings};
@@ -17,92 +15,8 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::claims::{Promo, bulk_users, now_ms, seed};
-use crate::support::node::free_port;
-use crate::support::{TestApp, WAIT, WsClient, check, unique, wait_until};
-
-/// A `redis-server` of this test alone, on its own port, keeping nothing on disk: stopping
-/// it and starting it again is Redis restarting empty.
-struct PrivateRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    async fn start() -> PrivateRedis {
-        let dir = std::env::temp_dir().join(unique("corral-redis"));
-        std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut redis = PrivateRedis {
-            port: free_port(),
-            dir,
-            child: None,
-        };
-        redis.run().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (CI installs it)");
-        self.child = Some(child);
-        wait_until("redis-server answers", WAIT, async || self.ping().await).await;
-    }
-
-    async fn ping(&self) -> redis::RedisResult<()> {
-        let client = redis::Client::open(self.url())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await?;
-        Ok(())
-    }
-
-    /// Kills the server: everything it held is gone.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again, empty, on the same port.
-    async fn restart(&mut self) {
-        self.stop();
-        self.run().await;
-    }
-
-    /// `CLIENT PAUSE ms ALL`: Redis accepts commands and answers none for `ms`.
-    async fn pause(&self, ms: u64) {
-        let client = redis::Client::open(self.url()).expect("url");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis");
-        redis::cmd("CLIENT")
-            .arg("PAUSE")
-            .arg(ms)
-            .arg("ALL")
-            .query_async::<()>(&mut conn)
-            .await
-            .expect("client pause");
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use crate::support::redis::PrivateRedis;
+use crate::support::{TestApp, WAIT, WsClient, check, wait_until};
 
 /// Two cluster nodes on `redis`, claims failing closed after `claim_timeout_ms`.
 async fn two_nodes(redis: &PrivateRedis, tweak: impl Fn(&mut Settings)) -> Vec<TestApp> {

@@ -1,0 +1,364 @@
+//! Fault injection over a three-node cluster (issue #20): each test runs a crowd (300
+//! clients racing for 50 one-slot animals, retrying `unavailable` with their key and
+//! failing over to the next node with the same key when a connection goes) and a chat storm
+//! (3 senders, 6 members, on all three nodes), injects one fault mid-crowd and mid-storm,
+//! ends it, and then holds the cluster to its promises: every acknowledged hold is a row and
+//! no slot has two owners (the claim history checker), every acknowledged message reaches
+//! every member once and in order, claims answer `unavailable` (never a guess) while the
+//! arbiter is unreachable, and every node is ready and serves a fresh claim and message
+//! within [`RECOVERY`]. Each test prints one line of figures for RELIABILITY.md.
+//!
+//! - [`cluster`]: the three nodes, a private Redis, and the proxies the faults break
+//! - [`storm`]: the chat storm and its check
+//!
+//! The tests run many processes and sockets: they take [`SERIAL`] so that they run one at
+//! a time even when the test harness runs tests in parallel.
+
+mod cluster;
+mod storm;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, NODES};
+use storm::{Seat, Storm, StormReport};
+
+use crate::claims::{Counts, Event, Outcome, Promo, check_rows, crowd_failover, now_ms};
+use crate::support::proxy::Mode;
+use crate::support::{WAIT, check, wait_until};
+
+/// One fault test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const CLIENTS: usize = 300;
+const SLOTS: usize = 50;
+/// The crowd's claims arrive over this long, so the fault lands while slots remain.
+const SPREAD_MS: i64 = 10_000;
+/// A crowd client with no final answer this long after its first claim is a failure.
+const GIVE_UP_MS: u64 = 40_000;
+/// The bound on recovery: from the end of a fault until every node is ready and serves a
+/// fresh claim and a fresh message.
+const RECOVERY: Duration = Duration::from_secs(20);
+
+/// The load a fault is injected into.
+struct Load {
+    activity: i64,
+    items: Vec<i64>,
+    /// A promotion with room to spare, for probes.
+    probe: i64,
+    room: i64,
+    /// When the crowd's first claims go out.
+    start: i64,
+    crowd: std::thread::JoinHandle<Vec<Event>>,
+    counts: Arc<Counts>,
+    storm: Storm,
+}
+
+impl Load {
+    /// Seeds the promotions and the room, starts the chat storm, and the crowd 2 s later.
+    async fn start(cluster: &Cluster) -> Load {
+        let mut users = cluster.users(CLIENTS + 9).await;
+        let storm_users = users.split_off(CLIENTS);
+        let start = now_ms() + 2_000;
+        let (activity, items) = cluster
+            .promotion(&Promo {
+                starts_at: start,
+                ends_at: start + 600_000,
+                slots: vec![1; SLOTS],
+                per_user_limit: 1,
+                hold_seconds: 600,
+            })
+            .await;
+        let (probe, _) = cluster
+            .promotion(&Promo {
+                starts_at: now_ms() - 1,
+                ends_at: now_ms() + 600_000,
+                slots: vec![1_000],
+                per_user_limit: 1,
+                hold_seconds: 600,
+            })
+            .await;
+        let room = cluster.room(&storm_users[0].1).await;
+        let seat = |i: usize| Seat {
+            node: i % NODES,
+            token: storm_users[i].1.clone(),
+        };
+        let storm = Storm::start(
+            cluster.ports(),
+            room,
+            (0..3).map(seat).collect(),
+            (3..9).map(seat).collect(),
+        );
+        let counts = Arc::new(Counts::default());
+        let crowd = crowd_failover(
+            cluster.ports(),
+            users,
+            activity,
+            (start, SPREAD_MS),
+            GIVE_UP_MS,
+            counts.clone(),
+        );
+        Load {
+            activity,
+            items,
+            probe,
+            room,
+            start,
+            crowd,
+            counts,
+            storm,
+        }
+    }
+
+    /// Sleeps until `ms` after the crowd's start.
+    async fn at(&self, ms: i64) {
+        let wait = self.start + ms - now_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+    }
+
+    /// Waits for the cluster to be healthy (from `healed`, the end of the fault), lets the
+    /// crowd and the storm finish, checks everything, and prints the figures.
+    async fn finish(self, cluster: &Cluster, fault: &str, healed: Instant) {
+        cluster.healthy(self.probe, self.room, RECOVERY).await;
+        let recovery = healed.elapsed();
+        // The crowd ends by itself: every client has a final answer or gave up.
+        let crowd = self.crowd;
+        wait_until("the crowd is done", 6 * WAIT, async || {
+            check(crowd.is_finished(), "clients still claiming")
+        })
+        .await;
+        let history = crowd.join().expect("crowd");
+        let storm = self.storm.stop();
+        wait_until("the storm is done", 6 * WAIT, async || {
+            check(storm.is_finished(), "storm clients still running")
+        })
+        .await;
+        let report: StormReport = storm.join().expect("storm");
+
+        let slots: HashMap<i64, i64> = self.items.iter().map(|i| (*i, 1)).collect();
+        // No acknowledged hold lost (each is its claimant's row), no slot with two owners.
+        check_rows(&cluster.pool, self.activity, &slots, 1, &history, None).await;
+        let told: HashSet<i64> = history
+            .iter()
+            .filter_map(|e| match e.outcome {
+                Outcome::Held { claim_id, .. } => Some(claim_id),
+                _ => None,
+            })
+            .collect();
+        let rows = held_rows(cluster, self.activity).await;
+        assert_eq!(
+            told, rows,
+            "the clients told `held` are exactly the held rows"
+        );
+        let sold_out = history
+            .iter()
+            .filter(|e| e.outcome == Outcome::Refused("sold_out".into()))
+            .count();
+        let others: Vec<&Event> = history
+            .iter()
+            .filter(|e| !matches!(e.outcome, Outcome::Held { .. }))
+            .filter(|e| e.outcome != Outcome::Refused("sold_out".into()))
+            .collect();
+        assert!(
+            others.is_empty(),
+            "every client ends held or sold_out: {} others, e.g. {:?}",
+            others.len(),
+            others.first()
+        );
+        let messages = report.check();
+        println!(
+            "fault {fault}: recovered in {recovery:?}; crowd {CLIENTS} on {SLOTS} slots: {} held, \
+             {sold_out} sold_out, {} unavailable answers, {} failovers; chat: {messages} messages \
+             to 6 members, {} unavailable answers, {} failovers; lost 0, oversold 0",
+            told.len(),
+            self.counts.unavailable.load(Ordering::Relaxed),
+            self.counts.failovers.load(Ordering::Relaxed),
+            report.unavailable,
+            report.failovers,
+        );
+    }
+}
+
+/// Ids of the held or confirmed claims of `activity`.
+async fn held_rows(cluster: &Cluster, activity: i64) -> HashSet<i64> {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT id FROM claims WHERE activity_id = $1 AND status IN ('held', 'confirmed')",
+    )
+    .bind(activity)
+    .fetch_all(&cluster.pool)
+    .await
+    .expect("claims")
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+/// A claim on node `i` fails closed, answered `unavailable` within 3 s (its deadline is
+/// 500 ms); returns the wait.
+async fn closed(cluster: &Cluster, load: &Load, i: usize) -> Duration {
+    cluster
+        .fails_closed(i, load.probe, Duration::from_secs(3))
+        .await
+}
+
+/// A node SIGKILLed 1 s into the crowd: its clients reconnect to the other two and claim
+/// again with their key, its members re-join there with `since`; it is restarted 3 s later.
+#[actix_web::test]
+async fn a_node_killed_mid_crowd_and_mid_storm() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.processes[2].crash();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.processes[2].restart().await;
+    let healed = Instant::now();
+    load.finish(&cluster, "SIGKILL of one node for 3 s", healed)
+        .await;
+}
+
+/// Redis stopped 1 s into the crowd and started again (empty: it keeps nothing) 5 s later.
+/// Meanwhile claims fail closed on every node.
+#[actix_web::test]
+async fn redis_stopped_for_five_seconds() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.redis.stop();
+    let mut waits = Vec::new();
+    for i in 0..NODES {
+        waits.push(closed(&cluster, &load, i).await);
+    }
+    load.at(6_000).await;
+    cluster.redis.restart().await;
+    let healed = Instant::now();
+    println!("Redis stopped: claims answered unavailable after {waits:?}");
+    load.finish(&cluster, "Redis stopped 5 s, back empty", healed)
+        .await;
+}
+
+/// Redis answering slowly: every node's link adds 100 ms each way (claims still decided),
+/// then 1 s each way (past the deadline: claims fail closed), then forwards again.
+#[actix_web::test]
+async fn redis_answering_slowly() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    for link in &cluster.redis_links {
+        link.set(Mode::Delay(100));
+    }
+    load.at(4_000).await;
+    for link in &cluster.redis_links {
+        link.set(Mode::Delay(1_000));
+    }
+    let wait = closed(&cluster, &load, 0).await;
+    load.at(7_000).await;
+    for link in &cluster.redis_links {
+        link.set(Mode::Forward);
+    }
+    let healed = Instant::now();
+    println!("Redis 1 s slow: a claim answered unavailable after {wait:?}");
+    load.finish(&cluster, "Redis slow (100 ms, then 1 s each way)", healed)
+        .await;
+}
+
+/// PostgreSQL "restarted": every connection through the proxy cut and new ones refused for
+/// 4 s, 1 s into the crowd.
+#[actix_web::test]
+async fn postgres_restarted_mid_storm() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.sql.set(Mode::Refuse);
+    load.at(5_000).await;
+    cluster.sql.set(Mode::Forward);
+    let healed = Instant::now();
+    load.finish(&cluster, "PostgreSQL refused 4 s", healed)
+        .await;
+}
+
+/// PostgreSQL hanging: the proxy holds every connection and forwards nothing for 4 s.
+#[actix_web::test]
+async fn postgres_hanging_mid_storm() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.sql.set(Mode::Hang);
+    load.at(5_000).await;
+    cluster.sql.set(Mode::Forward);
+    let healed = Instant::now();
+    load.finish(&cluster, "PostgreSQL hung 4 s", healed).await;
+}
+
+/// One node partitioned from Redis (its link hangs: packets dropped) for 5 s: it fails
+/// closed, the other two keep deciding claims.
+#[actix_web::test]
+async fn one_node_partitioned_from_redis() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.redis_links[2].set(Mode::Hang);
+    let wait = closed(&cluster, &load, 2).await;
+    // The others still decide: a fresh claim on node 0 is held.
+    let (user, token) = cluster.users(1).await.remove(0);
+    let url = format!("ws://127.0.0.1:{}/ws", cluster.ports()[0]);
+    let mut ws = crate::support::WsClient::connect(&url, Some(&token))
+        .await
+        .expect("ws");
+    let claim = serde_json::json!({"activity": load.probe, "key": format!("p-{user}")});
+    let held = ws.try_request("claim", claim, Duration::from_secs(5)).await;
+    assert!(matches!(held, Some(Ok(_))), "node 0 keeps Redis: {held:?}");
+    load.at(6_000).await;
+    cluster.redis_links[2].set(Mode::Forward);
+    let healed = Instant::now();
+    println!("partitioned node: a claim answered unavailable after {wait:?}");
+    load.finish(&cluster, "one node cut from Redis 5 s", healed)
+        .await;
+}
+
+/// Redis killed 1 s into the crowd and started again empty at once, while holds are in
+/// flight on all three nodes.
+#[actix_web::test]
+async fn redis_restarted_empty_with_holds_in_flight() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.redis.restart().await;
+    let healed = Instant::now();
+    load.finish(&cluster, "Redis restarted empty", healed).await;
+}
+
+/// An actor panic storm: every 100 ms for 5 s, the promotion's actor and the room's actor
+/// panic on every node (in-process nodes, for the hooks).
+#[actix_web::test]
+async fn an_actor_panic_storm_under_load() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::in_process().await;
+    let load = Load::start(&cluster).await;
+    load.at(500).await;
+    let mut panics = 0;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        for app in &cluster.apps {
+            panics += usize::from(app.state.hub.activities.inject_panic(load.activity));
+            panics += usize::from(app.state.hub.rooms.inject_panic(load.room));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let healed = Instant::now();
+    println!("panic storm: {panics} panics injected");
+    assert!(panics > 0, "the actors ran on the nodes");
+    load.finish(&cluster, "actor panic storm 5 s", healed)
+        .await;
+}
