@@ -398,7 +398,12 @@ impl WsClient {
         let mut frame = params;
         frame["id"] = json!(id);
         frame["op"] = json!(op);
-        if self.ws.send(Message::text(frame.to_string())).await.is_err() {
+        if self
+            .ws
+            .send(Message::text(frame.to_string()))
+            .await
+            .is_err()
+        {
             self.closed = Some(None);
             return None;
         }

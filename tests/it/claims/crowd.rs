@@ -30,10 +30,15 @@ pub fn crowd(
     answered: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<Vec<Event>> {
     let ports = Arc::new(ports);
-    spawn_crowd(users, (at, spread_ms), threads, move |i, user, token, at| {
-        let port = ports[i % ports.len()];
-        one_client(port, user, token, activity, at, answered.clone())
-    })
+    spawn_crowd(
+        users,
+        (at, spread_ms),
+        threads,
+        move |i, user, token, at| {
+            let port = ports[i % ports.len()];
+            one_client(port, user, token, activity, at, answered.clone())
+        },
+    )
 }
 
 /// What a failing-over crowd saw, counted as it happens.
@@ -229,7 +234,10 @@ impl FailoverClient {
                 continue;
             };
             let params = json!({"activity": activity, "key": key});
-            match conn.try_request("claim", params, Duration::from_secs(10)).await {
+            match conn
+                .try_request("claim", params, Duration::from_secs(10))
+                .await
+            {
                 None => {
                     ws = None;
                     self.next_node().await;

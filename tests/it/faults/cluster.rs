@@ -27,14 +27,18 @@ pub const NODES: usize = 3;
 /// `unavailable` after this.
 pub const CLAIM_TIMEOUT_MS: u64 = 500;
 
+/// PostgreSQL's statement deadline in these runs.
+pub const STATEMENT_TIMEOUT_MS: u64 = 2_000;
+
 /// The settings every node runs with, as `CORRAL_...` variables (beyond the links): quick
-/// deadlines, so a fault is answered within a second; reconciliation and chat resync every
+/// deadlines, so a fault is answered within a second or two; reconciliation and chat resync every
 /// second, so what a fault strands is repaired within the test; no request limits and no
 /// load shedding (the host, not the fault, would trigger them).
 fn tuning() -> Vec<(&'static str, String)> {
     [
         ("CORRAL_SERVER__WORKERS", "1"),
         ("CORRAL_DATABASE__MAX_CONNECTIONS", "6"),
+        ("CORRAL_DATABASE__STATEMENT_TIMEOUT_MS", "2000"),
         ("CORRAL_REDIS__TIMEOUT_MS", "500"),
         ("CORRAL_REDIS__CLAIMS_RECONCILE_MS", "1000"),
         ("CORRAL_PROMOTIONS__CLAIM_TIMEOUT_MS", "500"),
@@ -56,6 +60,7 @@ fn tuning() -> Vec<(&'static str, String)> {
 fn tune(s: &mut Settings) {
     s.server.workers = 1;
     s.database.max_connections = 6;
+    s.database.statement_timeout_ms = STATEMENT_TIMEOUT_MS;
     s.redis.timeout_ms = 500;
     s.redis.claims_reconcile_ms = 1000;
     s.promotions.claim_timeout_ms = CLAIM_TIMEOUT_MS;
@@ -90,7 +95,9 @@ pub struct Cluster {
 fn through(url: &str, addr: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a URL");
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let user = authority.rsplit_once('@').map(|(user, _)| format!("{user}@"));
+    let user = authority
+        .rsplit_once('@')
+        .map(|(user, _)| format!("{user}@"));
     format!("{scheme}://{}{addr}/{path}", user.unwrap_or_default())
 }
 
@@ -98,7 +105,11 @@ fn through(url: &str, addr: &str) -> String {
 fn address(url: &str) -> String {
     let rest = url.split_once("://").expect("a URL").1;
     let authority = rest.split('/').next().unwrap_or(rest);
-    authority.rsplit('@').next().unwrap_or(authority).to_string()
+    authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_string()
 }
 
 impl Cluster {
@@ -143,11 +154,7 @@ impl Cluster {
             processes,
             apps: Vec::new(),
             pool,
-            keys: std::sync::Arc::new(JwtKeys::new(
-                &Secret::from(secret.as_str()),
-                "corral",
-                3600,
-            )),
+            keys: std::sync::Arc::new(JwtKeys::new(&Secret::from(secret.as_str()), "corral", 3600)),
             redis,
             redis_links,
             sql,

@@ -35,6 +35,7 @@ pub struct Storm {
 struct StormCounts {
     unavailable: AtomicUsize,
     failovers: AtomicUsize,
+    longest_send_ms: AtomicU64,
 }
 
 /// What the storm's clients saw.
@@ -50,6 +51,8 @@ pub struct StormReport {
     pub unavailable: usize,
     /// Connections lost or replies missing (each followed by the next node).
     pub failovers: usize,
+    /// The longest wait for the answer to one `room.send` (acknowledged or not).
+    pub longest_send: Duration,
 }
 
 /// One client's place: its node (index into the ports) and token.
@@ -134,6 +137,7 @@ async fn run(
         last_seq: end,
         unavailable: counts.unavailable.load(Ordering::Relaxed),
         failovers: counts.failovers.load(Ordering::Relaxed),
+        longest_send: Duration::from_millis(counts.longest_send_ms.load(Ordering::Relaxed)),
     }
 }
 
@@ -191,10 +195,17 @@ impl Client {
             let Some(ws) = self.conn().await else {
                 continue;
             };
-            match ws
+            let asked = Instant::now();
+            let reply = ws
                 .try_request(op, params.clone(), Duration::from_secs(10))
-                .await
-            {
+                .await;
+            if op == "room.send" {
+                let waited = asked.elapsed().as_millis() as u64;
+                self.counts
+                    .longest_send_ms
+                    .fetch_max(waited, Ordering::Relaxed);
+            }
+            match reply {
                 None => self.fail_over().await,
                 Some(Ok(ok)) => return Some(ok),
                 Some(Err(err)) if err.code.as_str() == "unavailable" => {
@@ -208,7 +219,12 @@ impl Client {
     }
 
     /// Joins `room` after `since`; returns its last seq and the missed messages.
-    async fn join(&mut self, room: i64, since: u64, until: Instant) -> Option<(u64, Vec<(u64, String)>)> {
+    async fn join(
+        &mut self,
+        room: i64,
+        since: u64,
+        until: Instant,
+    ) -> Option<(u64, Vec<(u64, String)>)> {
         let ok = self
             .request("room.join", json!({"room": room, "since": since}), until)
             .await?;
@@ -304,7 +320,10 @@ impl Client {
 fn message(msg: &serde_json::Value) -> (u64, String) {
     (
         msg["seq"].as_u64().expect("seq"),
-        msg["client_msg_id"].as_str().unwrap_or_default().to_string(),
+        msg["client_msg_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 
@@ -316,7 +335,10 @@ impl StormReport {
         assert!(self.last_seq > 0, "the storm sent nothing");
         let mut seqs = HashSet::new();
         for (id, seq) in &self.acked {
-            assert!(seqs.insert(*seq), "two acknowledgements share seq {seq} ({id})");
+            assert!(
+                seqs.insert(*seq),
+                "two acknowledgements share seq {seq} ({id})"
+            );
         }
         for (i, got) in self.members.iter().enumerate() {
             let order: Vec<u64> = got.iter().map(|(seq, _)| *seq).collect();
