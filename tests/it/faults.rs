@@ -416,3 +416,65 @@ async fn a_send_fails_closed_while_postgres_hangs() {
         .expect_err("nothing stored while the database hangs");
     assert_eq!(err.code.as_str(), "unavailable", "{err:?}");
 }
+
+/// The proxy itself, against an echo server: forwards, delays, hangs (then delivers what
+/// waited), and refuses (closing the open link and each new one).
+#[actix_web::test]
+async fn the_proxy_forwards_delays_hangs_and_refuses() {
+    use crate::support::proxy::TcpProxy;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let upstream = echo.local_addr().expect("addr").to_string();
+    actix_web::rt::spawn(async move {
+        while let Ok((mut conn, _)) = echo.accept().await {
+            actix_web::rt::spawn(async move {
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let proxy = TcpProxy::start(&upstream);
+    let mut conn = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 4];
+    let round_trip = async |conn: &mut tokio::net::TcpStream, buf: &mut [u8; 4]| {
+        let asked = Instant::now();
+        conn.write_all(b"ping").await.expect("write");
+        let read = tokio::time::timeout(Duration::from_secs(2), conn.read_exact(buf)).await;
+        (read.map(|r| r.is_ok()), asked.elapsed())
+    };
+    let (read, _) = round_trip(&mut conn, &mut buf).await;
+    assert_eq!((read, &buf), (Ok(true), b"ping"));
+    proxy.set(Mode::Delay(200));
+    let (read, took) = round_trip(&mut conn, &mut buf).await;
+    assert!(
+        read == Ok(true) && took >= Duration::from_millis(400),
+        "{took:?}"
+    );
+    proxy.set(Mode::Hang);
+    let (read, _) = round_trip(&mut conn, &mut buf).await;
+    assert!(read.is_err(), "nothing passes while hung");
+    proxy.set(Mode::Forward);
+    let read = tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "what waited passes once it forwards"
+    );
+    proxy.set(Mode::Refuse);
+    let read = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the open link is closed"
+    );
+    let mut fresh = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("accepted");
+    let read = tokio::time::timeout(Duration::from_secs(2), fresh.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a new link is closed"
+    );
+}
