@@ -198,6 +198,10 @@ async fn held_rows(cluster: &Cluster, activity: i64) -> HashSet<i64> {
         .collect()
 }
 
+/// How long `/readyz` may take to say a dependency is down: each probe has its deadline
+/// (1 s at most here), with room for a loaded host.
+const UNREADY: Duration = Duration::from_secs(3);
+
 /// A claim on node `i` fails closed, answered `unavailable` within 3 s (its deadline is
 /// 500 ms); returns the wait.
 async fn closed(cluster: &Cluster, load: &Load, i: usize) -> Duration {
@@ -240,10 +244,13 @@ async fn redis_stopped_for_five_seconds() {
     for i in 0..NODES {
         waits.push(closed(&cluster, &load, i).await);
     }
+    let ready = cluster.unready(0, "redis", UNREADY).await;
     load.at(6_000).await;
     cluster.redis.restart().await;
     let healed = Instant::now();
-    println!("Redis stopped: claims answered unavailable after {waits:?}");
+    println!(
+        "Redis stopped: claims answered unavailable after {waits:?}, /readyz 503 after {ready:?}"
+    );
     load.finish(&cluster, "Redis stopped 5 s, back empty", healed)
         .await;
 }
@@ -284,7 +291,10 @@ async fn postgres_restarted_mid_storm() {
     load.at(1_000).await;
     cluster.sql.set(Mode::Refuse);
     let wait = closed(&cluster, &load, 0).await;
-    println!("PostgreSQL refused: a claim answered unavailable after {wait:?}");
+    let ready = cluster.unready(1, "sql", UNREADY).await;
+    println!(
+        "PostgreSQL refused: a claim answered unavailable after {wait:?}, /readyz 503 after {ready:?}"
+    );
     load.at(5_000).await;
     cluster.sql.set(Mode::Forward);
     let healed = Instant::now();
@@ -303,7 +313,10 @@ async fn postgres_hanging_mid_storm() {
     load.at(1_000).await;
     cluster.sql.set(Mode::Hang);
     let wait = closed(&cluster, &load, 0).await;
-    println!("PostgreSQL hung: a claim answered unavailable after {wait:?}");
+    let ready = cluster.unready(1, "sql", UNREADY).await;
+    println!(
+        "PostgreSQL hung: a claim answered unavailable after {wait:?}, /readyz 503 after {ready:?}"
+    );
     load.at(5_000).await;
     cluster.sql.set(Mode::Forward);
     let healed = Instant::now();
@@ -320,6 +333,7 @@ async fn one_node_partitioned_from_redis() {
     load.at(1_000).await;
     cluster.redis_links[2].set(Mode::Hang);
     let wait = closed(&cluster, &load, 2).await;
+    let ready = cluster.unready(2, "redis", UNREADY).await;
     // The others still decide: a fresh claim on node 0 is held.
     let (user, token) = cluster.users(1).await.remove(0);
     let url = format!("ws://127.0.0.1:{}/ws", cluster.ports()[0]);
@@ -330,7 +344,9 @@ async fn one_node_partitioned_from_redis() {
     load.at(6_000).await;
     cluster.redis_links[2].set(Mode::Forward);
     let healed = Instant::now();
-    println!("partitioned node: a claim answered unavailable after {wait:?}");
+    println!(
+        "partitioned node: a claim answered unavailable after {wait:?}, /readyz 503 after {ready:?}"
+    );
     load.finish(&cluster, "one node cut from Redis 5 s", healed)
         .await;
 }

@@ -285,4 +285,23 @@ impl Cluster {
         assert_eq!(err.code.as_str(), "unavailable", "{err:?}");
         waited
     }
+
+    /// Whether node `i`'s `/readyz` answers 503 naming `dependency` (`sql` or `redis`) as
+    /// down within `within`; returns the wait.
+    pub async fn unready(&self, i: usize, dependency: &str, within: Duration) -> Duration {
+        let url = format!("http://127.0.0.1:{}/readyz", self.ports()[i]);
+        let asked = Instant::now();
+        let resp = reqwest::Client::new()
+            .get(url)
+            .timeout(within)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("/readyz unanswered within {within:?}: {e}"));
+        let waited = asked.elapsed();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.expect("readiness");
+        assert_eq!(status, 503, "{body}");
+        assert_ne!(body[dependency], "ok", "{dependency} named as down: {body}");
+        waited
+    }
 }
