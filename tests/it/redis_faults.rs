@@ -532,3 +532,77 @@ async fn slots_returned_by_reconciliation_reach_every_watcher() {
         assert_eq!(stock["left"], SLOTS - 1, "{stock}");
     }
 }
+
+/// A slot held in Redis without a row is voided only when two passes of reconciliation in a
+/// row saw it: one seen before a Redis outage is not evidence against a claim of the same
+/// key decided afresh after Redis came back (its row may be committing right now). Found by
+/// the fault suite: a client retrying `unavailable` with its key after Redis restarted was
+/// answered `{status: "cancelled"}` for a claim it never held, its slot given to another.
+#[actix_web::test]
+async fn a_suspect_seen_before_a_redis_outage_is_not_voided_after_it() {
+    use corral::store::claims::{ClaimRows, SqlCatalog};
+    use corral::store::ledger::SlotArbiter;
+    use corral::store::reconcile::Reconciler;
+    use corral::store::redis_ledger::RedisArbiter;
+    use corral_actors::claims::ActivityCatalog;
+    use std::sync::Arc;
+
+    let mut redis = PrivateRedis::start().await;
+    // The nodes' own reconcilers pass at start-up only: this test runs its passes itself.
+    let nodes = two_nodes(&redis, |s| s.redis.claims_reconcile_ms = 3_600_000).await;
+    let promo = Promo {
+        slots: vec![10],
+        per_user_limit: 5,
+        ..Promo::open(0)
+    };
+    let (activity, _, _) = seed(&nodes[0], &promo).await;
+    let users = bulk_users(&nodes[0], 3, Role::User).await;
+    let catalog = Arc::new(SqlCatalog::new(Arc::new(nodes[0].state.db.clone())));
+    let spec = catalog.spec(activity).await.unwrap().expect("spec");
+    let store = || nodes[0].state.redis.clone().expect("redis");
+    let arbiter = RedisArbiter::new(store()).await.unwrap();
+    let reconciler = Reconciler::new(
+        RedisArbiter::new(store()).await.unwrap(),
+        ClaimRows::start(nodes[0].state.db.clone(), 1),
+        catalog.clone(),
+    );
+    let claim = async |user: usize, key: &str| {
+        let mut ws = WsClient::connect(&nodes[0].ws_url(), Some(&users[user].1))
+            .await
+            .expect("ws");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        claim_until_final(&mut ws, activity, key, deadline).await.0
+    };
+    assert!(matches!(claim(0, "warm").await, Answer::Held(_)));
+    // A slot taken for (user 1, "k") whose row is not there yet: a suspect.
+    let suspect = users[1].0;
+    assert!(
+        arbiter
+            .decide(&spec, suspect, "k", None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(reconciler.pass().await.unwrap().suspects, 1);
+    // Redis goes: the passes fail. It comes back empty; the counters are rebuilt from the
+    // rows by the next claim.
+    redis.stop();
+    assert!(reconciler.pass().await.is_err());
+    redis.restart().await;
+    wait_ready(&nodes[0]).await;
+    assert!(matches!(claim(2, "after").await, Answer::Held(_)));
+    // The same key decided afresh (its row being committed): seen once, not voided.
+    assert!(
+        arbiter
+            .decide(&spec, suspect, "k", None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let pass = reconciler.pass().await.unwrap();
+    assert_eq!(
+        (pass.orphans, pass.suspects),
+        (0, 1),
+        "a claim seen for the first time is a suspect, not an orphan: {pass:?}"
+    );
+}
