@@ -7,7 +7,8 @@
 //! - a confirmed, expired or cancelled row: a `confirm` / `release` that did not reach Redis
 //!   (both are no-ops unless the slot is still held, so applying them again is safe);
 //! - no row: maybe a claim whose row is being committed right now. It becomes a suspect; a
-//!   suspect still without a row one pass later is voided: a `cancelled` row is written for
+//!   suspect still without a row at the next pass (a pass that failed in between, Redis being
+//!   down, clears the suspects) is voided: a `cancelled` row is written for
 //!   its key (only if none stands: the unique key settles a race with a late commit either
 //!   way) and, if it was written, the slot is released.
 
@@ -86,6 +87,13 @@ impl Reconciler {
     /// One pass over every activity with counters in Redis that can still change.
     pub async fn pass(&self) -> Result<Reconciled, LedgerError> {
         let mut done = Reconciled::default();
+        // A suspect is voided only when two passes in a row saw it: after a failed pass (Redis
+        // down) the same key may be a claim decided afresh, its row being committed now.
+        let mut previous = self
+            .suspects
+            .lock()
+            .map(|mut map| std::mem::take(&mut *map))
+            .unwrap_or_default();
         let ids = self.arbiter.activities().await?;
         let mut suspects = HashMap::new();
         for id in ids {
@@ -96,7 +104,7 @@ impl Reconciler {
             if now_ms() > spec.settled_at() {
                 continue;
             }
-            let before = self.suspects_of(id);
+            let before = previous.remove(&id).unwrap_or_default();
             let fixed = done.orphans + done.repaired;
             let still = self.activity(&spec, &before, &mut done).await?;
             if done.orphans + done.repaired > fixed {
@@ -114,14 +122,6 @@ impl Reconciler {
             metrics::counter!(metric::CLAIMS_RECONCILED, "action" => action).increment(n as u64);
         }
         Ok(done)
-    }
-
-    fn suspects_of(&self, id: ActivityId) -> HashSet<(UserId, String)> {
-        self.suspects
-            .lock()
-            .ok()
-            .and_then(|mut map| map.remove(&id))
-            .unwrap_or_default()
     }
 
     /// Reconciles one activity; returns its held slots without a row seen for the first time.

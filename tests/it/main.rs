@@ -11,6 +11,7 @@ mod binary;
 mod chat;
 mod claims;
 mod edge;
+mod faults;
 mod feeds;
 mod http_auth;
 mod listings;

@@ -1,11 +1,14 @@
 //! Test harness: spawning nodes on both SQL engines, HTTP helpers, and a WebSocket client that
 //! matches replies to requests and buffers pushes. Its submodules hold the rest of the one
 //! shared set of helpers: [`wait`] (wait until a condition, with a deadline; the protocol's
-//! quiet window) and [`node`] (run the real binary as a child process).
+//! quiet window), [`node`] (run the real binary as a child process), [`redis`] (a private
+//! `redis-server` a test may stop) and [`proxy`] (a TCP proxy a test breaks on purpose).
 
 #![allow(dead_code)]
 
 pub mod node;
+pub mod proxy;
+pub mod redis;
 pub mod wait;
 
 pub use node::NodeProcess;
@@ -374,13 +377,50 @@ impl WsClient {
     /// Waits for the reply with `re`, buffering pushes that arrive first.
     pub async fn reply_to(&mut self, re: Option<u64>) -> Result<Value, ErrorBody> {
         let deadline = tokio::time::Instant::now() + WAIT;
+        self.reply_until(re, deadline)
+            .await
+            .unwrap_or_else(|| panic!("no reply to {re:?} (closed: {:?})", self.closed))
+    }
+
+    /// Sends a request and waits up to `within` for its reply; `None` when the connection
+    /// is lost or nothing came (for clients that fail over to another node instead).
+    pub async fn try_request(
+        &mut self,
+        op: &str,
+        params: Value,
+        within: Duration,
+    ) -> Option<Result<Value, ErrorBody>> {
+        if self.closed.is_some() {
+            return None;
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut frame = params;
+        frame["id"] = json!(id);
+        frame["op"] = json!(op);
+        if self
+            .ws
+            .send(Message::text(frame.to_string()))
+            .await
+            .is_err()
+        {
+            self.closed = Some(None);
+            return None;
+        }
+        self.reply_until(Some(id), tokio::time::Instant::now() + within)
+            .await
+    }
+
+    /// The reply with `re` if it comes before `deadline`, buffering pushes meanwhile.
+    async fn reply_until(
+        &mut self,
+        re: Option<u64>,
+        deadline: tokio::time::Instant,
+    ) -> Option<Result<Value, ErrorBody>> {
         loop {
-            let frame = self
-                .next_frame_until(deadline)
-                .await
-                .unwrap_or_else(|| panic!("no reply to {re:?} (closed: {:?})", self.closed));
+            let frame = self.next_frame_until(deadline).await?;
             match frame {
-                Incoming::Reply { re: got, result } if got == re => return result,
+                Incoming::Reply { re: got, result } if got == re => return Some(result),
                 Incoming::Reply { re: got, .. } => {
                     panic!("reply to {got:?} while waiting for {re:?}")
                 }

@@ -29,6 +29,68 @@ pub fn crowd(
     threads: usize,
     answered: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<Vec<Event>> {
+    let ports = Arc::new(ports);
+    spawn_crowd(
+        users,
+        (at, spread_ms),
+        threads,
+        move |i, user, token, at| {
+            let port = ports[i % ports.len()];
+            one_client(port, user, token, activity, at, answered.clone())
+        },
+    )
+}
+
+/// What a failing-over crowd saw, counted as it happens.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// `held` replies.
+    pub held: AtomicUsize,
+    /// `unavailable` replies (each retried with the same key).
+    pub unavailable: AtomicUsize,
+    /// Connections lost or replies missing (each followed by the same key on the next node).
+    pub failovers: AtomicUsize,
+}
+
+/// As [`crowd`], with clients that survive a node or a dependency failing: `unavailable` is
+/// retried with the same key on the same node, a lost connection or a reply missing for
+/// 10 s with the same key on the next node of `ports`, until the answer is final or
+/// `give_up_ms` after the claim was first sent (then the outcome is unknown).
+pub fn crowd_failover(
+    ports: Vec<u16>,
+    users: Vec<(i64, String)>,
+    activity: i64,
+    (at, spread_ms): (i64, i64),
+    give_up_ms: u64,
+    counts: Arc<Counts>,
+) -> std::thread::JoinHandle<Vec<Event>> {
+    let ports = Arc::new(ports);
+    spawn_crowd(users, (at, spread_ms), 2, move |i, user, token, at| {
+        let client = FailoverClient {
+            ports: ports.clone(),
+            node: i % ports.len(),
+            user,
+            token,
+            counts: counts.clone(),
+        };
+        client.claim(activity, at, Duration::from_millis(give_up_ms))
+    })
+}
+
+/// Runs one client per user, split over `threads` OS threads with their own runtimes; the
+/// `i`-th client (counting across threads) is `client(i, user, token, at)`, its `at` spread
+/// evenly over `spread_ms`.
+fn spawn_crowd<F, Fut>(
+    users: Vec<(i64, String)>,
+    (at, spread_ms): (i64, i64),
+    threads: usize,
+    client: F,
+) -> std::thread::JoinHandle<Vec<Event>>
+where
+    F: Fn(usize, i64, String, i64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Event> + 'static,
+{
+    let client = Arc::new(client);
     std::thread::spawn(move || {
         let users = Arc::new(users);
         let n = users.len().max(1) as i64;
@@ -36,24 +98,22 @@ pub fn crowd(
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let users = users.clone();
-                let ports = ports.clone();
-                let answered = answered.clone();
+                let client = client.clone();
                 std::thread::spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .expect("runtime");
-                    rt.block_on(async move {
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(&rt, async move {
                         let mine: Vec<_> = users.iter().skip(t * per).take(per).cloned().collect();
                         let tasks: Vec<_> = mine
                             .into_iter()
                             .enumerate()
                             .map(|(i, (user, token))| {
-                                let port = ports[(t + i) % ports.len()];
-                                let answered = answered.clone();
                                 let at = at + spread_ms * (t * per + i) as i64 / n;
-                                let client = one_client(port, user, token, activity, at, answered);
-                                (user, tokio::spawn(client))
+                                let task = client(t + i, user, token, at);
+                                (user, tokio::task::spawn_local(task))
                             })
                             .collect();
                         let mut out = Vec::new();
@@ -140,6 +200,73 @@ async fn one_client(
     }
     eprintln!("client {user} was answered unavailable 20 times");
     unknown
+}
+
+/// A crowd client that fails over to the next node (see [`crowd_failover`]).
+struct FailoverClient {
+    ports: Arc<Vec<u16>>,
+    node: usize,
+    user: i64,
+    token: String,
+    counts: Arc<Counts>,
+}
+
+impl FailoverClient {
+    async fn claim(mut self, activity: i64, at: i64, give_up: Duration) -> Event {
+        let key = format!("k-{}", self.user);
+        let wait = at - now_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+        let sent = std::time::Instant::now();
+        let mut ws: Option<WsClient> = None;
+        let outcome = loop {
+            if sent.elapsed() > give_up {
+                eprintln!("client {} has no final answer after {give_up:?}", self.user);
+                break Outcome::Unknown;
+            }
+            let Some(conn) = ws.as_mut() else {
+                let url = format!("ws://127.0.0.1:{}/ws", self.ports[self.node]);
+                match WsClient::connect(&url, Some(&self.token)).await {
+                    Ok(conn) => ws = Some(conn),
+                    Err(_) => self.next_node().await,
+                }
+                continue;
+            };
+            let params = json!({"activity": activity, "key": key});
+            match conn
+                .try_request("claim", params, Duration::from_secs(10))
+                .await
+            {
+                None => {
+                    ws = None;
+                    self.next_node().await;
+                }
+                Some(reply) => match outcome_of(reply) {
+                    Outcome::Refused(code) if code == "unavailable" => {
+                        self.counts.unavailable.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    outcome => break outcome,
+                },
+            }
+        };
+        if matches!(outcome, Outcome::Held { .. }) {
+            self.counts.held.fetch_add(1, Ordering::Relaxed);
+        }
+        Event {
+            user: self.user,
+            key,
+            outcome,
+            latency: sent.elapsed(),
+        }
+    }
+
+    async fn next_node(&mut self) {
+        self.counts.failovers.fetch_add(1, Ordering::Relaxed);
+        self.node = (self.node + 1) % self.ports.len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// (held, sold out, anything else) over a history; "anything else" includes claims left

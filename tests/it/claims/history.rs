@@ -35,6 +35,8 @@ pub struct Event {
 
 pub(super) fn outcome_of(reply: Result<Value, corral_protocol::ErrorBody>) -> Outcome {
     match reply {
+        // A repeated key answers the claim's current status: only `held` holds a slot.
+        Ok(ok) if ok["status"] != "held" => Outcome::Refused(format!("status {}", ok["status"])),
         Ok(ok) => Outcome::Held {
             claim_id: ok["claim_id"].as_i64().expect("claim_id"),
             item: ok["item"].as_i64().expect("item"),

@@ -78,37 +78,55 @@ impl NodeProcess {
     }
 
     /// Starts `corral serve` on a free port with `data_dir` as `launch` says, and waits until
-    /// `/readyz` answers.
+    /// `/readyz` answers. The port was free when picked, but [`free_port`] releases it and
+    /// another process (an outgoing connection, another test) may take it first: a node that
+    /// exits while starting is started again on another port, twice at most.
     pub async fn start_with(data_dir: &Path, launch: Launch) -> NodeProcess {
-        let port = free_port();
-        let (child, readers) = spawn(data_dir, port, &launch);
-        let mut node = NodeProcess {
-            child,
-            port,
-            data_dir: data_dir.to_path_buf(),
-            launch,
-            readers,
-        };
-        node.wait_ready().await;
-        node
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_port();
+            let (child, readers) = spawn(data_dir, port, &launch);
+            let mut node = NodeProcess {
+                child,
+                port,
+                data_dir: data_dir.to_path_buf(),
+                launch: launch.clone(),
+                readers,
+            };
+            match node.ready_or_exit().await {
+                None => return node,
+                Some(status) if attempts < 3 => {
+                    eprintln!("corral exited while starting on port {port} ({status}); again");
+                }
+                Some(status) => panic!("corral exited while starting: {status}"),
+            }
+        }
     }
 
     /// Waits until `/readyz` answers 200; fails at once if the process exits meanwhile.
     pub async fn wait_ready(&mut self) {
+        if let Some(status) = self.ready_or_exit().await {
+            panic!("corral exited while starting: {status}");
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 (`None`) or the process exits (its status).
+    async fn ready_or_exit(&mut self) -> Option<ExitStatus> {
         let http = reqwest::Client::new();
         let url = self.url("/readyz");
         let child = &mut self.child;
         wait_until("the node answers /readyz", BOOT, async || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("corral exited while starting: {status}");
+                return Ok(Some(status));
             }
             match http.get(&url).send().await {
-                Ok(resp) if resp.status().is_success() => Ok(()),
+                Ok(resp) if resp.status().is_success() => Ok(None),
                 Ok(resp) => Err(format!("status {}", resp.status())),
                 Err(err) => Err(err.to_string()),
             }
         })
-        .await;
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,551 @@
+//! Fault injection over a three-node cluster (issue #20): each test runs a crowd (300
+//! clients racing for 50 one-slot animals, retrying `unavailable` with their key and
+//! failing over to the next node with the same key when a connection goes) and a chat storm
+//! (3 senders, 6 members, on all three nodes), injects one fault mid-crowd and mid-storm,
+//! ends it, and then holds the cluster to its promises: every acknowledged hold is a row and
+//! no slot has two owners (the claim history checker), every acknowledged message reaches
+//! every member once and in order, claims answer `unavailable` (never a guess) while the
+//! arbiter is unreachable, and every node is ready and serves a fresh claim and message
+//! within [`RECOVERY`]. Each test prints one line of figures for RELIABILITY.md.
+//!
+//! - [`cluster`]: the three nodes, a private Redis, and the proxies the faults break
+//! - [`storm`]: the chat storm and its check
+//!
+//! The tests run many processes and sockets: they take [`SERIAL`] so that they run one at
+//! a time even when the test harness runs tests in parallel.
+
+mod cluster;
+mod storm;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, NODES};
+use storm::{Seat, Storm, StormReport};
+
+use crate::claims::{Counts, Event, Outcome, Promo, check_rows, crowd_failover, now_ms};
+use crate::support::proxy::Mode;
+use crate::support::{WAIT, WsClient, check, wait_until};
+use serde_json::json;
+
+/// One fault test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const CLIENTS: usize = 300;
+const SLOTS: usize = 50;
+/// The crowd's claims arrive over this long, so the fault lands while slots remain.
+const SPREAD_MS: i64 = 10_000;
+/// A crowd client with no final answer this long after its first claim is a failure.
+const GIVE_UP_MS: u64 = 40_000;
+/// The bound on recovery: from the end of a fault until every node is ready and serves a
+/// fresh claim and a fresh message.
+const RECOVERY: Duration = Duration::from_secs(20);
+
+/// The load a fault is injected into.
+struct Load {
+    activity: i64,
+    items: Vec<i64>,
+    /// A promotion with room to spare, for probes.
+    probe: i64,
+    room: i64,
+    /// When the crowd's first claims go out.
+    start: i64,
+    crowd: std::thread::JoinHandle<Vec<Event>>,
+    counts: Arc<Counts>,
+    storm: Storm,
+}
+
+impl Load {
+    /// Seeds the promotions and the room, starts the chat storm, and the crowd 2 s later.
+    async fn start(cluster: &Cluster) -> Load {
+        let mut users = cluster.users(CLIENTS + 9).await;
+        let storm_users = users.split_off(CLIENTS);
+        let start = now_ms() + 2_000;
+        let (activity, items) = cluster
+            .promotion(&Promo {
+                starts_at: start,
+                ends_at: start + 600_000,
+                slots: vec![1; SLOTS],
+                per_user_limit: 1,
+                hold_seconds: 600,
+            })
+            .await;
+        let (probe, _) = cluster
+            .promotion(&Promo {
+                starts_at: now_ms() - 1,
+                ends_at: now_ms() + 600_000,
+                slots: vec![1_000],
+                per_user_limit: 1,
+                hold_seconds: 600,
+            })
+            .await;
+        let room = cluster.room(&storm_users[0].1).await;
+        let seat = |i: usize| Seat {
+            node: i % NODES,
+            token: storm_users[i].1.clone(),
+        };
+        let storm = Storm::start(
+            cluster.ports(),
+            room,
+            (0..3).map(seat).collect(),
+            (3..9).map(seat).collect(),
+        );
+        let counts = Arc::new(Counts::default());
+        let crowd = crowd_failover(
+            cluster.ports(),
+            users,
+            activity,
+            (start, SPREAD_MS),
+            GIVE_UP_MS,
+            counts.clone(),
+        );
+        Load {
+            activity,
+            items,
+            probe,
+            room,
+            start,
+            crowd,
+            counts,
+            storm,
+        }
+    }
+
+    /// Sleeps until `ms` after the crowd's start.
+    async fn at(&self, ms: i64) {
+        let wait = self.start + ms - now_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+    }
+
+    /// Waits for the cluster to be healthy (from `healed`, the end of the fault), lets the
+    /// crowd and the storm finish, checks everything, and prints the figures.
+    async fn finish(self, cluster: &Cluster, fault: &str, healed: Instant) {
+        cluster.healthy(self.probe, self.room, RECOVERY).await;
+        let recovery = healed.elapsed();
+        // The crowd ends by itself: every client has a final answer or gave up.
+        let crowd = self.crowd;
+        wait_until("the crowd is done", 6 * WAIT, async || {
+            check(crowd.is_finished(), "clients still claiming")
+        })
+        .await;
+        let history = crowd.join().expect("crowd");
+        let storm = self.storm.stop();
+        wait_until("the storm is done", 6 * WAIT, async || {
+            check(storm.is_finished(), "storm clients still running")
+        })
+        .await;
+        let report: StormReport = storm.join().expect("storm");
+
+        let slots: HashMap<i64, i64> = self.items.iter().map(|i| (*i, 1)).collect();
+        // No acknowledged hold lost (each is its claimant's row), no slot with two owners.
+        check_rows(&cluster.pool, self.activity, &slots, 1, &history, None).await;
+        let told: HashSet<i64> = history
+            .iter()
+            .filter_map(|e| match e.outcome {
+                Outcome::Held { claim_id, .. } => Some(claim_id),
+                _ => None,
+            })
+            .collect();
+        let rows = held_rows(cluster, self.activity).await;
+        assert_eq!(
+            told, rows,
+            "the clients told `held` are exactly the held rows"
+        );
+        let sold_out = history
+            .iter()
+            .filter(|e| e.outcome == Outcome::Refused("sold_out".into()))
+            .count();
+        // A key reconciliation voided while its row was held up (a database stall) answers
+        // its retry with the cancelled claim instead of deciding afresh: the defect of
+        // `redis_faults::a_key_voided_by_reconciliation_is_decided_afresh_on_retry`. Nothing
+        // was held or lost; it is counted, not failed on.
+        let voided = Outcome::Refused("status \"cancelled\"".into());
+        let cancelled = history.iter().filter(|e| e.outcome == voided).count();
+        let others: Vec<&Event> = history
+            .iter()
+            .filter(|e| !matches!(e.outcome, Outcome::Held { .. }))
+            .filter(|e| e.outcome != Outcome::Refused("sold_out".into()))
+            .filter(|e| e.outcome != voided)
+            .collect();
+        assert!(
+            others.is_empty(),
+            "every client ends held, sold_out or voided: {} others, e.g. {:?}",
+            others.len(),
+            others.first()
+        );
+        let messages = report.check();
+        println!(
+            "fault {fault}: recovered in {recovery:?}; crowd {CLIENTS} on {SLOTS} slots: {} held, \
+             {sold_out} sold_out, {cancelled} voided, {} unavailable answers, {} failovers; chat: \
+             {messages} messages \
+             to 6 members, {} unavailable answers, {} failovers, longest send {:?}; lost 0, oversold 0",
+            told.len(),
+            self.counts.unavailable.load(Ordering::Relaxed),
+            self.counts.failovers.load(Ordering::Relaxed),
+            report.unavailable,
+            report.failovers,
+            report.longest_send,
+        );
+    }
+}
+
+/// Ids of the held or confirmed claims of `activity`.
+async fn held_rows(cluster: &Cluster, activity: i64) -> HashSet<i64> {
+    use sqlx::Row;
+    sqlx::query("SELECT id FROM claims WHERE activity_id = $1 AND status IN ('held', 'confirmed')")
+        .bind(activity)
+        .fetch_all(&cluster.pool)
+        .await
+        .expect("claims")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// How long `/readyz` may take to say a dependency is down: each probe has its deadline
+/// (1 s at most here), with room for a loaded host.
+const UNREADY: Duration = Duration::from_secs(3);
+
+/// A claim on node `i` fails closed, answered `unavailable` within 3 s (its deadline is
+/// 500 ms); returns the wait.
+async fn closed(cluster: &Cluster, load: &Load, i: usize) -> Duration {
+    cluster
+        .fails_closed(i, load.probe, Duration::from_secs(3))
+        .await
+}
+
+/// A node SIGKILLed 1 s into the crowd: its clients reconnect to the other two and claim
+/// again with their key, its members re-join there with `since`; it is restarted 3 s later.
+#[actix_web::test]
+async fn a_node_killed_mid_crowd_and_mid_storm() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.processes[2].crash();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let restarting = Instant::now();
+    cluster.processes[2].restart().await;
+    let healed = Instant::now();
+    println!(
+        "killed node ready again {:?} after its restart began",
+        restarting.elapsed()
+    );
+    load.finish(&cluster, "SIGKILL of one node for 3 s", healed)
+        .await;
+}
+
+/// Redis stopped 1 s into the crowd and started again (empty: it keeps nothing) 5 s later.
+/// Meanwhile claims fail closed on every node.
+#[actix_web::test]
+async fn redis_stopped_for_five_seconds() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.redis.stop();
+    let mut waits = Vec::new();
+    for i in 0..NODES {
+        waits.push(closed(&cluster, &load, i).await);
+    }
+    let ready = cluster.unready(0, "redis", UNREADY).await;
+    load.at(6_000).await;
+    cluster.redis.restart().await;
+    let healed = Instant::now();
+    println!(
+        "Redis stopped: claims answered unavailable after {waits:?}, /readyz 503 after {ready:?}"
+    );
+    load.finish(&cluster, "Redis stopped 5 s, back empty", healed)
+        .await;
+}
+
+/// Redis answering slowly: every node's link adds 100 ms each way (claims still decided),
+/// then 1 s each way (past the deadline: claims fail closed), then forwards again.
+#[actix_web::test]
+async fn redis_answering_slowly() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    for link in &cluster.redis_links {
+        link.set(Mode::Delay(100));
+    }
+    load.at(4_000).await;
+    for link in &cluster.redis_links {
+        link.set(Mode::Delay(1_000));
+    }
+    let wait = closed(&cluster, &load, 0).await;
+    load.at(7_000).await;
+    for link in &cluster.redis_links {
+        link.set(Mode::Forward);
+    }
+    let healed = Instant::now();
+    println!("Redis 1 s slow: a claim answered unavailable after {wait:?}");
+    load.finish(&cluster, "Redis slow (100 ms, then 1 s each way)", healed)
+        .await;
+}
+
+/// PostgreSQL "restarted": every connection through the proxy cut and new ones refused for
+/// 4 s, 1 s into the crowd.
+#[actix_web::test]
+async fn postgres_restarted_mid_storm() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.sql.set(Mode::Refuse);
+    let wait = closed(&cluster, &load, 0).await;
+    let ready = cluster.unready(1, "sql", UNREADY).await;
+    println!(
+        "PostgreSQL refused: a claim answered unavailable after {wait:?}, /readyz 503 after {ready:?}"
+    );
+    load.at(5_000).await;
+    cluster.sql.set(Mode::Forward);
+    let healed = Instant::now();
+    load.finish(&cluster, "PostgreSQL refused 4 s", healed)
+        .await;
+}
+
+/// PostgreSQL hanging: the proxy holds every connection and forwards nothing for 4 s.
+/// Claims fail closed; chat sends wait for the hang to end (see
+/// [`a_send_fails_closed_while_postgres_hangs`]).
+#[actix_web::test]
+async fn postgres_hanging_mid_storm() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.sql.set(Mode::Hang);
+    let wait = closed(&cluster, &load, 0).await;
+    let ready = cluster.unready(1, "sql", UNREADY).await;
+    println!(
+        "PostgreSQL hung: a claim answered unavailable after {wait:?}, /readyz 503 after {ready:?}"
+    );
+    load.at(5_000).await;
+    cluster.sql.set(Mode::Forward);
+    let healed = Instant::now();
+    load.finish(&cluster, "PostgreSQL hung 4 s", healed).await;
+}
+
+/// One node partitioned from Redis (its link hangs: packets dropped) for 5 s: it fails
+/// closed, the other two keep deciding claims.
+#[actix_web::test]
+async fn one_node_partitioned_from_redis() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.redis_links[2].set(Mode::Hang);
+    let wait = closed(&cluster, &load, 2).await;
+    let ready = cluster.unready(2, "redis", UNREADY).await;
+    // The others still decide: a fresh claim on node 0 is held.
+    let (user, token) = cluster.users(1).await.remove(0);
+    let url = format!("ws://127.0.0.1:{}/ws", cluster.ports()[0]);
+    let mut ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
+    let claim = json!({"activity": load.probe, "key": format!("p-{user}")});
+    let held = ws.try_request("claim", claim, Duration::from_secs(5)).await;
+    assert!(matches!(held, Some(Ok(_))), "node 0 keeps Redis: {held:?}");
+    load.at(6_000).await;
+    cluster.redis_links[2].set(Mode::Forward);
+    let healed = Instant::now();
+    println!(
+        "partitioned node: a claim answered unavailable after {wait:?}, /readyz 503 after {ready:?}"
+    );
+    load.finish(&cluster, "one node cut from Redis 5 s", healed)
+        .await;
+}
+
+/// Redis killed 1 s into the crowd and started again empty at once, while holds are in
+/// flight on all three nodes.
+#[actix_web::test]
+async fn redis_restarted_empty_with_holds_in_flight() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::processes().await;
+    let load = Load::start(&cluster).await;
+    load.at(1_000).await;
+    cluster.redis.restart().await;
+    let healed = Instant::now();
+    load.finish(&cluster, "Redis restarted empty", healed).await;
+}
+
+/// An actor panic storm: every 100 ms for 5 s, the promotion's actor and the room's actor
+/// panic on every node (in-process nodes, for the hooks). A watcher on each node keeps the
+/// promotion's actor running there; afterwards a fresh subscriber on each node is told the
+/// true stock.
+#[actix_web::test]
+async fn an_actor_panic_storm_under_load() {
+    let _serial = SERIAL.lock().await;
+    quiet_injected_panics();
+    let cluster = Cluster::in_process().await;
+    let load = Load::start(&cluster).await;
+    let activity = load.activity;
+    let mut watchers = Vec::new();
+    for ((_, token), port) in cluster.users(NODES).await.iter().zip(cluster.ports()) {
+        let url = format!("ws://127.0.0.1:{port}/ws");
+        let mut ws = WsClient::connect(&url, Some(token)).await.expect("ws");
+        let sub = json!({"activity": activity});
+        let watched = ws.try_request("activity.subscribe", sub, WAIT).await;
+        assert!(matches!(watched, Some(Ok(_))), "{watched:?}");
+        watchers.push(ws);
+    }
+    load.at(500).await;
+    let (mut activities, mut rooms) = (0, 0);
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        for app in &cluster.apps {
+            activities += usize::from(app.state.hub.activities.inject_panic(activity));
+            rooms += usize::from(app.state.hub.rooms.inject_panic(load.room));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let healed = Instant::now();
+    println!("panic storm: {activities} promotion actor and {rooms} room actor panics injected");
+    assert!(
+        activities > 0 && rooms > 0,
+        "both kinds of actor ran on the nodes"
+    );
+    load.finish(&cluster, "actor panic storm 5 s", healed).await;
+    let left = SLOTS as i64 - held_rows(&cluster, activity).await.len() as i64;
+    for port in cluster.ports() {
+        let (_, token) = cluster.users(1).await.remove(0);
+        let url = format!("ws://127.0.0.1:{port}/ws");
+        let mut ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
+        let sub = ws
+            .try_request("activity.subscribe", json!({"activity": activity}), WAIT)
+            .await;
+        let sub = sub.expect("an answer").expect("subscribed");
+        assert_eq!(sub["stock_left"], left, "node {port}: {sub}");
+    }
+}
+
+/// Keeps the panics the hooks inject out of the output: with `RUST_BACKTRACE` set, the
+/// default hook resolves a backtrace for each of hundreds of them on the actors' threads,
+/// which slows the storm fivefold and buries the figures. Any other panic goes to the
+/// default hook as before.
+fn quiet_injected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .unwrap_or_default();
+            if !(text.starts_with("injected fault in activity")
+                || text.starts_with("fault injected into room"))
+            {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Defect (issue #20): with PostgreSQL hanging (connections held, nothing answered),
+/// `room.send` is not answered `unavailable` within any deadline, as protocol/README.md
+/// promises for a stalled database: it waits for as long as the hang lasts (4.0 s of a 4 s
+/// hang in `postgres_hanging_mid_storm`; here 6 s). The database's `statement_timeout` is
+/// enforced by the server, which never sees the statement, and the chat store's commit has
+/// no deadline of its own. Claims are not affected (they fail closed at the claim
+/// deadline).
+#[actix_web::test]
+#[ignore = "defect: room.send waits out a hung PostgreSQL instead of answering unavailable, issue #20"]
+async fn a_send_fails_closed_while_postgres_hangs() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes().await;
+    let (_, token) = cluster.users(1).await.remove(0);
+    let room = cluster.room(&token).await;
+    let url = format!("ws://127.0.0.1:{}/ws", cluster.ports()[0]);
+    let mut ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
+    let join = json!({"room": room});
+    let joined = ws.try_request("room.join", join, WAIT).await;
+    assert!(matches!(joined, Some(Ok(_))), "{joined:?}");
+    cluster.sql.set(Mode::Hang);
+    let unhang = async {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        cluster.sql.set(Mode::Forward);
+    };
+    let send = async {
+        let asked = Instant::now();
+        let params = json!({"room": room, "text": "hung", "client_msg_id": "hung-1"});
+        let reply = ws.try_request("room.send", params, WAIT).await;
+        (reply, asked.elapsed())
+    };
+    let ((reply, waited), ()) = tokio::join!(send, unhang);
+    // The promise: an answer within the database's deadline (2 s here), with slack.
+    let deadline = Duration::from_millis(cluster::STATEMENT_TIMEOUT_MS) + Duration::from_secs(1);
+    assert!(
+        waited < deadline,
+        "room.send answered after {waited:?} ({reply:?}), past the {deadline:?} deadline"
+    );
+    let err = reply
+        .expect("an answer")
+        .expect_err("nothing stored while the database hangs");
+    assert_eq!(err.code.as_str(), "unavailable", "{err:?}");
+}
+
+/// The proxy itself, against an echo server: forwards, delays, hangs (then delivers what
+/// waited), and refuses (closing the open link and each new one).
+#[actix_web::test]
+async fn the_proxy_forwards_delays_hangs_and_refuses() {
+    use crate::support::proxy::TcpProxy;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let upstream = echo.local_addr().expect("addr").to_string();
+    actix_web::rt::spawn(async move {
+        while let Ok((mut conn, _)) = echo.accept().await {
+            actix_web::rt::spawn(async move {
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let proxy = TcpProxy::start(&upstream);
+    let mut conn = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 4];
+    let round_trip = async |conn: &mut tokio::net::TcpStream, buf: &mut [u8; 4]| {
+        let asked = Instant::now();
+        conn.write_all(b"ping").await.expect("write");
+        let read = tokio::time::timeout(Duration::from_secs(2), conn.read_exact(buf)).await;
+        (read.map(|r| r.is_ok()), asked.elapsed())
+    };
+    let (read, _) = round_trip(&mut conn, &mut buf).await;
+    assert_eq!((read, &buf), (Ok(true), b"ping"));
+    proxy.set(Mode::Delay(200));
+    let (read, took) = round_trip(&mut conn, &mut buf).await;
+    assert!(
+        read == Ok(true) && took >= Duration::from_millis(400),
+        "{took:?}"
+    );
+    proxy.set(Mode::Hang);
+    let (read, _) = round_trip(&mut conn, &mut buf).await;
+    assert!(read.is_err(), "nothing passes while hung");
+    proxy.set(Mode::Forward);
+    let read = tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "what waited passes once it forwards"
+    );
+    proxy.set(Mode::Refuse);
+    let read = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the open link is closed"
+    );
+    let mut fresh = tokio::net::TcpStream::connect(proxy.addr())
+        .await
+        .expect("accepted");
+    let read = tokio::time::timeout(Duration::from_secs(2), fresh.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a new link is closed"
+    );
+}
