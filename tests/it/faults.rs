@@ -445,15 +445,11 @@ fn quiet_injected_panics() {
     });
 }
 
-/// Defect (issue #20): with PostgreSQL hanging (connections held, nothing answered),
-/// `room.send` is not answered `unavailable` within any deadline, as protocol/README.md
-/// promises for a stalled database: it waits for as long as the hang lasts (4.0 s of a 4 s
-/// hang in `postgres_hanging_mid_storm`; here 6 s). The database's `statement_timeout` is
-/// enforced by the server, which never sees the statement, and the chat store's commit has
-/// no deadline of its own. Claims are not affected (they fail closed at the claim
-/// deadline).
+/// With PostgreSQL hanging (connections held, nothing answered), `room.send` is answered
+/// `unavailable` at the database deadline, as protocol/README.md promises for a stalled
+/// database. The server's `statement_timeout` cannot help (the server never sees the
+/// statement): the chat store bounds its own wait. (It once waited the whole hang out.)
 #[actix_web::test]
-#[ignore = "defect: room.send waits out a hung PostgreSQL instead of answering unavailable, issue #20"]
 async fn a_send_fails_closed_while_postgres_hangs() {
     let _serial = SERIAL.lock().await;
     let cluster = Cluster::processes().await;
