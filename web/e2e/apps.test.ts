@@ -281,7 +281,8 @@ test("following, the live feed with likes and comments, DMs and older history", 
   await bob.waitForSelector("#messages .text >> text=message 35");
   assert.equal(await bob.locator("#messages li").count(), 30, "the newest 30 first");
   await bob.click("#older");
-  await bob.waitForSelector("#messages .text >> text=message 1");
+  // Quoted: an exact match (unquoted, "message 1" would match "message 10" already shown).
+  await bob.waitForSelector('#messages .text >> text="message 1"');
   const texts = await bob.locator("#messages .text").allTextContents();
   assert.deepEqual(texts, Array.from({ length: 35 }, (_, i) => `message ${i + 1}`), "every message once, in order");
   await ann.context().close();
