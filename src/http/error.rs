@@ -43,9 +43,13 @@ impl ApiError {
         self
     }
 
-    /// The same error telling the client when to retry.
+    /// The same error telling the client when to retry. A body that already carries a hint
+    /// (`retry_after_ms`) gets this one too, so header and body never disagree.
     pub fn with_retry_after(mut self, wait: Duration) -> ApiError {
         self.retry_after = Some(wait);
+        if self.error.retry_after_ms.is_some() {
+            self.error = self.error.with_retry_after(wait);
+        }
         self
     }
 
@@ -97,10 +101,11 @@ impl ResponseError for ApiError {
 
 impl From<ErrorBody> for ApiError {
     fn from(error: ErrorBody) -> Self {
+        // A body's own hint becomes the `Retry-After` header.
         ApiError {
+            retry_after: error.retry_after(),
             error,
             status: None,
-            retry_after: None,
         }
     }
 }
