@@ -95,6 +95,14 @@ pub async fn upgrade(
         .map_err(|e| refused(e.0, state.hub.overload.retry_after()))?;
     metrics::counter!(metric::CONNECTIONS_ACCEPTED).increment(1);
     let limits = ConnectionLimits::from(&state.settings.ws);
-    actix_web::rt::spawn(connection::run(ws, stream, rx, session, permit, limits));
+    actix_web::rt::spawn(connection::run(
+        ws,
+        stream,
+        rx,
+        session,
+        permit,
+        limits,
+        state.hub.overload.clone(),
+    ));
     Ok(response)
 }
