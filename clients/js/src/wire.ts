@@ -71,7 +71,8 @@ const claimStatus = oneOf(CLAIM_STATUSES);
 const presenceState = oneOf(PRESENCE_STATES);
 
 /** The `error` object of a reply or an HTTP error body. */
-export const errorBodySchema = object({ code: errorCode, message: str });
+/** An error reply's body; `retry_after_ms` is the server's "wait at least this long" (sheds, load refusals). */
+export const errorBodySchema = object({ code: errorCode, message: str, retry_after_ms: optional(uint) });
 export type ErrorBody = Infer<typeof errorBodySchema>;
 
 /** A stored chat message (`room.message` pushes, `missed[]`, `messages[]`). */
