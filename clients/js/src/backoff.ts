@@ -68,7 +68,7 @@ export function classifyClose(code: number): CloseVerdict {
       return { kind: "stop", reason: "policy (1008): bad token or too many connections" };
     case CLOSE.SLOW_CONSUMER:
       return { kind: "backoff", minAttempt: 3, reason: "slow consumer (4008)" };
-    case 1013: // try again later
+    case CLOSE.TRY_AGAIN_LATER:
     case 1011: // server error
     case 1012: // service restart
       return { kind: "backoff", minAttempt: 2, reason: `server overloaded or restarting (${code})` };

@@ -49,6 +49,7 @@ export const CLOSE = {
   TOO_LARGE: 1009,
   IDLE: 4000,
   SLOW_CONSUMER: 4008,
+  TRY_AGAIN_LATER: 1013,
 } as const;
 
 export const ROLES = ["user", "merchant", "admin"] as const;
