@@ -75,6 +75,14 @@ pub async fn upgrade(
             "origin {origin} is not allowed"
         )));
     }
+    // Admission before the token's signature check: a reconnect storm is refused by counters
+    // alone, before the node spends any crypto on it.
+    let ip = state.client_ip(&req);
+    let permit = state
+        .hub
+        .admission
+        .admit(ip)
+        .map_err(|refusal| refused(refusal, state.hub.overload.retry_after()))?;
     let identity = match bearer_token(&req) {
         Some(token) => Some(state.keys.verify(token).map_err(|e| {
             metrics::counter!(metric::AUTH_FAILURES, "reason" => "bearer").increment(1);
@@ -82,12 +90,6 @@ pub async fn upgrade(
         })?),
         None => None,
     };
-    let ip = state.client_ip(&req);
-    let permit = state
-        .hub
-        .admission
-        .admit(ip)
-        .map_err(|refusal| refused(refusal, state.hub.overload.retry_after()))?;
     let (response, ws, stream) = actix_ws::handle_with_protocols(&req, body, &[SUBPROTOCOL])
         .map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;
     let (out, rx) = Outbound::channel(state.hub.session.outbound_queue);
