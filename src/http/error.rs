@@ -127,3 +127,39 @@ impl actix_web::Responder for ApiError {
         self.error_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry_after_header(err: &ApiError) -> Option<String> {
+        err.error_response()
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn a_body_hint_becomes_retry_after_and_they_stay_in_step() {
+        let shed = ErrorBody::new(ErrorCode::Unavailable, "busy")
+            .with_retry_after(Duration::from_millis(2_300));
+        let err = ApiError::from(shed);
+        assert_eq!(retry_after_header(&err).as_deref(), Some("3"));
+        let err = err.with_retry_after(Duration::from_millis(900));
+        assert_eq!(err.error.retry_after_ms, Some(900));
+        assert_eq!(retry_after_header(&err).as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn other_errors_keep_their_shape() {
+        let err =
+            ApiError::new(ErrorCode::NotFound, "gone").with_retry_after(Duration::from_secs(2));
+        assert_eq!(err.error.retry_after_ms, None);
+        assert_eq!(retry_after_header(&err).as_deref(), Some("2"));
+        assert_eq!(
+            retry_after_header(&ApiError::new(ErrorCode::NotFound, "gone")),
+            None
+        );
+    }
+}
