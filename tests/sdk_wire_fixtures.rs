@@ -10,7 +10,9 @@
 #![allow(clippy::expect_used)]
 
 use corral_protocol::ops::*;
-use corral_protocol::{ErrorCode, Push, Role, SUBPROTOCOL, limits::close};
+use corral_protocol::{ErrorBody, ErrorCode, Push, Role, SUBPROTOCOL, limits::close, reply};
+use std::time::Duration;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -418,10 +420,31 @@ fn fixtures() -> Value {
             "TOO_LARGE": close::TOO_LARGE,
             "IDLE": close::IDLE,
             "SLOW_CONSUMER": close::SLOW_CONSUMER,
+            "TRY_AGAIN_LATER": close::TRY_AGAIN_LATER,
         },
+        "error_replies": error_replies(),
+        "retry_close_reason": corral_actors::retry_hint::close_reason(Duration::from_millis(2_300)),
         "ops": ops,
         "pushes": pushes,
     })
+}
+
+/// Error reply frames as the node writes them: a plain one, and a shed one carrying the
+/// server's retry hint.
+fn error_replies() -> Vec<Value> {
+    let plain = ErrorBody::new(ErrorCode::NotFound, "no such room");
+    let shed = ErrorBody::new(
+        ErrorCode::Unavailable,
+        "the node is overloaded; retry shortly",
+    )
+    .with_retry_after(Duration::from_millis(2_300));
+    [
+        reply::failure(Some(4), &plain),
+        reply::failure(Some(5), &shed),
+    ]
+    .iter()
+    .map(|text| serde_json::from_str(text).expect("a reply frame"))
+    .collect()
 }
 
 #[test]

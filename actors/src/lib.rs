@@ -22,6 +22,7 @@ pub mod ports;
 pub mod rate_limit;
 pub mod registry;
 pub mod replier;
+pub mod retry_hint;
 pub mod revocations;
 pub mod room;
 pub mod rooms;

@@ -59,6 +59,12 @@ impl Overload {
         shed
     }
 
+    /// How long a client refused or closed now should wait before trying again: grows with
+    /// the level, jittered (see [`crate::retry_hint`]).
+    pub fn retry_after(&self) -> Duration {
+        crate::retry_hint::jittered(self.level())
+    }
+
     /// The level for a measured lag.
     pub fn level_for(config: &OverloadConfig, lag: Duration) -> u8 {
         [config.shed_low, config.shed_medium, config.shed_high]

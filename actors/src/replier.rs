@@ -46,9 +46,11 @@ impl Replier {
         self.finish(text, code.as_str());
     }
 
-    /// Sends `{"re", "error"}` for an error already in the protocol's shape.
+    /// Sends `{"re", "error"}` for an error already in the protocol's shape (its retry hint
+    /// included).
     pub fn fail(self, error: ErrorBody) {
-        self.error(error.code, &error.message);
+        let text = reply::failure(self.id, &error);
+        self.finish(text, error.code.as_str());
     }
 
     fn finish(self, text: String, outcome: &'static str) {
@@ -94,8 +96,10 @@ impl OnceReply {
     }
 
     /// Sends `{"re", "error"}` for an error already in the protocol's shape.
-    pub fn fail(self, error: ErrorBody) {
-        self.error(error.code, &error.message);
+    pub fn fail(mut self, error: ErrorBody) {
+        if let Some(replier) = self.replier.take() {
+            replier.fail(error);
+        }
     }
 }
 

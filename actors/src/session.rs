@@ -190,7 +190,8 @@ impl Session {
             return Err(ErrorBody::new(
                 ErrorCode::Unavailable,
                 "the node is overloaded; retry shortly",
-            ));
+            )
+            .with_retry_after(self.hub.overload.retry_after()));
         }
         Ok(who)
     }

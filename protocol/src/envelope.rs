@@ -115,6 +115,8 @@ struct ErrFrame<'a> {
 struct ErrorRef<'a> {
     code: ErrorCode,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
 }
 
 /// Reply encoders.
@@ -134,10 +136,29 @@ pub mod reply {
 
     /// Encodes `{"re": re, "error": {"code", "message"}}`.
     pub fn error(re: Option<u64>, code: ErrorCode, message: &str) -> String {
-        // Encoding a struct of a number, an enum and a string cannot fail.
+        encode_error(re, code, message, None)
+    }
+
+    /// Encodes `{"re": re, "error": ...}` for an [`ErrorBody`], its `retry_after_ms` included
+    /// when set.
+    pub fn failure(re: Option<u64>, error: &ErrorBody) -> String {
+        encode_error(re, error.code, &error.message, error.retry_after_ms)
+    }
+
+    fn encode_error(
+        re: Option<u64>,
+        code: ErrorCode,
+        message: &str,
+        retry_after_ms: Option<u64>,
+    ) -> String {
+        // Encoding a struct of numbers, an enum and a string cannot fail.
         serde_json::to_string(&ErrFrame {
             re,
-            error: ErrorRef { code, message },
+            error: ErrorRef {
+                code,
+                message,
+                retry_after_ms,
+            },
         })
         .unwrap_or_default()
     }
@@ -342,6 +363,20 @@ mod tests {
             Some(ServerFrame::Reply {
                 re: None,
                 result: Err(ErrorBody::new(ErrorCode::BadRequest, "nope"))
+            })
+        );
+        let shed = ErrorBody::new(ErrorCode::Unavailable, "busy")
+            .with_retry_after(std::time::Duration::from_millis(1_500));
+        let text = reply::failure(Some(3), &shed);
+        assert_eq!(
+            text,
+            r#"{"re":3,"error":{"code":"unavailable","message":"busy","retry_after_ms":1500}}"#
+        );
+        assert_eq!(
+            ServerFrame::parse(&text).ok(),
+            Some(ServerFrame::Reply {
+                re: Some(3),
+                result: Err(shed)
             })
         );
     }

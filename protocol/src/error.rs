@@ -3,6 +3,8 @@
 //! failures convert into it (typed errors keep their cause with `#[source]` and convert with
 //! `From`), and it is what a WebSocket error reply and an HTTP error answer carry.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// Every error a client can be told about. The wire names (snake_case) are stable: clients
@@ -122,6 +124,10 @@ pub struct ErrorBody {
     pub code: ErrorCode,
     /// Human-readable explanation; may change between versions.
     pub message: String,
+    /// How long to wait before retrying, in milliseconds, when the server knows (a shed
+    /// request, a node refusing for load). Absent otherwise, so other errors keep their shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ErrorBody {
@@ -130,7 +136,21 @@ impl ErrorBody {
         ErrorBody {
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
+    }
+
+    /// The same error telling the client to wait `wait` before retrying (whole milliseconds,
+    /// rounded up so a hint is never shorter than meant).
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        let ms = wait.as_millis() + u128::from(!wait.subsec_nanos().is_multiple_of(1_000_000));
+        self.retry_after_ms = Some(u64::try_from(ms).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// The retry hint as a duration, when there is one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after_ms.map(Duration::from_millis)
     }
 }
 
@@ -146,5 +166,23 @@ mod tests {
             let back: ErrorCode = serde_json::from_str(&json).unwrap_or(ErrorCode::Internal);
             assert_eq!(back, code);
         }
+    }
+
+    #[test]
+    fn retry_hint_is_serialized_only_when_set() {
+        let plain = ErrorBody::new(ErrorCode::Unavailable, "down");
+        let json = serde_json::to_string(&plain).unwrap_or_default();
+        assert_eq!(json, r#"{"code":"unavailable","message":"down"}"#);
+        let hinted = plain.with_retry_after(Duration::from_micros(2_300_001));
+        let json = serde_json::to_string(&hinted).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"code":"unavailable","message":"down","retry_after_ms":2301}"#
+        );
+        let back: Option<ErrorBody> = serde_json::from_str(&json).ok();
+        assert_eq!(
+            back.and_then(|b| b.retry_after()),
+            Some(Duration::from_millis(2_301))
+        );
     }
 }

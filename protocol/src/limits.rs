@@ -28,7 +28,11 @@ pub mod close {
     pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame over the configured size limit.
     pub const TOO_LARGE: u16 = 1009;
-    /// The client did not read its frames fast enough (slow consumer).
+    /// The node is overloaded; try again later (RFC 6455). Like 4008, its reason is
+    /// `{"retry_after_ms":N}`.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The client did not read its frames fast enough (slow consumer). The reason is
+    /// `{"retry_after_ms":N}`: reconnect no sooner than that.
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The client missed its heartbeats.
     pub const IDLE: u16 = 4000;

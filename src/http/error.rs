@@ -43,9 +43,13 @@ impl ApiError {
         self
     }
 
-    /// The same error telling the client when to retry.
+    /// The same error telling the client when to retry. A body that already carries a hint
+    /// (`retry_after_ms`) gets this one too, so header and body never disagree.
     pub fn with_retry_after(mut self, wait: Duration) -> ApiError {
         self.retry_after = Some(wait);
+        if self.error.retry_after_ms.is_some() {
+            self.error = self.error.with_retry_after(wait);
+        }
         self
     }
 
@@ -97,10 +101,11 @@ impl ResponseError for ApiError {
 
 impl From<ErrorBody> for ApiError {
     fn from(error: ErrorBody) -> Self {
+        // A body's own hint becomes the `Retry-After` header.
         ApiError {
+            retry_after: error.retry_after(),
             error,
             status: None,
-            retry_after: None,
         }
     }
 }
@@ -120,5 +125,41 @@ impl actix_web::Responder for ApiError {
 
     fn respond_to(self, _req: &actix_web::HttpRequest) -> HttpResponse {
         self.error_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry_after_header(err: &ApiError) -> Option<String> {
+        err.error_response()
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn a_body_hint_becomes_retry_after_and_they_stay_in_step() {
+        let shed = ErrorBody::new(ErrorCode::Unavailable, "busy")
+            .with_retry_after(Duration::from_millis(2_300));
+        let err = ApiError::from(shed);
+        assert_eq!(retry_after_header(&err).as_deref(), Some("3"));
+        let err = err.with_retry_after(Duration::from_millis(900));
+        assert_eq!(err.error.retry_after_ms, Some(900));
+        assert_eq!(retry_after_header(&err).as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn other_errors_keep_their_shape() {
+        let err =
+            ApiError::new(ErrorCode::NotFound, "gone").with_retry_after(Duration::from_secs(2));
+        assert_eq!(err.error.retry_after_ms, None);
+        assert_eq!(retry_after_header(&err).as_deref(), Some("2"));
+        assert_eq!(
+            retry_after_header(&ApiError::new(ErrorCode::NotFound, "gone")),
+            None
+        );
     }
 }

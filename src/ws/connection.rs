@@ -2,11 +2,12 @@
 //! close signal and the heartbeat. Frame size and continuation limits are enforced here;
 //! protocol work happens in the Session actor.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError};
 use corral_actors::metric_catalogue as metric;
-use corral_actors::{CloseReason, ConnPermit, OutboundRx, SessionHandle};
+use corral_actors::{CloseReason, ConnPermit, OutboundRx, Overload, SessionHandle, retry_hint};
 use corral_protocol::limits::close;
 
 use crate::config::WsSettings;
@@ -59,6 +60,20 @@ fn protocol_error(err: &ProtocolError, max_frame: usize) -> CloseReason {
     }
 }
 
+/// Closes that are about load tell the client when to come back: 4008 (slow consumer) and
+/// 1013 (try again later) carry `{"retry_after_ms":N}` as their reason (protocol/README.md,
+/// "Close codes"), a jittered delay growing with the node's overload level, so the clients a
+/// struggling node sheds do not all return at once.
+fn with_retry_hint(reason: CloseReason, overload: &Overload) -> CloseReason {
+    match reason.code {
+        close::SLOW_CONSUMER | close::TRY_AGAIN_LATER => CloseReason {
+            reason: retry_hint::close_reason(overload.retry_after()),
+            ..reason
+        },
+        _ => reason,
+    }
+}
+
 /// Runs the connection until either side closes it.
 pub async fn run(
     mut ws: actix_ws::Session,
@@ -67,6 +82,7 @@ pub async fn run(
     session: SessionHandle,
     permit: ConnPermit,
     limits: ConnectionLimits,
+    overload: Arc<Overload>,
 ) {
     let mut stream = stream
         .max_frame_size(limits.max_frame)
@@ -131,6 +147,7 @@ pub async fn run(
 
     session.disconnected();
     if let Some(reason) = reason {
+        let reason = with_retry_hint(reason, &overload);
         if reason.flush {
             while let Ok(frame) = out.rx.try_recv() {
                 if ws.text(frame).await.is_err() {

@@ -6,7 +6,9 @@ mod connection;
 use actix_web::{HttpRequest, HttpResponse, web};
 use corral_actors::metric_catalogue as metric;
 use corral_actors::{Outbound, Refusal, SessionHandle, TokenVerifier};
-use corral_protocol::{ErrorCode, SUBPROTOCOL};
+use std::time::Duration;
+
+use corral_protocol::{ErrorBody, ErrorCode, SUBPROTOCOL};
 
 use crate::http::error::ApiError;
 use crate::http::extract::bearer_token;
@@ -15,13 +17,23 @@ use crate::state::AppState;
 
 pub use connection::ConnectionLimits;
 
-fn refused(refusal: Refusal) -> ApiError {
+/// The answer to a refused upgrade, with `Retry-After` from the node's retry hint (jittered
+/// and growing with load, so a reconnect storm told to wait comes back spread out). The
+/// `unavailable` body carries the same hint as `retry_after_ms`; the other codes' bodies stay
+/// as they were. Cheap by design: no work beyond the message before refusing.
+fn refused(refusal: Refusal, wait: Duration) -> ApiError {
     let (code, status) = match refusal {
         Refusal::Rate => (ErrorCode::RateLimited, 429),
         Refusal::PerUser => (ErrorCode::LimitReached, 429),
         Refusal::NodeFull | Refusal::PerIp => (ErrorCode::Unavailable, 503),
     };
-    ApiError::new(code, refusal.to_string()).with_status(status)
+    let mut body = ErrorBody::new(code, refusal.to_string());
+    if code == ErrorCode::Unavailable {
+        body = body.with_retry_after(wait);
+    }
+    ApiError::from(body)
+        .with_status(status)
+        .with_retry_after(wait)
 }
 
 /// WebSocket upgrade (protocol v1)
@@ -63,6 +75,14 @@ pub async fn upgrade(
             "origin {origin} is not allowed"
         )));
     }
+    // Admission before the token's signature check: a reconnect storm is refused by counters
+    // alone, before the node spends any crypto on it.
+    let ip = state.client_ip(&req);
+    let permit = state
+        .hub
+        .admission
+        .admit(ip)
+        .map_err(|refusal| refused(refusal, state.hub.overload.retry_after()))?;
     let identity = match bearer_token(&req) {
         Some(token) => Some(state.keys.verify(token).map_err(|e| {
             metrics::counter!(metric::AUTH_FAILURES, "reason" => "bearer").increment(1);
@@ -70,15 +90,21 @@ pub async fn upgrade(
         })?),
         None => None,
     };
-    let ip = state.client_ip(&req);
-    let permit = state.hub.admission.admit(ip).map_err(refused)?;
     let (response, ws, stream) = actix_ws::handle_with_protocols(&req, body, &[SUBPROTOCOL])
         .map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;
     let (out, rx) = Outbound::channel(state.hub.session.outbound_queue);
-    let session =
-        SessionHandle::start(state.hub.clone(), out, identity).map_err(|e| refused(e.0))?;
+    let session = SessionHandle::start(state.hub.clone(), out, identity)
+        .map_err(|e| refused(e.0, state.hub.overload.retry_after()))?;
     metrics::counter!(metric::CONNECTIONS_ACCEPTED).increment(1);
     let limits = ConnectionLimits::from(&state.settings.ws);
-    actix_web::rt::spawn(connection::run(ws, stream, rx, session, permit, limits));
+    actix_web::rt::spawn(connection::run(
+        ws,
+        stream,
+        rx,
+        session,
+        permit,
+        limits,
+        state.hub.overload.clone(),
+    ));
     Ok(response)
 }

@@ -30,7 +30,7 @@ engine_tests!(
 );
 
 /// Creates a room as `token`'s user; returns its id.
-async fn create_room(app: &TestApp, token: &str, private: bool) -> i64 {
+pub(crate) async fn create_room(app: &TestApp, token: &str, private: bool) -> i64 {
     let (status, body) = app
         .post(
             "/api/v1/rooms",
@@ -42,7 +42,7 @@ async fn create_room(app: &TestApp, token: &str, private: bool) -> i64 {
     body["room_id"].as_i64().expect("room_id")
 }
 
-async fn join(ws: &mut WsClient, room: i64, since: Option<u64>) -> Value {
+pub(crate) async fn join(ws: &mut WsClient, room: i64, since: Option<u64>) -> Value {
     let mut params = json!({ "room": room });
     if let Some(since) = since {
         params["since"] = json!(since);
@@ -695,7 +695,7 @@ async fn a_full_public_room_answers_limit_reached() {
 
 /// A SQLite node with `queue` outbound frames per connection and no request rate limit, so
 /// tests can flood a room.
-async fn unthrottled(queue: usize) -> TestApp {
+pub(crate) async fn unthrottled(queue: usize) -> TestApp {
     TestApp::spawn_with(Engine::Sqlite, |s| {
         s.ws.outbound_queue = queue;
         s.ws.rate_per_sec = 100_000.0;
@@ -708,7 +708,7 @@ async fn unthrottled(queue: usize) -> TestApp {
 
 /// `senders` connections of `token` each send `each` messages of ~4 KB to `room`, concurrently
 /// (so the group commit batches them).
-async fn flood(app: &TestApp, token: &str, room: i64, senders: usize, each: usize) {
+pub(crate) async fn flood(app: &TestApp, token: &str, room: i64, senders: usize, each: usize) {
     let text = "x".repeat(3900);
     let mut clients = Vec::new();
     for _ in 0..senders {

@@ -20,6 +20,7 @@ mod observability;
 mod openapi;
 mod promotions;
 mod redis_faults;
+mod retry_hints;
 mod start_up;
 mod store;
 mod tls;

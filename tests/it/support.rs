@@ -499,6 +499,12 @@ impl WsClient {
         self.closed.clone().flatten().map(|f| u16::from(f.code))
     }
 
+    /// The reason of the close frame the server sent (waits for it like [`Self::close_code`]).
+    pub async fn close_reason(&mut self) -> Option<String> {
+        self.close_code().await?;
+        self.closed.clone().flatten().map(|f| f.reason.to_string())
+    }
+
     async fn next_frame_until(&mut self, deadline: tokio::time::Instant) -> Option<Incoming> {
         loop {
             if self.closed.is_some() {

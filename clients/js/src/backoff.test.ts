@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { backoffDelay, classifyClose } from "./backoff.js";
+import { atLeastHint, backoffDelay, classifyClose, closeReasonHint } from "./backoff.js";
 
 test("backoff doubles per attempt with equal jitter, and is capped", () => {
   const lo = { baseMs: 100, maxMs: 1_000, random: () => 0 };
@@ -25,4 +25,19 @@ test("close codes: 1008 stops, 4008 and overload back off harder, going-away and
     const v = classifyClose(code);
     assert.ok(v.kind === "backoff" && v.minAttempt === 0, `code ${code}`);
   }
+});
+
+test("the close reason's retry hint is read from its JSON form only", () => {
+  assert.equal(closeReasonHint('{"retry_after_ms":2300}'), 2300);
+  for (const reason of ["", "slow consumer", "{", '{"retry_after_ms":"2"}', '{"retry_after_ms":-1}', "null"]) {
+    assert.equal(closeReasonHint(reason), undefined, reason);
+  }
+});
+
+test("a server hint is a floor with the client's own jitter on top", () => {
+  assert.equal(atLeastHint(40, undefined, () => 0.5), 40);
+  assert.equal(atLeastHint(40, 1_000, () => 0), 1_000);
+  assert.equal(atLeastHint(40, 1_000, () => 0.999999) < 1_250, true);
+  assert.equal(atLeastHint(40, 1_000, () => 0.5), 1_125);
+  assert.equal(atLeastHint(5_000, 1_000, () => 0.5), 5_000);
 });

@@ -24,6 +24,31 @@ export function backoffDelay(attempt: number, opts: BackoffOptions): number {
   return cap / 2 + opts.random() * (cap / 2);
 }
 
+/**
+ * A delay that honours the server's hint: never sooner than `hintMs`, with the client's own
+ * jitter on top (up to a quarter of the hint) so clients told the same thing still spread.
+ * Without a hint, `delayMs` unchanged.
+ */
+export function atLeastHint(delayMs: number, hintMs: number | undefined, random: () => number): number {
+  if (hintMs === undefined || !(hintMs > 0)) return delayMs;
+  return Math.max(delayMs, hintMs + random() * (hintMs / 4));
+}
+
+/**
+ * The server's retry hint in a close reason: `{"retry_after_ms":N}` (protocol/README.md,
+ * "Close codes"; sent with 4008 and 1013). Any other reason, human text included, has none.
+ */
+export function closeReasonHint(reason: string): number | undefined {
+  if (!reason.startsWith("{")) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(reason);
+    const ms = (parsed as { retry_after_ms?: unknown } | null)?.retry_after_ms;
+    return typeof ms === "number" && Number.isFinite(ms) && ms > 0 ? ms : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What to do after the socket closed. */
 export type CloseVerdict =
   /** Do not reconnect: the token or the policy will refuse us again. */
@@ -43,7 +68,7 @@ export function classifyClose(code: number): CloseVerdict {
       return { kind: "stop", reason: "policy (1008): bad token or too many connections" };
     case CLOSE.SLOW_CONSUMER:
       return { kind: "backoff", minAttempt: 3, reason: "slow consumer (4008)" };
-    case 1013: // try again later
+    case CLOSE.TRY_AGAIN_LATER:
     case 1011: // server error
     case 1012: // service restart
       return { kind: "backoff", minAttempt: 2, reason: `server overloaded or restarting (${code})` };

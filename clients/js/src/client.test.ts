@@ -130,6 +130,34 @@ test("failed dials back off exponentially with jitter; 4008 starts higher", asyn
   client.close();
 });
 
+test("a close whose reason carries retry_after_ms reconnects no sooner than that", async () => {
+  const { server, client, states } = setup({ random: () => 0 });
+  await client.connect();
+  server.last.drop(4008, '{"retry_after_ms":300}');
+  await until(() => states.some(([s]) => s === "reconnecting"));
+  // Backoff alone would say 80 ms (attempt 3); the server's 300 ms hint wins.
+  assert.equal(states.find(([s]) => s === "reconnecting")?.[1].delayMs, 300);
+  await until(() => client.state === "open");
+  client.close();
+});
+
+test("an idempotent retry after an error with retry_after_ms waits at least that long", async () => {
+  const { server, client } = setup();
+  await client.connect();
+  let refusals = 0;
+  server.handler = (req) => {
+    if (req.op !== "dm.send") return "default";
+    if (refusals++ === 0) return { error: { code: "unavailable", message: "overloaded", retry_after_ms: 150 } };
+    return { ok: { room: 9, seq: 1, ts: 1 } };
+  };
+  const started = Date.now();
+  await client.sendDm(2, "hi");
+  const waited = Date.now() - started;
+  assert.equal(server.ops("dm.send").length, 2);
+  assert.ok(waited >= 150, `retried after ${waited} ms`);
+  client.close();
+});
+
 test("requests made while reconnecting wait for the connection; those in flight fail as disconnected", async () => {
   const { server, client } = setup();
   await client.connect();

@@ -3,7 +3,7 @@
 //! (jittered backoff, `server.going_away`, close codes), then re-joins rooms and re-subscribes
 //! activities so the app sees every message once.
 
-import { backoffDelay, classifyClose, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { atLeastHint, backoffDelay, classifyClose, closeReasonHint, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { ServerClock, SYSTEM_TIME, type ClockView, type SyncSample, type TimeSources } from "./clock.js";
 import { CorralError } from "./errors.js";
 import { parseServerFrame } from "./frames.js";
@@ -496,7 +496,8 @@ export class CorralClient {
     } else {
       if (session.authedAt !== null && Date.now() - session.authedAt >= this.#opts.stableAfterMs) this.#attempt = 0;
       this.#attempt = Math.max(this.#attempt, verdict.minAttempt);
-      delayMs = backoffDelay(this.#attempt, this.#backoff);
+      // A close reason carrying the server's hint (4008, 1013) is honoured: no sooner than that.
+      delayMs = atLeastHint(backoffDelay(this.#attempt, this.#backoff), closeReasonHint(reason), this.#backoff.random);
       this.#attempt += 1;
     }
     this.#setState(this.#everOpen ? "reconnecting" : "connecting", {

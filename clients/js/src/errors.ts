@@ -22,11 +22,15 @@ export class CorralError extends Error {
     message: string,
     /** The HTTP status, for errors of `CorralApi`. */
     readonly status?: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(message, options);
     this.name = "CorralError";
+    this.retryAfterMs = options?.retryAfterMs;
   }
+
+  /** The server's hint (`retry_after_ms`): a retry waits at least this long, ms. */
+  readonly retryAfterMs: number | undefined;
 
   /** Whether retrying the same request (with the same idempotency key) may succeed. */
   get retryable(): boolean {

@@ -97,7 +97,7 @@ export class CorralApi {
       const body = (json as { error?: unknown } | undefined)?.error;
       try {
         const err = errorBodySchema.parse(body, "error", LENIENT);
-        throw new CorralError(err.code, err.message, res.status);
+        throw new CorralError(err.code, err.message, res.status, { retryAfterMs: err.retry_after_ms ?? retryAfterHeader(res) });
       } catch (e) {
         if (e instanceof CorralError) throw e;
         throw new CorralError(res.status >= 500 ? "unavailable" : "bad_request", `${method} ${path}: HTTP ${res.status}`, res.status);
@@ -105,4 +105,10 @@ export class CorralApi {
     }
     return json as T;
   }
+}
+
+/** `Retry-After` in whole seconds, as ms (the HTTP date form is not used by Corral). */
+function retryAfterHeader(res: Response): number | undefined {
+  const secs = Number(res.headers.get("Retry-After") ?? "");
+  return Number.isFinite(secs) && secs > 0 ? secs * 1000 : undefined;
 }

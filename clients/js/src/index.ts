@@ -7,7 +7,7 @@ export { countdown, type Countdown, type CountdownHandlers } from "./countdown.j
 export { ServerClock, type ClockView, type SyncSample, type TimeSources } from "./clock.js";
 export { CorralError, type ClientErrorCode } from "./errors.js";
 export { CorralApi, type ApiOptions, type LoginOk, type RegisterOk } from "./http.js";
-export { backoffDelay, classifyClose, type BackoffOptions, type CloseVerdict } from "./backoff.js";
+export { atLeastHint, backoffDelay, classifyClose, closeReasonHint, type BackoffOptions, type CloseVerdict } from "./backoff.js";
 export { newKey } from "./ids.js";
 export type { WebSocketCtor, WebSocketLike } from "./socket.js";
 export * from "./wire.js";

@@ -1,7 +1,7 @@
 //! Retrying an idempotent request (same key every time) until it succeeds, fails for good, or
 //! its deadline passes.
 
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { atLeastHint, backoffDelay, type BackoffOptions } from "./backoff.js";
 import { CorralError } from "./errors.js";
 
 /** Resolves after `ms`. */
@@ -19,7 +19,8 @@ export interface RetryPolicy {
 
 /**
  * Runs `attempt` until it resolves. Retries errors that are `retryable` (`unavailable`,
- * `internal`, `rate_limited`, a timeout, a dropped socket) with jittered backoff; the caller's
+ * `internal`, `rate_limited`, a timeout, a dropped socket) with jittered backoff, never sooner
+ * than the server's `retry_after_ms` when the error carries one; the caller's
  * `attempt` must reuse one idempotency key so that a retry of a request the server did act on
  * returns the original result instead of acting twice.
  */
@@ -36,7 +37,10 @@ export async function retryIdempotent<T>(attempt: () => Promise<T>, policy: Retr
         Date.now() - start < policy.deadlineMs;
       if (!retry) throw err;
       // A dropped socket is retried when the client is back; waiting for it is `request`'s job.
-      if (err.code !== "disconnected") await sleep(backoffDelay(n, policy.backoff));
+      // A server that said how long to wait (`retry_after_ms`) is not asked again sooner.
+      if (err.code !== "disconnected") {
+        await sleep(atLeastHint(backoffDelay(n, policy.backoff), err.retryAfterMs, policy.backoff.random));
+      }
     }
   }
 }

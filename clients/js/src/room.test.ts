@@ -17,6 +17,8 @@ class FakeRoom {
   loseNextSendReply = false;
   /** Answer the next n `room.send`s with `unavailable` (storing nothing). */
   unavailable = 0;
+  /** The `retry_after_ms` those `unavailable` answers carry, if any. */
+  retryAfterMs: number | undefined = undefined;
 
   constructor(readonly id: number) {}
 
@@ -48,7 +50,7 @@ class FakeRoom {
       case "room.send": {
         if (this.unavailable > 0) {
           this.unavailable--;
-          return { error: { code: "unavailable", message: "store down" } };
+          return { error: { code: "unavailable", message: "store down", retry_after_ms: this.retryAfterMs } };
         }
         const key = req.client_msg_id as string;
         const m = this.keys.get(key) ?? this.append(req.text as string, 1, key);
@@ -179,6 +181,19 @@ test("room.send keeps its client_msg_id across `unavailable` and a lost reply: s
   assert.equal(room.log.length, 2, "one message stored per send");
   await until(() => seen.length === 2);
   assert.deepEqual(seen, [1, 2]);
+  client.close();
+});
+
+test("room.send shed with retry_after_ms is retried no sooner than the hint", async () => {
+  const { server, room, client } = await setup();
+  room.unavailable = 1;
+  room.retryAfterMs = 120;
+  const started = Date.now();
+  const sent = await client.rooms.get(12)!.send("later");
+  const waited = Date.now() - started;
+  assert.equal(sent.seq, 1);
+  assert.equal(server.ops("room.send").length, 2);
+  assert.ok(waited >= 120, `retried after ${waited} ms`);
   client.close();
 });
 

@@ -60,7 +60,9 @@ export class Session {
     this.#pending.delete(frame.re);
     clearTimeout(pending.timer);
     if (frame.error) {
-      pending.reject(new CorralError(frame.error.code, frame.error.message));
+      pending.reject(
+        new CorralError(frame.error.code, frame.error.message, undefined, { retryAfterMs: frame.error.retry_after_ms }),
+      );
       return null;
     }
     try {

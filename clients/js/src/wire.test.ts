@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { closeReasonHint } from "./backoff.js";
 import { parseServerFrame } from "./frames.js";
 import { STRICT, type ObjectSchema, type Schema } from "./schema.js";
 import {
@@ -32,6 +33,8 @@ interface Fixtures {
   end_reasons: string[];
   presence_states: string[];
   close_codes: Record<string, number>;
+  error_replies: Record<string, unknown>[];
+  retry_close_reason: string;
   ops: Record<string, { params: Record<string, unknown>[]; ok: Record<string, unknown>[] }>;
   pushes: Record<string, unknown>[];
 }
@@ -72,6 +75,16 @@ test("every op's parameters and replies, as the Rust types serialize them, decod
       assert.equal(frame.kind, "reply");
     }
   }
+});
+
+test("error replies decode strictly, the server's retry hint included; the close reason's hint parses", () => {
+  const hints = fixtures.error_replies.map((e) => {
+    const frame = parseServerFrame(JSON.stringify(e), STRICT);
+    assert.ok(frame.kind === "reply" && frame.error, JSON.stringify(e));
+    return frame.error.retry_after_ms;
+  });
+  assert.deepEqual(hints, [undefined, 2300]);
+  assert.equal(closeReasonHint(fixtures.retry_close_reason), 2300);
 });
 
 test("every push, as the Rust types serialize it, decodes strictly with the same fields", () => {

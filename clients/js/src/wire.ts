@@ -49,6 +49,7 @@ export const CLOSE = {
   TOO_LARGE: 1009,
   IDLE: 4000,
   SLOW_CONSUMER: 4008,
+  TRY_AGAIN_LATER: 1013,
 } as const;
 
 export const ROLES = ["user", "merchant", "admin"] as const;
@@ -71,7 +72,8 @@ const claimStatus = oneOf(CLAIM_STATUSES);
 const presenceState = oneOf(PRESENCE_STATES);
 
 /** The `error` object of a reply or an HTTP error body. */
-export const errorBodySchema = object({ code: errorCode, message: str });
+/** An error reply's body; `retry_after_ms` is the server's "wait at least this long" (sheds, load refusals). */
+export const errorBodySchema = object({ code: errorCode, message: str, retry_after_ms: optional(uint) });
 export type ErrorBody = Infer<typeof errorBodySchema>;
 
 /** A stored chat message (`room.message` pushes, `missed[]`, `messages[]`). */
