@@ -169,6 +169,18 @@ fn leading_int(s: &str) -> Option<(i64, &str)> {
     Some((s[..len].parse().ok()?, &s[len..]))
 }
 
+/// The wait a close reason asks for: `{"retry_after_ms":N}`; any other reason is human text
+/// and asks for nothing.
+pub fn retry_hint(reason: &str) -> Option<Duration> {
+    #[derive(serde::Deserialize)]
+    struct Hint {
+        retry_after_ms: u64,
+    }
+    serde_json::from_str::<Hint>(reason)
+        .ok()
+        .map(|h| Duration::from_millis(h.retry_after_ms))
+}
+
 /// A protocol-v1 connection: numbered requests, timed replies, pushes.
 pub struct Conn {
     /// The socket.
@@ -177,6 +189,9 @@ pub struct Conn {
     pending: HashMap<u64, (&'static str, u64)>,
     /// The close code the server sent, once it closed the socket.
     pub close_code: Option<u16>,
+    /// How long the server asked us to stay away, from a load close's reason
+    /// (`{"retry_after_ms":N}` on 4008 and 1013, protocol/README.md "Close codes").
+    pub retry_after: Option<Duration>,
 }
 
 impl Conn {
@@ -187,6 +202,7 @@ impl Conn {
             next_id: 1,
             pending: HashMap::new(),
             close_code: None,
+            retry_after: None,
         }
     }
 
@@ -222,7 +238,8 @@ impl Conn {
             let text = match msg.map_err(|e| ClientError::new("closed", e))? {
                 Message::Text(text) => text,
                 Message::Close(frame) => {
-                    self.close_code = frame.map(|f| u16::from(f.code));
+                    self.close_code = frame.as_ref().map(|f| u16::from(f.code));
+                    self.retry_after = frame.and_then(|f| retry_hint(&f.reason));
                     return Ok(None);
                 }
                 _ => continue,
@@ -301,6 +318,17 @@ mod tests {
     use corral_protocol::ops::ChatMessage;
 
     use super::*;
+
+    #[test]
+    fn a_load_close_reason_gives_its_wait_and_human_text_none() {
+        assert_eq!(
+            retry_hint(r#"{"retry_after_ms":2300}"#),
+            Some(Duration::from_millis(2_300))
+        );
+        assert_eq!(retry_hint("the server is shutting down"), None);
+        assert_eq!(retry_hint(""), None);
+        assert_eq!(retry_hint(r#"{"retry_after_ms":-1}"#), None);
+    }
 
     #[test]
     fn room_messages_are_scanned_in_the_servers_field_order() {

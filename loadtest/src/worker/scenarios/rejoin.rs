@@ -29,6 +29,13 @@ pub(in crate::worker) async fn come_back(
         .tallies
         .get(&Stream::Room(room))
         .and_then(Tally::last_seq);
+    // A node that closed us for load said how long to stay away: a crowd that all came back
+    // at once would be the storm that got it closed.
+    if let Some(wait) = client.conn.retry_after.take() {
+        ctx.rec.with(|s, bin| s.count("hinted_waits", bin, 1));
+        tokio::time::sleep(with_own_jitter(wait, rand::random::<f64>())).await;
+    }
+    let mut attempt = 0;
     loop {
         if tokio::time::Instant::now() >= grace || ctx.finishing() {
             ctx.error(&ClientError::new(
@@ -41,10 +48,27 @@ pub(in crate::worker) async fn come_back(
             Ok(()) => return true,
             Err(err) => {
                 ctx.error(&err);
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
+                attempt += 1;
             }
         }
     }
+}
+
+/// The server's hint plus up to a quarter of it as our own jitter, never sooner than the hint
+/// (the SDK's rule, clients/js `atLeastHint`).
+fn with_own_jitter(hint: Duration, unit: f64) -> Duration {
+    hint + hint.mul_f64(unit.clamp(0.0, 1.0) / 4.0)
+}
+
+/// The wait before retry `attempt` (0-based) of a failed come-back: equal jitter, uniformly in
+/// `[cap/2, cap)` with cap = min(5 s, 200 ms * 2^attempt), so failing clients spread out and
+/// slow down instead of retrying together at a fixed pace.
+fn backoff(attempt: u32, unit: f64) -> Duration {
+    let cap = Duration::from_millis(200)
+        .saturating_mul(1 << attempt.min(5))
+        .min(Duration::from_secs(5));
+    cap / 2 + (cap / 2).mul_f64(unit.clamp(0.0, 1.0))
 }
 
 /// Most `room.history` pages one catch-up reads (200 messages each).
@@ -151,4 +175,26 @@ pub(in crate::worker) async fn rejoin(
         on_frame(ctx, client, Frame::Corral(push));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_is_waited_in_full_plus_a_little() {
+        let hint = Duration::from_millis(2_000);
+        assert_eq!(with_own_jitter(hint, 0.0), hint);
+        assert_eq!(with_own_jitter(hint, 1.0), Duration::from_millis(2_500));
+        assert_eq!(with_own_jitter(hint, 7.0), Duration::from_millis(2_500));
+    }
+
+    #[test]
+    fn failed_come_backs_back_off_with_jitter_up_to_five_seconds() {
+        assert_eq!(backoff(0, 0.0), Duration::from_millis(100));
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(200));
+        assert_eq!(backoff(3, 0.99), Duration::from_millis(1_592));
+        assert_eq!(backoff(30, 0.0), Duration::from_millis(2_500));
+        assert!(backoff(30, 0.999) < Duration::from_secs(5));
+    }
 }
