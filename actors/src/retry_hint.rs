@@ -19,15 +19,17 @@ pub const MAX: Duration = Duration::from_millis(8_000);
 /// The base doubles per level (1 s, 2 s, 4 s, 8 s) and the result is uniform in
 /// `[base/2, base)`, so it always lies in `[MIN, MAX)`.
 pub fn delay(level: u8, unit: f64) -> Duration {
-    let base = MIN.as_secs_f64() * 2.0 * f64::from(1u32 << level.min(3));
+    let base_ms = (2 * millis(MIN)) << level.min(3);
     let unit = if unit.is_finite() {
         unit.clamp(0.0, 1.0)
     } else {
         0.0
     };
-    let wait = Duration::from_secs_f64(base / 2.0 * (1.0 + unit));
-    // `unit == 1.0` would reach `base` itself; keep the upper bound exclusive.
-    wait.clamp(MIN, MAX - Duration::from_millis(1))
+    // Whole milliseconds, rounded down, as the wire carries them: a fraction would be rounded
+    // up on the way out and could reach `base` itself. `unit == 1.0` would too; keep the upper
+    // bound exclusive.
+    let wait_ms = (base_ms as f64 / 2.0 * (1.0 + unit)) as u64;
+    Duration::from_millis(wait_ms.min(base_ms - 1)).clamp(MIN, MAX - Duration::from_millis(1))
 }
 
 /// [`delay`] with a fresh random sample: what the node actually tells a client.
@@ -58,6 +60,14 @@ mod tests {
                 assert!(wait >= MIN && wait < MAX, "{level} {unit}: {wait:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_hint_is_whole_milliseconds_below_its_level_bound() {
+        // Just under 1.0: a fraction of a millisecond below 2 s must not round up to 2 s.
+        let wait = delay(1, 0.999_999_9);
+        assert_eq!(wait.subsec_nanos() % 1_000_000, 0);
+        assert_eq!(wait, Duration::from_millis(1_999));
     }
 
     #[test]
