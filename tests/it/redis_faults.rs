@@ -543,34 +543,19 @@ async fn slots_returned_by_reconciliation_reach_every_watcher() {
 #[actix_web::test]
 async fn a_suspect_seen_before_a_redis_outage_is_not_voided_after_it() {
     use corral::store::ledger::SlotArbiter;
-    use corral::store::reconcile::Reconciler;
     use corral::store::redis::ledger::RedisArbiter;
-    use corral::store::sql::ActivityRepo;
-    use corral::store::sql::claims::{ClaimRows, SqlCatalog};
-    use corral_actors::ActivityCatalog;
-    use std::sync::Arc;
 
-    let mut redis = PrivateRedis::start().await;
     // The nodes' own reconcilers pass at start-up only: this test runs its passes itself.
-    let nodes = two_nodes(&redis, |s| s.redis.claims_reconcile_ms = 3_600_000).await;
-    let promo = Promo {
-        slots: vec![10],
-        per_user_limit: 5,
-        ..Promo::open(0)
-    };
-    let (activity, _, _) = seed(&nodes[0], &promo).await;
-    let users = bulk_users(&nodes[0], 3, Role::User).await;
-    let catalog = Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(
-        &nodes[0].state.db,
-    ))));
-    let spec = catalog.activity(activity).await.unwrap().expect("spec");
+    let ReconcileRig {
+        mut redis,
+        nodes,
+        activity,
+        users,
+        spec,
+        reconciler,
+    } = reconcile_rig(3).await;
     let store = || nodes[0].state.redis.clone().expect("redis");
     let arbiter = RedisArbiter::new(store()).await.unwrap();
-    let reconciler = Reconciler::new(
-        RedisArbiter::new(store()).await.unwrap(),
-        ClaimRows::start(nodes[0].state.db.clone(), 1),
-        catalog.clone(),
-    );
     let claim = async |user: usize, key: &str| {
         let mut ws = WsClient::connect(&nodes[0].ws_url(), Some(&users[user].1))
             .await
@@ -622,32 +607,17 @@ async fn a_suspect_seen_before_a_redis_outage_is_not_voided_after_it() {
 #[ignore = "defect: a retry of a key voided by reconciliation is answered cancelled instead of decided afresh, issue #20"]
 async fn a_key_voided_by_reconciliation_is_decided_afresh_on_retry() {
     use corral::store::ledger::SlotArbiter;
-    use corral::store::reconcile::Reconciler;
     use corral::store::redis::ledger::RedisArbiter;
-    use corral::store::sql::ActivityRepo;
-    use corral::store::sql::claims::{ClaimRows, SqlCatalog};
-    use corral_actors::ActivityCatalog;
-    use std::sync::Arc;
 
-    let redis = PrivateRedis::start().await;
-    let nodes = two_nodes(&redis, |s| s.redis.claims_reconcile_ms = 3_600_000).await;
-    let promo = Promo {
-        slots: vec![10],
-        per_user_limit: 5,
-        ..Promo::open(0)
-    };
-    let (activity, _, _) = seed(&nodes[0], &promo).await;
-    let users = bulk_users(&nodes[0], 2, Role::User).await;
-    let catalog = Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(
-        &nodes[0].state.db,
-    ))));
-    let spec = catalog.activity(activity).await.unwrap().expect("spec");
+    let ReconcileRig {
+        redis: _redis,
+        nodes,
+        activity,
+        users,
+        spec,
+        reconciler,
+    } = reconcile_rig(2).await;
     let store = || nodes[0].state.redis.clone().expect("redis");
-    let reconciler = Reconciler::new(
-        RedisArbiter::new(store()).await.unwrap(),
-        ClaimRows::start(nodes[0].state.db.clone(), 1),
-        catalog.clone(),
-    );
     let mut warm = WsClient::connect(&nodes[0].ws_url(), Some(&users[0].1))
         .await
         .expect("ws");
@@ -679,4 +649,53 @@ async fn a_key_voided_by_reconciliation_is_decided_afresh_on_retry() {
         Some(json!("held")),
         "{reply:?}"
     );
+}
+
+/// Two nodes on a private Redis whose own reconcilers pass only at start-up, one promotion of
+/// ten slots (five per user), `users` users, and a reconciler the test drives itself.
+struct ReconcileRig {
+    redis: PrivateRedis,
+    nodes: Vec<TestApp>,
+    activity: i64,
+    users: Vec<(i64, String)>,
+    spec: corral_actors::ActivityRecord,
+    reconciler: corral::store::reconcile::Reconciler,
+}
+
+async fn reconcile_rig(users: usize) -> ReconcileRig {
+    use corral::store::reconcile::Reconciler;
+    use corral::store::redis::ledger::RedisArbiter;
+    use corral::store::sql::ActivityRepo;
+    use corral::store::sql::claims::{ClaimRows, SqlCatalog};
+    use corral_actors::ActivityCatalog;
+    use std::sync::Arc;
+
+    let redis = PrivateRedis::start().await;
+    let nodes = two_nodes(&redis, |s| s.redis.claims_reconcile_ms = 3_600_000).await;
+    let promo = Promo {
+        slots: vec![10],
+        per_user_limit: 5,
+        ..Promo::open(0)
+    };
+    let (activity, _, _) = seed(&nodes[0], &promo).await;
+    let users = bulk_users(&nodes[0], users, Role::User).await;
+    let catalog = Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(
+        &nodes[0].state.db,
+    ))));
+    let spec = catalog.activity(activity).await.unwrap().expect("spec");
+    let reconciler = Reconciler::new(
+        RedisArbiter::new(nodes[0].state.redis.clone().expect("redis"))
+            .await
+            .unwrap(),
+        ClaimRows::start(nodes[0].state.db.clone(), 1),
+        catalog,
+    );
+    ReconcileRig {
+        redis,
+        nodes,
+        activity,
+        users,
+        spec,
+        reconciler,
+    }
 }
