@@ -24,6 +24,9 @@ pub mod h {
     pub const DELIVERY: &str = "delivery";
     /// Arrival of `activity.started` minus `starts_at`.
     pub const START_SKEW: &str = "start_skew";
+    /// Flash crowd: how far from `starts_at` (true time) a client opened claiming on its own
+    /// estimate of the server clock, either way (`start_early` counts the early ones).
+    pub const START_ERROR: &str = "start_error";
     /// Prefix of per-op reply latency (`reply.<op>`).
     pub const REPLY: &str = "reply.";
 }

@@ -12,6 +12,7 @@
 
 mod client;
 mod ctx;
+mod failover;
 mod payload;
 mod scenarios;
 
@@ -59,9 +60,11 @@ where
         .filter(|n| n % plan.of == plan.index)
         .count() as u64;
     let deadline = plan.epoch_us + scenario.max_seconds * 1_000_000;
+    let others = failover::other_nodes(&scenario.nodes, plan.index);
     let ctx = Arc::new(Ctx {
         rec: Recorder::new(plan.epoch_us, plan.bin_us),
         plan,
+        others,
         target,
         addr,
         accounts,

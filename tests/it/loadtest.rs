@@ -2,15 +2,16 @@
 //! accounts whose tokens authenticate; tiny runs of every Corral scenario (in-process
 //! workers) provision what they need over HTTP, drive the node, and their `result.json`
 //! says what happened: connect-capacity connects everyone and reports memory, flash-crowd
-//! takes exactly the slots (embedded and Redis + PostgreSQL), chat-storm and soak deliver
-//! every message to every member once and in order, feed-burst pushes every post to every
-//! follower.
+//! takes exactly the slots (embedded and Redis + PostgreSQL, and when a node dies mid-crowd
+//! its clients claim again on another), chat-storm and soak deliver every message to every
+//! member once and in order, feed-burst pushes every post to every follower.
 
 use corral::admin::{SeedRequest, seed_users};
 use corral_actors::TokenVerifier;
 use corral_loadtest::coordinator::{self, RunOptions, WorkerMode};
 use corral_loadtest::scenario::Scenario;
 use corral_protocol::Role;
+use std::time::Duration;
 
 use crate::claims::redis_mode;
 use crate::engine_tests;
@@ -187,8 +188,9 @@ async fn tiny_flash_crowd(apps: &[TestApp]) {
         "first decision at {first_decision}s, starts_at marked at {starts_at}s"
     );
     assert_eq!(result["latency"]["reply.claim"]["count"], 200);
-    // Every subscriber saw the start.
+    // Every subscriber saw the start, and opened claiming on its synced clock.
     assert_eq!(result["latency"]["start_skew"]["count"], 200);
+    assert_eq!(result["latency"]["start_error"]["count"], 200);
     let checks = result["checks"].as_array().expect("checks");
     assert_eq!(checks.len(), 4, "{checks:?}");
     assert!(result["scenario"]["crowd"]["activity"].as_i64().is_some());
@@ -212,6 +214,71 @@ async fn flash_crowd_run_takes_exactly_the_slots_redis() {
 async fn flash_crowd_run_over_two_nodes_takes_exactly_the_slots() {
     let nodes = TestApp::cluster(2, |s| s.ws.max_per_ip = 100_000).await;
     tiny_flash_crowd(&nodes).await;
+}
+
+/// Two nodes, and the second stops abruptly (its sockets dropped, no close frame) 150 ms into a
+/// crowd spread over 600 ms: its clients move to the first node, claim again with their keys
+/// (or subscribe again, if they had not fired yet), and the run is still exact.
+#[actix_web::test]
+async fn flash_crowd_run_follows_its_clients_when_their_node_dies() {
+    let nodes = TestApp::cluster(2, |s| s.ws.max_per_ip = 100_000).await;
+    let pool = nodes[0].state.db.pool.clone();
+    let victim = nodes[1].server.clone();
+    let kill = actix_web::rt::spawn(async move {
+        let starts_at = loop {
+            let row: Option<i64> =
+                sqlx::query_scalar("SELECT starts_at FROM activities ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(&pool)
+                    .await
+                    .expect("query");
+            if let Some(at) = row {
+                break at;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let now = corral_actors::clock::now_ms();
+        tokio::time::sleep(Duration::from_millis((starts_at + 150 - now).max(0) as u64)).await;
+        victim.stop(false).await;
+    });
+    let result = run_scenario_on(
+        &nodes,
+        200,
+        r#"
+        name = "ci-crowd-failover"
+        kind = "flash-crowd"
+        workers = 2
+        source_addrs = 2
+        [connect]
+        clients = 200
+        ramp_per_sec = 2000
+        [crowd]
+        merchant_tokens = "merchant.json"
+        items = 2
+        slots_per_item = 10
+        per_user_limit = 1
+        start_margin_seconds = 3
+        jitter_ms = 600
+        retries = 5
+        seconds = 15
+        "#,
+    )
+    .await;
+    kill.await.expect("the node was stopped");
+    assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
+    assert_eq!(result["claims"]["held"], 20, "{}", result["claims"]);
+    let moved = result["counters"]["failovers"].as_u64().unwrap_or(0);
+    assert!(moved > 0 && moved <= 100, "{}", result["counters"]);
+    // Every client got its decision, from whichever node answered it.
+    assert_eq!(
+        result["outcomes"]["claim.held"], 20,
+        "{}",
+        result["outcomes"]
+    );
+    assert_eq!(
+        result["outcomes"]["claim.sold_out"], 180,
+        "{}",
+        result["outcomes"]
+    );
 }
 
 #[actix_web::test]

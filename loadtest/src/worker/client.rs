@@ -32,6 +32,9 @@ pub(super) struct Client {
     pub(super) tallies: HashMap<Stream, Tally>,
     /// Flash crowd: the activity's start instant (ms) from the subscribe reply.
     pub(super) starts_at_ms: Option<i64>,
+    /// Flash crowd: the server clock minus this client's, in us, estimated with `time.sync`
+    /// (protocol/README.md, "Rendering a countdown without drift").
+    pub(super) clock_offset_us: i64,
 }
 
 impl Client {
@@ -88,6 +91,38 @@ pub(super) async fn request(
         s.count(t::REPLIES, bin, 1);
     });
     Ok(ok)
+}
+
+/// `time.sync` samples taken to estimate the clock offset; the one with the smallest round
+/// trip wins, as protocol/README.md tells clients to do.
+const CLOCK_SAMPLES: usize = 3;
+
+/// Estimates the server clock's offset from this client's with `time.sync`:
+/// `offset = server_time - (t0 + t2) / 2` of the sample with the smallest round trip.
+pub(super) async fn sync_clock(ctx: &Ctx, client: &mut Client) -> Result<i64, ClientError> {
+    let mut best: Option<(u64, i64)> = None;
+    for _ in 0..CLOCK_SAMPLES {
+        let t0 = now_us();
+        let ok = request(
+            ctx,
+            client,
+            "time.sync",
+            &serde_json::json!({ "client_time": t0 / 1000 }),
+        )
+        .await?;
+        let t2 = now_us();
+        let server_us = ok
+            .get("server_time")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ClientError::new("bad_reply", "time.sync without server_time"))?
+            * 1000;
+        let rtt = t2.saturating_sub(t0);
+        let offset = server_us - ((t0 + t2) / 2) as i64;
+        if best.is_none_or(|(r, _)| rtt < r) {
+            best = Some((rtt, offset));
+        }
+    }
+    Ok(best.map_or(0, |(_, offset)| offset))
 }
 
 /// Reads (and accounts) frames until `until` completes; returns whether the socket is open.

@@ -22,6 +22,8 @@ pub(super) struct Ctx {
     /// The node this worker drives, and its address.
     pub(super) target: String,
     pub(super) addr: SocketAddr,
+    /// The cluster's other nodes, in the order a client whose node dies tries them.
+    pub(super) others: Vec<(String, SocketAddr)>,
     pub(super) accounts: Vec<Account>,
     pub(super) rec: Recorder,
     pub(super) mine: u64,

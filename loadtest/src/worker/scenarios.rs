@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use self::broadcast::{author_of, publish, room_of};
 use self::crowd::crowd;
 use self::soak::{soak, soak_room};
-use super::client::{Client, request};
+use super::client::{Client, request, sync_clock};
 use super::ctx::Ctx;
 use crate::checks::{Stream, Tally};
 use crate::client::{self, ClientError, Conn};
@@ -47,6 +47,7 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         raw,
         tallies: HashMap::new(),
         starts_at_ms: None,
+        clock_offset_us: 0,
     };
     if raw {
         if let Some(b) = &scenario.broadcast {
@@ -96,6 +97,7 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
                 )
                 .await?;
                 client.starts_at_ms = ok.get("starts_at").and_then(Value::as_i64);
+                client.clock_offset_us = sync_clock(ctx, &mut client).await?;
             }
         }
         Kind::ConnectCapacity | Kind::RawBroadcast => {}
