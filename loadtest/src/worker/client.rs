@@ -257,7 +257,12 @@ pub(super) fn on_reply(
         s.record(&format!("{}{op}", h::REPLY), latency_us);
         s.count(t::REPLIES, bin, 1);
         match (&class, &result) {
-            (Class::Outcome(name), _) => s.outcome(name, bin),
+            (Class::Outcome(name), _) => {
+                // Also by outcome (`reply.claim.held`, `reply.claim.sold_out`): in a crowd the
+                // winners' latency is the one that matters, and it differs from the refusals'.
+                s.record(&format!("{}{name}", h::REPLY), latency_us);
+                s.outcome(name, bin);
+            }
             (_, Err(err)) => s.error(&err.code, bin),
             _ => {}
         }
