@@ -79,7 +79,7 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     scenario.validate()?;
     let target = target_addr(&scenario.target)?;
     // Every worker reads the tokens: check them once here, before any worker starts.
-    if let (Some(path), true) = (&scenario.tokens, scenario.kind.needs_tokens()) {
+    if let (Some(path), true) = (&scenario.tokens, scenario.needs_tokens()) {
         tokens::load(path, scenario.connect.clients, "user")?;
     }
     if let Some(crowd) = &scenario.crowd {

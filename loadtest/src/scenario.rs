@@ -136,6 +136,10 @@ pub struct CapacitySpec {
     /// Seconds to hold the connections open (idle) before measuring memory.
     #[serde(default = "default_settle")]
     pub settle_seconds: u64,
+    /// Plain WebSocket connections (no subprotocol, no `auth`, no tokens), to measure the
+    /// bare peers' idle memory with the same client as Corral's.
+    #[serde(default)]
+    pub raw: bool,
 }
 
 fn default_settle() -> u64 {
@@ -358,13 +362,25 @@ impl Scenario {
         if let Some(base) = &self.http_base {
             http_addr(base)?;
         }
-        if self.kind.needs_tokens() && self.tokens.is_none() {
+        if self.needs_tokens() && self.tokens.is_none() {
             return bad("this scenario needs `tokens` (see `corral admin seed-users`)".into());
         }
         for node in &self.nodes {
             target_addr(node)?;
         }
         target_addr(&self.target).map(|_| ())
+    }
+
+    /// Whether clients speak plain WebSocket: no subprotocol, no `auth` (the raw broadcast,
+    /// and an idle-capacity run against a bare peer).
+    pub fn raw(&self) -> bool {
+        self.kind == Kind::RawBroadcast
+            || (self.kind == Kind::ConnectCapacity && self.capacity.as_ref().is_some_and(|c| c.raw))
+    }
+
+    /// Whether clients authenticate, so the scenario needs `tokens`.
+    pub fn needs_tokens(&self) -> bool {
+        self.kind.needs_tokens() && !self.raw()
     }
 
     /// The node worker `index` drives.
@@ -485,6 +501,19 @@ mod tests {
             [capacity]
             "#
         ))
+    }
+
+    #[test]
+    fn a_raw_capacity_run_needs_no_tokens() {
+        let mut plain = capacity("", 10).expect("scenario");
+        plain.tokens = None;
+        assert!(plain.needs_tokens() && !plain.raw());
+        assert!(plain.validate().is_err());
+        if let Some(c) = &mut plain.capacity {
+            c.raw = true;
+        }
+        assert!(plain.raw() && !plain.needs_tokens());
+        assert!(plain.validate().is_ok());
     }
 
     #[test]

@@ -52,7 +52,7 @@ where
     let scenario = &plan.scenario;
     let target = scenario.worker_target(plan.index).to_string();
     let addr = target_addr(&target)?;
-    let accounts = match (&scenario.tokens, scenario.kind.needs_tokens()) {
+    let accounts = match (&scenario.tokens, scenario.needs_tokens()) {
         (Some(path), true) => tokens::load(path, scenario.connect.clients, "user")?,
         _ => Vec::new(),
     };

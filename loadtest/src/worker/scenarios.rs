@@ -26,7 +26,7 @@ use crate::stats::{h, now_us, t};
 /// Connects, authenticates and does the scenario's setup.
 pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
     let scenario = ctx.scenario();
-    let raw = scenario.kind == Kind::RawBroadcast;
+    let raw = scenario.raw();
     let started = now_us();
     let ws = client::connect(
         &ctx.target,
