@@ -103,6 +103,8 @@ catalogue! {
         "Presence pushes not sent because the room had more than chat.presence_max_online users online.";
     ROOM_ACTORS_RETIRED: Counter, Count, [], "corral_room_actors_retired_total",
         "Idle room actors stopped.";
+    ROOM_ACTORS: Gauge, Count, [], "corral_room_actors",
+        "Room actors running on this node (read when /metrics is scraped).";
     ACTIVITY_ACTORS: Gauge, Count, [], "corral_activity_actors",
         "Activity actors running on this node.";
     ACTOR_RESTARTS: Counter, Count, ["kind"], "corral_actor_restarts_total",

@@ -129,6 +129,21 @@ impl Api {
             .map_err(|e| LoadError::Http(format!("{method} {url}: unexpected body ({e}): {text}")))
     }
 
+    /// `GET /metrics` (Prometheus text), when the node serves it on this address.
+    pub async fn metrics(&self) -> Option<String> {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.text().await.ok()
+    }
+
     /// `POST /rooms {name, private: false}` -> the room id.
     pub async fn create_room(&self, token: &str, name: &str) -> Result<i64, LoadError> {
         #[derive(Deserialize)]

@@ -17,6 +17,7 @@ use crate::pipe::{self, Command, Event, Progress, WorkerPlan, WorkerResult};
 use crate::provision::{Promotion, provision};
 use crate::run_result::{Capacity, RunResult, Throughput};
 use crate::scenario::{Kind, Scenario, target_addr};
+use crate::server_watch::Watcher;
 use crate::stats::{Stats, Summary, now_us, t};
 use crate::timeline;
 use crate::{LoadError, proc_stat, report, tokens};
@@ -163,6 +164,17 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     for link in &mut links {
         link.send(&Command::Go { at_us: go_us }).await?;
     }
+    let warmup = scenario.soak.as_ref().and_then(|s| s.warmup_seconds);
+    let watcher = match (warmup, scenario.kind) {
+        (Some(warmup), Kind::Soak) => opts
+            .server_pid
+            .or_else(|| proc_stat::pid_listening_on(target.port()))
+            .map(|pid| {
+                let api = scenario.http_base().ok().and_then(|b| Api::new(&b).ok());
+                Watcher::start(pid, api, Duration::from_secs(1), warmup as f64)
+            }),
+        _ => None,
+    };
     let mut done = vec![false; scenario.workers];
     let phase = wait_for(&mut events, &mut view, deadline, |i, ev| {
         if matches!(ev, Event::ActiveDone) {
@@ -176,6 +188,10 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         return Err(err);
     }
     let active_end = now_us();
+    let server_watch = match watcher {
+        Some(watcher) => Some(watcher.stop().await),
+        None => None,
+    };
     // Messages acknowledged at the very end may still be on their way to receivers: keep
     // reading until deliveries stop (bounded by the drain time) before finishing.
     if let Some(b) = &scenario.broadcast {
@@ -234,6 +250,9 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         Kind::RawBroadcast | Kind::ChatStorm | Kind::FeedBurst | Kind::Soak => {
             checks.push(everyone("every client connected and set up"));
             checks.extend(delivery.check());
+            if let Some(watch) = &server_watch {
+                checks.extend(watch.checks());
+            }
         }
         Kind::FlashCrowd => {
             if let Some(promotion) = &promotion {
@@ -279,6 +298,7 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         errors: wire.errors,
         throughput,
         capacity,
+        server_watch,
         claims,
         checks,
         passed,

@@ -24,6 +24,7 @@ pub mod provision;
 pub mod report;
 pub mod run_result;
 pub mod scenario;
+pub mod server_watch;
 pub mod stats;
 pub mod timeline;
 pub mod tokens;

@@ -419,6 +419,7 @@ mod tests {
                 peak_connects_per_sec: 30,
             },
             capacity: None,
+            server_watch: None,
             claims: None,
             checks: Vec::new(),
             passed: true,

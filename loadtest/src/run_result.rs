@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::ClaimsSummary;
 use crate::checks::Check;
 use crate::scenario::Scenario;
+use crate::server_watch::ServerWatch;
 use crate::stats::Summary;
 use crate::timeline::Phase;
 
@@ -81,6 +82,9 @@ pub struct RunResult {
     pub throughput: Throughput,
     /// Server memory (connect-capacity with a local server).
     pub capacity: Option<Capacity>,
+    /// Soak with a local server: the node sampled once a second through the active phase.
+    #[serde(default)]
+    pub server_watch: Option<ServerWatch>,
     /// Flash crowd: the merchant view's counts after the run.
     pub claims: Option<ClaimsSummary>,
     /// Invariant verdicts.

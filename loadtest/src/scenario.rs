@@ -257,6 +257,11 @@ pub struct SoakSpec {
     /// Seconds every client stays connected after the churn, collecting the last messages.
     #[serde(default = "default_drain")]
     pub drain_seconds: u64,
+    /// When set, the node (when it runs on this machine, found by its port or
+    /// `--server-pid`) is sampled once a second and, after this many seconds of churn, held to
+    /// staying flat: RSS, open files, connections and running actors.
+    #[serde(default)]
+    pub warmup_seconds: Option<u64>,
 }
 
 impl Scenario {

@@ -139,6 +139,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     ))
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    // Counted here rather than on every start and stop: the registry knows, and a scrape is rare.
+    metrics::gauge!(corral_actors::metric_catalogue::ROOM_ACTORS)
+        .set(state.hub.rooms.running() as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::render_metrics(&state.metrics))
