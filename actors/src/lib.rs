@@ -25,6 +25,7 @@ pub mod replier;
 pub mod retry_hint;
 pub mod revocations;
 pub mod room;
+pub mod rules;
 pub mod rooms;
 pub mod session;
 mod supervision;

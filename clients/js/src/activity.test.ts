@@ -8,7 +8,7 @@ import { FakeServer, until, type Req } from "./testing/fake-server.js";
 
 function subscribeOk(req: Req, startsAt: number, state = "scheduled") {
   return {
-    ok: { activity: req.activity as number, state, starts_at: startsAt, ends_at: startsAt + 60_000, stock_left: 5, server_time: Date.now() },
+    ok: { activity: req.activity as number, state, starts_at: startsAt, ends_at: startsAt + 60_000, stock_left: 5, server_time: Date.now(), eligible: true, unmet: [] },
   };
 }
 
