@@ -6,7 +6,7 @@ ALTER TABLE activities ADD COLUMN rules TEXT NOT NULL DEFAULT '{}';
 -- Every account has an invite code; `invited_by` is set once, at registration, to an account
 -- that existed before (so no one invites themselves and invitations never loop).
 ALTER TABLE users ADD COLUMN invite_code TEXT;
-ALTER TABLE users ADD COLUMN invited_by INTEGER REFERENCES users (id);
+ALTER TABLE users ADD COLUMN invited_by INTEGER REFERENCES users (id) CHECK (invited_by < id);
 UPDATE users SET invite_code = lower(hex(randomblob(5))) WHERE invite_code IS NULL;
 CREATE UNIQUE INDEX users_invite_code ON users (invite_code);
 CREATE INDEX users_invited_by ON users (invited_by) WHERE invited_by IS NOT NULL;
