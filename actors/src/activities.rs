@@ -364,7 +364,10 @@ mod tests {
             Err(crate::ports::RulesError("no facts here".into()))
         }
 
-        async fn note(&self, _note: crate::ports::AudienceNote) -> Result<(), crate::ports::RulesError> {
+        async fn note(
+            &self,
+            _note: crate::ports::AudienceNote,
+        ) -> Result<(), crate::ports::RulesError> {
             Ok(())
         }
     }

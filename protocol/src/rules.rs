@@ -33,9 +33,11 @@ pub struct Audience {
     /// Only accounts registered before this instant (Unix epoch milliseconds): existing
     /// customers.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub registered_before: Option<EpochMs>,
     /// Only accounts registered at or after this instant (Unix epoch milliseconds): new users.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub new_users_since: Option<EpochMs>,
 }
 
@@ -51,6 +53,7 @@ pub enum Requirement {
         /// How many, 1 to 1,000,000.
         min: i64,
         /// Unix epoch milliseconds; posts before it do not count.
+        #[cfg_attr(feature = "openapi", schema(value_type = i64))]
         since: EpochMs,
     },
     /// Invited at least `min` users who registered with their invite code.
@@ -192,7 +195,9 @@ impl Unmet {
         };
         match self.rule {
             RuleKey::FollowersOnly => "followers of the merchant only".into(),
-            RuleKey::RegisteredBefore => "accounts registered before the promotion's date only".into(),
+            RuleKey::RegisteredBefore => {
+                "accounts registered before the promotion's date only".into()
+            }
             RuleKey::NewUsersSince => "new accounts only".into(),
             RuleKey::FollowsMerchant => "follow the merchant".into(),
             RuleKey::Posts => counted("posts"),

@@ -524,6 +524,7 @@ pub async fn broadcast(
 
 /// `GET /activities/{id}/funnel`: how far the promotion's audience got.
 #[derive(Serialize, ToSchema)]
+#[schema(as = Funnel)]
 struct FunnelView {
     #[schema(value_type = i64)]
     activity_id: ActivityId,

@@ -143,7 +143,9 @@ pub async fn register(
     let invite_code = match creds.invite_code.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(code) if code.len() > 32 => {
-            return Err(ApiError::bad_request("invite_code: no account has this invite code"));
+            return Err(ApiError::bad_request(
+                "invite_code: no account has this invite code",
+            ));
         }
         Some(code) => Some(code.to_string()),
     };

@@ -76,10 +76,7 @@ pub(crate) async fn decide(
     reason: Reason,
 ) -> Result<Decided, RulesError> {
     metrics::counter!(metric::RULE_FACT_LOADS, "reason" => reason.as_str()).increment(1);
-    let facts = store
-        .facts(query(spec, user))
-        .await?
-        .unwrap_or_default();
+    let facts = store.facts(query(spec, user)).await?.unwrap_or_default();
     Ok(Decided {
         unmet: rules::evaluate(&spec.rules, &facts),
         facts,

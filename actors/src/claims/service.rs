@@ -25,12 +25,12 @@ use super::eligibility::{self, Eligibility, Reason};
 use crate::clock::now_ms;
 use crate::metric_catalogue as metric;
 use crate::ports::SocialStore;
-use crate::ports::rules::{AudienceNote, RulesError, RulesStore};
 use crate::ports::activities::{ActivityCatalog, ActivityRecord};
 use crate::ports::claims::{
     ClaimLedger, ClaimRecord, HoldOutcome, LedgerError, PaymentOutcome, StockLevel,
 };
 use crate::ports::cluster::ClusterEvent;
+use crate::ports::rules::{AudienceNote, RulesError, RulesStore};
 use crate::users::UserSessions;
 
 /// Stock frames per activity are at most this often.
@@ -485,7 +485,9 @@ impl Claims {
     /// re-read the user's facts where they are cached.
     pub fn facts_changed(self: &Arc<Self>, user: UserId) {
         self.refresh_facts(user);
-        self.users.bus().publish(ClusterEvent::FactsChanged { user });
+        self.users
+            .bus()
+            .publish(ClusterEvent::FactsChanged { user });
     }
 
     /// This node's part of [`Claims::facts_changed`]: every activity not over that holds
@@ -527,7 +529,9 @@ impl Claims {
                         }
                     }
                     // Left forgotten: the next use reads the facts again.
-                    Err(err) => tracing::warn!(%err, user, activity = spec.id, "re-reading facts failed"),
+                    Err(err) => {
+                        tracing::warn!(%err, user, activity = spec.id, "re-reading facts failed")
+                    }
                 }
             }
         });

@@ -44,10 +44,7 @@ mod tests {
             requires: vec![
                 Requirement::Invited { min: 2 },
                 Requirement::FollowsMerchant,
-                Requirement::Posts {
-                    min: 1,
-                    since: 500,
-                },
+                Requirement::Posts { min: 1, since: 500 },
             ],
             reward: Default::default(),
         };

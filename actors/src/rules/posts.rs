@@ -20,7 +20,10 @@ mod tests {
             posts_since,
             ..UserFacts::default()
         };
-        assert_eq!(check(3, &facts(2)), Some(Unmet::count(RuleKey::Posts, 3, 2)));
+        assert_eq!(
+            check(3, &facts(2)),
+            Some(Unmet::count(RuleKey::Posts, 3, 2))
+        );
         assert_eq!(check(3, &facts(3)), None);
         assert_eq!(check(3, &facts(9)), None);
     }
