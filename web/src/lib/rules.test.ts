@@ -1,7 +1,7 @@
 // Rules in plain words, and the console's choices to rules and back.
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { choicesOf, describeRules, withChoices } from "./rules.ts";
+import { choicesOf, describeRules, unmetWords, withChoices } from "./rules.ts";
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
@@ -48,4 +48,9 @@ test("console choices become rules and read back, keeping rules the console does
     requires: [{ kind: "posts", min: 2, since: 5 }],
     reward: { kind: "slot" },
   });
+});
+
+test("what a user misses reads as a to-do", () => {
+  assert.equal(unmetWords({ rule: "followers_only" }), "follow this farm or shop");
+  assert.equal(unmetWords({ rule: "invited", need: 1, have: 0 }), "friends invited with your code: 1 needed, you have 0");
 });

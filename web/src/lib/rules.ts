@@ -73,3 +73,25 @@ export function choicesOf(rules: Rules | undefined): RuleChoices {
     loyal: find("confirmed_claims")?.min ?? 0,
   };
 }
+
+/** What a user is missing, in plain words (`rule` as `unmet` names it). */
+export function unmetWords(u: { rule: string; need?: number; have?: number }): string {
+  const count = (what: string) => (u.need === undefined ? what : `${what}: ${u.need} needed, you have ${u.have ?? 0}`);
+  switch (u.rule) {
+    case "followers_only":
+    case "follows_merchant":
+      return "follow this farm or shop";
+    case "registered_before":
+      return "for accounts older than this promotion's date";
+    case "new_users_since":
+      return "for new accounts only";
+    case "posts":
+      return count("posts");
+    case "invited":
+      return count("friends invited with your code");
+    case "confirmed_claims":
+      return count("paid adoptions before");
+    default:
+      return u.rule;
+  }
+}
