@@ -124,12 +124,13 @@ impl Eligibility {
         self.users.insert(user, cell);
     }
 
-    /// Forgets `user`, so the next use reads their facts again; returns the decision made
-    /// for them, if one was (a read still in flight keeps its answer for its own caller).
-    pub fn forget(&self, user: UserId) -> Option<Arc<Decided>> {
+    /// Forgets `user`, so the next use reads their facts again. `None` when nothing was
+    /// known of them; otherwise the decision made for them, or `Some(None)` for a read still
+    /// in flight (it keeps its answer for its own caller, which may predate the change).
+    pub fn forget(&self, user: UserId) -> Option<Option<Arc<Decided>>> {
         self.users
             .remove(&user)
-            .and_then(|(_, cell)| cell.get().cloned())
+            .map(|(_, cell)| cell.get().cloned())
     }
 }
 
@@ -202,8 +203,9 @@ mod tests {
         if let Ok(mut follows) = store.follows.lock() {
             *follows = true;
         }
-        let old = cache.forget(7);
+        let old = cache.forget(7).flatten();
         assert_eq!(old.map(|d| d.unmet.clone()), Some(unmet));
+        assert!(cache.forget(7).is_none(), "nothing left to forget");
         assert!(!cache.knows(7));
         match decide(&store, &spec, 7, Reason::Refresh).await {
             Ok(fresh) => cache.set(7, fresh),

@@ -517,7 +517,9 @@ impl Claims {
                     Ok(decided) => {
                         let unmet = decided.unmet.clone();
                         desk.eligibility.set(user, decided);
-                        if unmet != old.unmet {
+                        // A read in flight when the fact changed may have answered from the
+                        // old facts: the user is told the new answer whatever it was.
+                        if old.is_none_or(|old| old.unmet != unmet) {
                             me.note(&desk, user, false, &unmet);
                             metrics::counter!(metric::ELIGIBILITY_PUSHES).increment(1);
                             let frame = ByteString::from(reply::push(&Push::ActivityEligibility {
