@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,6 +161,8 @@ pub struct Claims {
     social: Arc<dyn SocialStore>,
     /// Users' facts for the rules, and the funnel's notes.
     rules: Arc<dyn RulesStore>,
+    /// Facts read so far by this node (each one store call, one SQL statement).
+    facts_read: AtomicU64,
     desks: DashMap<ActivityId, Arc<OnceCell<Arc<Desk>>>>,
     /// Each activity's stock stream, created by its first desk and kept across reloads.
     streams: DashMap<ActivityId, watch::Sender<StockLevel>>,
@@ -186,6 +188,7 @@ impl Claims {
             users,
             social,
             rules,
+            facts_read: AtomicU64::new(0),
             desks: DashMap::new(),
             streams: DashMap::new(),
             timeout,
@@ -445,8 +448,11 @@ impl Claims {
             .eligibility
             .get_or_decide(&*self.rules, &desk.spec, user, reason)
             .await?;
-        if read && reason == Reason::Claim {
-            self.note(desk, user, false, &decided.unmet);
+        if read {
+            self.facts_read.fetch_add(1, Ordering::Relaxed);
+            if reason == Reason::Claim {
+                self.note(desk, user, false, &decided.unmet);
+            }
         }
         Ok(decided.unmet.clone())
     }
@@ -513,6 +519,7 @@ impl Claims {
         tokio::spawn(async move {
             for (desk, old) in stale {
                 let spec = &desk.spec;
+                me.facts_read.fetch_add(1, Ordering::Relaxed);
                 match eligibility::decide(&*me.rules, spec, user, Reason::Refresh).await {
                     Ok(decided) => {
                         let unmet = decided.unmet.clone();
@@ -537,6 +544,12 @@ impl Claims {
                 }
             }
         });
+    }
+
+    /// How many times this node has read a user's facts for a promotion's rules (one SQL
+    /// statement each; also `corral_rule_fact_loads_total`, which is per process).
+    pub fn facts_read(&self) -> u64 {
+        self.facts_read.load(Ordering::Relaxed)
     }
 
     /// `claim.cancel {claim_id}` by `user`.
