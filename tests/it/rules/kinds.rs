@@ -1,7 +1,8 @@
 //! Every rule kind, with one eligible and one ineligible user each, on both engines: the
 //! subscribe reply says `eligible` and names what is unmet, the eligible user's claim is
 //! held, the other's is refused `not_eligible` naming the rule. In cluster mode the claims go
-//! to the second node, which never saw the users subscribe (it reads their facts once).
+//! to the second node, which never saw the users subscribe (it reads their facts once each,
+//! and no more for a second claim); the node they subscribed on reads none for their claims.
 
 use corral_protocol::Role;
 use serde_json::{Value, json};
@@ -147,6 +148,9 @@ async fn each_kind(subscribe_on: &TestApp, claim_on: &TestApp) {
             .collect();
         assert_eq!(rules, vec![case.unmet], "{}: {sub}", case.name);
 
+        // A node that saw the users subscribe reads no facts for their claims; one that did
+        // not reads each user's once, however often they claim.
+        let reads_before = claim_on.state.hub.claims.facts_read();
         let mut ws = claim_on.client(Some(&yes_token)).await;
         let held = ws
             .request("claim", json!({"activity": activity, "key": "k"}))
@@ -173,6 +177,18 @@ async fn each_kind(subscribe_on: &TestApp, claim_on: &TestApp) {
             "{}: {}",
             case.name,
             refused.message
+        );
+        let again = other
+            .request("claim", json!({"activity": activity, "key": "k2"}))
+            .await
+            .expect_err("still not eligible");
+        assert_eq!(again.code.as_str(), "not_eligible");
+        let same_node = std::ptr::eq(subscribe_on, claim_on);
+        assert_eq!(
+            claim_on.state.hub.claims.facts_read() - reads_before,
+            if same_node { 0 } else { 2 },
+            "{}: facts read for the claims",
+            case.name
         );
         let _ = no;
     }
