@@ -75,8 +75,9 @@ impl Activities {
     }
 
     /// `activity.subscribe`: answers through `replier` (exactly once) with the activity's
-    /// state; the session then receives its pushes until it unsubscribes, disconnects or the
-    /// activity ends.
+    /// state and the subscriber's eligibility under its rules (decided by the claim desk,
+    /// which keeps the facts it read for the subscriber's claims); the session then receives
+    /// its pushes until it unsubscribes, disconnects or the activity ends.
     pub fn subscribe(&self, id: ActivityId, sub: Subscriber, replier: Replier) {
         let reply = OnceReply::new(replier, ACTIVITY_RESTARTING);
         let this = self.clone();
