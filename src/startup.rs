@@ -26,7 +26,7 @@ use crate::state::{AppState, Edge};
 use crate::store::redis::{RedisError, RedisStore};
 use crate::store::sql::chat::SqlMessageStore;
 use crate::store::sql::claims::SqlCatalog;
-use crate::store::sql::{ActivityRepo, SocialRepo};
+use crate::store::sql::{ActivityRepo, SocialRepo, SqlRules};
 use crate::store::{self, Db, StoreError};
 use crate::telemetry;
 
@@ -222,6 +222,7 @@ impl Application {
             catalog.clone(),
             users.clone(),
             Arc::new(SocialRepo::new(&db)),
+            Arc::new(SqlRules::start(&db)),
             settings.promotions.claim_timeout(),
         );
         if let Some(mut link) = link {

@@ -13,6 +13,7 @@
 //! store/sql/claims.rs     ClaimRows (the ledger's durable rows), ClaimRepo (API reads), SqlCatalog
 //! store/sql/listings.rs   ListingRepo: the API's paged lists
 //! store/sql/payments.rs   PaymentRepo: payment webhooks
+//! store/sql/rules.rs      RulesRepo (facts, audiences, funnels), SqlRules: the RulesStore port
 //! store/sql/backup.rs     SQLite online backup and migration-level inspection
 //! store/sql/chat.rs       chat: SqlMessageStore (the MessageStore port), RoomRepo
 //! store/sql/chat/         batcher.rs (group commit), messages.rs, rooms.rs, row.rs

@@ -10,6 +10,7 @@
 #![allow(clippy::expect_used)]
 
 use corral_protocol::ops::*;
+use corral_protocol::rules::{RuleKey, Unmet};
 use corral_protocol::{ErrorBody, ErrorCode, Push, Role, SUBPROTOCOL, limits::close, reply};
 use std::time::Duration;
 
@@ -215,6 +216,7 @@ fn op_samples(name: &str) -> (Vec<Value>, Vec<Value>) {
             activity_states()
                 .into_iter()
                 .map(|state| {
+                    let eligible = state != ActivityState::Scheduled;
                     to_value(&ActivitySubscribeOk {
                         activity: 7,
                         state,
@@ -222,6 +224,8 @@ fn op_samples(name: &str) -> (Vec<Value>, Vec<Value>) {
                         ends_at: 1_795_317_847_000,
                         stock_left: 40,
                         server_time: 1_795_314_187_012,
+                        eligible,
+                        unmet: if eligible { vec![] } else { unmet() },
                     })
                 })
                 .collect(),
@@ -265,6 +269,14 @@ fn op_samples(name: &str) -> (Vec<Value>, Vec<Value>) {
             "op `{other}` has no fixture: add its parameters and reply here, then to the SDK"
         ),
     }
+}
+
+/// Unmet rules: a yes/no one and a count.
+fn unmet() -> Vec<Unmet> {
+    vec![
+        Unmet::flag(RuleKey::FollowersOnly),
+        Unmet::count(RuleKey::Posts, 3, 1),
+    ]
 }
 
 // The enums without an `ALL` list: each match fails to compile when a variant is added, until
@@ -336,6 +348,16 @@ fn pushes() -> Vec<Push> {
         Push::ActivityStock {
             activity: 12,
             left: 37,
+        },
+        Push::ActivityEligibility {
+            activity: 12,
+            eligible: false,
+            unmet: unmet(),
+        },
+        Push::ActivityEligibility {
+            activity: 12,
+            eligible: true,
+            unmet: vec![],
         },
         Push::FeedPost {
             post: post(Some(5)),
@@ -409,6 +431,7 @@ fn fixtures() -> Value {
         "error_codes": ErrorCode::ALL.map(ErrorCode::as_str),
         "roles": roles().map(Role::as_str),
         "claim_statuses": ClaimStatus::ALL.map(ClaimStatus::as_str),
+        "rule_keys": RuleKey::ALL.map(RuleKey::as_str),
         "activity_states": activity_states(),
         "end_reasons": end_reasons(),
         "presence_states": presence_states(),

@@ -75,15 +75,21 @@ impl Activities {
     }
 
     /// `activity.subscribe`: answers through `replier` (exactly once) with the activity's
-    /// state; the session then receives its pushes until it unsubscribes, disconnects or the
-    /// activity ends.
+    /// state and the subscriber's eligibility under its rules (decided by the claim desk,
+    /// which keeps the facts it read for the subscriber's claims); the session then receives
+    /// its pushes until it unsubscribes, disconnects or the activity ends.
     pub fn subscribe(&self, id: ActivityId, sub: Subscriber, replier: Replier) {
         let reply = OnceReply::new(replier, ACTIVITY_RESTARTING);
-        if let Some(addr) = self.shared.registry.get(&id) {
-            return addr.do_send(Subscribe { sub, reply });
-        }
         let this = self.clone();
         actix::spawn(async move {
+            // Facts are read now, before the start, so claims are judged from memory.
+            let unmet = match this.shared.claims.eligibility(id, sub.user).await {
+                Ok(unmet) => unmet,
+                Err(err) => return reply.fail(err),
+            };
+            if let Some(addr) = this.shared.registry.get(&id) {
+                return addr.do_send(Subscribe { sub, reply, unmet });
+            }
             let record = match this.shared.catalog.activity(id).await {
                 Ok(Some(record)) => record,
                 Ok(None) => return reply.error(ErrorCode::NotFound, "no such activity"),
@@ -95,7 +101,7 @@ impl Activities {
             let now = now_ms();
             match record.state_at(now) {
                 ActivityState::Scheduled | ActivityState::Live => {
-                    this.ensure(id).do_send(Subscribe { sub, reply })
+                    this.ensure(id).do_send(Subscribe { sub, reply, unmet })
                 }
                 state => match this.shared.stock_left(id).await {
                     Ok(stock_left) => reply.ok(&ActivitySubscribeOk {
@@ -105,6 +111,8 @@ impl Activities {
                         ends_at: record.ends_at,
                         stock_left,
                         server_time: now_ms(),
+                        eligible: unmet.is_empty(),
+                        unmet,
                     }),
                     Err(_) => reply.error(ErrorCode::Unavailable, "storage unavailable; retry"),
                 },
@@ -266,6 +274,7 @@ mod tests {
                 per_user_limit: 1,
                 hold_seconds: 60,
                 cancelled: false,
+                rules: Default::default(),
                 items: vec![ActivityItem {
                     item_id: 1,
                     animal_id: 1,
@@ -341,6 +350,26 @@ mod tests {
 
         async fn claim(&self, _: i64) -> Result<Option<ClaimRecord>, LedgerError> {
             Ok(None)
+        }
+    }
+
+    /// The activity has no rules: no fact is ever read.
+    struct NoFacts;
+
+    #[async_trait]
+    impl crate::ports::RulesStore for NoFacts {
+        async fn facts(
+            &self,
+            _query: crate::ports::FactsQuery,
+        ) -> Result<Option<crate::ports::UserFacts>, crate::ports::RulesError> {
+            Err(crate::ports::RulesError("no facts here".into()))
+        }
+
+        async fn note(
+            &self,
+            _note: crate::ports::AudienceNote,
+        ) -> Result<(), crate::ports::RulesError> {
+            Ok(())
         }
     }
 
@@ -479,6 +508,7 @@ mod tests {
             catalog.clone(),
             Arc::new(UserSessions::new(Arc::new(SoloBus))),
             Arc::new(NoSocial),
+            Arc::new(NoFacts),
             Duration::from_secs(10),
         );
         let activities =

@@ -34,6 +34,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytestring::ByteString;
 use corral_protocol::ops::{ActivityId, ActivityState, ActivitySubscribeOk, EndReason};
+use corral_protocol::rules::Unmet;
 use corral_protocol::{EpochMs, ErrorBody, ErrorCode, Push, reply};
 use dashmap::DashMap;
 use tokio::sync::watch;
@@ -467,13 +468,16 @@ impl Supervised for Activity {
     }
 }
 
-/// Adds a subscriber and replies with the activity's state. The reply is queued before any
-/// push that follows, so a client sees the reply first.
+/// Adds a subscriber and replies with the activity's state and the subscriber's eligibility
+/// (decided by the claim desk before). The reply is queued before any push that follows, so a
+/// client sees the reply first.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Subscribe {
     pub(crate) sub: Subscriber,
     pub(crate) reply: OnceReply,
+    /// The rules the subscriber does not meet.
+    pub(crate) unmet: Vec<Unmet>,
 }
 
 impl Handler<Subscribe> for Activity {
@@ -494,6 +498,8 @@ impl Handler<Subscribe> for Activity {
                 ends_at: live.record.ends_at,
                 stock_left: live.stock_left,
                 server_time: now,
+                eligible: msg.unmet.is_empty(),
+                unmet: msg.unmet,
             };
             if matches!(state, ActivityState::Scheduled | ActivityState::Live) {
                 act.subscribers.insert(msg.sub);

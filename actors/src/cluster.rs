@@ -42,6 +42,7 @@ pub async fn apply(hub: Arc<Hub>, mut events: mpsc::Receiver<ClusterEvent>) {
                 actix::spawn(async move { claims.moved_elsewhere(activity).await });
             }
             ClusterEvent::Standing { user, standing } => hub.apply_standing(user, standing),
+            ClusterEvent::FactsChanged { user } => hub.claims.refresh_facts(user),
         }
     }
     tracing::warn!("cluster bus closed; pushes from other nodes stop");
@@ -55,5 +56,6 @@ fn kind(event: &ClusterEvent) -> &'static str {
         ClusterEvent::ActivityChanged { .. } => "activity_changed",
         ClusterEvent::StockMoved { .. } => "stock_moved",
         ClusterEvent::Standing { .. } => "standing",
+        ClusterEvent::FactsChanged { .. } => "facts_changed",
     }
 }

@@ -155,12 +155,15 @@ fn page(posts: Vec<Post>, limit: u32) -> PostsPage {
 /// `follow {user}`.
 pub async fn follow(hub: &Hub, who: UserId, user: UserId) -> Result<Done, ErrorBody> {
     hub.social.follow(who, user, now_ms()).await?;
+    // A promotion of `user` may be open to followers only.
+    hub.claims.facts_changed(who);
     Ok(Done {})
 }
 
 /// `unfollow {user}`.
 pub async fn unfollow(hub: &Hub, who: UserId, user: UserId) -> Result<Done, ErrorBody> {
     hub.social.unfollow(who, user).await?;
+    hub.claims.facts_changed(who);
     Ok(Done {})
 }
 
@@ -190,6 +193,8 @@ pub async fn publish(
         })
         .await?;
     metrics::counter!(metric::FEED_POSTS).increment(1);
+    // `posts` requirements count it.
+    hub.claims.facts_changed(who.user_id);
     relay_post(hub, &post);
     Ok(post)
 }
@@ -296,6 +301,7 @@ pub async fn fan_out(
 /// `feed.delete {post}`: the author soft-deletes their post.
 pub async fn delete(hub: &Hub, who: UserId, post: PostId) -> Result<Done, ErrorBody> {
     hub.social.delete_post(post, who, now_ms()).await?;
+    hub.claims.facts_changed(who);
     Ok(Done {})
 }
 

@@ -26,6 +26,7 @@ pub mod retry_hint;
 pub mod revocations;
 pub mod room;
 pub mod rooms;
+pub mod rules;
 pub mod session;
 mod supervision;
 pub mod user_rates;

@@ -115,6 +115,10 @@ catalogue! {
     // Claims.
     CLAIMS: Counter, Count, ["outcome"], "corral_claims_total",
         "Claim decisions, by outcome (held, repeat, sold_out, limit_reached, no_such_item).";
+    RULE_FACT_LOADS: Counter, Count, ["reason"], "corral_rule_fact_loads_total",
+        "Reads of one user's facts for a promotion's rules (one SQL statement each), by reason (subscribe, claim, refresh); a claim by a user whose facts are cached reads none.";
+    ELIGIBILITY_PUSHES: Counter, Count, [], "corral_eligibility_pushes_total",
+        "activity.eligibility pushes: a watcher's eligibility changed because their facts did.";
     CLAIM_TIMEOUTS: Counter, Count, [], "corral_claim_timeouts_total",
         "Claims answered unavailable because the ledger did not settle them within promotions.claim_timeout_ms.";
     CLAIM_LEDGER_ERRORS: Counter, Count, [], "corral_claim_ledger_errors_total",

@@ -24,6 +24,8 @@ pub struct Api {
 pub struct ActivityView {
     /// Its id.
     pub activity_id: i64,
+    /// The merchant running it.
+    pub merchant_id: i64,
     /// `scheduled`, `live`, `ended`, `cancelled`.
     pub state: String,
     /// Opening instant, epoch ms (server clock).
@@ -86,6 +88,8 @@ pub struct NewActivity {
     pub per_user_limit: u64,
     /// Hold lifetime.
     pub hold_seconds: u64,
+    /// Audience, requirements and reward (`None`: anyone may claim).
+    pub rules: Option<Value>,
 }
 
 impl Api {
@@ -194,6 +198,7 @@ impl Api {
             "items": items,
             "per_user_limit": new.per_user_limit,
             "hold_seconds": new.hold_seconds,
+            "rules": new.rules,
         });
         let created: Created = self
             .call(reqwest::Method::POST, "/activities", token, Some(body))

@@ -2,7 +2,8 @@
 //! the scenario needs and does not name, and writes the ids into the scenario (so
 //! `result.json` says what was used): chat-storm's public rooms and soak's room (created with
 //! the first account's token), flash-crowd's animals and activity (created with the
-//! merchant's token, starting after the expected end of the connect phase). Feed-burst needs
+//! merchant's token and the scenario's rules, starting after the expected end of the connect
+//! phase; the merchant's id is recorded for the clients that follow it). Feed-burst needs
 //! nothing here: its followers follow the authors over the WebSocket during setup.
 
 use crate::LoadError;
@@ -83,6 +84,7 @@ pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, Loa
                 items,
                 per_user_limit: crowd.per_user_limit,
                 hold_seconds: crowd.hold_seconds,
+                rules: crowd.rules.clone(),
             };
             let id = api.create_activity(&token, &new).await?;
             crowd.activity = Some(id);
@@ -90,6 +92,7 @@ pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, Loa
         }
     };
     let activity = api.activity(&token, id).await?;
+    crowd.merchant = Some(activity.merchant_id);
     Ok(Some(Promotion {
         activity,
         merchant_token: token,

@@ -226,6 +226,17 @@ pub struct CrowdSpec {
     /// Seconds after the start instant to wait for replies.
     #[serde(default = "default_crowd_seconds")]
     pub seconds: u64,
+    /// Created activity: its `rules` (SPEC section 13), as the HTTP API takes them; absent,
+    /// anyone may claim.
+    #[serde(default)]
+    pub rules: Option<serde_json::Value>,
+    /// The share of clients (0 to 1) that follow the merchant before subscribing, so a
+    /// followers-only promotion has its audience.
+    #[serde(default)]
+    pub followers_share: f64,
+    /// The merchant's user id (recorded by the run; clients follow it).
+    #[serde(default)]
+    pub merchant: Option<i64>,
 }
 
 fn default_crowd_seconds() -> u64 {
@@ -357,6 +368,9 @@ impl Scenario {
             }
             if c.claims_per_client == 0 || c.claims_per_client > 100 {
                 return bad("crowd: claims_per_client must be 1..=100".into());
+            }
+            if !(0.0..=1.0).contains(&c.followers_share) {
+                return bad("crowd: followers_share must be 0..=1".into());
             }
         }
         if let Some(s) = &self.soak

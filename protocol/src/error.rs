@@ -36,6 +36,9 @@ pub enum ErrorCode {
     SoldOut,
     /// The user reached a limit (per-user claims, rooms per connection, connections).
     LimitReached,
+    /// The user is outside the promotion's audience or short of one of its requirements; the
+    /// message names what is missing.
+    NotEligible,
     /// The hold expired before it was confirmed.
     HoldExpired,
     /// The request conflicts with the current state (e.g. a taken username).
@@ -48,7 +51,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownOp,
         ErrorCode::Unauthenticated,
@@ -60,6 +63,7 @@ impl ErrorCode {
         ErrorCode::Ended,
         ErrorCode::SoldOut,
         ErrorCode::LimitReached,
+        ErrorCode::NotEligible,
         ErrorCode::HoldExpired,
         ErrorCode::Conflict,
         ErrorCode::Unavailable,
@@ -80,6 +84,7 @@ impl ErrorCode {
             ErrorCode::Ended => "ended",
             ErrorCode::SoldOut => "sold_out",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::NotEligible => "not_eligible",
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::Conflict => "conflict",
             ErrorCode::Unavailable => "unavailable",
@@ -100,6 +105,7 @@ impl ErrorCode {
             | ErrorCode::Ended
             | ErrorCode::SoldOut
             | ErrorCode::LimitReached
+            | ErrorCode::NotEligible
             | ErrorCode::HoldExpired
             | ErrorCode::Conflict => 409,
             ErrorCode::Unavailable => 503,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod limits;
 pub mod ops;
 pub mod push;
+pub mod rules;
 
 pub use envelope::{DecodeError, Request, ServerFrame, decode_request, reply};
 pub use error::{ErrorBody, ErrorCode};

@@ -6,6 +6,7 @@ use crate::EpochMs;
 use crate::UserId;
 use crate::ops::{ActivityId, ClaimStatus, EndReason};
 use crate::ops::{ChatMessage, PresenceState, RoomId};
+use crate::rules::Unmet;
 
 /// Every push event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +75,19 @@ pub enum Push {
         text: String,
         /// When the server accepted it.
         ts: EpochMs,
+    },
+
+    /// The receiving user's eligibility for a promotion changed while they watch it (they
+    /// followed the merchant, posted, an invitee registered...): sent to the user's sessions
+    /// on the node that holds their subscription.
+    #[serde(rename = "activity.eligibility")]
+    ActivityEligibility {
+        /// The activity.
+        activity: ActivityId,
+        /// Whether the user may claim now.
+        eligible: bool,
+        /// The rules still unmet (empty when eligible).
+        unmet: Vec<Unmet>,
     },
 
     // --- Claims ---

@@ -1,5 +1,7 @@
 //! Promotions over HTTP: `POST /api/v1/activities`, `GET/PUT /api/v1/activities/{id}`,
-//! `POST /api/v1/activities/{id}/cancel` and `POST /api/v1/activities/{id}/broadcast`.
+//! `POST /api/v1/activities/{id}/cancel`, `POST /api/v1/activities/{id}/broadcast` and
+//! `GET /api/v1/activities/{id}/funnel`. A promotion's `rules` (SPEC section 13) are checked
+//! by `ActivityRules::parse`, which names the offending field.
 //! Changes are written (with their audit row) first, then the activity's actor is told to
 //! reload, so its timers always follow the database.
 
@@ -12,6 +14,7 @@ use corral_actors::broadcasts;
 use corral_actors::clock::now_ms;
 use corral_actors::{ActivityError, ActivityRecord, ActivitySnapshot};
 use corral_protocol::ops::{ActivityId, ActivityState};
+use corral_protocol::rules::{ActivityRules, Reward, RuleKey};
 use corral_protocol::{EpochMs, ErrorBody, ErrorCode, Push, Role, UserId, reply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -50,6 +53,11 @@ pub const ROUTES: &[ApiRoute] = &[
         method: Method::POST,
         path: "/activities/{id}/broadcast",
         handler: |r| r.to(broadcast),
+    },
+    ApiRoute {
+        method: Method::GET,
+        path: "/activities/{id}/funnel",
+        handler: |r| r.to(funnel),
     },
 ];
 
@@ -93,6 +101,11 @@ pub struct ActivityBody {
     /// Hold lifetime, 1-86400 seconds.
     #[schema(minimum = 1, maximum = 86_400)]
     pub hold_seconds: i64,
+    /// Who may claim, what they must have done, what they get (absent or null: everyone, a
+    /// slot). Replaced as a whole by an update; frozen once the promotion starts.
+    #[serde(default)]
+    #[schema(value_type = Option<ActivityRules>)]
+    pub rules: serde_json::Value,
 }
 
 impl ActivityBody {
@@ -115,6 +128,13 @@ impl ActivityBody {
         }
         if !(1..=86_400).contains(&self.hold_seconds) {
             return Err(ApiError::bad_request("hold_seconds must be 1-86400"));
+        }
+        let rules = ActivityRules::parse(&self.rules)
+            .map_err(|err| ApiError::bad_request(err.to_string()))?;
+        if rules.reward == Reward::Coupon {
+            return Err(ApiError::bad_request(
+                "rules.reward: coupon rewards are not available on this version; use slot",
+            ));
         }
         if self.items.is_empty() || self.items.len() > MAX_ITEMS {
             return Err(ApiError::bad_request("items must hold 1-100 animals"));
@@ -164,6 +184,7 @@ impl ActivityBody {
             per_user_limit: self.per_user_limit,
             hold_seconds: self.hold_seconds,
             items: self.items.iter().map(|i| (i.animal_id, i.slots)).collect(),
+            rules,
         })
     }
 }
@@ -197,6 +218,8 @@ struct ActivityView {
     per_user_limit: i64,
     hold_seconds: i64,
     items: Vec<ItemView>,
+    /// Who may claim, what they must have done, what they get.
+    rules: ActivityRules,
     /// Total over the items.
     slots: i64,
     /// Slots neither held nor confirmed.
@@ -248,6 +271,7 @@ impl From<ActivitySnapshot> for ActivityView {
             ends_at: r.ends_at,
             per_user_limit: r.per_user_limit,
             hold_seconds: r.hold_seconds,
+            rules: r.rules,
             items: r
                 .items
                 .into_iter()
@@ -329,15 +353,26 @@ pub async fn create(
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<ActivityId>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
     let snapshot = state
         .hub
         .activities
-        .snapshot(path.into_inner())
+        .snapshot(id)
         .await
         .map_err(ErrorBody::from)?;
+    // A user opening the promotion is the top of its funnel (its merchant is not).
+    if caller.0.user_id != snapshot.record.merchant_id
+        && let Err(err) = state
+            .repos
+            .rules
+            .viewed(id, caller.0.user_id, now_ms())
+            .await
+    {
+        tracing::warn!(%err, activity = id, "recording a view failed");
+    }
     Ok(HttpResponse::Ok().json(ActivityView::from(snapshot)))
 }
 
@@ -484,5 +519,75 @@ pub async fn broadcast(
         activity_id: id,
         ts,
         delivered,
+    }))
+}
+
+/// `GET /activities/{id}/funnel`: how far the promotion's audience got.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Funnel)]
+struct FunnelView {
+    #[schema(value_type = i64)]
+    activity_id: ActivityId,
+    /// Users who opened the promotion (viewed it, subscribed or claimed).
+    viewers: i64,
+    /// Users who subscribed to its countdown.
+    subscribers: i64,
+    /// Users eligible under its rules when last checked.
+    eligible: i64,
+    /// Users with at least one claim.
+    claimed: i64,
+    /// Claims confirmed (paid).
+    confirmed: i64,
+    /// Holds that expired unpaid.
+    expired: i64,
+    /// For each rule of the promotion, how many users it stopped when last checked.
+    #[schema(value_type = Object)]
+    stopped_by: std::collections::BTreeMap<RuleKey, i64>,
+    /// Unix epoch milliseconds.
+    #[schema(value_type = i64)]
+    server_time: EpochMs,
+}
+
+/// A promotion's funnel (its merchant or an admin)
+///
+/// Viewers, subscribers, eligible users, claimants, confirmed and expired claims, and per
+/// rule of the promotion how many users it stopped. Read live from the store: the console
+/// polls it while the promotion runs.
+#[utoipa::path(
+    get,
+    path = "/activities/{id}/funnel",
+    operation_id = "activityFunnel",
+    tag = "activities",
+    params(("id" = i64, Path, description = "Activity id")),
+    responses(
+        (status = 200, description = "The funnel", body = FunnelView),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+pub async fn funnel(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<ActivityId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let record = owned_activity(&state, &caller, id).await?;
+    let funnel = state.repos.rules.funnel(id).await?;
+    let rules = record.rules.keys();
+    Ok(HttpResponse::Ok().json(FunnelView {
+        activity_id: id,
+        viewers: funnel.viewers,
+        subscribers: funnel.subscribers,
+        eligible: funnel.eligible,
+        claimed: funnel.claimed,
+        confirmed: funnel.confirmed,
+        expired: funnel.expired,
+        stopped_by: funnel
+            .stopped_by
+            .into_iter()
+            .filter(|(key, _)| rules.contains(key))
+            .collect(),
+        server_time: now_ms(),
     }))
 }

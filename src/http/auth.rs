@@ -17,6 +17,7 @@ use crate::http::responses::{
 };
 use crate::http::table::ApiRoute;
 use crate::state::AppState;
+use crate::store::sql::users::RegisterError;
 
 /// The auth routes, under `/api/v1`.
 pub const ROUTES: &[ApiRoute] = &[
@@ -44,6 +45,23 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// Register body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// 3 to 32 characters: letters, digits, `_`, `-`, `.`.
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")]
+    pub username: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: String,
+    /// The invite code of the friend who invited this user (shown in their profile, `GET
+    /// /me`): they are credited with the new account. Unknown codes are refused.
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    pub invite_code: Option<String>,
+}
+
 /// The new user, signed in: the token works like login's (the app need not log in again).
 #[derive(Serialize, ToSchema)]
 struct Registered {
@@ -62,10 +80,9 @@ struct LoggedIn {
     role: Role,
 }
 
-fn validate(creds: &Credentials) -> Result<(), ApiError> {
-    let name_ok = (3..=32).contains(&creds.username.chars().count())
-        && creds
-            .username
+fn validate(username: &str, password: &str) -> Result<(), ApiError> {
+    let name_ok = (3..=32).contains(&username.chars().count())
+        && username
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !name_ok {
@@ -73,7 +90,7 @@ fn validate(creds: &Credentials) -> Result<(), ApiError> {
             "username must be 3-32 characters of letters, digits, '_', '-' or '.'",
         ));
     }
-    if !crate::auth::password::PASSWORD_CHARS.contains(&creds.password.chars().count()) {
+    if !crate::auth::password::PASSWORD_CHARS.contains(&password.chars().count()) {
         return Err(ApiError::bad_request("password must be 8-128 characters"));
     }
     Ok(())
@@ -106,7 +123,7 @@ fn hash_error(err: HashError) -> ApiError {
     operation_id = "register",
     tag = "auth",
     security(()),
-    request_body = Credentials,
+    request_body = Registration,
     responses(
         (status = 201, description = "Created", body = Registered),
         (status = 400, response = BadRequest),
@@ -119,10 +136,19 @@ fn hash_error(err: HashError) -> ApiError {
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<Credentials>,
+    body: web::Json<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     let creds = body.into_inner();
-    validate(&creds)?;
+    validate(&creds.username, &creds.password)?;
+    let invite_code = match creds.invite_code.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(code) if code.len() > 32 => {
+            return Err(ApiError::bad_request(
+                "invite_code: no account has this invite code",
+            ));
+        }
+        Some(code) => Some(code.to_string()),
+    };
     state
         .edge
         .login_limits
@@ -134,22 +160,31 @@ pub async fn register(
         .hash(creds.password)
         .await
         .map_err(hash_error)?;
-    let user_id = state
+    let (user_id, inviter) = state
         .repos
         .accounts
-        .create_user(
+        .register_user(
             &creds.username,
             &hash,
-            Role::User,
+            invite_code.as_deref(),
             corral_actors::clock::now_ms(),
         )
         .await
-        .map_err(|e| match ApiError::from(e) {
-            err if err.error.code == ErrorCode::Conflict => {
-                ApiError::new(ErrorCode::Conflict, "username is taken")
+        .map_err(|e| match e {
+            RegisterError::UnknownInvite => {
+                ApiError::bad_request("invite_code: no account has this invite code")
             }
-            err => err,
+            RegisterError::Store(e) => match ApiError::from(e) {
+                err if err.error.code == ErrorCode::Conflict => {
+                    ApiError::new(ErrorCode::Conflict, "username is taken")
+                }
+                err => err,
+            },
         })?;
+    // `invited` requirements of the inviter's promotions count the new account.
+    if let Some(inviter) = inviter {
+        state.hub.claims.facts_changed(inviter);
+    }
     let token = state
         .keys
         .issue(user_id, Role::User)

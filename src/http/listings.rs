@@ -199,6 +199,8 @@ struct ListedActivityView {
     hold_seconds: i64,
     slots: i64,
     items: Vec<ListedItemView>,
+    /// Who may claim, what they must have done, what they get.
+    rules: corral_protocol::rules::ActivityRules,
 }
 
 impl ListedActivityView {
@@ -217,6 +219,7 @@ impl ListedActivityView {
             per_user_limit: r.per_user_limit,
             hold_seconds: r.hold_seconds,
             slots,
+            rules: r.rules,
             items: r
                 .items
                 .into_iter()
@@ -408,12 +411,15 @@ struct Me {
     /// The caller's merchant application, if any.
     #[schema(required = true)]
     merchant: Option<MerchantView>,
+    /// The caller's invite code: friends who register with it (`POST /auth/register
+    /// {invite_code}`) count towards promotions that ask for invitations.
+    invite_code: String,
     /// Unix epoch milliseconds.
     #[schema(value_type = i64)]
     server_time: EpochMs,
 }
 
-/// The caller's account: stored role and merchant application
+/// The caller's account: stored role, merchant application and invite code
 #[utoipa::path(
     get,
     path = "/me",
@@ -439,11 +445,13 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
         .merchant(id)
         .await?
         .map(MerchantView::from);
+    let invite_code = state.repos.accounts.invite_code(id).await?;
     Ok(HttpResponse::Ok().json(Me {
         user_id: user.id,
         username: user.username,
         role: user.role,
         merchant,
+        invite_code,
         server_time: now_ms(),
     }))
 }

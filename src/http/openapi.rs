@@ -102,6 +102,7 @@ struct RootApi;
     activities::update,
     activities::cancel,
     activities::broadcast,
+    activities::funnel,
     claims::list,
     payments::webhook,
     feeds::user,

@@ -14,6 +14,7 @@ pub mod claims;
 pub mod listings;
 pub mod payments;
 pub mod promotions;
+pub mod rules;
 pub mod social;
 pub mod users;
 
@@ -22,6 +23,7 @@ pub use claims::ClaimRepo;
 pub use listings::ListingRepo;
 pub use payments::PaymentRepo;
 pub use promotions::{ActivityRepo, AnimalRepo, AuditRepo, MerchantRepo};
+pub use rules::{RulesRepo, SqlRules};
 pub use social::SocialRepo;
 pub use users::AccountRepo;
 
@@ -294,6 +296,8 @@ pub struct Repos {
     pub listings: ListingRepo,
     /// Payment webhooks.
     pub payments: PaymentRepo,
+    /// Promotions' audiences and funnels.
+    pub rules: RulesRepo,
 }
 
 impl Repos {
@@ -309,6 +313,7 @@ impl Repos {
             audit: AuditRepo::new(db),
             listings: ListingRepo::new(db),
             payments: PaymentRepo::new(db),
+            rules: RulesRepo::new(db),
         }
     }
 }

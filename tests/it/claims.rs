@@ -21,7 +21,7 @@ mod payments;
 mod restarts;
 mod stock;
 
-pub(crate) use crowd::{Counts, crowd_failover};
+pub(crate) use crowd::{Counts, crowd_failover, spawn_crowd};
 pub(crate) use fixtures::{Promo, bulk_users, bulk_users_in, now_ms, redis_mode, seed, seed_in};
-pub(crate) use history::{Event, Outcome, check_rows};
+pub(crate) use history::{Event, Outcome, check_history, check_rows, outcome_of};
 pub(crate) use payments::pay;

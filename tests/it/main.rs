@@ -21,6 +21,7 @@ mod openapi;
 mod promotions;
 mod redis_faults;
 mod retry_hints;
+mod rules;
 mod start_up;
 mod store;
 mod tls;

@@ -270,6 +270,7 @@ mod tests {
             per_user_limit: limit,
             hold_seconds: 60,
             cancelled: false,
+            rules: Default::default(),
             items: items
                 .iter()
                 .map(|&(item_id, slots)| ActivityItem {

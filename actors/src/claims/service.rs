@@ -10,16 +10,18 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytestring::ByteString;
 use corral_protocol::ops::{ActivityId, ClaimCancelOk, ClaimOk, ClaimParams, ClaimStatus};
+use corral_protocol::rules::{Unmet, not_eligible_message};
 use corral_protocol::{EpochMs, ErrorBody, ErrorCode, Push, UserId, reply};
 use dashmap::DashMap;
 use tokio::sync::{Notify, OnceCell, watch};
 
+use super::eligibility::{self, Eligibility, Reason};
 use crate::clock::now_ms;
 use crate::metric_catalogue as metric;
 use crate::ports::SocialStore;
@@ -28,6 +30,7 @@ use crate::ports::claims::{
     ClaimLedger, ClaimRecord, HoldOutcome, LedgerError, PaymentOutcome, StockLevel,
 };
 use crate::ports::cluster::ClusterEvent;
+use crate::ports::rules::{AudienceNote, RulesError, RulesStore};
 use crate::users::UserSessions;
 
 /// Stock frames per activity are at most this often.
@@ -45,6 +48,17 @@ impl From<LedgerError> for ErrorBody {
         ErrorBody::new(
             ErrorCode::Unavailable,
             "claims are unavailable, retry shortly",
+        )
+    }
+}
+
+// Facts that cannot be read decide nothing: the client is told `unavailable` and retries.
+impl From<RulesError> for ErrorBody {
+    fn from(err: RulesError) -> Self {
+        tracing::warn!(%err, "reading facts for a promotion's rules failed");
+        ErrorBody::new(
+            ErrorCode::Unavailable,
+            "eligibility could not be checked, retry shortly",
         )
     }
 }
@@ -71,6 +85,8 @@ pub struct Desk {
     /// The spec was replaced (the activity was edited): the sweeper stops.
     retired: AtomicBool,
     wake: Notify,
+    /// Its users' facts and what its rules decided for them (on this node).
+    eligibility: Eligibility,
 }
 
 impl Desk {
@@ -143,6 +159,10 @@ pub struct Claims {
     users: Arc<UserSessions>,
     /// Confirmed claimants follow their animal's updates through it.
     social: Arc<dyn SocialStore>,
+    /// Users' facts for the rules, and the funnel's notes.
+    rules: Arc<dyn RulesStore>,
+    /// Facts read so far by this node (each one store call, one SQL statement).
+    facts_read: AtomicU64,
     desks: DashMap<ActivityId, Arc<OnceCell<Arc<Desk>>>>,
     /// Each activity's stock stream, created by its first desk and kept across reloads.
     streams: DashMap<ActivityId, watch::Sender<StockLevel>>,
@@ -152,13 +172,14 @@ pub struct Claims {
 
 impl Claims {
     /// A desk over `ledger` and `catalog`, pushing to `users`; confirmed claimants follow
-    /// their animal through `social`. A claim or cancel unsettled after `timeout` answers
-    /// `unavailable`.
+    /// their animal through `social`; rules are judged on facts from `rules`. A claim or
+    /// cancel unsettled after `timeout` answers `unavailable`.
     pub fn new(
         ledger: Arc<dyn ClaimLedger>,
         catalog: Arc<dyn ActivityCatalog>,
         users: Arc<UserSessions>,
         social: Arc<dyn SocialStore>,
+        rules: Arc<dyn RulesStore>,
         timeout: Duration,
     ) -> Arc<Claims> {
         Arc::new(Claims {
@@ -166,6 +187,8 @@ impl Claims {
             catalog,
             users,
             social,
+            rules,
+            facts_read: AtomicU64::new(0),
             desks: DashMap::new(),
             streams: DashMap::new(),
             timeout,
@@ -252,6 +275,7 @@ impl Claims {
                     announce: AtomicBool::new(false),
                     retired: AtomicBool::new(false),
                     wake: Notify::new(),
+                    eligibility: Eligibility::default(),
                 });
                 tokio::spawn(self.clone().sweep(desk.clone()));
                 Ok(desk)
@@ -374,6 +398,14 @@ impl Claims {
         if now >= spec.ends_at {
             return Err(ErrorBody::new(ErrorCode::Ended, "the promotion is over"));
         }
+        let unmet = self.unmet(&desk, user, Reason::Claim).await?;
+        if !unmet.is_empty() {
+            metrics::counter!(metric::CLAIMS, "outcome" => "not_eligible").increment(1);
+            return Err(ErrorBody::new(
+                ErrorCode::NotEligible,
+                not_eligible_message(&unmet),
+            ));
+        }
         let outcome = self
             .ledger
             .hold(spec, user, params.item, &params.key, now)
@@ -398,6 +430,126 @@ impl Claims {
                 Err(refusal.into())
             }
         }
+    }
+
+    /// The rules of `desk`'s activity `user` does not meet (empty when eligible), from the
+    /// facts cached on the desk, read on first use. A first read for a claim is noted for
+    /// the funnel (a subscribe notes its own).
+    async fn unmet(
+        &self,
+        desk: &Desk,
+        user: UserId,
+        reason: Reason,
+    ) -> Result<Vec<Unmet>, ErrorBody> {
+        if desk.spec.rules.is_open() {
+            return Ok(Vec::new());
+        }
+        let (decided, read) = desk
+            .eligibility
+            .get_or_decide(&*self.rules, &desk.spec, user, reason)
+            .await?;
+        if read {
+            self.facts_read.fetch_add(1, Ordering::Relaxed);
+            if reason == Reason::Claim {
+                self.note(desk, user, false, &decided.unmet);
+            }
+        }
+        Ok(decided.unmet.clone())
+    }
+
+    fn note(&self, desk: &Desk, user: UserId, subscribed: bool, unmet: &[Unmet]) {
+        eligibility::note(
+            self.rules.clone(),
+            AudienceNote {
+                activity: desk.spec.id,
+                user,
+                subscribed,
+                unmet: unmet.to_vec(),
+                at: now_ms(),
+            },
+        );
+    }
+
+    /// `user` subscribes to `activity`: the rules they do not meet (empty when eligible, and
+    /// for an activity that takes no claims), read now so that their claims at the start
+    /// instant are judged from memory. The subscription is noted for the funnel.
+    pub async fn eligibility(
+        self: &Arc<Self>,
+        activity: ActivityId,
+        user: UserId,
+    ) -> Result<Vec<Unmet>, ErrorBody> {
+        let Some(desk) = self.desk(activity).await? else {
+            return Ok(Vec::new());
+        };
+        let unmet = self.unmet(&desk, user, Reason::Subscribe).await?;
+        self.note(&desk, user, true, &unmet);
+        Ok(unmet)
+    }
+
+    /// Something `user`'s eligibility depends on changed (they followed or unfollowed,
+    /// posted, an invitee registered, a payment confirmed a claim): this node and every other
+    /// re-read the user's facts where they are cached.
+    pub fn facts_changed(self: &Arc<Self>, user: UserId) {
+        self.refresh_facts(user);
+        self.users
+            .bus()
+            .publish(ClusterEvent::FactsChanged { user });
+    }
+
+    /// This node's part of [`Claims::facts_changed`]: every activity not over that holds
+    /// `user`'s facts forgets them at once (a claim from now on reads them afresh), then
+    /// re-reads them and, when the answer changed, pushes `activity.eligibility` to the
+    /// user's sessions on this node.
+    pub fn refresh_facts(self: &Arc<Self>, user: UserId) {
+        let now = now_ms();
+        let stale: Vec<_> = self
+            .desks
+            .iter()
+            .filter_map(|cell| cell.get().cloned())
+            .filter(|desk| now < desk.spec.ends_at)
+            .filter_map(|desk| {
+                let old = desk.eligibility.forget(user)?;
+                Some((desk, old))
+            })
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            for (desk, old) in stale {
+                let spec = &desk.spec;
+                me.facts_read.fetch_add(1, Ordering::Relaxed);
+                match eligibility::decide(&*me.rules, spec, user, Reason::Refresh).await {
+                    Ok(decided) => {
+                        let unmet = decided.unmet.clone();
+                        desk.eligibility.set(user, decided);
+                        // A read in flight when the fact changed may have answered from the
+                        // old facts: the user is told the new answer whatever it was.
+                        if old.is_none_or(|old| old.unmet != unmet) {
+                            me.note(&desk, user, false, &unmet);
+                            metrics::counter!(metric::ELIGIBILITY_PUSHES).increment(1);
+                            let frame = ByteString::from(reply::push(&Push::ActivityEligibility {
+                                activity: spec.id,
+                                eligible: unmet.is_empty(),
+                                unmet,
+                            }));
+                            me.users.deliver(user, &frame);
+                        }
+                    }
+                    // Left forgotten: the next use reads the facts again.
+                    Err(err) => {
+                        tracing::warn!(%err, user, activity = spec.id, "re-reading facts failed")
+                    }
+                }
+            }
+        });
+    }
+
+    /// How many times this node has read a user's facts for a promotion's rules (one SQL
+    /// statement each; also `corral_rule_fact_loads_total`, which is per process).
+    pub fn facts_read(&self) -> u64 {
+        self.facts_read.load(Ordering::Relaxed)
     }
 
     /// `claim.cancel {claim_id}` by `user`.
@@ -467,6 +619,8 @@ impl Claims {
                 self.push(c);
                 if c.status == ClaimStatus::Confirmed {
                     self.follow_adopted_animal(&desk.spec, c).await;
+                    // `confirmed_claims` requirements of other promotions count it.
+                    self.facts_changed(c.user);
                 }
             }
             PaymentOutcome::Unchanged(_) => {}

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use corral_protocol::ops::{ActivityId, ActivityState};
+use corral_protocol::rules::ActivityRules;
 use corral_protocol::{EpochMs, UserId};
 
 /// Item ids (`activity_items.id`): one animal offered in one activity.
@@ -39,6 +40,8 @@ pub struct ActivityRecord {
     pub hold_seconds: i64,
     /// Whether it was cancelled.
     pub cancelled: bool,
+    /// Who may claim, what they must have done, what they get.
+    pub rules: ActivityRules,
     /// Its items, in id order.
     pub items: Vec<ActivityItem>,
 }

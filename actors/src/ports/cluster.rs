@@ -51,6 +51,12 @@ pub enum ClusterEvent {
         /// The activity.
         activity: ActivityId,
     },
+    /// Something a promotion's rules look at changed for `user` (a follow, a post, an
+    /// invitee, a payment): nodes holding the user's facts re-read them.
+    FactsChanged {
+        /// The user.
+        user: UserId,
+    },
     /// An account's role, token version or disabled flag changed: its tokens are checked
     /// against this from now on, and its sessions that lost rights are closed.
     Standing {

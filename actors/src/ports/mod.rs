@@ -7,6 +7,7 @@
 //! - [`chat`]: the durable message store, the room broker, room presence.
 //! - [`social`]: the follow graph, posts, likes, comments and feed audiences.
 //! - [`rates`]: the cluster's per-user request budgets.
+//! - [`rules`]: a user's facts for a promotion's rules, and the funnel's notes.
 //! - [`cluster`]: events handed from one node to the others.
 //!
 //! Every port error that stands for a storage failure keeps its cause as a `#[source]`.
@@ -17,10 +18,12 @@ pub mod chat;
 pub mod claims;
 pub mod cluster;
 pub mod rates;
+pub mod rules;
 pub mod social;
 
 pub use activities::{ActivityCatalog, ActivityItem, ActivityRecord, CatalogError};
 pub use auth::{AuthError, Identity, TokenVerifier};
+pub use rules::{AudienceNote, FactsQuery, RulesError, RulesStore, UserFacts};
 pub use social::{
     CommentAdded, FollowCounts, LikeChange, NewPost, SocialError, SocialStore, UserPage,
 };

@@ -1,5 +1,6 @@
 //! Unit tests of activity watches and claims against a fake node: re-subscription, idempotent
-//! claim keys across `unavailable` and reconnects, `not_started` near the start instant.
+//! claim keys across `unavailable` and reconnects, `not_started` near the start instant, and
+//! eligibility from the subscribe reply and `activity.eligibility`.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -8,7 +9,7 @@ import { FakeServer, until, type Req } from "./testing/fake-server.js";
 
 function subscribeOk(req: Req, startsAt: number, state = "scheduled") {
   return {
-    ok: { activity: req.activity as number, state, starts_at: startsAt, ends_at: startsAt + 60_000, stock_left: 5, server_time: Date.now() },
+    ok: { activity: req.activity as number, state, starts_at: startsAt, ends_at: startsAt + 60_000, stock_left: 5, server_time: Date.now(), eligible: true, unmet: [] },
   };
 }
 
@@ -18,6 +19,29 @@ async function connected(server: FakeServer) {
   await until(() => client.clock.synced);
   return client;
 }
+
+test("a watch knows whether its user may claim, and learns when that changes", async () => {
+  const server = new FakeServer();
+  const startsAt = Date.now() + 30_000;
+  const unmet = [{ rule: "followers_only" }, { rule: "posts", need: 3, have: 1 }];
+  server.handler = (req) => {
+    if (req.op !== "activity.subscribe") return "default";
+    const reply = subscribeOk(req, startsAt);
+    return { ok: { ...reply.ok, eligible: false, unmet } };
+  };
+  const client = await connected(server);
+  const seen: boolean[] = [];
+  const watch = await client.watchActivity(7, { onChange: (w) => seen.push(w.eligible) });
+  assert.equal(watch.eligible, false);
+  assert.deepEqual(watch.unmet, unmet);
+  server.last.frame({ ev: "activity.eligibility", activity: 7, eligible: true, unmet: [] });
+  assert.equal(watch.eligible, true);
+  assert.deepEqual(watch.unmet, []);
+  assert.deepEqual(seen, [false, true]);
+  server.last.frame({ ev: "activity.eligibility", activity: 8, eligible: false, unmet });
+  assert.equal(watch.eligible, true, "another activity's push is not this watch's");
+  client.close();
+});
 
 test("a watch follows pushes and is re-subscribed after a reconnect until the activity ends", async () => {
   const server = new FakeServer();

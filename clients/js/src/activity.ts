@@ -1,16 +1,20 @@
-//! Watching one activity (promotion): its state, times and stock, kept current by pushes and
-//! re-anchored by a fresh `activity.subscribe` after every reconnect.
+//! Watching one activity (promotion): its state, times, stock and whether this user may claim
+//! under its rules, kept current by pushes and re-anchored by a fresh `activity.subscribe`
+//! after every reconnect.
 
 import type { ServerClock } from "./clock.js";
 import { CorralError } from "./errors.js";
 import type { ActivityState, ActivitySubscribeOk, EndReason, PushOf } from "./wire.js";
 
 type ActivityPush = PushOf<
-  "activity.countdown" | "activity.started" | "activity.ended" | "activity.stock" | "activity.broadcast"
+  "activity.countdown" | "activity.started" | "activity.ended" | "activity.stock" | "activity.broadcast" | "activity.eligibility"
 >;
 
+/** A rule of the promotion this user does not meet (`need`/`have` for a count). */
+export type Unmet = ActivitySubscribeOk["unmet"][number];
+
 export interface ActivityHandlers {
-  /** Any change of `state`, `stockLeft`, `startsAt`/`endsAt` (also after a re-subscribe). */
+  /** Any change of `state`, `stockLeft`, `startsAt`/`endsAt`, `eligible` (also after a re-subscribe). */
   onChange?(watch: ActivityWatch): void;
   /** A merchant broadcast to the activity's watchers. */
   onBroadcast?(push: PushOf<"activity.broadcast">): void;
@@ -36,6 +40,10 @@ export class ActivityWatch {
   stockLeft = 0;
   /** Why it ended, once it has. */
   endReason: EndReason | null = null;
+  /** Whether this user may claim under the promotion's rules (decided by the server). */
+  eligible = true;
+  /** The rules this user does not meet (empty when eligible). */
+  unmet: Unmet[] = [];
   /** Whether pushes still arrive (false once ended or unsubscribed). */
   active = true;
 
@@ -97,6 +105,10 @@ export class ActivityWatch {
       case "activity.stock":
         this.stockLeft = push.left;
         break;
+      case "activity.eligibility":
+        this.eligible = push.eligible;
+        this.unmet = push.unmet;
+        break;
       case "activity.broadcast":
         this.handlers.onBroadcast?.(push);
         return;
@@ -109,6 +121,8 @@ export class ActivityWatch {
     this.startsAt = reply.starts_at;
     this.endsAt = reply.ends_at;
     this.stockLeft = reply.stock_left;
+    this.eligible = reply.eligible;
+    this.unmet = reply.unmet;
     if (reply.state === "ended" || reply.state === "cancelled") this.#finish();
     this.handlers.onChange?.(this);
   }

@@ -458,6 +458,7 @@ export class CorralClient {
       case "activity.ended":
       case "activity.stock":
       case "activity.broadcast":
+      case "activity.eligibility":
         this.#watches.get(push.activity)?.receive(push);
         break;
       default:

@@ -42,9 +42,10 @@ export class CorralApi {
     this.#fetch = f;
   }
 
-  /** Creates an account. */
-  register(username: string, password: string): Promise<RegisterOk> {
-    return this.post<RegisterOk>("/api/v1/auth/register", { username, password });
+  /** Creates an account, credited to the friend whose invite code is given. */
+  register(username: string, password: string, inviteCode?: string): Promise<RegisterOk> {
+    const body = inviteCode ? { username, password, invite_code: inviteCode } : { username, password };
+    return this.post<RegisterOk>("/api/v1/auth/register", body);
   }
 
   /** Logs in: the token is for `CorralClient` and for this API's `token` option. */

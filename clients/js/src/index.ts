@@ -2,7 +2,7 @@
 
 export { CorralClient, type ClientOptions, type ConnectionState, type StateDetail, type TokenSource } from "./client.js";
 export { Room, type RoomHandlers } from "./room.js";
-export { ActivityWatch, type ActivityHandlers } from "./activity.js";
+export { ActivityWatch, type ActivityHandlers, type Unmet } from "./activity.js";
 export { countdown, type Countdown, type CountdownHandlers } from "./countdown.js";
 export { ServerClock, type ClockView, type SyncSample, type TimeSources } from "./clock.js";
 export { CorralError, type ClientErrorCode } from "./errors.js";

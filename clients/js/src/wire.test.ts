@@ -18,6 +18,7 @@ import {
   OPS,
   postSchema,
   PRESENCE_STATES,
+  RULE_KEYS,
   PUSHES,
   ROLES,
   SUBPROTOCOL,
@@ -32,6 +33,7 @@ interface Fixtures {
   activity_states: string[];
   end_reasons: string[];
   presence_states: string[];
+  rule_keys: string[];
   close_codes: Record<string, number>;
   error_replies: Record<string, unknown>[];
   retry_close_reason: string;
@@ -54,6 +56,7 @@ test("op names, push names, enums, close codes and the subprotocol equal corral-
   assert.deepEqual([...ACTIVITY_STATES], fixtures.activity_states);
   assert.deepEqual([...END_REASONS], fixtures.end_reasons);
   assert.deepEqual([...PRESENCE_STATES], fixtures.presence_states);
+  assert.deepEqual([...RULE_KEYS], fixtures.rule_keys);
   assert.deepEqual({ ...CLOSE }, fixtures.close_codes);
   assert.equal(SUBPROTOCOL, fixtures.subprotocol);
 });

@@ -33,6 +33,7 @@ export const ERROR_CODES = [
   "ended",
   "sold_out",
   "limit_reached",
+  "not_eligible",
   "hold_expired",
   "conflict",
   "unavailable",
@@ -57,6 +58,16 @@ export const ACTIVITY_STATES = ["scheduled", "live", "ended", "cancelled"] as co
 export const END_REASONS = ["time", "cancelled", "sold_out"] as const;
 export const CLAIM_STATUSES = ["held", "confirmed", "expired", "cancelled", "refund_due"] as const;
 export const PRESENCE_STATES = ["joined", "left"] as const;
+/** The rules of a promotion a user may not meet (`RuleKey::ALL`). */
+export const RULE_KEYS = [
+  "followers_only",
+  "registered_before",
+  "new_users_since",
+  "follows_merchant",
+  "posts",
+  "invited",
+  "confirmed_claims",
+] as const;
 
 export type Role = (typeof ROLES)[number];
 export type ActivityState = (typeof ACTIVITY_STATES)[number];
@@ -70,6 +81,9 @@ const activityState = oneOf(ACTIVITY_STATES);
 const endReason = oneOf(END_REASONS);
 const claimStatus = oneOf(CLAIM_STATUSES);
 const presenceState = oneOf(PRESENCE_STATES);
+const ruleKey = oneOf(RULE_KEYS);
+/** A rule the user does not meet; `need` and `have` for a count. */
+const unmetSchema = object({ rule: ruleKey, need: optional(int), have: optional(int) });
 
 /** The `error` object of a reply or an HTTP error body. */
 /** An error reply's body; `retry_after_ms` is the server's "wait at least this long" (sheds, load refusals). */
@@ -165,6 +179,8 @@ export const OPS = {
       ends_at: int,
       stock_left: int,
       server_time: int,
+      eligible: bool,
+      unmet: array(unmetSchema),
     }),
   ),
   "activity.unsubscribe": op(activityRef, empty),
@@ -202,6 +218,7 @@ export const PUSHES = {
   "activity.broadcast": object({ activity: int, text: str, ts: int }, ["ev"]),
   "claim.updated": object({ claim_id: int, activity: int, item: int, status: claimStatus }, ["ev"]),
   "activity.stock": object({ activity: int, left: int }, ["ev"]),
+  "activity.eligibility": object({ activity: int, eligible: bool, unmet: array(unmetSchema) }, ["ev"]),
   "feed.post": object({ post: postSchema }, ["ev"]),
   "feed.liked": object({ post: int, by: int }, ["ev"]),
   "feed.commented": object({ post: int, by: int, text: str }, ["ev"]),

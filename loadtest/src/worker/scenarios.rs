@@ -89,6 +89,13 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         }
         Kind::FlashCrowd => {
             if let Some(crowd) = &scenario.crowd {
+                // A followers-only promotion's audience follows the merchant first (its facts
+                // are read when it subscribes).
+                if let Some(merchant) = crowd.merchant
+                    && ((n % 1000) as f64) < crowd.followers_share * 1000.0
+                {
+                    request(ctx, &mut client, "follow", &json!({ "user": merchant })).await?;
+                }
                 let ok = request(
                     ctx,
                     &mut client,

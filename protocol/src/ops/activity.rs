@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::EpochMs;
+use crate::rules::Unmet;
 
 /// Activity (promotion) identifiers.
 pub type ActivityId = i64;
@@ -56,4 +57,9 @@ pub struct ActivitySubscribeOk {
     pub stock_left: i64,
     /// The server clock when the reply was made.
     pub server_time: EpochMs,
+    /// Whether the subscriber may claim under the promotion's rules (always true for a
+    /// promotion without rules).
+    pub eligible: bool,
+    /// The rules the subscriber does not meet (empty when eligible).
+    pub unmet: Vec<Unmet>,
 }

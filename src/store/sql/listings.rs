@@ -161,7 +161,7 @@ impl ListingRepo {
     ) -> Result<Vec<ListedActivity>, StoreError> {
         let sql = format!(
             "SELECT a.id, a.merchant_id, a.title, a.starts_at, a.ends_at, a.per_user_limit, \
-             a.hold_seconds, a.status, COALESCE(m.name, '') AS merchant_name \
+             a.hold_seconds, a.status, a.rules, COALESCE(m.name, '') AS merchant_name \
              FROM activities a LEFT JOIN merchants m ON m.user_id = a.merchant_id \
              WHERE {} AND ($2 = 0 OR a.merchant_id = $2) AND a.id < $3 \
              ORDER BY a.id DESC LIMIT $4",

@@ -10,7 +10,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::promotions::Audit;
 
-/// Accounts written per `INSERT` statement when seeding: 4 binds a row stays far below both
+/// Accounts written per `INSERT` statement when seeding: 5 binds a row stays far below both
 /// engines' parameter limits, and one statement per batch keeps 50,000 accounts to a few round
 /// trips.
 const ROWS_PER_INSERT: usize = 1000;
@@ -63,8 +63,34 @@ impl AccountRepo {
     }
 }
 
+/// Characters of invite codes: lower-case letters and digits, without the look-alikes
+/// `0`, `o`, `1`, `l` (codes are read aloud and typed from screenshots).
+const INVITE_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+/// Length of an invite code (32^10 codes: a guess hits one in 10^15 tries per account).
+const INVITE_LEN: usize = 10;
+
+/// A fresh random invite code.
+pub fn new_invite_code() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..INVITE_LEN)
+        .map(|_| char::from(INVITE_ALPHABET[rng.random_range(0..INVITE_ALPHABET.len())]))
+        .collect()
+}
+
+/// Why a registration with an invite code was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// No account has this invite code.
+    #[error("no account has this invite code")]
+    UnknownInvite,
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 impl AccountRepo {
-    /// Creates an account; `Conflict` when the name is taken.
+    /// Creates an account (with an invite code of its own); `Conflict` when the name is taken.
     pub async fn create_user(
         &self,
         username: &str,
@@ -73,16 +99,84 @@ impl AccountRepo {
         now_ms: i64,
     ) -> Result<UserId, StoreError> {
         let row = sqlx::query(
-            "INSERT INTO users (username, password_hash, role, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO users (username, password_hash, role, created_at, invite_code) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(username)
         .bind(password_hash)
         .bind(role.as_str())
         .bind(now_ms)
+        .bind(new_invite_code())
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Registers a user, credited to the owner of `invite_code` when one is given (in one
+    /// transaction: the inviter exists before the new account, so no one invites themselves
+    /// and invitations never loop). Returns the new id and the inviter's.
+    pub async fn register_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        invite_code: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(UserId, Option<UserId>), RegisterError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let inviter = match invite_code {
+            None => None,
+            Some(code) => Some(
+                sqlx::query("SELECT id FROM users WHERE invite_code = $1")
+                    .bind(code.trim().to_ascii_lowercase())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?
+                    .ok_or(RegisterError::UnknownInvite)?
+                    .try_get::<i64, _>(0)
+                    .map_err(StoreError::from)?,
+            ),
+        };
+        let row = sqlx::query(
+            "INSERT INTO users (username, password_hash, role, created_at, invite_code, invited_by) \
+             VALUES ($1, $2, 'user', $3, $4, $5) RETURNING id",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(now_ms)
+        .bind(new_invite_code())
+        .bind(inviter)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let id = row.try_get::<i64, _>(0).map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok((id, inviter))
+    }
+
+    /// The invite code of `user`, giving it one if it has none yet (accounts made before
+    /// invitations existed got theirs from the migration; this is the backstop).
+    pub async fn invite_code(&self, user: UserId) -> Result<String, StoreError> {
+        let code: Option<String> = sqlx::query("SELECT invite_code FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .try_get(0)?;
+        if let Some(code) = code {
+            return Ok(code);
+        }
+        let fresh = new_invite_code();
+        sqlx::query("UPDATE users SET invite_code = $1 WHERE id = $2 AND invite_code IS NULL")
+            .bind(&fresh)
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        let code: Option<String> = sqlx::query("SELECT invite_code FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        code.ok_or(StoreError::NotFound)
     }
 
     /// Finds an account by name, whatever its case.
@@ -244,14 +338,21 @@ impl AccountRepo {
         let mut tx = self.pool.begin().await?;
         for chunk in names.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
-                "INSERT INTO users (username, password_hash, role, created_at) VALUES ",
+                "INSERT INTO users (username, password_hash, role, created_at, invite_code) VALUES ",
             );
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push(',');
                 }
-                let b = i * 4;
-                sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+                let b = i * 5;
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
             }
             // The no-op update makes `RETURNING` yield existing rows too, on both engines, so a
             // re-run reuses the accounts (keeping their passwords and roles) instead of failing.
@@ -265,7 +366,8 @@ impl AccountRepo {
                     .bind(name.as_str())
                     .bind(hash)
                     .bind(role.as_str())
-                    .bind(now);
+                    .bind(now)
+                    .bind(new_invite_code());
             }
             for row in query.fetch_all(&mut *tx).await? {
                 let id: i64 = row.try_get(0)?;

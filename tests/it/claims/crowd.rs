@@ -80,7 +80,7 @@ pub fn crowd_failover(
 /// Runs one client per user, split over `threads` OS threads with their own runtimes; the
 /// `i`-th client (counting across threads) is `client(i, user, token, at)`, its `at` spread
 /// evenly over `spread_ms`.
-fn spawn_crowd<F, Fut>(
+pub(crate) fn spawn_crowd<F, Fut>(
     users: Vec<(i64, String)>,
     (at, spread_ms): (i64, i64),
     threads: usize,

@@ -33,7 +33,7 @@ pub struct Event {
     pub latency: Duration,
 }
 
-pub(super) fn outcome_of(reply: Result<Value, corral_protocol::ErrorBody>) -> Outcome {
+pub(crate) fn outcome_of(reply: Result<Value, corral_protocol::ErrorBody>) -> Outcome {
     match reply {
         // A repeated key answers the claim's current status: only `held` holds a slot.
         Ok(ok) if ok["status"] != "held" => Outcome::Refused(format!("status {}", ok["status"])),

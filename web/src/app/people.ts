@@ -1,5 +1,6 @@
-// People and merchants to follow: look a user up by name, see the approved merchants, and
-// follow or unfollow them (their posts then reach the feed live).
+// People and merchants to follow: the user's own invite code (friends who register with it
+// count for "bring a friend" promotions), look a user up by name, see the approved merchants,
+// and follow or unfollow them (their posts then reach the feed live).
 import type { CorralClient } from "@corral/client";
 import { field, h, replace, toast } from "../lib/dom.ts";
 import { api, explain } from "../lib/session.ts";
@@ -73,7 +74,13 @@ export function peopleTab(client: CorralClient, me: number) {
       h("button", { type: "submit" }, "Find"),
     );
     const merchants = h("ul", { class: "list", id: "merchants" });
-    replace(panel, h("h2", null, "People"), find, result, h("h2", null, "Farms and shops"), merchants);
+    const code = h("strong", { id: "invite-code" });
+    const invite = h("div", { class: "card compact" }, h("p", null, "Your invite code: ", code), h("p", { class: "muted" }, "Friends who sign up with it count for bring-a-friend promotions."));
+    replace(panel, h("h2", null, "People"), invite, find, result, h("h2", null, "Farms and shops"), merchants);
+    api
+      .get<{ invite_code: string }>("/api/v1/me")
+      .then((me) => (code.textContent = me.invite_code))
+      .catch((err) => toast(explain(err), "error"));
     api
       .get<MerchantPage>("/api/v1/merchants?limit=50")
       .then((page) => {

@@ -1,10 +1,12 @@
-// Promotions: the live and upcoming ones, each watched live (stock, start, end), with a
-// countdown on the server's clock that opens the claim button exactly at `starts_at`, and a
-// choice of animal. A claim answers `held` with the time left to pay.
+// Promotions: the live and upcoming ones, each watched live (stock, start, end), with who may
+// take part and what this user still misses (kept current by the server's eligibility
+// pushes), a countdown on the server's clock that opens the claim button exactly at
+// `starts_at`, and a choice of animal. A claim answers `held` with the time left to pay.
 import { type ActivityWatch, type CorralClient, countdown } from "@corral/client";
 import { h, replace, toast } from "../lib/dom.ts";
 import { duration, price, when } from "../lib/format.ts";
 import type { ActivityPage, ListedActivity } from "../lib/activities.ts";
+import { describeRules, unmetWords } from "../lib/rules.ts";
 import { api, explain } from "../lib/session.ts";
 
 const CLAIM_ERRORS: Record<string, string> = {
@@ -22,6 +24,13 @@ function promotionCard(client: CorralClient, a: ListedActivity): { el: HTMLEleme
   for (const i of a.items) pick.appendChild(h("option", { value: String(i.item_id) }, `${i.animal_name} (${i.species}) — ${price(i.price_cents)}`));
   const claim = h("button", { type: "button", class: "claim", disabled: true, attrs: { "data-claim": String(a.activity_id) } }, "Claim");
   const result = h("p", { class: "claim-result", attrs: { role: "status", "data-result": String(a.activity_id) } });
+  const who = describeRules(a.rules, when);
+  const missing = h("p", { class: "muted", attrs: { role: "status", "data-eligibility": String(a.activity_id) } });
+  let eligible = true;
+  const showEligibility = (w: ActivityWatch) => {
+    eligible = w.eligible;
+    missing.textContent = w.eligible ? "" : `To take part: ${w.unmet.map(unmetWords).join("; ")}`;
+  };
   let watch: ActivityWatch | null = null;
   let open = a.state === "live";
   let over = a.state === "ended" || a.state === "cancelled";
@@ -35,7 +44,7 @@ function promotionCard(client: CorralClient, a: ListedActivity): { el: HTMLEleme
     } else {
       timer.textContent = `Live — ends in ${duration(a.ends_at - now)}`;
     }
-    claim.disabled = !open || over;
+    claim.disabled = !open || over || !eligible;
   };
   const tick = setInterval(render, 250);
   const opener = countdown(a.starts_at, client.clock, {
@@ -48,6 +57,7 @@ function promotionCard(client: CorralClient, a: ListedActivity): { el: HTMLEleme
   client
     .watchActivity(a.activity_id, {
       onChange: (w) => {
+        showEligibility(w);
         if (w.stockLeft !== undefined && w.stockLeft !== null) stock.textContent = `${w.stockLeft} of ${a.slots} left`;
         if (w.state === "ended" || w.state === "cancelled") {
           over = true;
@@ -86,8 +96,10 @@ function promotionCard(client: CorralClient, a: ListedActivity): { el: HTMLEleme
     h("div", { class: "promo-head" }, h("h3", null, a.title), h("span", { class: "muted" }, "by ", a.merchant_name || `merchant #${a.merchant_id}`)),
     h("p", { class: "muted" }, `${when(a.starts_at)} → ${when(a.ends_at)} · up to ${a.per_user_limit} per person · hold ${duration(a.hold_seconds * 1000)}`),
     h("ul", { class: "animals" }, ...a.items.map((i) => h("li", null, h("b", null, i.animal_name), ` ${i.species} · ${price(i.price_cents)} · ${i.slots} slot${i.slots === 1 ? "" : "s"}`))),
+    who.length ? h("p", { class: "muted" }, `Who can take part: ${who.join(" · ")}`) : null,
     h("div", { class: "promo-live" }, timer, stock),
     h("div", { class: "actions" }, pick, claim),
+    missing,
     result,
   );
   return {

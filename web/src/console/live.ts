@@ -1,7 +1,9 @@
 // The live view of one promotion while it runs: the countdown or time left, stock over time
 // as a chart (every `activity.stock` push is a point), claims as they arrive (newest first),
-// and the summary held / confirmed / expired / refund_due. A stock change fetches the claims
-// at once; a slow refresh also catches status changes no push announces (payments, expiry).
+// and the summary held / confirmed / expired / refund_due, and the funnel (viewers down to
+// confirmed, and how many each rule stopped). A stock change fetches the claims at once; a
+// slow refresh also catches status changes no push announces (payments, expiry) and keeps
+// the funnel live.
 import type { CorralClient } from "@corral/client";
 import type { ListedActivity } from "../lib/activities.ts";
 import { type Point, stockChart } from "../lib/chart.ts";
@@ -15,6 +17,27 @@ interface ClaimsView {
   summary: { slots: number; held: number; confirmed: number; expired: number; cancelled: number; refund_due: number };
 }
 
+interface Funnel {
+  viewers: number;
+  subscribers: number;
+  eligible: number;
+  claimed: number;
+  confirmed: number;
+  expired: number;
+  stopped_by: Record<string, number>;
+}
+
+/** A rule's name in plain words, for "stopped by". */
+const RULE_WORDS: Record<string, string> = {
+  followers_only: "not following you",
+  registered_before: "account too new",
+  new_users_since: "account too old",
+  follows_merchant: "not following you",
+  posts: "too few posts",
+  invited: "no friend invited yet",
+  confirmed_claims: "no earlier adoption",
+};
+
 /** How often the claim list is re-read when no push says something changed. */
 const REFRESH_MS = 3000;
 
@@ -25,6 +48,7 @@ export function liveView(client: CorralClient, a: ListedActivity, panel: HTMLEle
   const stockNow = h("span", { class: "stock", id: "stock-now" });
   const summary = h("dl", { class: "summary", id: "summary" });
   const claims = h("ol", { class: "list claims-live", id: "live-claims" });
+  const funnel = h("dl", { class: "summary", id: "funnel" });
   const itemNames = new Map(a.items.map((i) => [i.item_id, i.animal_name]));
   const rows = new Map<number, HTMLElement>();
   let rebuilt = false;
@@ -89,10 +113,29 @@ export function liveView(client: CorralClient, a: ListedActivity, panel: HTMLEle
     }
   };
 
+  const loadFunnel = async () => {
+    try {
+      const f = await api.get<Funnel>(`/api/v1/activities/${a.activity_id}/funnel`);
+      const stages = [
+        ["viewers", "Opened it", f.viewers],
+        ["subscribers", "Watched the countdown", f.subscribers],
+        ["eligible", "Could take part", f.eligible],
+        ["claimed", "Claimed", f.claimed],
+        ["confirmed", "Paid", f.confirmed],
+        ["expired", "Let the hold lapse", f.expired],
+      ] as const;
+      const stopped = Object.entries(f.stopped_by).map(([rule, n]) => [`stopped-${rule}`, `Stopped: ${RULE_WORDS[rule] ?? rule}`, n] as const);
+      replace(funnel, ...[...stages, ...stopped].flatMap(([key, label, n]) => [h("dt", null, label), h("dd", { attrs: { "data-funnel": key } }, String(n))]));
+    } catch (err) {
+      toast(explain(err), "error");
+    }
+  };
+
   replace(
     panel,
     h("div", { class: "row" }, h("h2", null, "Live: ", h("span", null, a.title)), clock),
     h("div", { class: "grid" }, h("div", { class: "card" }, h("h3", null, "Stock ", stockNow), chartBox), h("div", { class: "card" }, h("h3", null, "Summary"), summary)),
+    h("div", { class: "card" }, h("h3", null, "Funnel"), funnel),
     h("div", { class: "card" }, h("h3", null, "Claims as they arrive"), claims),
   );
   let stopped = false;
@@ -109,8 +152,9 @@ export function liveView(client: CorralClient, a: ListedActivity, panel: HTMLEle
   });
   watchP.then((w) => (typeof w.stockLeft === "number" ? addPoint(w.stockLeft) : draw())).catch((err) => toast(explain(err), "error"));
   const tick = setInterval(draw, 1000);
-  const poll = setInterval(() => void loadClaims(), REFRESH_MS);
+  const poll = setInterval(() => (void loadClaims(), void loadFunnel()), REFRESH_MS);
   void loadClaims();
+  void loadFunnel();
   draw();
   return () => {
     if (stopped) return;

@@ -1,10 +1,12 @@
-// The merchant's promotions: list, create and edit (each field checked, errors next to it),
+// The merchant's promotions: list, create and edit (each field checked, errors next to it;
+// who may take part in plain words: followers only, invited friends, earlier adoptions),
 // cancel (after a confirmation), broadcast a message to everyone watching, and open the live
 // view of one.
 import type { ActivityPage, ListedActivity } from "../lib/activities.ts";
 import { confirmDialog, field, h, replace, toast } from "../lib/dom.ts";
 import { inlineForm } from "../lib/forms.ts";
 import { duration, fromLocalInput, toLocalInput, when } from "../lib/format.ts";
+import { choicesOf, describeRules, withChoices } from "../lib/rules.ts";
 import { api, explain } from "../lib/session.ts";
 import { type Animal, loadAnimals } from "./animals.ts";
 import { type FieldName, PROMOTION_FIELDS, type PromotionDraft, checkPromotion, fieldOf } from "./checks.ts";
@@ -23,6 +25,20 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
     return { a, on, slots };
   });
   const itemsError = h("span", { class: "field-error", attrs: { role: "alert" } });
+  const chosen = choicesOf(existing?.rules);
+  const followersOnly = h("input", { type: "checkbox", id: "rule-followers", checked: chosen.followersOnly });
+  const invited = h("input", { name: "invited", id: "rule-invited", type: "number", min: "0", max: "1000", step: "1", value: String(chosen.invited) });
+  const loyal = h("input", { name: "loyal", id: "rule-loyal", type: "number", min: "0", max: "1000", step: "1", value: String(chosen.loyal) });
+  const rulesError = h("span", { class: "field-error", attrs: { role: "alert" } });
+  const rulesBox = h(
+    "fieldset",
+    { class: "field", id: "promo-rules" },
+    h("legend", { class: "field-label" }, "Who can take part"),
+    h("label", { class: "check" }, followersOnly, " Only people who follow me"),
+    h("div", { class: "two" }, field("Friends they invited (at least)", invited, "0: not needed").row, field("Paid adoptions from my earlier promotions (at least)", loyal, "0: not needed").row),
+    h("span", { class: "hint" }, "Fixed when the promotion starts. People who miss a rule see what is missing and can fix it during the countdown."),
+    rulesError,
+  );
   const f = {
     title: field("Title", title),
     starts: field("Claiming opens", starts, "Your local time"),
@@ -60,7 +76,9 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
           const problems = checkPromotion(draft, Date.now());
           for (const [k, el] of Object.entries(errors)) el.textContent = problems[k as FieldName] ?? "";
           status.textContent = "";
-          if (Object.keys(problems).length) return;
+          const counts = [Number(invited.value), Number(loyal.value)];
+          rulesError.textContent = counts.every((n) => Number.isInteger(n) && n >= 0 && n <= 1000) ? "" : "Use whole numbers from 0 to 1000.";
+          if (Object.keys(problems).length || rulesError.textContent) return;
           const body = {
             title: draft.title.trim(),
             starts_at: draft.starts_at,
@@ -68,6 +86,7 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
             items: draft.items,
             per_user_limit: draft.per_user_limit,
             hold_seconds: Math.round(draft.hold_minutes * 60),
+            rules: withChoices(existing?.rules, { followersOnly: followersOnly.checked, invited: counts[0]!, loyal: counts[1]! }),
           };
           try {
             if (existing) await api.put(`/api/v1/activities/${existing.activity_id}`, body);
@@ -77,7 +96,8 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
           } catch (err) {
             const message = explain(err);
             const at = fieldOf(message, PROMOTION_FIELDS);
-            if (at) errors[at].textContent = message;
+            if (message.startsWith("rules")) rulesError.textContent = message;
+            else if (at) errors[at].textContent = message;
             else status.textContent = message;
           }
         },
@@ -88,6 +108,7 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
     h("div", { class: "two" }, f.starts.row, f.ends.row),
     itemsBox,
     h("div", { class: "two" }, f.limit.row, f.hold.row),
+    rulesBox,
     status,
     h("div", { class: "actions" }, h("button", { type: "submit", id: "save-promo" }, existing ? "Save changes" : "Create promotion"), h("button", { type: "button", class: "secondary", on: { click: done } }, "Close")),
   );
@@ -143,6 +164,7 @@ export function promotionsTab(me: number, openLive: (a: ListedActivity) => void)
               { class: "card", attrs: { "data-activity": String(a.activity_id) } },
               h("div", { class: "promo-head" }, h("h3", null, a.title), h("span", { class: `badge state-${a.state}` }, a.state)),
               h("p", { class: "muted" }, `${when(a.starts_at)} → ${when(a.ends_at)} · ${a.slots} slots · hold ${duration(a.hold_seconds * 1000)}`),
+              h("p", { class: "muted", attrs: { "data-rules": String(a.activity_id) } }, `Who: ${describeRules(a.rules, when).join(" · ") || "everyone"}`),
               h(
                 "div",
                 { class: "actions" },

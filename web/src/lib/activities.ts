@@ -1,4 +1,5 @@
 // The shapes of `GET /api/v1/activities` (the promotion listing both apps read).
+import type { Rules } from "./rules.ts";
 
 export interface ListedItem {
   item_id: number;
@@ -21,6 +22,8 @@ export interface ListedActivity {
   hold_seconds: number;
   slots: number;
   items: ListedItem[];
+  /** Who may claim, what they must have done, what they get. */
+  rules: Rules;
 }
 
 export interface ActivityPage {

@@ -75,6 +75,7 @@ impl Model {
             per_user_limit: self.limit,
             hold_seconds: 60,
             cancelled: false,
+            rules: Default::default(),
             items: self
                 .slots
                 .iter()

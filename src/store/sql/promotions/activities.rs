@@ -3,6 +3,7 @@
 use corral_actors::{ActivityItem, ActivityRecord};
 use corral_protocol::EpochMs;
 use corral_protocol::ops::ActivityId;
+use corral_protocol::rules::ActivityRules;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -25,6 +26,8 @@ pub struct ActivityInput {
     pub hold_seconds: i64,
     /// `(animal_id, slots)` per item.
     pub items: Vec<(i64, i64)>,
+    /// Audience, requirements and reward (checked by `ActivityRules::parse`).
+    pub rules: ActivityRules,
 }
 
 impl ActivityInput {
@@ -34,7 +37,13 @@ impl ActivityInput {
             "starts_at": self.starts_at,
             "ends_at": self.ends_at,
             "items": self.items.iter().map(|(a, s)| json!({"animal_id": a, "slots": s})).collect::<Vec<_>>(),
+            "rules": self.rules,
         })
+    }
+
+    /// The rules as stored: one JSON text, so a new kind of rule needs no migration.
+    fn rules_text(&self) -> String {
+        serde_json::to_string(&self.rules).unwrap_or_else(|_| "{}".into())
     }
 }
 
@@ -83,8 +92,8 @@ impl ActivityRepo {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO activities (merchant_id, title, starts_at, ends_at, per_user_limit, \
-             hold_seconds, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', $7, $7) RETURNING id",
+             hold_seconds, status, created_at, updated_at, rules) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', $7, $7, $8) RETURNING id",
         )
         .bind(merchant)
         .bind(&input.title)
@@ -93,6 +102,7 @@ impl ActivityRepo {
         .bind(input.per_user_limit)
         .bind(input.hold_seconds)
         .bind(now)
+        .bind(input.rules_text())
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
@@ -122,7 +132,7 @@ impl ActivityRepo {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE activities SET title = $1, starts_at = $2, ends_at = $3, per_user_limit = $4, \
-             hold_seconds = $5, updated_at = $6 \
+             hold_seconds = $5, updated_at = $6, rules = $8 \
              WHERE id = $7 AND status = 'scheduled' AND starts_at > $6",
         )
         .bind(&input.title)
@@ -132,6 +142,7 @@ impl ActivityRepo {
         .bind(input.hold_seconds)
         .bind(now)
         .bind(id)
+        .bind(input.rules_text())
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -198,7 +209,7 @@ impl ActivityRepo {
     ) -> Result<Option<ActivityRecord>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, merchant_id, title, starts_at, ends_at, per_user_limit, hold_seconds, \
-             status FROM activities WHERE id = $1",
+             status, rules FROM activities WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -233,12 +244,17 @@ impl ActivityRepo {
 }
 
 /// An `activities` row (`id, merchant_id, title, starts_at, ends_at, per_user_limit,
-/// hold_seconds, status`) with its `items`.
+/// hold_seconds, status, rules`) with its `items`.
 pub(crate) fn record_of(
     row: &AnyRow,
     items: Vec<ActivityItem>,
 ) -> Result<ActivityRecord, StoreError> {
     let status: String = row.try_get("status")?;
+    let rules: String = row.try_get("rules")?;
+    // Written only after `ActivityRules::parse` accepted them; a row that no longer reads is
+    // a decoding failure, not a promotion without rules.
+    let rules: ActivityRules =
+        serde_json::from_str(&rules).map_err(|e| StoreError::Sql(sqlx::Error::Decode(e.into())))?;
     Ok(ActivityRecord {
         id: row.try_get("id")?,
         merchant_id: row.try_get("merchant_id")?,
@@ -248,6 +264,7 @@ pub(crate) fn record_of(
         per_user_limit: row.try_get("per_user_limit")?,
         hold_seconds: row.try_get("hold_seconds")?,
         cancelled: status == "cancelled",
+        rules,
         items,
     })
 }
