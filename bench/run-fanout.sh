@@ -8,6 +8,7 @@
 #   bench/run-fanout.sh                      # 1,000 and 10,000 members
 #   MEMBERS="10000" RATE=10 bench/run-fanout.sh
 #   SERVERS="rust node" bench/run-fanout.sh  # peers only (e.g. before chat exists)
+#   CORRAL_BIN=/tmp/corral-old SERVERS=corral bench/run-fanout.sh  # another build of Corral
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,6 +23,8 @@ BIN=$TARGET_DIR/release
 mkdir -p "$OUT"
 
 cargo build --release -p corral -p corral-loadtest
+# Another build of Corral to measure against the same peers and load generator (a before/after).
+CORRAL_BIN=${CORRAL_BIN:-$BIN/corral}
 [ -d bench/peers/node-ws/node_modules ] || bench/peers/node-ws/install.sh
 
 SERVER_PID=""
@@ -85,11 +88,11 @@ for members in $MEMBERS; do
         scenario raw-broadcast ws://127.0.0.1:9002/ "$members" > "$dir/scenario.toml" ;;
       corral)
         data=$(mktemp -d)
-        "$BIN/corral" --data-dir "$data" admin seed-users --count "$members" --prefix fan --out "$dir/tokens.json"
+        "$CORRAL_BIN" --data-dir "$data" admin seed-users --count "$members" --prefix fan --out "$dir/tokens.json"
         # Every member connects from 127.0.0.1: lift the per-address limits (default 1,000).
         CORRAL_SERVER__WORKERS=1 CORRAL_DATABASE__SQLITE_SYNCHRONOUS=normal CORRAL_LOG__FILTER=warn \
           CORRAL_WS__MAX_PER_IP=100000 CORRAL_SERVER__MAX_CONNECTIONS_PER_IP=100000 \
-          taskset -c 0 "$BIN/corral" --data-dir "$data" --listen 127.0.0.1:9003 serve & SERVER_PID=$!
+          taskset -c 0 "$CORRAL_BIN" --data-dir "$data" --listen 127.0.0.1:9003 serve & SERVER_PID=$!
         wait_port 9003
         scenario chat-storm ws://127.0.0.1:9003/ws "$members" tokens.json > "$dir/scenario.toml" ;;
     esac

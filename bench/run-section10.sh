@@ -11,6 +11,7 @@
 #   SCALE=0.01 OUT=/tmp/s10 bench/run-section10.sh       # a smoke run: 1% of the clients,
 #                                                        # phases cut to a few seconds
 #   MODE=redis SCENARIOS=flash-crowd bench/run-section10.sh
+#   CORRAL_BIN=/tmp/corral-old SCENARIOS=flash-crowd bench/run-section10.sh   # another build
 #                                 # cluster mode on one node: a fresh PostgreSQL database on
 #                                 # 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (both dropped
 #                                 # after each run) instead of the embedded SQLite and ledger
@@ -43,6 +44,8 @@ BIN=$TARGET_DIR/release
 mkdir -p "$OUT"
 
 cargo build --release -p corral -p corral-loadtest
+# Another build of Corral to measure against the same peers and load generator (a before/after).
+CORRAL_BIN=${CORRAL_BIN:-$BIN/corral}
 
 SERVER_PIDS=""
 stop_server() {
@@ -110,13 +113,13 @@ for name in $SCENARIOS; do
   fi
   # Node 0's data dir holds the embedded database and token key the seeded tokens need.
   mkdir -p "$data/node0"
-  "$BIN/corral" --data-dir "$data/node0" admin seed-users --count "$clients" --prefix load --out "$dir/tokens.json"
-  "$BIN/corral" --data-dir "$data/node0" admin seed-users --count 1 --prefix loadmerchant --role merchant --out "$dir/merchant.json"
+  "$CORRAL_BIN" --data-dir "$data/node0" admin seed-users --count "$clients" --prefix load --out "$dir/tokens.json"
+  "$CORRAL_BIN" --data-dir "$data/node0" admin seed-users --count 1 --prefix loadmerchant --role merchant --out "$dir/merchant.json"
   nodes=""
   for i in $(seq 0 $((NODES - 1))); do
     port=$((PORT + i))
     mkdir -p "$data/node$i"
-    CORRAL_LOG__FILTER=warn taskset -c 0 "$BIN/corral" --data-dir "$data/node$i" --listen "127.0.0.1:$port" serve \
+    CORRAL_LOG__FILTER=warn taskset -c 0 "$CORRAL_BIN" --data-dir "$data/node$i" --listen "127.0.0.1:$port" serve \
       > "$dir/server$i.log" 2>&1 & SERVER_PIDS="$SERVER_PIDS $!"
     wait_port "$port"
     nodes="$nodes${nodes:+, }\"ws://127.0.0.1:$port/ws\""
