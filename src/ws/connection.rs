@@ -1,11 +1,12 @@
-//! One connection's I/O loop: a `select!` over the client's frames, the outbound queue, the
-//! close signal and the heartbeat. Frame size and continuation limits are enforced here;
+//! One connection's I/O loop: a `select!` over the close signal, the client's frames, the
+//! outbound queue (replies before pushes) and the heartbeat. Frame size and continuation limits are enforced here;
 //! protocol work happens in the Session actor.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError};
+use bytestring::ByteString;
 use corral_actors::metric_catalogue as metric;
 use corral_actors::{CloseReason, ConnPermit, OutboundRx, Overload, SessionHandle, retry_hint};
 use corral_protocol::limits::close;
@@ -32,10 +33,6 @@ impl From<&WsSettings> for ConnectionLimits {
         }
     }
 }
-
-/// Frames written per wake-up before looking at the client again (keeps one busy room from
-/// starving reads on the same connection).
-const WRITE_BATCH: usize = 64;
 
 /// The close for a frame the client should not have sent: 1009 for one too big (a single
 /// frame, or continuations adding up past the limit), 1007 for text that is not UTF-8 (both
@@ -74,11 +71,22 @@ fn with_retry_hint(reason: CloseReason, overload: &Overload) -> CloseReason {
     }
 }
 
+/// Writes `frame` (there is one when the caller asks).
+async fn write(
+    ws: &mut actix_ws::Session,
+    frame: &Option<ByteString>,
+) -> Result<(), actix_ws::Closed> {
+    match frame {
+        Some(frame) => ws.text(frame.clone()).await,
+        None => Ok(()),
+    }
+}
+
 /// Runs the connection until either side closes it.
 pub async fn run(
     mut ws: actix_ws::Session,
     stream: MessageStream,
-    mut out: OutboundRx,
+    out: OutboundRx,
     session: SessionHandle,
     permit: ConnPermit,
     limits: ConnectionLimits,
@@ -92,28 +100,15 @@ pub async fn run(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
 
-    let reason: Option<CloseReason> = 'conn: loop {
+    // The frame being written: taken off the queue only when it is about to be written, and
+    // kept here while a client frame is handled, so none is lost between the two.
+    let mut pending: Option<ByteString> = None;
+    let reason: Option<CloseReason> = loop {
+        // Client frames before writes: a request (a claim) is read and answered while the
+        // socket is still busy with the crowd's pushes, and its reply goes ahead of them.
         tokio::select! {
             biased;
             reason = out.close.closed() => break Some(reason),
-            frame = out.rx.recv() => {
-                let Some(frame) = frame else { break None };
-                let mut next = Some(frame);
-                let mut written = 0;
-                // A frame is taken off the queue only when it is about to be written: one
-                // taken at the end of a batch would be lost.
-                while let Some(frame) = next.take() {
-                    tokio::select! {
-                        biased;
-                        reason = out.close.closed() => break 'conn Some(reason),
-                        sent = ws.text(frame) => if sent.is_err() { break 'conn None },
-                    }
-                    written += 1;
-                    if written < WRITE_BATCH {
-                        next = out.rx.try_recv().ok();
-                    }
-                }
-            }
             msg = stream.recv() => {
                 last_heard = Instant::now();
                 match msg {
@@ -135,12 +130,22 @@ pub async fn run(
                     Some(Err(err)) => break Some(protocol_error(&err, limits.max_frame)),
                 }
             }
+            sent = write(&mut ws, &pending), if pending.is_some() => {
+                if sent.is_err() { break None }
+                pending = out.try_recv();
+            }
+            frame = out.recv(), if pending.is_none() => {
+                let Some(frame) = frame else { break None };
+                pending = Some(frame);
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > limits.idle {
                     metrics::counter!(metric::IDLE_DISCONNECTS).increment(1);
                     break Some(CloseReason::abrupt(close::IDLE, "no heartbeat"));
                 }
                 if ws.ping(b"").await.is_err() { break None }
+                // A burst's queue is given back once it has drained.
+                out.trim();
             }
         }
     };
@@ -149,7 +154,7 @@ pub async fn run(
     if let Some(reason) = reason {
         let reason = with_retry_hint(reason, &overload);
         if reason.flush {
-            while let Ok(frame) = out.rx.try_recv() {
+            while let Some(frame) = pending.take().or_else(|| out.try_recv()) {
                 if ws.text(frame).await.is_err() {
                     break;
                 }

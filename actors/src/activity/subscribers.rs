@@ -102,7 +102,7 @@ mod tests {
     #[tokio::test]
     async fn sends_once_to_each_and_drops_closed_connections() {
         let subs = ActivitySubscribers::default();
-        let (a, mut rx_a) = Outbound::channel(4);
+        let (a, rx_a) = Outbound::channel(4);
         let (b, rx_b) = Outbound::channel(4);
         subs.insert(Subscriber {
             conn_id: 1,
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(subs.users(), HashSet::from([7, 8]));
         drop(rx_b);
         assert_eq!(subs.send(&ByteString::from("x")), 1);
-        assert_eq!(rx_a.rx.recv().await.as_deref(), Some("x"));
+        assert_eq!(rx_a.recv().await.as_deref(), Some("x"));
         assert_eq!(subs.len(), 1);
         let (c, rx_c) = Outbound::channel(4);
         subs.insert(Subscriber {
