@@ -136,4 +136,27 @@ mod tests {
         assert!(subs.remove(1));
         assert!(subs.is_empty());
     }
+
+    /// A countdown tick, `activity.started` or a stock frame is encoded once: every
+    /// subscriber's queue holds the same bytes, not a copy.
+    #[test]
+    fn every_subscriber_gets_the_same_bytes() {
+        let subs = ActivitySubscribers::default();
+        let mut queues = Vec::new();
+        for conn_id in 0..3 {
+            let (out, rx) = Outbound::channel(4);
+            subs.insert(Subscriber {
+                conn_id,
+                user: 7,
+                out,
+            });
+            queues.push(rx);
+        }
+        let frame = ByteString::from(r#"{"ev":"activity.started","activity":1}"#.to_string());
+        assert_eq!(subs.send(&frame), 3);
+        for rx in &queues {
+            let got = rx.try_recv().expect("queued");
+            assert_eq!(got.as_ptr(), frame.as_ptr());
+        }
+    }
 }
