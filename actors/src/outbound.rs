@@ -202,6 +202,7 @@ impl Outbound {
         let first = self.shared.reason.set(reason).is_ok();
         if first {
             self.shared.kill.notify_one();
+            self.shared.waker.wake();
         }
         first
     }
@@ -253,6 +254,19 @@ impl OutboundRx {
             return Poll::Ready(None);
         }
         Poll::Pending
+    }
+
+    /// Polls for a close request (see [`CloseSignal::closed`]), for a writer that polls its
+    /// queue and its close request together.
+    pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseReason> {
+        if let Some(reason) = self.shared.reason.get() {
+            return Poll::Ready(reason.clone());
+        }
+        self.shared.waker.register(cx.waker());
+        match self.shared.reason.get() {
+            Some(reason) => Poll::Ready(reason.clone()),
+            None => Poll::Pending,
+        }
     }
 
     /// The next frame to write, replies before pushes; `None` once every sender is gone and
