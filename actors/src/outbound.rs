@@ -25,7 +25,6 @@ use std::task::{Context, Poll};
 use bytestring::ByteString;
 use corral_protocol::limits::close;
 use futures_util::task::AtomicWaker;
-use tokio::sync::Notify;
 
 use crate::metric_catalogue as metric;
 
@@ -94,13 +93,13 @@ struct Shared {
     lanes: Mutex<Lanes>,
     /// Frames per lane.
     capacity: usize,
-    /// The receiver's waker, woken on a new frame and when the last sender goes.
+    /// The receiver's waker, woken on a new frame, a close request, and when the last sender
+    /// goes.
     waker: AtomicWaker,
     /// Live `Outbound` handles.
     senders: AtomicUsize,
     /// The receiver was dropped: nothing will be written any more.
     receiver_gone: AtomicBool,
-    kill: Notify,
     reason: OnceLock<CloseReason>,
 }
 
@@ -114,11 +113,6 @@ impl Shared {
     }
 }
 
-/// Resolves when someone asks the connection to close.
-pub struct CloseSignal {
-    shared: Arc<Shared>,
-}
-
 /// The sending side of a connection's queue. Cheap to clone; rooms and users keep one per
 /// member session.
 pub struct Outbound {
@@ -128,8 +122,6 @@ pub struct Outbound {
 /// The receiving side, owned by the connection's I/O loop.
 pub struct OutboundRx {
     shared: Arc<Shared>,
-    /// The close request, when one comes.
-    pub close: CloseSignal,
 }
 
 impl Outbound {
@@ -141,17 +133,13 @@ impl Outbound {
             waker: AtomicWaker::new(),
             senders: AtomicUsize::new(1),
             receiver_gone: AtomicBool::new(false),
-            kill: Notify::new(),
             reason: OnceLock::new(),
         });
         (
             Outbound {
                 shared: shared.clone(),
             },
-            OutboundRx {
-                shared: shared.clone(),
-                close: CloseSignal { shared },
-            },
+            OutboundRx { shared },
         )
     }
 
@@ -201,7 +189,6 @@ impl Outbound {
     pub fn close(&self, reason: CloseReason) -> bool {
         let first = self.shared.reason.set(reason).is_ok();
         if first {
-            self.shared.kill.notify_one();
             self.shared.waker.wake();
         }
         first
@@ -256,8 +243,7 @@ impl OutboundRx {
         Poll::Pending
     }
 
-    /// Polls for a close request (see [`CloseSignal::closed`]), for a writer that polls its
-    /// queue and its close request together.
+    /// Polls for a close request: ready with the first reason given.
     pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseReason> {
         if let Some(reason) = self.shared.reason.get() {
             return Poll::Ready(reason.clone());
@@ -267,6 +253,11 @@ impl OutboundRx {
             Some(reason) => Poll::Ready(reason.clone()),
             None => Poll::Pending,
         }
+    }
+
+    /// Resolves when someone asked the connection to close, with their reason.
+    pub async fn closed(&self) -> CloseReason {
+        poll_fn(|cx| self.poll_closed(cx)).await
     }
 
     /// The next frame to write, replies before pushes; `None` once every sender is gone and
@@ -304,18 +295,6 @@ impl Drop for OutboundRx {
     }
 }
 
-impl CloseSignal {
-    /// Resolves when someone asked the connection to close, with their reason.
-    pub async fn closed(&self) -> CloseReason {
-        loop {
-            if let Some(reason) = self.shared.reason.get() {
-                return reason.clone();
-            }
-            self.shared.kill.notified().await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,7 +305,7 @@ mod tests {
         assert!(out.send("a".into()));
         assert!(out.send("b".into()));
         assert!(!out.send("c".into()));
-        let reason = rx.close.closed().await;
+        let reason = rx.closed().await;
         assert_eq!(reason.code, close::SLOW_CONSUMER);
         assert!(!reason.flush);
         assert!(out.is_closed());
@@ -338,7 +317,7 @@ mod tests {
         assert!(out.reply("a".into()));
         assert!(out.reply("b".into()));
         assert!(!out.reply("c".into()));
-        assert_eq!(rx.close.closed().await.code, close::SLOW_CONSUMER);
+        assert_eq!(rx.closed().await.code, close::SLOW_CONSUMER);
     }
 
     #[tokio::test]
@@ -346,7 +325,7 @@ mod tests {
         let (out, rx) = Outbound::channel(2);
         assert!(out.close(CloseReason::graceful(1001, "bye")));
         assert!(!out.close(CloseReason::abrupt(1008, "other")));
-        assert_eq!(rx.close.closed().await.code, 1001);
+        assert_eq!(rx.closed().await.code, 1001);
     }
 
     #[tokio::test]
