@@ -4,7 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use std::any::Any;
+
+use actix_http::{HttpService, KeepAlive, TlsAcceptorConfig};
+use actix_service::{IntoServiceFactory, map_config};
+use actix_web::dev::{AppConfig, Extensions, Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use corral_actors::claims::Claims;
@@ -34,6 +38,10 @@ use crate::telemetry;
 const CLUSTER_QUEUE: usize = 65536;
 /// Open connections the operators' listener takes at once.
 const ADMIN_CONNECTIONS: usize = 256;
+/// How long a TLS handshake may take (`HttpServer`'s default).
+const TLS_HANDSHAKE: Duration = Duration::from_secs(3);
+/// How long a closing HTTP connection may take to go (`HttpServer`'s default).
+const CLIENT_DISCONNECT: Duration = Duration::from_secs(1);
 /// Users whose request budgets a node remembers at once.
 const USER_RATE_KEYS: usize = 1 << 20;
 
@@ -171,6 +179,36 @@ macro_rules! corral_app {
             .wrap(from_fn(crate::http::access::observe))
             .app_data($state.clone())
             .configure(move |cfg| crate::http::routes(cfg, surface))
+    }};
+}
+
+/// The public listener's HTTP service: HTTP/1 with `HttpServer`'s settings, the app, and the
+/// WebSocket upgrade hook running a second copy of the app for upgrade requests (a macro for
+/// the same reason as [`corral_app!`]; it is finished with `.tcp()` or TLS).
+macro_rules! public_service {
+    ($state:expr, $deadline:expr, $surface:expr, $peers:expr, $config:expr, $addr:expr) => {{
+        let peers = $peers.clone();
+        let config: AppConfig = $config;
+        let upgrade_config = config.clone();
+        HttpService::build()
+            .keep_alive(KeepAlive::default())
+            .client_request_timeout($deadline)
+            .client_disconnect_timeout(CLIENT_DISCONNECT)
+            // Realtime frames go out as they are written: with Nagle's algorithm a reply
+            // written just after a push waits for the client's delayed ACK (~40 ms).
+            .tcp_nodelay(true)
+            .local_addr($addr)
+            .on_connect_ext(move |io: &_, data: &mut Extensions| {
+                peers.on_connect(io as &dyn Any, data)
+            })
+            .upgrade(crate::ws::upgrade::factory(
+                corral_app!($state, $deadline, $surface).into_factory(),
+                upgrade_config,
+            ))
+            .finish(map_config(
+                corral_app!($state, $deadline, $surface).into_factory(),
+                move |_| config.clone(),
+            ))
     }};
 }
 
@@ -355,29 +393,50 @@ impl Application {
         } else {
             Surface::Public
         };
-        let server = HttpServer::new(move || corral_app!(app_state, deadline, public))
+        // The public server is assembled from actix-server and actix-http rather than
+        // `HttpServer`, for the one thing `HttpServer` does not offer: an upgrade hook that
+        // takes a WebSocket's raw connection over from the HTTP/1 dispatcher
+        // (`ws::upgrade`; docs/architecture.md, "The WebSocket path"). Its settings are
+        // `HttpServer`'s, as they were.
+        let mut server = actix_server::Server::build()
             .workers(workers)
-            // Realtime frames go out as they are written: with Nagle's algorithm a reply
-            // written just after a push waits for the client's delayed ACK (~40 ms).
-            .tcp_nodelay(true)
             // Per worker: together they stay within the open-files budget.
-            .max_connections(budget.fit.div_ceil(workers).max(1))
+            .max_concurrent_connections(budget.fit.div_ceil(workers).max(1))
             .disable_signals()
-            .shutdown_timeout(5)
-            .client_request_timeout(deadline)
-            .on_connect(move |conn, data| peers.on_connect(conn, data));
+            .shutdown_timeout(5);
         let listen = &state.settings.server.listen;
-        let server = public_listeners
-            .into_iter()
-            .try_fold(server, |server, listener| match &tls {
-                Some(tls) => server.listen_rustls_0_23(listener, tls.clone()),
-                None => server.listen(listener),
-            })
+        let port = match public_listeners.first().map(|l| l.local_addr()) {
+            Some(Ok(addr)) => addr.port(),
+            _ => 0,
+        };
+        for listener in public_listeners {
+            let addr = listener.local_addr().map_err(bind_failed(
+                listen,
+                "`server.listen` (--listen, CORRAL_SERVER__LISTEN)",
+            ))?;
+            let host = addr.to_string();
+            let (app_state, peers, tls) = (app_state.clone(), peers.clone(), tls.clone());
+            // `AppConfig`'s only public constructor is the one actix's own test server uses
+            // (`HttpServer` calls the crate-private `new` with the same three values).
+            server = match tls {
+                Some(tls) => server.listen("corral-public", listener, move || {
+                    let config = AppConfig::__priv_test_new(true, host.clone(), addr);
+                    public_service!(app_state, deadline, public, peers, config, addr)
+                        .rustls_0_23_with_config(
+                            tls.clone(),
+                            TlsAcceptorConfig::default().handshake_timeout(TLS_HANDSHAKE),
+                        )
+                }),
+                None => server.listen("corral-public", listener, move || {
+                    let config = AppConfig::__priv_test_new(false, host.clone(), addr);
+                    public_service!(app_state, deadline, public, peers, config, addr).tcp()
+                }),
+            }
             .map_err(bind_failed(
                 listen,
                 "`server.listen` (--listen, CORRAL_SERVER__LISTEN)",
             ))?;
-        let port = server.addrs().first().map(|a| a.port()).unwrap_or(0);
+        }
         let server = server.run();
         let admin = match admin_listeners {
             None => None,

@@ -483,7 +483,7 @@ mod tests {
 
     /// The next frame on `rx`, failing after a generous deadline.
     async fn next_frame(rx: &mut OutboundRx, what: &str) -> serde_json::Value {
-        let frame = tokio::time::timeout(Duration::from_secs(10), rx.rx.recv())
+        let frame = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
             .unwrap_or_else(|_| panic!("no {what} within 10 s"))
             .unwrap_or_else(|| panic!("queue closed before {what}"));

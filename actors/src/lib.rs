@@ -38,7 +38,7 @@ pub use activity::{ActivityError, ActivitySnapshot};
 pub use admission::{Admission, AdmissionConfig, ConnPermit, Refusal, UserPermit};
 pub use connections::Connections;
 pub use hub::{Hub, SessionConfig};
-pub use outbound::{CloseReason, CloseSignal, Outbound, OutboundRx};
+pub use outbound::{CloseReason, Lane, Outbound, OutboundRx};
 pub use overload::{Overload, OverloadConfig, Priority};
 pub use ports::activities::{ActivityCatalog, ActivityItem, ActivityRecord, CatalogError};
 pub use ports::{AuthError, Identity, TokenVerifier};

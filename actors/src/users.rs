@@ -8,7 +8,7 @@ use bytestring::ByteString;
 use corral_protocol::UserId;
 use dashmap::DashMap;
 
-use crate::outbound::{CloseReason, Outbound};
+use crate::outbound::{CloseReason, Lane, Outbound};
 use crate::ports::cluster::{ClusterBus, ClusterEvent, SoloBus};
 
 /// The node's online users and their sessions' outbound queues.
@@ -64,11 +64,23 @@ impl UserSessions {
     /// other nodes' through the bus (the user may be connected to several); returns how many
     /// sessions of this node took it.
     pub fn push(&self, user: UserId, frame: &ByteString) -> usize {
+        self.publish(user, frame);
+        self.deliver(user, frame)
+    }
+
+    /// Like [`UserSessions::push`], for a push about the user's own request (a claim's
+    /// `claim.updated`): this node's sessions queue it in their reply lane, ahead of the
+    /// crowd's fan-out, so a winner hears of its hold first. Other nodes queue it as a push.
+    pub fn push_own(&self, user: UserId, frame: &ByteString) -> usize {
+        self.publish(user, frame);
+        self.deliver_in(user, frame, Lane::Reply, |_| false)
+    }
+
+    fn publish(&self, user: UserId, frame: &ByteString) {
         self.bus.publish(ClusterEvent::User {
             user,
             frame: frame.clone(),
         });
-        self.deliver(user, frame)
     }
 
     /// Sends `frame` to every session of `user` on this node; returns how many took it.
@@ -84,12 +96,22 @@ impl UserSessions {
         frame: &ByteString,
         skip: impl Fn(u64) -> bool,
     ) -> usize {
+        self.deliver_in(user, frame, Lane::Push, skip)
+    }
+
+    fn deliver_in(
+        &self,
+        user: UserId,
+        frame: &ByteString,
+        lane: Lane,
+        skip: impl Fn(u64) -> bool,
+    ) -> usize {
         let Some(sessions) = self.online.get(&user) else {
             return 0;
         };
         sessions
             .iter()
-            .filter(|(id, out)| !skip(*id) && out.send(frame.clone()))
+            .filter(|(id, out)| !skip(*id) && out.send_in(lane, frame.clone()))
             .count()
     }
 
@@ -116,17 +138,28 @@ mod tests {
     #[tokio::test]
     async fn delivers_to_every_device_and_forgets_closed_ones() {
         let users = UserSessions::default();
-        let (a, mut rx_a) = Outbound::channel(4);
-        let (b, mut rx_b) = Outbound::channel(4);
+        let (a, rx_a) = Outbound::channel(4);
+        let (b, rx_b) = Outbound::channel(4);
         users.attach(1, 10, a);
         users.attach(1, 11, b);
         assert_eq!(users.deliver(1, &ByteString::from("hi")), 2);
-        assert_eq!(rx_a.rx.recv().await.as_deref(), Some("hi"));
-        assert_eq!(rx_b.rx.recv().await.as_deref(), Some("hi"));
+        assert_eq!(rx_a.recv().await.as_deref(), Some("hi"));
+        assert_eq!(rx_b.recv().await.as_deref(), Some("hi"));
         users.detach(1, 10);
         assert_eq!(users.deliver(1, &ByteString::from("again")), 1);
         users.detach(1, 11);
         assert!(!users.is_online(1));
         assert_eq!(users.deliver(2, &ByteString::from("nobody")), 0);
+    }
+
+    #[test]
+    fn a_push_about_the_users_own_claim_goes_ahead_of_queued_fan_out() {
+        let users = UserSessions::default();
+        let (a, rx_a) = Outbound::channel(4);
+        users.attach(1, 10, a);
+        assert_eq!(users.deliver(1, &ByteString::from("room")), 1);
+        assert_eq!(users.push_own(1, &ByteString::from("claim")), 1);
+        assert_eq!(rx_a.try_recv().as_deref(), Some("claim"));
+        assert_eq!(rx_a.try_recv().as_deref(), Some("room"));
     }
 }

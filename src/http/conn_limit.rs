@@ -73,7 +73,8 @@ impl PeerConnections {
         }
         match self.admit(ip) {
             Some(permit) => {
-                data.insert(permit);
+                // Shared: an upgraded WebSocket keeps it for the life of its socket.
+                data.insert(Arc::new(permit));
             }
             None => {
                 metrics::counter!(metric::CONNECTIONS_REFUSED, "reason" => "http_per_ip")

@@ -1,16 +1,24 @@
-//! One connection's I/O loop: a `select!` over the client's frames, the outbound queue, the
-//! close signal and the heartbeat. Frame size and continuation limits are enforced here;
-//! protocol work happens in the Session actor.
+//! One connection, run by the one task that owns its socket: it reads the client's frames,
+//! writes the queued ones itself (replies before pushes, several per write), pings, and closes.
+//! Frame size and continuation limits are enforced by the codec; protocol work happens in the
+//! Session actor.
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError};
+use bytes::{Bytes, BytesMut};
 use corral_actors::metric_catalogue as metric;
 use corral_actors::{CloseReason, ConnPermit, OutboundRx, Overload, SessionHandle, retry_hint};
 use corral_protocol::limits::close;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Interval;
 
+use super::codec::{Decoder, FrameError, Message, close_payload, opcode};
+use super::socket::{WRITE_BATCH, Writes, poll_read_into};
 use crate::config::WsSettings;
+use crate::http::conn_limit::PeerPermit;
 
 /// The I/O loop's limits.
 #[derive(Debug, Clone, Copy)]
@@ -33,30 +41,33 @@ impl From<&WsSettings> for ConnectionLimits {
     }
 }
 
-/// Frames written per wake-up before looking at the client again (keeps one busy room from
-/// starving reads on the same connection).
-const WRITE_BATCH: usize = 64;
+/// What an accepted upgrade hands to the task that will own the socket.
+pub struct Accepted {
+    /// The connection's Session actor.
+    pub session: SessionHandle,
+    /// Its outbound queue.
+    pub out: OutboundRx,
+    /// Its place in the node's admission count.
+    pub permit: ConnPermit,
+    /// Its place in its address's count of TCP connections (none for trusted proxies).
+    pub peer: Option<Arc<PeerPermit>>,
+    /// Frame limits and timers.
+    pub limits: ConnectionLimits,
+    /// The node's load, for the retry hint of a load close.
+    pub overload: Arc<Overload>,
+}
 
 /// The close for a frame the client should not have sent: 1009 for one too big (a single
 /// frame, or continuations adding up past the limit), 1007 for text that is not UTF-8 (both
 /// per RFC 6455), 1002 for anything else.
-fn protocol_error(err: &ProtocolError, max_frame: usize) -> CloseReason {
-    let too_big = || {
-        metrics::counter!(metric::OVERSIZE_FRAMES).increment(1);
-        CloseReason::abrupt(
-            close::TOO_LARGE,
-            format!("message larger than {max_frame} bytes"),
-        )
-    };
+fn protocol_error(err: &FrameError) -> CloseReason {
     match err {
-        ProtocolError::Overflow => too_big(),
-        // actix-ws reports both as I/O errors: invalid UTF-8 with `InvalidData`, the
-        // continuation limit by this message only.
-        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            CloseReason::abrupt(close::INVALID_PAYLOAD, "text frame is not valid UTF-8")
+        FrameError::TooLarge(_) => {
+            metrics::counter!(metric::OVERSIZE_FRAMES).increment(1);
+            CloseReason::abrupt(close::TOO_LARGE, err.to_string())
         }
-        ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => too_big(),
-        other => CloseReason::abrupt(1002, format!("protocol error: {other}")),
+        FrameError::InvalidUtf8 => CloseReason::abrupt(close::INVALID_PAYLOAD, err.to_string()),
+        FrameError::Protocol(_) => CloseReason::abrupt(1002, err.to_string()),
     }
 }
 
@@ -74,95 +85,220 @@ fn with_retry_hint(reason: CloseReason, overload: &Overload) -> CloseReason {
     }
 }
 
-/// Runs the connection until either side closes it.
-pub async fn run(
-    mut ws: actix_ws::Session,
-    stream: MessageStream,
-    mut out: OutboundRx,
-    session: SessionHandle,
-    permit: ConnPermit,
-    limits: ConnectionLimits,
-    overload: Arc<Overload>,
-) {
-    let mut stream = stream
-        .max_frame_size(limits.max_frame)
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_frame);
-    let mut heartbeat = tokio::time::interval(limits.heartbeat);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
+/// What woke the connection.
+enum Step {
+    /// A whole message from the client.
+    Message(Message),
+    /// A frame the client should not have sent.
+    Invalid(FrameError),
+    /// Someone asked the connection to close.
+    Close(CloseReason),
+    /// Every sender of the queue is gone (the Session ended).
+    Ended,
+    /// The socket failed or the client went away: nothing more can be written.
+    Lost,
+    /// Time to ping.
+    Tick,
+}
 
-    let reason: Option<CloseReason> = 'conn: loop {
-        tokio::select! {
-            biased;
-            reason = out.close.closed() => break Some(reason),
-            frame = out.rx.recv() => {
-                let Some(frame) = frame else { break None };
-                let mut next = Some(frame);
-                let mut written = 0;
-                // A frame is taken off the queue only when it is about to be written: one
-                // taken at the end of a batch would be lost.
-                while let Some(frame) = next.take() {
-                    tokio::select! {
-                        biased;
-                        reason = out.close.closed() => break 'conn Some(reason),
-                        sent = ws.text(frame) => if sent.is_err() { break 'conn None },
+/// How the loop ended.
+enum End {
+    /// With a close frame giving `reason`.
+    Reason(CloseReason),
+    /// With a close frame without a code (the client closed, or the Session ended).
+    Plain,
+    /// Without a close frame: the socket is gone.
+    Lost,
+}
+
+/// The socket and what the loop keeps between wake-ups.
+struct Conn<T> {
+    io: T,
+    decoder: Decoder,
+    writes: Writes,
+    out: OutboundRx,
+    heartbeat: Interval,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
+    /// Advances reads and writes; ready with the first thing the loop must act on. Order: a
+    /// close request, then the client's frames (a request is read while the socket is busy
+    /// with pushes), then writes, then the heartbeat.
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        if let Poll::Ready(reason) = self.out.poll_closed(cx) {
+            return Poll::Ready(Step::Close(reason));
+        }
+        loop {
+            match self.decoder.next() {
+                Ok(Some(message)) => return Poll::Ready(Step::Message(message)),
+                Err(err) => return Poll::Ready(Step::Invalid(err)),
+                Ok(None) => {}
+            }
+            match poll_read_into(cx, &mut self.io, &mut self.decoder) {
+                Poll::Ready(Ok(true)) => continue,
+                Poll::Ready(Ok(false) | Err(_)) => return Poll::Ready(Step::Lost),
+                Poll::Pending => break,
+            }
+        }
+        loop {
+            let mut taken = 0;
+            let mut ended = false;
+            while self.writes.len() < WRITE_BATCH {
+                match self.out.poll_recv(cx) {
+                    Poll::Ready(Some(frame)) => {
+                        self.writes.push(opcode::TEXT, frame.into_bytes());
+                        taken += 1;
                     }
-                    written += 1;
-                    if written < WRITE_BATCH {
-                        next = out.rx.try_recv().ok();
+                    Poll::Ready(None) => {
+                        ended = true;
+                        break;
                     }
+                    Poll::Pending => break,
                 }
             }
-            msg = stream.recv() => {
+            if self.writes.is_empty() {
+                if ended {
+                    return Poll::Ready(Step::Ended);
+                }
+                break;
+            }
+            match self.writes.poll_write(cx, &mut self.io) {
+                Poll::Ready(Ok(())) if taken == WRITE_BATCH => {
+                    // A full batch went out: look at the client again before the next one.
+                    cx.waker().wake_by_ref();
+                    break;
+                }
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(_)) => return Poll::Ready(Step::Lost),
+                Poll::Pending => break,
+            }
+        }
+        match self.heartbeat.poll_tick(cx) {
+            Poll::Ready(_) => Poll::Ready(Step::Tick),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Gives back the memory of drained buffers.
+    fn trim(&mut self) {
+        self.out.trim();
+        self.decoder.trim();
+        self.writes.trim();
+    }
+
+    /// Writes the close frame after what `end` keeps of the queue, then waits for the client
+    /// to close its side, within `linger`.
+    async fn close(mut self, end: End, overload: &Overload, linger: Duration) {
+        let payload = match end {
+            End::Lost => return,
+            End::Plain => Bytes::new(),
+            End::Reason(reason) => {
+                let reason = with_retry_hint(reason, overload);
+                if reason.flush {
+                    while let Some(frame) = self.out.try_recv() {
+                        self.writes.push(opcode::TEXT, frame.into_bytes());
+                    }
+                } else {
+                    self.writes.drop_unstarted();
+                }
+                close_payload(reason.code, &reason.reason)
+            }
+        };
+        let Conn {
+            mut io,
+            mut writes,
+            out,
+            ..
+        } = self;
+        drop(out);
+        writes.push(opcode::CLOSE, payload);
+        // A client that reads nothing more is dropped after `linger`: the memory it holds is
+        // at most one partly written frame (or, on a graceful close, the queue it had).
+        let _ = tokio::time::timeout(linger, async {
+            poll_fn(|cx| writes.poll_write(cx, &mut io)).await?;
+            io.shutdown().await?;
+            // The client answers with its own close and then closes: read until then, so the
+            // close is not met with a reset that could discard it unread.
+            let mut rest = [0u8; 256];
+            while io.read(&mut rest).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+    }
+}
+
+/// Runs the connection on `io` until either side closes it; `read_ahead` holds the client's
+/// bytes that came with the upgrade request.
+pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
+    io: T,
+    read_ahead: BytesMut,
+    accepted: Accepted,
+) {
+    let Accepted {
+        session,
+        out,
+        permit,
+        peer,
+        limits,
+        overload,
+    } = accepted;
+    let mut decoder = Decoder::new(limits.max_frame);
+    decoder.extend(&read_ahead);
+    drop(read_ahead);
+    let mut heartbeat = tokio::time::interval(limits.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut conn = Conn {
+        io,
+        decoder,
+        writes: Writes::default(),
+        out,
+        heartbeat,
+    };
+    let mut last_heard = Instant::now();
+
+    let end = loop {
+        match poll_fn(|cx| conn.poll_step(cx)).await {
+            Step::Message(message) => {
                 last_heard = Instant::now();
-                match msg {
-                    Some(Ok(AggregatedMessage::Text(text))) => {
+                match message {
+                    Message::Text(text) => {
                         metrics::counter!(metric::BYTES_IN).increment(text.len() as u64);
                         session.inbound(text).await;
                     }
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
-                        break Some(CloseReason::graceful(
+                    Message::Binary => {
+                        break End::Reason(CloseReason::graceful(
                             close::UNSUPPORTED,
                             "binary frames are not part of corral.v1; send JSON text",
                         ));
                     }
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                        if ws.pong(&bytes).await.is_err() { break None }
+                    Message::Ping(payload) => {
+                        // A client that pings without reading gets no more than a batch.
+                        if conn.writes.len() < WRITE_BATCH {
+                            conn.writes.push(opcode::PONG, payload);
+                        }
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {}
-                    Some(Ok(AggregatedMessage::Close(_))) | None => break None,
-                    Some(Err(err)) => break Some(protocol_error(&err, limits.max_frame)),
+                    Message::Pong => {}
+                    Message::Close => break End::Plain,
                 }
             }
-            _ = heartbeat.tick() => {
+            Step::Invalid(err) => break End::Reason(protocol_error(&err)),
+            Step::Close(reason) => break End::Reason(reason),
+            Step::Ended => break End::Plain,
+            Step::Lost => break End::Lost,
+            Step::Tick => {
                 if last_heard.elapsed() > limits.idle {
                     metrics::counter!(metric::IDLE_DISCONNECTS).increment(1);
-                    break Some(CloseReason::abrupt(close::IDLE, "no heartbeat"));
+                    break End::Reason(CloseReason::abrupt(close::IDLE, "no heartbeat"));
                 }
-                if ws.ping(b"").await.is_err() { break None }
+                // Quiet between two pings: a burst's buffers are given back.
+                conn.trim();
+                conn.writes.push(opcode::PING, Bytes::new());
             }
         }
     };
 
     session.disconnected();
-    if let Some(reason) = reason {
-        let reason = with_retry_hint(reason, &overload);
-        if reason.flush {
-            while let Ok(frame) = out.rx.try_recv() {
-                if ws.text(frame).await.is_err() {
-                    break;
-                }
-            }
-        }
-        let _ = ws
-            .close(Some(actix_ws::CloseReason {
-                code: CloseCode::from(reason.code),
-                description: Some(reason.reason),
-            }))
-            .await;
-    } else {
-        let _ = ws.close(None).await;
-    }
     drop(permit);
+    conn.close(end, &overload, limits.idle).await;
+    drop(peer);
 }

@@ -1,8 +1,16 @@
-//! `GET /ws`: admission checks, the `corral.v1` upgrade, and one Session actor plus one I/O
-//! loop per connection.
+//! `GET /ws`: admission checks, the `corral.v1` upgrade, and one Session actor plus one task
+//! owning the socket per connection. The handler answers 101 and hands the connection's parts
+//! to the public server's upgrade hook ([`upgrade::factory`]), which takes the raw socket over
+//! from actix-http and runs it on Corral's own codec ([`codec`], [`socket`], [`connection`]).
 
+mod codec;
 mod connection;
+mod socket;
+pub mod upgrade;
 
+use std::sync::Arc;
+
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use corral_actors::metric_catalogue as metric;
 use corral_actors::{Outbound, Refusal, SessionHandle, TokenVerifier};
@@ -10,12 +18,13 @@ use std::time::Duration;
 
 use corral_protocol::{ErrorBody, ErrorCode, SUBPROTOCOL};
 
+use crate::http::conn_limit::PeerPermit;
 use crate::http::error::ApiError;
 use crate::http::extract::bearer_token;
 use crate::http::responses::{BadRequest, Forbidden, RateLimited, Unauthenticated, Unavailable};
 use crate::state::AppState;
 
-pub use connection::ConnectionLimits;
+pub use connection::{Accepted, ConnectionLimits};
 
 /// The answer to a refused upgrade, with `Retry-After` from the node's retry hint (jittered
 /// and growing with load, so a reconnect storm told to wait comes back spread out). The
@@ -57,7 +66,6 @@ fn refused(refusal: Refusal, wait: Duration) -> ApiError {
 )]
 pub async fn upgrade(
     req: HttpRequest,
-    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if state.is_draining() {
@@ -90,21 +98,34 @@ pub async fn upgrade(
         })?),
         None => None,
     };
-    let (response, ws, stream) = actix_ws::handle_with_protocols(&req, body, &[SUBPROTOCOL])
+    let mut response = actix_http::ws::handshake(req.head())
         .map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;
+    if offers_subprotocol(&req) {
+        response.insert_header((header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL));
+    }
     let (out, rx) = Outbound::channel(state.hub.session.outbound_queue);
     let session = SessionHandle::start(state.hub.clone(), out, identity)
         .map_err(|e| refused(e.0, state.hub.overload.retry_after()))?;
     metrics::counter!(metric::CONNECTIONS_ACCEPTED).increment(1);
-    let limits = ConnectionLimits::from(&state.settings.ws);
-    actix_web::rt::spawn(connection::run(
-        ws,
-        stream,
-        rx,
+    let mut response = HttpResponse::from(response.finish().map_into_boxed_body());
+    // Taken by the upgrade hook, which writes the 101 and runs the connection.
+    response.extensions_mut().insert(Accepted {
         session,
+        out: rx,
         permit,
-        limits,
-        state.hub.overload.clone(),
-    ));
+        peer: req.conn_data::<Arc<PeerPermit>>().cloned(),
+        limits: ConnectionLimits::from(&state.settings.ws),
+        overload: state.hub.overload.clone(),
+    });
     Ok(response)
+}
+
+/// Whether the client offers `corral.v1` in `Sec-WebSocket-Protocol` (a list, maybe over
+/// several headers).
+fn offers_subprotocol(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .any(|offered| offered.trim() == SUBPROTOCOL)
 }

@@ -767,6 +767,35 @@ async fn a_slow_consumer_is_dropped_while_others_keep_receiving() {
     assert!(drops >= 1.0, "slow consumer drop counted: {line:?}");
 }
 
+/// A member that never reads again (a small receive window: the node's writes stall) is dropped
+/// as a slow consumer without its help: its Session, queue and admission place are given back
+/// while it still has not read a byte, so what it costs the node is bounded by its queue; when
+/// it reads at last, the close it finds is 4008.
+#[actix_web::test]
+async fn a_reader_that_stops_is_released_before_it_reads_and_told_4008() {
+    let app = unthrottled(16).await;
+    let (_, a) = app.user("alice").await;
+    let room = create_room(&app, &a, false).await;
+    let (_, s) = app.user("stuck").await;
+    let mut stuck = WsClient::connect_with_receive_buffer(&app.ws_url(), 16 * 1024)
+        .await
+        .expect("connect");
+    stuck
+        .request("auth", json!({ "token": s }))
+        .await
+        .expect("auth");
+    join(&mut stuck, room, None).await;
+    // ~7 MB: more than the stalled socket's kernel buffers (a few MB) and the 16-frame queue.
+    flood(&app, &a, room, 6, 300).await;
+    wait_until("the stalled connection is released", WAIT, async || {
+        let hub = &app.state.hub;
+        let (sessions, admitted) = (hub.connections.len(), hub.admission.open());
+        check(sessions == 0 && admitted == 0, (sessions, admitted))
+    })
+    .await;
+    assert_eq!(stuck.close_code().await, Some(4008));
+}
+
 /// A member that stops reading for a while (its socket full, hundreds of frames queued for
 /// it) then reads again gets every message once and in order: frames are written from the
 /// queue in batches, and none may fall between two batches.

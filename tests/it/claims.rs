@@ -11,6 +11,7 @@
 //! - [`crowd`]: flash crowds of real WebSocket clients
 //! - [`restarts`]: SIGKILL mid-crowd and the ledger rebuilt at start-up (the real binary)
 //! - [`cluster`]: Redis reconciliation of orphan slots, claims seen across two nodes
+//! - [`winners`]: a `held` reply overtakes the pushes already queued for its socket
 
 mod cluster;
 mod crowd;
@@ -20,6 +21,7 @@ mod holds;
 mod payments;
 mod restarts;
 mod stock;
+mod winners;
 
 pub(crate) use crowd::{Counts, crowd_failover, spawn_crowd};
 pub(crate) use fixtures::{Promo, bulk_users, bulk_users_in, now_ms, redis_mode, seed, seed_in};

@@ -307,6 +307,25 @@ pub fn upgrade_status<T>(result: &Result<T, tungstenite::Error>) -> Option<u16> 
     }
 }
 
+/// The upgrade request offering `corral.v1`, with an optional `Authorization: Bearer`.
+fn upgrade_request(
+    url: &str,
+    bearer: Option<&str>,
+) -> Result<tungstenite::handshake::client::Request, tungstenite::Error> {
+    let mut req = url.into_client_request()?;
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "corral.v1".parse().expect("header"),
+    );
+    if let Some(token) = bearer {
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
+    Ok(req)
+}
+
 type Stream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -323,25 +342,40 @@ pub struct WsClient {
 impl WsClient {
     /// Connects offering `corral.v1`, with an optional `Authorization: Bearer`.
     pub async fn connect(url: &str, bearer: Option<&str>) -> Result<WsClient, tungstenite::Error> {
-        let mut req = url.into_client_request()?;
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "corral.v1".parse().expect("header"),
-        );
-        if let Some(token) = bearer {
-            req.headers_mut().insert(
-                "Authorization",
-                format!("Bearer {token}").parse().expect("header"),
-            );
-        }
-        let (ws, _resp) = tokio_tungstenite::connect_async(req).await?;
-        Ok(WsClient {
+        let (ws, _resp) = tokio_tungstenite::connect_async(upgrade_request(url, bearer)?).await?;
+        Ok(WsClient::over(ws))
+    }
+
+    /// Connects as [`WsClient::connect`] (no bearer) over a socket whose kernel receive buffer
+    /// is fixed at `bytes` (no autotuning): when this client stops reading, what the node sends
+    /// it waits in the node, not in this machine's buffers.
+    pub async fn connect_with_receive_buffer(
+        url: &str,
+        bytes: u32,
+    ) -> Result<WsClient, tungstenite::Error> {
+        let req = upgrade_request(url, None)?;
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let addr: std::net::SocketAddr = authority.parse().expect("a numeric host:port");
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(bytes)?;
+        let tcp = socket.connect(addr).await?;
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+        let (ws, _resp) = tokio_tungstenite::client_async(req, stream).await?;
+        Ok(WsClient::over(ws))
+    }
+
+    fn over(ws: Stream) -> WsClient {
+        WsClient {
             ws,
             next_id: 0,
             pushes: VecDeque::new(),
             raw_pushes: VecDeque::new(),
             closed: None,
-        })
+        }
     }
 
     /// Sends a raw text frame.

@@ -102,7 +102,7 @@ mod tests {
     #[tokio::test]
     async fn sends_once_to_each_and_drops_closed_connections() {
         let subs = ActivitySubscribers::default();
-        let (a, mut rx_a) = Outbound::channel(4);
+        let (a, rx_a) = Outbound::channel(4);
         let (b, rx_b) = Outbound::channel(4);
         subs.insert(Subscriber {
             conn_id: 1,
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(subs.users(), HashSet::from([7, 8]));
         drop(rx_b);
         assert_eq!(subs.send(&ByteString::from("x")), 1);
-        assert_eq!(rx_a.rx.recv().await.as_deref(), Some("x"));
+        assert_eq!(rx_a.recv().await.as_deref(), Some("x"));
         assert_eq!(subs.len(), 1);
         let (c, rx_c) = Outbound::channel(4);
         subs.insert(Subscriber {
@@ -135,5 +135,28 @@ mod tests {
         assert_eq!(subs.prune(), 1);
         assert!(subs.remove(1));
         assert!(subs.is_empty());
+    }
+
+    /// A countdown tick, `activity.started` or a stock frame is encoded once: every
+    /// subscriber's queue holds the same bytes, not a copy.
+    #[test]
+    fn every_subscriber_gets_the_same_bytes() {
+        let subs = ActivitySubscribers::default();
+        let mut queues = Vec::new();
+        for conn_id in 0..3 {
+            let (out, rx) = Outbound::channel(4);
+            subs.insert(Subscriber {
+                conn_id,
+                user: 7,
+                out,
+            });
+            queues.push(rx);
+        }
+        let frame = ByteString::from(r#"{"ev":"activity.started","activity":1}"#.to_string());
+        assert_eq!(subs.send(&frame), 3);
+        for rx in &queues {
+            let got = rx.try_recv().expect("queued");
+            assert_eq!(got.as_ptr(), frame.as_ptr());
+        }
     }
 }

@@ -643,7 +643,8 @@ impl Claims {
         }
     }
 
-    /// Tells every device of the claimant, on every node, about the claim's new status.
+    /// Tells every device of the claimant, on every node, about the claim's new status, ahead
+    /// of the fan-out already queued for them (the claimant is waiting for this news).
     fn push(&self, claim: &ClaimRecord) {
         let frame = ByteString::from(reply::push(&Push::ClaimUpdated {
             claim_id: claim.claim_id,
@@ -651,7 +652,7 @@ impl Claims {
             item: claim.item,
             status: claim.status,
         }));
-        self.users.push(claim.user, &frame);
+        self.users.push_own(claim.user, &frame);
     }
 
     /// The desk's background loop: expires due holds (exactly once, by conditional update)
