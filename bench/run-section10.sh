@@ -148,7 +148,7 @@ r = json.load(open(sys.argv[1]))
 lat = r["latency"]
 def p99(name):
     return f"{name} p99 {lat[name]['p99_ms']:.1f} ms" if name in lat else None
-figures = [p99(n) for n in ("delivery", "reply.room.send", "reply.claim", "reply.claim.held", "reply.claim.sold_out", "start_skew", "start_error")]
+figures = [p99(n) for n in ("delivery", "reply.room.send", "reply.claim", "reply.claim.held", "reply.claim.sold_out", "start_skew", "start_error", "clock_error")]
 tp = r["throughput"]
 if tp["deliveries_per_sec"]:
     figures.append(f"{tp['deliveries_per_sec']:.0f} deliveries/s")

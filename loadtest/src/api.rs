@@ -88,7 +88,8 @@ pub struct NewActivity {
     pub per_user_limit: u64,
     /// Hold lifetime.
     pub hold_seconds: u64,
-    /// Audience, requirements and reward (`None`: anyone may claim).
+    /// Audience, requirements and reward (`None`: anyone may claim, and the field is left
+    /// out, so a node without rules accepts the body).
     pub rules: Option<Value>,
 }
 
@@ -191,15 +192,17 @@ impl Api {
             .iter()
             .map(|(animal_id, slots)| json!({ "animal_id": animal_id, "slots": slots }))
             .collect();
-        let body = json!({
+        let mut body = json!({
             "title": new.title,
             "starts_at": new.starts_at,
             "ends_at": new.ends_at,
             "items": items,
             "per_user_limit": new.per_user_limit,
             "hold_seconds": new.hold_seconds,
-            "rules": new.rules,
         });
+        if let Some(rules) = &new.rules {
+            body["rules"] = rules.clone();
+        }
         let created: Created = self
             .call(reqwest::Method::POST, "/activities", token, Some(body))
             .await?;

@@ -27,6 +27,10 @@ pub mod h {
     /// Flash crowd: how far from `starts_at` (true time) a client opened claiming on its own
     /// estimate of the server clock, either way (`start_early` counts the early ones).
     pub const START_ERROR: &str = "start_error";
+    /// Flash crowd: the error of a client's `time.sync` estimate of the server clock (the
+    /// load generator shares the node's clock, so the true offset is 0); `start_error` adds
+    /// how late the load generator's own timers fire with the whole crowd due at once.
+    pub const CLOCK_ERROR: &str = "clock_error";
     /// Prefix of per-op reply latency (`reply.<op>`).
     pub const REPLY: &str = "reply.";
 }

@@ -105,6 +105,8 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
                 .await?;
                 client.starts_at_ms = ok.get("starts_at").and_then(Value::as_i64);
                 client.clock_offset_us = sync_clock(ctx, &mut client).await?;
+                let error = client.clock_offset_us.unsigned_abs();
+                ctx.rec.with(|s, _| s.record(h::CLOCK_ERROR, error));
             }
         }
         Kind::ConnectCapacity | Kind::RawBroadcast => {}
