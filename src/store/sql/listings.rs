@@ -105,6 +105,8 @@ pub struct ListedClaim {
     pub expires_at: EpochMs,
     /// When it was taken.
     pub created_at: EpochMs,
+    /// A coupon promotion's code, while the claim is held or confirmed.
+    pub coupon_code: Option<String>,
 }
 
 /// Keyset cursor: strictly below `before`, everything when absent.
@@ -268,7 +270,8 @@ impl ListingRepo {
     ) -> Result<Vec<ListedClaim>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.id, c.activity_id, a.title, c.item_id, i.animal_id, n.name AS animal_name, \
-             c.status, c.expires_at, c.created_at \
+             c.status, c.expires_at, c.created_at, \
+             (SELECT k.code FROM coupon_codes k WHERE k.claim_id = c.id) AS coupon_code \
              FROM claims c JOIN activities a ON a.id = c.activity_id \
              JOIN activity_items i ON i.id = c.item_id JOIN animals n ON n.id = i.animal_id \
              WHERE c.user_id = $1 AND c.id < $2 ORDER BY c.id DESC LIMIT $3",
@@ -290,6 +293,7 @@ impl ListingRepo {
                     status: row.try_get("status")?,
                     expires_at: row.try_get("expires_at")?,
                     created_at: row.try_get("created_at")?,
+                    coupon_code: row.try_get("coupon_code")?,
                 })
             })
             .collect()
