@@ -102,8 +102,8 @@ pub enum Push {
         item: i64,
         /// The new status.
         status: ClaimStatus,
-        /// A coupon promotion's code, while the claim is held or confirmed (absent otherwise).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// A coupon promotion's code, while the claim is held or confirmed (null otherwise).
+        #[serde(default)]
         coupon_code: Option<String>,
     },
     /// Free slots left in an activity (coalesced: at most ~10 per second per activity).

@@ -83,8 +83,8 @@ pub struct ClaimOk {
     /// When an unpaid hold lapses (server clock).
     pub expires_at: EpochMs,
     /// A coupon promotion's code given with the claim while it is held or confirmed
-    /// (absent otherwise).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (null otherwise).
+    #[serde(default)]
     pub coupon_code: Option<String>,
 }
 
