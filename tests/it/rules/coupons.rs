@@ -2,13 +2,14 @@
 //! frozen at the start, slots capped by the codes) and the claim flow on a real node, embedded
 //! and PostgreSQL + Redis: the code in the claim reply, in `claim.updated` and in "my claims";
 //! a retry with the same key gets the same code; an expired hold's code goes back to the pool
-//! and is given to the next winner; a cancelled hold's too.
+//! and is given to the next winner; a cancelled hold's too; a paid claim keeps its code, and a
+//! payment for a lapsed hold takes a free one again.
 
 use corral_protocol::Role;
 use serde_json::{Value, json};
 
 use super::fixtures::{load_codes, promo_with_rules};
-use crate::claims::{Promo, bulk_users, now_ms};
+use crate::claims::{Promo, bulk_users, now_ms, pay};
 use crate::support::{Engine, TestApp, WAIT, check, wait_until};
 
 /// A merchant (id, token) with one animal of `slots` slots.
@@ -278,4 +279,82 @@ async fn a_coupon_follows_its_hold_embedded() {
 async fn a_coupon_follows_its_hold_on_postgres_and_redis() {
     let nodes = TestApp::cluster(1, |_| {}).await;
     the_code_follows_the_hold(&nodes[0]).await;
+}
+
+const SECRET: &str = "coupon-webhook-secret";
+
+/// Two slots, two codes, holds of one second: a paid claim keeps its code; a payment for a
+/// lapsed hold re-takes a slot and, with it, a free code.
+async fn a_paid_claim_keeps_its_code(app: &TestApp) {
+    let promo = Promo {
+        hold_seconds: 1,
+        slots: vec![2],
+        ..Promo::open(1)
+    };
+    let (activity, _, merchant) =
+        promo_with_rules(app, &promo, &json!({"reward": {"kind": "coupon"}})).await;
+    load_codes(&app.state.db.pool, activity, &["PAID-1", "PAID-2"]).await;
+    let (_, alice) = bulk_users(app, 1, Role::User).await.remove(0);
+    let (_, bob) = bulk_users(app, 1, Role::User).await.remove(0);
+    let mut a = app.client(Some(&alice)).await;
+    let mut b = app.client(Some(&bob)).await;
+    let pay = async |event: &str, claim: &Value| {
+        let body = json!({"event_id": event, "claim_id": claim["claim_id"], "amount_cents": 100});
+        let (status, reply) = pay(app, SECRET, now_ms(), &crate::support::unique("n"), &body).await;
+        assert_eq!(status, 200, "{reply}");
+    };
+
+    let alice_hold = a
+        .request("claim", json!({"activity": activity, "key": "a1"}))
+        .await
+        .expect("held");
+    let alice_code = alice_hold["coupon_code"].clone();
+    assert!(alice_code.is_string(), "{alice_hold}");
+    pay("alice-paid", &alice_hold).await;
+    let paid = my_claim(app, &alice, &alice_hold).await;
+    assert_eq!(
+        (&paid["status"], &paid["coupon_code"]),
+        (&json!("confirmed"), &alice_code)
+    );
+
+    let bob_hold = b
+        .request("claim", json!({"activity": activity, "key": "b1"}))
+        .await
+        .expect("held");
+    assert!(bob_hold["coupon_code"].is_string(), "{bob_hold}");
+    assert_ne!(bob_hold["coupon_code"], alice_code);
+    wait_until("bob's hold lapses", WAIT, async || {
+        let row = my_claim(app, &bob, &bob_hold).await;
+        check(row["status"] == "expired", row)
+    })
+    .await;
+    // Paid late, with a slot free: confirmed, and a code is taken again.
+    pay("bob-paid-late", &bob_hold).await;
+    let late = my_claim(app, &bob, &bob_hold).await;
+    assert_eq!(late["status"], "confirmed", "{late}");
+    assert!(late["coupon_code"].is_string(), "{late}");
+    assert_ne!(late["coupon_code"], alice_code);
+    let (_, got) = app
+        .get(&format!("/api/v1/activities/{activity}"), Some(&merchant))
+        .await;
+    assert_eq!(got["coupons"], json!({"loaded": 2, "given": 2}), "{got}");
+    assert_eq!(got["stock_left"], 0, "{got}");
+}
+
+#[actix_web::test]
+async fn a_paid_coupon_claim_keeps_its_code_embedded() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| {
+        s.payments.webhook_secret = corral::config::Secret::from(SECRET);
+    })
+    .await;
+    a_paid_claim_keeps_its_code(&app).await;
+}
+
+#[actix_web::test]
+async fn a_paid_coupon_claim_keeps_its_code_on_postgres_and_redis() {
+    let nodes = TestApp::cluster(1, |s| {
+        s.payments.webhook_secret = corral::config::Secret::from(SECRET);
+    })
+    .await;
+    a_paid_claim_keeps_its_code(&nodes[0]).await;
 }
