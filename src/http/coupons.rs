@@ -88,6 +88,7 @@ pub async fn upload(
         ));
     }
     let clean = coupon_codes::clean(&body.codes).map_err(ApiError::bad_request)?;
+    // A clear 400 for the usual case; the upload's transaction holds the bound under races.
     let loaded = state.repos.coupons.counts(id).await?.loaded;
     if loaded + clean.codes.len() as i64 > MAX_CODES_PER_ACTIVITY {
         return Err(ApiError::bad_request(format!(
@@ -97,7 +98,13 @@ pub async fn upload(
     let uploaded = state
         .repos
         .coupons
-        .upload(caller.0.user_id, id, &clean.codes, now_ms())
+        .upload(
+            caller.0.user_id,
+            id,
+            &clean.codes,
+            MAX_CODES_PER_ACTIVITY,
+            now_ms(),
+        )
         .await?;
     state.hub.activity_changed(id);
     let mut duplicates = clean.repeated;

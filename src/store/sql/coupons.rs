@@ -162,13 +162,15 @@ impl CouponRepo {
 
     /// Adds `codes` (trimmed, checked and distinct) to `activity`'s pool, by `actor`, with its
     /// audit row. `Conflict` unless the activity is scheduled and has not started at `now`: the
-    /// claim desk sizes the promotion's stock by the pool before the start. The activity's row
-    /// is updated first, so an upload and an edit of the same activity take turns.
+    /// claim desk sizes the promotion's stock by the pool before the start; and `Conflict` when
+    /// the pool would hold more than `most` codes (nothing is added). The activity's row is
+    /// updated first, so uploads and edits of the same activity take turns.
     pub async fn upload(
         &self,
         actor: i64,
         activity: ActivityId,
         codes: &[String],
+        most: i64,
         now: EpochMs,
     ) -> Result<Uploaded, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -203,6 +205,16 @@ impl CouponRepo {
         .iter()
         .map(|r| r.try_get::<String, _>(0))
         .collect::<Result<std::collections::HashSet<_>, _>>()?;
+        let loaded: i64 = sqlx::query("SELECT COUNT(*) FROM coupon_codes WHERE activity_id = $1")
+            .bind(activity)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if loaded > most {
+            return Err(StoreError::Conflict(format!(
+                "a promotion holds at most {most} codes; this upload would make {loaded}"
+            )));
+        }
         let already_loaded: Vec<String> = codes
             .iter()
             .filter(|c| !added.contains(*c))
