@@ -163,7 +163,8 @@ impl ListingRepo {
     ) -> Result<Vec<ListedActivity>, StoreError> {
         let sql = format!(
             "SELECT a.id, a.merchant_id, a.title, a.starts_at, a.ends_at, a.per_user_limit, \
-             a.hold_seconds, a.status, a.rules, COALESCE(m.name, '') AS merchant_name \
+             a.hold_seconds, a.status, a.rules, COALESCE(m.name, '') AS merchant_name, \
+             (SELECT COUNT(*) FROM coupon_codes k WHERE k.activity_id = a.id) AS coupon_codes \
              FROM activities a LEFT JOIN merchants m ON m.user_id = a.merchant_id \
              WHERE {} AND ($2 = 0 OR a.merchant_id = $2) AND a.id < $3 \
              ORDER BY a.id DESC LIMIT $4",
@@ -177,9 +178,11 @@ impl ListingRepo {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
+        let mut codes = Vec::with_capacity(rows.len());
         let mut listed = rows
             .iter()
             .map(|row| {
+                codes.push(row.try_get::<i64, _>("coupon_codes")?);
                 Ok(ListedActivity {
                     record: record_of(row, Vec::new())?,
                     merchant_name: row.try_get("merchant_name")?,
@@ -217,6 +220,12 @@ impl ListingRepo {
                 species: item.try_get("species")?,
                 price_cents: item.try_get("price_cents")?,
             });
+        }
+        // As the catalogue loads it: a coupon promotion offers no more slots than codes.
+        for (entry, codes) in listed.iter_mut().zip(codes) {
+            if entry.record.gives_coupons() {
+                entry.record.cap_slots(codes);
+            }
         }
         Ok(listed)
     }

@@ -119,6 +119,18 @@ async fn uploads_are_checked_counted_and_frozen(engine: Engine) {
         (&json!(1), &json!(1)),
         "{got}"
     );
+    let (_, page) = app
+        .get("/api/v1/activities?state=upcoming", Some(&token))
+        .await;
+    let listed = page["activities"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["activity_id"] == id))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        listed["slots"], 1,
+        "the listing caps the slots too: {listed}"
+    );
     let (status, reply) = upload(
         &app,
         id,
