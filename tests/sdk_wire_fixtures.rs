@@ -255,6 +255,7 @@ fn op_samples(name: &str) -> (Vec<Value>, Vec<Value>) {
                         item: 31,
                         status,
                         expires_at: 1_795_000_300_000,
+                        coupon_code: coupon_sample(status),
                     })
                 })
                 .collect(),
@@ -390,9 +391,15 @@ fn pushes() -> Vec<Push> {
             activity: 12,
             item: 31,
             status,
+            coupon_code: coupon_sample(status),
         });
     }
     out
+}
+
+/// A coupon promotion's code on an active claim; none on the others.
+fn coupon_sample(status: ClaimStatus) -> Option<String> {
+    matches!(status, ClaimStatus::Held | ClaimStatus::Confirmed).then(|| "SPRING-7Q2X".into())
 }
 
 /// The `ev` names declared in push.rs (`Push` is `#[non_exhaustive]`, so a match outside its

@@ -1,5 +1,5 @@
 //! The server's public HTTP API (`/api/v1`) as the load generator uses it: creating what a
-//! scenario needs (public rooms, animals, an activity) and reading an activity and its
+//! scenario needs (public rooms, animals, an activity and its coupon codes) and reading an activity and its
 //! merchant view of claims afterwards. The shapes are the ones `src/http/*.rs` serves and
 //! `GET /api/v1/openapi.json` documents; unknown fields are ignored.
 
@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 
 use crate::LoadError;
 use crate::checks::LedgerRow;
+
+/// Most codes the server takes in one coupon upload.
+pub const CODES_PER_UPLOAD: usize = 5_000;
 
 /// A bearer-token client for one server.
 #[derive(Clone)]
@@ -207,6 +210,37 @@ impl Api {
             .call(reqwest::Method::POST, "/activities", token, Some(body))
             .await?;
         Ok(created.activity_id)
+    }
+
+    /// `POST /activities/{id}/coupons` in uploads of at most [`CODES_PER_UPLOAD`] codes (a
+    /// coupon promotion, before its start) -> the codes loaded.
+    pub async fn upload_coupons(
+        &self,
+        token: &str,
+        id: i64,
+        codes: &[String],
+    ) -> Result<i64, LoadError> {
+        #[derive(Deserialize)]
+        struct Pool {
+            loaded: i64,
+        }
+        #[derive(Deserialize)]
+        struct Uploaded {
+            pool: Pool,
+        }
+        let mut loaded = 0;
+        for part in codes.chunks(CODES_PER_UPLOAD) {
+            let uploaded: Uploaded = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/activities/{id}/coupons"),
+                    token,
+                    Some(json!({ "codes": part })),
+                )
+                .await?;
+            loaded = uploaded.pool.loaded;
+        }
+        Ok(loaded)
     }
 
     /// `GET /activities/{id}`.

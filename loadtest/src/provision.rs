@@ -3,7 +3,8 @@
 //! `result.json` says what was used): chat-storm's public rooms and soak's room (created with
 //! the first account's token), flash-crowd's animals and activity (created with the
 //! merchant's token and the scenario's rules, starting after the expected end of the connect
-//! phase; the merchant's id is recorded for the clients that follow it). Feed-burst needs
+//! phase; the merchant's id is recorded for the clients that follow it; a coupon reward gets
+//! one generated code per slot uploaded before the start). Feed-burst needs
 //! nothing here: its followers follow the authors over the WebSocket during setup.
 
 use crate::LoadError;
@@ -87,6 +88,12 @@ pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, Loa
                 rules: crowd.rules.clone(),
             };
             let id = api.create_activity(&token, &new).await?;
+            if gives_coupons(new.rules.as_ref()) {
+                // One code per slot, so every slot can be won.
+                let slots = crowd.items * crowd.slots_per_item;
+                api.upload_coupons(&token, id, &coupon_codes(id, slots))
+                    .await?;
+            }
             crowd.activity = Some(id);
             id
         }
@@ -99,10 +106,38 @@ pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, Loa
     }))
 }
 
+/// Whether `rules` give each winner a coupon code.
+fn gives_coupons(rules: Option<&serde_json::Value>) -> bool {
+    rules.is_some_and(|r| r["reward"]["kind"] == "coupon")
+}
+
+/// `n` distinct codes for activity `id`.
+fn coupon_codes(id: i64, n: u64) -> Vec<String> {
+    (0..n).map(|k| format!("LOAD-{id}-{k:06}")).collect()
+}
+
 fn first_token(path: &std::path::Path, role: &str) -> Result<String, LoadError> {
     tokens::load(path, 1, role)?
         .into_iter()
         .next()
         .map(|a| a.token)
         .ok_or_else(|| LoadError::Scenario(format!("{}: no account", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coupon_reward_gets_one_distinct_code_per_slot() {
+        let coupon = serde_json::json!({"reward": {"kind": "coupon"}});
+        let slot = serde_json::json!({"reward": {"kind": "slot"}});
+        assert!(gives_coupons(Some(&coupon)));
+        assert!(!gives_coupons(Some(&slot)));
+        assert!(!gives_coupons(None));
+        let codes = coupon_codes(7, 1_000);
+        let distinct: std::collections::HashSet<&String> = codes.iter().collect();
+        assert_eq!((codes.len(), distinct.len()), (1_000, 1_000));
+        assert_eq!(codes[0], "LOAD-7-000000");
+    }
 }

@@ -102,6 +102,9 @@ pub enum Push {
         item: i64,
         /// The new status.
         status: ClaimStatus,
+        /// A coupon promotion's code, while the claim is held or confirmed (null otherwise).
+        #[serde(default)]
+        coupon_code: Option<String>,
     },
     /// Free slots left in an activity (coalesced: at most ~10 per second per activity).
     #[serde(rename = "activity.stock")]

@@ -1,7 +1,8 @@
 //! Promotions over HTTP: `POST /api/v1/activities`, `GET/PUT /api/v1/activities/{id}`,
 //! `POST /api/v1/activities/{id}/cancel`, `POST /api/v1/activities/{id}/broadcast` and
 //! `GET /api/v1/activities/{id}/funnel`. A promotion's `rules` (SPEC section 13) are checked
-//! by `ActivityRules::parse`, which names the offending field.
+//! by `ActivityRules::parse`, which names the offending field; a coupon promotion's codes are
+//! uploaded through `coupons.rs`.
 //! Changes are written (with their audit row) first, then the activity's actor is told to
 //! reload, so its timers always follow the database.
 
@@ -14,7 +15,7 @@ use corral_actors::broadcasts;
 use corral_actors::clock::now_ms;
 use corral_actors::{ActivityError, ActivityRecord, ActivitySnapshot};
 use corral_protocol::ops::{ActivityId, ActivityState};
-use corral_protocol::rules::{ActivityRules, Reward, RuleKey};
+use corral_protocol::rules::{ActivityRules, RuleKey};
 use corral_protocol::{EpochMs, ErrorBody, ErrorCode, Push, Role, UserId, reply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,6 +26,7 @@ use crate::http::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthen
 use crate::http::table::ApiRoute;
 use crate::http::{ApiError, epoch_ms};
 use crate::state::AppState;
+use crate::store::sql::coupons::PoolCounts;
 use crate::store::sql::promotions::{ActivityInput, Audit};
 
 /// The activity routes, under `/api/v1`.
@@ -131,11 +133,6 @@ impl ActivityBody {
         }
         let rules = ActivityRules::parse(&self.rules)
             .map_err(|err| ApiError::bad_request(err.to_string()))?;
-        if rules.reward == Reward::Coupon {
-            return Err(ApiError::bad_request(
-                "rules.reward: coupon rewards are not available on this version; use slot",
-            ));
-        }
         if self.items.is_empty() || self.items.len() > MAX_ITEMS {
             return Err(ApiError::bad_request("items must hold 1-100 animals"));
         }
@@ -220,8 +217,11 @@ struct ActivityView {
     items: Vec<ItemView>,
     /// Who may claim, what they must have done, what they get.
     rules: ActivityRules,
-    /// Total over the items.
+    /// Total over the items (a coupon promotion's capped by the codes loaded).
     slots: i64,
+    /// A coupon promotion's pool of codes (absent for a slot reward).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coupons: Option<PoolCounts>,
     /// Slots neither held nor confirmed.
     stock_left: i64,
     /// Unix epoch milliseconds.
@@ -282,13 +282,14 @@ impl From<ActivitySnapshot> for ActivityView {
                 })
                 .collect(),
             stock_left: s.stock_left,
+            coupons: None,
             server_time: s.server_time,
         }
     }
 }
 
 /// The activity `id`, which `caller` must run (or be an admin) to change.
-async fn owned_activity(
+pub(crate) async fn owned_activity(
     state: &AppState,
     caller: &Caller,
     id: ActivityId,
@@ -373,7 +374,14 @@ pub async fn get(
     {
         tracing::warn!(%err, activity = id, "recording a view failed");
     }
-    Ok(HttpResponse::Ok().json(ActivityView::from(snapshot)))
+    let coupons = match snapshot.record.gives_coupons() {
+        true => Some(state.repos.coupons.counts(id).await?),
+        false => None,
+    };
+    Ok(HttpResponse::Ok().json(ActivityView {
+        coupons,
+        ..ActivityView::from(snapshot)
+    }))
 }
 
 /// Replace a promotion's fields and items (its merchant or an admin), only before it starts

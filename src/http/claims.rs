@@ -35,6 +35,9 @@ struct ClaimView {
     expires_at: i64,
     /// Unix epoch milliseconds.
     created_at: i64,
+    /// A coupon promotion's code given with the claim, while held or confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coupon_code: Option<String>,
 }
 
 /// Counts by status, and the activity's slots.
@@ -113,6 +116,7 @@ pub async fn list(
                 status: c.status,
                 expires_at: c.expires_at,
                 created_at: c.created_at,
+                coupon_code: c.coupon_code,
             }
         })
         .collect();

@@ -475,6 +475,9 @@ struct ClaimView {
     /// Unix epoch milliseconds.
     #[schema(value_type = i64)]
     created_at: EpochMs,
+    /// A coupon promotion's code, while the claim is held or confirmed (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coupon_code: Option<String>,
 }
 
 impl From<ListedClaim> for ClaimView {
@@ -489,6 +492,7 @@ impl From<ListedClaim> for ClaimView {
             status: c.status,
             expires_at: c.expires_at,
             created_at: c.created_at,
+            coupon_code: c.coupon_code,
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod claims;
 pub mod client_ip;
 pub mod conn_limit;
+pub mod coupon_codes;
+pub mod coupons;
 pub mod deadline;
 pub mod epoch_ms;
 pub mod error;
@@ -66,6 +68,7 @@ const API_TABLES: &[&[table::ApiRoute]] = &[
     accounts::ROUTES,
     animals::ROUTES,
     activities::ROUTES,
+    coupons::ROUTES,
     claims::ROUTES,
     payments::ROUTES,
     feeds::ROUTES,

@@ -18,8 +18,8 @@ use crate::http::responses::{
 };
 use crate::http::table::ApiRoute;
 use crate::http::{
-    API_PREFIX, ApiError, accounts, activities, animals, auth, claims, feeds, health, listings,
-    merchants, payments, rooms, web_app,
+    API_PREFIX, ApiError, accounts, activities, animals, auth, claims, coupons, feeds, health,
+    listings, merchants, payments, rooms, web_app,
 };
 
 /// The route serving it, under `/api/v1`.
@@ -103,6 +103,7 @@ struct RootApi;
     activities::cancel,
     activities::broadcast,
     activities::funnel,
+    coupons::upload,
     claims::list,
     payments::webhook,
     feeds::user,

@@ -171,6 +171,7 @@ impl<A: SlotArbiter> DurableLedger<A> {
                     ClaimStatus::Confirmed,
                     now,
                     Deadline::Any,
+                    spec.gives_coupons(),
                 )
                 .await;
             return match row {
@@ -192,6 +193,7 @@ impl<A: SlotArbiter> DurableLedger<A> {
                 ClaimStatus::RefundDue,
                 now,
                 Deadline::Any,
+                spec.gives_coupons(),
             )
             .await?
         {
@@ -233,6 +235,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
             expires_at: now.saturating_add(spec.hold_ms()),
             now,
             epoch: ruled.epoch,
+            coupon: spec.gives_coupons(),
         };
         match self.rows.insert(hold).await {
             // A row that is not held was there first (the reconciler voided a key whose
@@ -269,6 +272,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                 ClaimStatus::Cancelled,
                 now,
                 Deadline::Any,
+                spec.gives_coupons(),
             )
             .await?;
         if row.is_some() {
@@ -302,6 +306,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                         ClaimStatus::Confirmed,
                         now,
                         Deadline::NotPassed,
+                        spec.gives_coupons(),
                     )
                     .await?;
                 if let Some(row) = paid {
@@ -317,6 +322,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                         ClaimStatus::Expired,
                         now,
                         Deadline::Passed,
+                        spec.gives_coupons(),
                     )
                     .await?
                     .is_some()
@@ -341,7 +347,10 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
         spec: &ActivityRecord,
         now: EpochMs,
     ) -> Result<Vec<ClaimRecord>, LedgerError> {
-        let expired = self.rows.expire_due(spec.id, now).await?;
+        let expired = self
+            .rows
+            .expire_due(spec.id, now, spec.gives_coupons())
+            .await?;
         for claim in &expired {
             self.arbiter.release(spec, claim.user, &claim.key).await?;
         }

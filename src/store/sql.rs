@@ -11,6 +11,7 @@
 pub mod backup;
 pub mod chat;
 pub mod claims;
+pub mod coupons;
 pub mod listings;
 pub mod payments;
 pub mod promotions;
@@ -20,6 +21,7 @@ pub mod users;
 
 pub use chat::RoomRepo;
 pub use claims::ClaimRepo;
+pub use coupons::CouponRepo;
 pub use listings::ListingRepo;
 pub use payments::PaymentRepo;
 pub use promotions::{ActivityRepo, AnimalRepo, AuditRepo, MerchantRepo};
@@ -284,6 +286,8 @@ pub struct Repos {
     pub rooms: RoomRepo,
     /// Claim rows as the API reads them.
     pub claims: ClaimRepo,
+    /// Coupon pools.
+    pub coupons: CouponRepo,
     /// Activities and their items.
     pub activities: ActivityRepo,
     /// Merchants' animals.
@@ -307,6 +311,7 @@ impl Repos {
             accounts: AccountRepo::new(db),
             rooms: RoomRepo::new(db),
             claims: ClaimRepo::new(db),
+            coupons: CouponRepo::new(db),
             activities: ActivityRepo::new(db),
             animals: AnimalRepo::new(db),
             merchants: MerchantRepo::new(db),

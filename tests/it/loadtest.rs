@@ -209,6 +209,51 @@ async fn flash_crowd_run_takes_exactly_the_slots_redis() {
     tiny_flash_crowd(std::slice::from_ref(&app)).await;
 }
 
+/// A coupon crowd: the load generator uploads one code per slot before the start, and the 20
+/// winners hold 20 distinct codes.
+#[actix_web::test]
+async fn flash_crowd_run_with_coupons_gives_one_code_per_winner() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let result = run_scenario(
+        &app,
+        200,
+        r#"
+        name = "ci-coupon-crowd"
+        kind = "flash-crowd"
+        workers = 2
+        source_addrs = 2
+        [connect]
+        clients = 200
+        ramp_per_sec = 2000
+        [crowd]
+        merchant_tokens = "merchant.json"
+        items = 2
+        slots_per_item = 10
+        per_user_limit = 1
+        start_margin_seconds = 3
+        jitter_ms = 20
+        retries = 3
+        seconds = 10
+        rules = { reward = { kind = "coupon" } }
+        "#,
+    )
+    .await;
+    assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
+    assert_eq!(result["claims"]["held"], 20, "{}", result["claims"]);
+    let activity = result["scenario"]["crowd"]["activity"]
+        .as_i64()
+        .expect("activity");
+    let (loaded, bound, distinct): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(claim_id), COUNT(DISTINCT CASE WHEN claim_id IS NOT NULL THEN code END) \
+         FROM coupon_codes WHERE activity_id = $1",
+    )
+    .bind(activity)
+    .fetch_one(&app.state.db.pool)
+    .await
+    .expect("codes");
+    assert_eq!((loaded, bound, distinct), (20, 20, 20));
+}
+
 /// Two nodes sharing PostgreSQL and Redis, each driven by one worker: still exactly the slots.
 #[actix_web::test]
 async fn flash_crowd_run_over_two_nodes_takes_exactly_the_slots() {

@@ -10,7 +10,11 @@
 //!   start), the funnel, the countdown follow
 //! - [`invites`]: invite codes, crediting the inviter, refused codes and loops
 //! - [`crowd`]: 2,000 clients, half ineligible, no facts read during the crowd
+//! - [`coupons`]: coupon uploads, and a winner's code through hold, retry, expiry and cancel
+//! - [`coupon_crowd`]: 2,000 clients, 100 codes, two node processes, one SIGKILLed
 
+mod coupon_crowd;
+mod coupons;
 mod crowd;
 mod fixtures;
 mod http;

@@ -1,6 +1,7 @@
 // End-to-end: the user app and the merchant console in Chromium against a real node. Two
 // people chat live; a merchant runs a promotion that a user claims at its start while the
-// console shows the claim; markup in user-supplied text renders as text and runs nothing.
+// console shows the claim; a coupon promotion's winner sees the code the merchant loaded;
+// markup in user-supplied text renders as text and runs nothing.
 // Screenshots (desktop and phone) are written to docs/screenshots for the README.
 import { strict as assert } from "node:assert";
 import { mkdirSync } from "node:fs";
@@ -287,4 +288,59 @@ test("following, the live feed with likes and comments, DMs and older history", 
   assert.deepEqual(texts, Array.from({ length: 35 }, (_, i) => `message ${i + 1}`), "every message once, in order");
   await ann.context().close();
   await bob.context().close();
+});
+
+test("a merchant loads coupon codes before the start, the winner sees their code", async () => {
+  const merchant = await newPage(browser);
+  await register(merchant, node.base, "/console", uniqueName("shop"));
+  await merchant.fill("#shop-name", "Coupon farm");
+  await merchant.click("#become-merchant");
+  await merchant.waitForSelector("body[data-ready=true] nav.tabs");
+  await openTab(merchant, "animals");
+  await merchant.click("#new-animal");
+  await merchant.fill("#animal-name", "Bella");
+  await merchant.fill("#animal-species", "goat");
+  await merchant.fill("#animal-price", "5");
+  await merchant.click("#save-animal");
+  await merchant.waitForSelector("#animals .animal-name");
+
+  // A promotion whose winners get a coupon code.
+  await openTab(merchant, "promotions");
+  await merchant.click("#new-promo");
+  await merchant.fill("#promo-title", "Goat coupons");
+  const startsAt = await merchant.evaluate(() => Date.now() + 9000);
+  const local = (ms: number) =>
+    merchant.evaluate((t) => {
+      const d = new Date(t);
+      const p = (n: number) => String(n).padStart(2, "0");
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    }, ms);
+  await merchant.fill("#promo-starts", await local(startsAt));
+  await merchant.fill("#promo-ends", await local(startsAt + 600_000));
+  await merchant.check("#promo-form input[type=checkbox][data-animal]");
+  await merchant.check("#rule-coupon");
+  await merchant.click("#save-promo");
+  const codes = merchant.locator("#my-promotions textarea[data-coupons]").first();
+  await codes.waitFor();
+  assert.match((await merchant.locator("#my-promotions [data-rules]").first().textContent()) ?? "", /coupon code for each winner/);
+  await codes.fill("GOAT-1\n\nGOAT-1\n");
+  await merchant.locator("#my-promotions form:has(textarea[data-coupons]) button[type=submit]").first().click();
+  await merchant.waitForSelector("text=Added 1 codes");
+
+  // A user claims at the start and sees the code, then finds it in My claims.
+  const user = await newPage(browser);
+  await register(user, node.base, "/", uniqueName("lee"));
+  await user.waitForSelector("body[data-ready=true]");
+  await openTab(user, "promotions");
+  const card = user.locator("#upcoming-promotions li.promotion", { hasText: "Goat coupons" }).first();
+  await card.waitFor();
+  await card.locator("button.claim:enabled").waitFor({ timeout: 20_000 });
+  await card.locator("button.claim").click();
+  await card.locator(".claim-result[data-status=held]").waitFor();
+  assert.match((await card.locator(".claim-result").textContent()) ?? "", /your coupon code: GOAT-1/);
+  await openTab(user, "claims");
+  await user.waitForSelector("#claims [data-coupon] >> text=Your coupon code: GOAT-1");
+  await assertInert(user);
+  await merchant.context().close();
+  await user.context().close();
 });

@@ -423,6 +423,7 @@ impl Claims {
                     item: claim.item,
                     status: claim.status,
                     expires_at: claim.expires_at,
+                    coupon_code: claim.coupon_code,
                 })
             }
             HoldOutcome::Refused(refusal) => {
@@ -651,6 +652,7 @@ impl Claims {
             activity: claim.activity,
             item: claim.item,
             status: claim.status,
+            coupon_code: claim.coupon_code.clone(),
         }));
         self.users.push_own(claim.user, &frame);
     }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use corral_protocol::ops::{ActivityId, ActivityState};
-use corral_protocol::rules::ActivityRules;
+use corral_protocol::rules::{ActivityRules, Reward};
 use corral_protocol::{EpochMs, UserId};
 
 /// Item ids (`activity_items.id`): one animal offered in one activity.
@@ -52,6 +52,22 @@ impl ActivityRecord {
         self.items.iter().map(|i| i.slots).sum()
     }
 
+    /// Whether a winner gets a code from the promotion's coupon pool with their slot.
+    pub fn gives_coupons(&self) -> bool {
+        self.rules.reward == Reward::Coupon
+    }
+
+    /// Caps the items' slots, in item order, so that they add up to at most `codes`: a coupon
+    /// promotion offers no more slots than it has codes, so no winner is left without one.
+    /// An item left with no slot keeps its place with zero (claims name items by id).
+    pub fn cap_slots(&mut self, codes: i64) {
+        let mut left = codes.max(0);
+        for item in &mut self.items {
+            item.slots = item.slots.min(left);
+            left -= item.slots;
+        }
+    }
+
     /// How long a hold lasts unpaid, in milliseconds.
     pub fn hold_ms(&self) -> EpochMs {
         self.hold_seconds.saturating_mul(1000)
@@ -94,4 +110,64 @@ pub trait ActivityCatalog: Send + Sync + 'static {
 
     /// Activities with holds still outstanding (their expiries must be re-armed at start).
     async fn with_outstanding_holds(&self) -> Result<Vec<ActivityId>, CatalogError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(slots: &[i64]) -> ActivityRecord {
+        ActivityRecord {
+            id: 1,
+            merchant_id: 2,
+            title: "t".into(),
+            starts_at: 0,
+            ends_at: 1,
+            per_user_limit: 1,
+            hold_seconds: 60,
+            cancelled: false,
+            rules: ActivityRules::default(),
+            items: slots
+                .iter()
+                .enumerate()
+                .map(|(i, &slots)| ActivityItem {
+                    item_id: i as i64 + 10,
+                    animal_id: i as i64 + 20,
+                    slots,
+                })
+                .collect(),
+        }
+    }
+
+    fn slots(a: &ActivityRecord) -> Vec<i64> {
+        a.items.iter().map(|i| i.slots).collect()
+    }
+
+    #[test]
+    fn slots_are_capped_by_the_codes_in_item_order() {
+        let mut a = activity(&[3, 2, 4]);
+        a.cap_slots(4);
+        assert_eq!(slots(&a), vec![3, 1, 0]);
+        assert_eq!(a.total_slots(), 4);
+
+        let mut none = activity(&[3, 2]);
+        none.cap_slots(0);
+        assert_eq!(slots(&none), vec![0, 0]);
+
+        let mut plenty = activity(&[3, 2]);
+        plenty.cap_slots(100);
+        assert_eq!(slots(&plenty), vec![3, 2]);
+
+        let mut negative = activity(&[1]);
+        negative.cap_slots(-5);
+        assert_eq!(slots(&negative), vec![0]);
+    }
+
+    #[test]
+    fn only_a_coupon_reward_gives_coupons() {
+        let mut a = activity(&[1]);
+        assert!(!a.gives_coupons());
+        a.rules.reward = Reward::Coupon;
+        assert!(a.gives_coupons());
+    }
 }

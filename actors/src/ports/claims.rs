@@ -84,6 +84,8 @@ pub struct ClaimRecord {
     pub expires_at: EpochMs,
     /// When it was made.
     pub created_at: EpochMs,
+    /// The code given with it, for a coupon promotion while it is held or confirmed.
+    pub coupon_code: Option<String>,
 }
 
 /// The answer to a hold request.

@@ -186,7 +186,7 @@ export const OPS = {
   "activity.unsubscribe": op(activityRef, empty),
   claim: op(
     object({ activity: int, item: opt(int), key: str }),
-    object({ claim_id: int, item: int, status: claimStatus, expires_at: int }),
+    object({ claim_id: int, item: int, status: claimStatus, expires_at: int, coupon_code: opt(str) }),
   ),
   "claim.cancel": op(object({ claim_id: int }), object({ status: claimStatus })),
 } as const;
@@ -216,7 +216,10 @@ export const PUSHES = {
   "activity.started": object({ activity: int, server_time: int }, ["ev"]),
   "activity.ended": object({ activity: int, reason: endReason, server_time: int }, ["ev"]),
   "activity.broadcast": object({ activity: int, text: str, ts: int }, ["ev"]),
-  "claim.updated": object({ claim_id: int, activity: int, item: int, status: claimStatus }, ["ev"]),
+  "claim.updated": object(
+    { claim_id: int, activity: int, item: int, status: claimStatus, coupon_code: opt(str) },
+    ["ev"],
+  ),
   "activity.stock": object({ activity: int, left: int }, ["ev"]),
   "activity.eligibility": object({ activity: int, eligible: bool, unmet: array(unmetSchema) }, ["ev"]),
   "feed.post": object({ post: postSchema }, ["ev"]),

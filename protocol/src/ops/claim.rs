@@ -82,6 +82,10 @@ pub struct ClaimOk {
     pub status: ClaimStatus,
     /// When an unpaid hold lapses (server clock).
     pub expires_at: EpochMs,
+    /// A coupon promotion's code given with the claim while it is held or confirmed
+    /// (null otherwise).
+    #[serde(default)]
+    pub coupon_code: Option<String>,
 }
 
 /// Reply to `claim.cancel`.

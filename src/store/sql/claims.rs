@@ -17,11 +17,12 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::promotions::ActivityRepo;
-use super::{Backend, Db, StoreError};
+use super::{Backend, Db, StoreError, coupons};
 
-/// Columns every claim read returns, in [`record`]'s order.
-const COLUMNS: &str =
-    "id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
+/// Columns every claim read returns, in [`record`]'s order (the last is its coupon code, bound
+/// only while the claim is held or confirmed; see `coupons.rs`).
+const COLUMNS: &str = "id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at, \
+     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id)";
 
 /// Most holds committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -43,6 +44,7 @@ fn record(row: &AnyRow) -> Result<ClaimRecord, StoreError> {
         status: ClaimStatus::parse(&status).unwrap_or(ClaimStatus::Cancelled),
         expires_at: row.try_get(6)?,
         created_at: row.try_get(7)?,
+        coupon_code: row.try_get(8)?,
     })
 }
 
@@ -76,6 +78,9 @@ pub struct NewHold {
     /// The epoch of the counters that granted it: the row commits only while the activity's
     /// epoch in SQL is still this one (`None`: no fence).
     pub epoch: Option<i64>,
+    /// Whether the activity rewards with a coupon: the hold then takes a code from the pool
+    /// in the transaction that commits it.
+    pub coupon: bool,
 }
 
 type Job = (NewHold, oneshot::Sender<Result<ClaimRecord, String>>);
@@ -182,6 +187,8 @@ impl ClaimRows {
 
     /// Moves claim `id` from one of `from` to `to`, once: `None` when it was not in `from`
     /// (another caller, maybe on another node, changed it first) or `deadline` did not hold.
+    /// For a `coupon` activity the claim's code moves in the same transaction: freed when
+    /// the claim lapses, taken again when a lapsed claim is confirmed.
     pub async fn transition(
         &self,
         id: i64,
@@ -189,6 +196,7 @@ impl ClaimRows {
         to: ClaimStatus,
         now: EpochMs,
         deadline: Deadline,
+        coupon: bool,
     ) -> Result<Option<ClaimRecord>, StoreError> {
         let from_list = from
             .iter()
@@ -204,31 +212,75 @@ impl ClaimRows {
         let sql = format!(
             "UPDATE claims SET status = $1, updated_at = $3 WHERE id = $2 AND status IN ({from_list}){extra} RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(to.as_str())
             .bind(id)
-            .bind(now)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.as_ref().map(record).transpose()
+            .bind(now);
+        if !coupon {
+            let row = query.fetch_optional(&self.db.pool).await?;
+            return row.as_ref().map(record).transpose();
+        }
+        let mut tx = self.db.pool.begin().await?;
+        let Some(mut claim) = query
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(record)
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        match to {
+            ClaimStatus::Held | ClaimStatus::Confirmed => {
+                if claim.coupon_code.is_none() {
+                    let bound =
+                        coupons::assign(&mut tx, self.db.backend, claim.activity, &[id]).await?;
+                    claim.coupon_code = bound.into_iter().next().map(|(_, code)| code);
+                }
+            }
+            ClaimStatus::Expired | ClaimStatus::Cancelled | ClaimStatus::RefundDue => {
+                coupons::release(&mut tx, self.db.backend, &[id]).await?;
+                claim.coupon_code = None;
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(claim))
     }
 
     /// Expires every hold of `activity` due by `now`, returning the rows this statement
-    /// changed (a concurrent expirer gets the others: each hold is expired once).
+    /// changed (a concurrent expirer gets the others: each hold is expired once). A `coupon`
+    /// activity's codes of those holds go back to its pool in the same transaction.
     pub async fn expire_due(
         &self,
         activity: ActivityId,
         now: EpochMs,
+        coupon: bool,
     ) -> Result<Vec<ClaimRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "UPDATE claims SET status = 'expired', updated_at = $2 \
              WHERE activity_id = $1 AND status = 'held' AND expires_at <= $2 RETURNING {COLUMNS}"
-        )))
-        .bind(activity)
-        .bind(now)
-        .fetch_all(&self.db.pool)
-        .await?;
-        rows.iter().map(record).collect()
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(activity)
+            .bind(now);
+        if !coupon {
+            let rows = query.fetch_all(&self.db.pool).await?;
+            return rows.iter().map(record).collect();
+        }
+        let mut tx = self.db.pool.begin().await?;
+        let mut expired = query
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<i64> = expired.iter().map(|c| c.claim_id).collect();
+        coupons::release(&mut tx, self.db.backend, &ids).await?;
+        tx.commit().await?;
+        for claim in &mut expired {
+            claim.coupon_code = None;
+        }
+        Ok(expired)
     }
 
     /// The status of each claim among `wanted` (`(user, key)` pairs of `activity`) that has
@@ -328,7 +380,8 @@ const INSERT_HOLDS_POSTGRES: &str = "INSERT INTO claims \
      WHERE h.f IS NULL OR EXISTS (SELECT 1 FROM claim_epochs c \
      WHERE c.activity_id = h.a AND c.epoch = h.f FOR SHARE) \
      ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
-     RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
+     RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at, \
+     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id)";
 
 /// [`INSERT_HOLDS_POSTGRES`] for SQLite, which writes one transaction at a time (so the epoch
 /// it reads cannot change before the insert commits). The `WHERE` clause also resolves the
@@ -340,7 +393,8 @@ const INSERT_HOLDS_SQLITE: &str = "INSERT INTO claims \
      WHERE h.value ->> 'f' IS NULL OR EXISTS (SELECT 1 FROM claim_epochs c \
      WHERE c.activity_id = h.value ->> 'a' AND c.epoch = h.value ->> 'f') \
      ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
-     RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at";
+     RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at, \
+     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id)";
 
 async fn write_loop(db: Db, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -401,14 +455,56 @@ async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, Stor
         Backend::Sqlite => INSERT_HOLDS_SQLITE,
         Backend::Postgres => INSERT_HOLDS_POSTGRES,
     };
-    let rows = sqlx::query(sql)
-        .bind(serde_json::Value::Array(holds).to_string())
-        .fetch_all(&db.pool)
-        .await?;
+    let query = sqlx::query(sql).bind(serde_json::Value::Array(holds).to_string());
+    let coupon_activities: HashSet<ActivityId> = batch
+        .iter()
+        .filter(|(h, _)| h.coupon)
+        .map(|(h, _)| h.activity)
+        .collect();
+    let claims = if coupon_activities.is_empty() {
+        query
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        // The codes are bound in the transaction that commits the holds: a hold that
+        // commits has its code, and one that does not took none.
+        let mut tx = db.pool.begin().await?;
+        let mut claims = query
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
+        for activity in coupon_activities {
+            let needing: Vec<i64> = claims
+                .iter()
+                .filter(|c| {
+                    c.activity == activity
+                        && c.coupon_code.is_none()
+                        && matches!(c.status, ClaimStatus::Held | ClaimStatus::Confirmed)
+                })
+                .map(|c| c.claim_id)
+                .collect();
+            let bound: HashMap<i64, String> =
+                coupons::assign(&mut tx, db.backend, activity, &needing)
+                    .await?
+                    .into_iter()
+                    .collect();
+            for claim in &mut claims {
+                if let Some(code) = bound.get(&claim.claim_id) {
+                    claim.coupon_code = Some(code.clone());
+                }
+            }
+        }
+        tx.commit().await?;
+        claims
+    };
     // RETURNING order is unspecified: match rows to jobs by identity.
-    let mut by_identity: HashMap<ClaimIdentity, ClaimRecord> = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let claim = record(row)?;
+    let mut by_identity: HashMap<ClaimIdentity, ClaimRecord> = HashMap::with_capacity(claims.len());
+    for claim in claims {
         by_identity.insert((claim.user, claim.activity, claim.key.clone()), claim);
     }
     Ok(batch

@@ -105,6 +105,8 @@ pub struct ListedClaim {
     pub expires_at: EpochMs,
     /// When it was taken.
     pub created_at: EpochMs,
+    /// A coupon promotion's code, while the claim is held or confirmed.
+    pub coupon_code: Option<String>,
 }
 
 /// Keyset cursor: strictly below `before`, everything when absent.
@@ -161,7 +163,8 @@ impl ListingRepo {
     ) -> Result<Vec<ListedActivity>, StoreError> {
         let sql = format!(
             "SELECT a.id, a.merchant_id, a.title, a.starts_at, a.ends_at, a.per_user_limit, \
-             a.hold_seconds, a.status, a.rules, COALESCE(m.name, '') AS merchant_name \
+             a.hold_seconds, a.status, a.rules, COALESCE(m.name, '') AS merchant_name, \
+             (SELECT COUNT(*) FROM coupon_codes k WHERE k.activity_id = a.id) AS coupon_codes \
              FROM activities a LEFT JOIN merchants m ON m.user_id = a.merchant_id \
              WHERE {} AND ($2 = 0 OR a.merchant_id = $2) AND a.id < $3 \
              ORDER BY a.id DESC LIMIT $4",
@@ -175,9 +178,11 @@ impl ListingRepo {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
+        let mut codes = Vec::with_capacity(rows.len());
         let mut listed = rows
             .iter()
             .map(|row| {
+                codes.push(row.try_get::<i64, _>("coupon_codes")?);
                 Ok(ListedActivity {
                     record: record_of(row, Vec::new())?,
                     merchant_name: row.try_get("merchant_name")?,
@@ -215,6 +220,12 @@ impl ListingRepo {
                 species: item.try_get("species")?,
                 price_cents: item.try_get("price_cents")?,
             });
+        }
+        // As the catalogue loads it: a coupon promotion offers no more slots than codes.
+        for (entry, codes) in listed.iter_mut().zip(codes) {
+            if entry.record.gives_coupons() {
+                entry.record.cap_slots(codes);
+            }
         }
         Ok(listed)
     }
@@ -268,7 +279,8 @@ impl ListingRepo {
     ) -> Result<Vec<ListedClaim>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.id, c.activity_id, a.title, c.item_id, i.animal_id, n.name AS animal_name, \
-             c.status, c.expires_at, c.created_at \
+             c.status, c.expires_at, c.created_at, \
+             (SELECT k.code FROM coupon_codes k WHERE k.claim_id = c.id) AS coupon_code \
              FROM claims c JOIN activities a ON a.id = c.activity_id \
              JOIN activity_items i ON i.id = c.item_id JOIN animals n ON n.id = i.animal_id \
              WHERE c.user_id = $1 AND c.id < $2 ORDER BY c.id DESC LIMIT $3",
@@ -290,6 +302,7 @@ impl ListingRepo {
                     status: row.try_get("status")?,
                     expires_at: row.try_get("expires_at")?,
                     created_at: row.try_get("created_at")?,
+                    coupon_code: row.try_get("coupon_code")?,
                 })
             })
             .collect()

@@ -17,6 +17,8 @@ pub enum Outcome {
     Held {
         claim_id: i64,
         item: i64,
+        /// A coupon promotion's code, as the reply gave it.
+        coupon: Option<String>,
     },
     Refused(String),
     /// No answer (timeout, connection lost): the hold may or may not exist.
@@ -40,6 +42,7 @@ pub(crate) fn outcome_of(reply: Result<Value, corral_protocol::ErrorBody>) -> Ou
         Ok(ok) => Outcome::Held {
             claim_id: ok["claim_id"].as_i64().expect("claim_id"),
             item: ok["item"].as_i64().expect("item"),
+            coupon: ok["coupon_code"].as_str().map(str::to_string),
         },
         Err(err) => Outcome::Refused(err.code.as_str().to_string()),
     }
@@ -132,7 +135,7 @@ pub async fn check_rows(
         by_id.insert(id, (item, user, key, status));
     }
     for event in history {
-        if let Outcome::Held { claim_id, item } = &event.outcome {
+        if let Outcome::Held { claim_id, item, .. } = &event.outcome {
             let row = by_id
                 .get(claim_id)
                 .unwrap_or_else(|| panic!("acknowledged hold {claim_id} is missing"));

@@ -91,7 +91,7 @@ async fn limit_holds_across_devices_and_keys_repeat(engine: Engine) {
         .request("claim", json!({"activity": activity, "key": first.key}))
         .await;
     assert!(matches!(outcome_of(reply), Outcome::Held { claim_id, .. }
-        if Outcome::Held { claim_id, item: 0 } != first.outcome));
+        if Outcome::Held { claim_id, item: 0, coupon: None } != first.outcome));
     let slots = items.iter().map(|i| (*i, 1)).collect();
     check_history(&app, activity, &slots, 2, &history).await;
 }

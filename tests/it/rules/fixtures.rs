@@ -100,3 +100,21 @@ pub async fn confirmed_claim(app: &TestApp, user: i64, merchant_of: Option<i64>)
 pub fn fact_loads(app: &TestApp) -> u64 {
     app.state.hub.claims.facts_read()
 }
+
+/// Loads `codes` into `activity`'s coupon pool straight in SQL (a seeded promotion has
+/// already started, when the API refuses uploads).
+pub async fn load_codes(pool: &AnyPool, activity: i64, codes: &[&str]) {
+    for chunk in codes.chunks(500) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|c| format!("({activity}, '{c}', 0)"))
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO coupon_codes (activity_id, code, created_at) VALUES {}",
+            values.join(", ")
+        )))
+        .execute(pool)
+        .await
+        .expect("coupon codes");
+    }
+}

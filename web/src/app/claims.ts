@@ -1,6 +1,6 @@
 // My claims: every hold with its time left on the server clock, its status changing live
-// (`claim.updated`: confirmed when paid, expired when the time ran out), and a way to give a
-// hold back.
+// (`claim.updated`: confirmed when paid, expired when the time ran out), a coupon
+// promotion's code while the claim is held or confirmed, and a way to give a hold back.
 import type { CorralClient } from "@corral/client";
 import { confirmDialog, h, replace, toast } from "../lib/dom.ts";
 import { duration, when } from "../lib/format.ts";
@@ -14,6 +14,7 @@ interface ClaimRow {
   status: string;
   expires_at: number;
   created_at: number;
+  coupon_code?: string;
 }
 
 const STATUS_TEXT: Record<string, string> = {
@@ -27,15 +28,20 @@ const STATUS_TEXT: Record<string, string> = {
 export function claimsTab(client: CorralClient) {
   return (panel: HTMLElement) => {
     const list = h("ol", { class: "list", id: "claims" });
-    const rows = new Map<number, { row: ClaimRow; status: HTMLElement; left: HTMLElement; cancel: HTMLButtonElement }>();
+    const rows = new Map<
+      number,
+      { row: ClaimRow; status: HTMLElement; left: HTMLElement; coupon: HTMLElement; cancel: HTMLButtonElement }
+    >();
 
     const render = () => {
       const now = client.clock.now();
-      for (const { row, status, left, cancel } of rows.values()) {
+      for (const { row, status, left, coupon, cancel } of rows.values()) {
         status.textContent = STATUS_TEXT[row.status] ?? row.status;
         status.dataset.status = row.status;
         left.textContent = row.status === "held" ? `${duration(row.expires_at - now)} left to pay` : "";
         cancel.hidden = row.status !== "held";
+        coupon.textContent = row.coupon_code ? `Your coupon code: ${row.coupon_code}` : "";
+        coupon.hidden = !row.coupon_code;
       }
     };
 
@@ -48,6 +54,7 @@ export function claimsTab(client: CorralClient) {
         for (const row of page.claims) {
           const status = h("span", { class: "status", attrs: { "data-claim-status": String(row.claim_id) } });
           const left = h("span", { class: "time-left" });
+          const coupon = h("div", { class: "coupon", attrs: { "data-coupon": String(row.claim_id) } });
           const cancel = h("button", { type: "button", class: "danger small" }, "Give back");
           cancel.addEventListener("click", async () => {
             const sure = await confirmDialog(`Give back ${row.animal_name}?`, "Someone else can then claim it. This cannot be undone.", "Give it back");
@@ -60,7 +67,7 @@ export function claimsTab(client: CorralClient) {
               toast(explain(err), "error");
             }
           });
-          rows.set(row.claim_id, { row, status, left, cancel });
+          rows.set(row.claim_id, { row, status, left, coupon, cancel });
           list.appendChild(
             h(
               "li",
@@ -68,6 +75,7 @@ export function claimsTab(client: CorralClient) {
               h("div", null, h("b", null, row.animal_name), " from ", h("span", null, row.title)),
               h("div", { class: "muted" }, `claimed ${when(row.created_at)}`),
               h("div", { class: "row" }, status, left, cancel),
+              coupon,
             ),
           );
         }
@@ -81,6 +89,8 @@ export function claimsTab(client: CorralClient) {
       const entry = rows.get(push.claim_id);
       if (entry) {
         entry.row.status = push.status;
+        if (push.coupon_code) entry.row.coupon_code = push.coupon_code;
+        else delete entry.row.coupon_code;
         render();
       } else void load();
     });

@@ -78,7 +78,8 @@ function promotionCard(client: CorralClient, a: ListedActivity): { el: HTMLEleme
     try {
       const item = pick.value ? Number(pick.value) : undefined;
       const held = await client.claim(a.activity_id, item === undefined ? {} : { item });
-      result.textContent = `${held.status}: pay within ${duration(held.expires_at - client.clock.now())} (see My claims)`;
+      const coupon = held.coupon_code ? ` · your coupon code: ${held.coupon_code}` : "";
+      result.textContent = `${held.status}: pay within ${duration(held.expires_at - client.clock.now())}${coupon} (see My claims)`;
       result.dataset.status = held.status;
     } catch (err) {
       const code = (err as { code?: string }).code ?? "";

@@ -2,7 +2,7 @@
 // find their field.
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { ANIMAL_FIELDS, PROMOTION_FIELDS, checkAnimal, checkPromotion, fieldOf } from "./checks.ts";
+import { ANIMAL_FIELDS, PROMOTION_FIELDS, checkAnimal, checkPromotion, fieldOf, parseCodes } from "./checks.ts";
 
 const now = 1_000_000;
 const good = { title: "Spring lambs", starts_at: now + 60_000, ends_at: now + 120_000, items: [{ animal_id: 1, slots: 1 }], per_user_limit: 1, hold_minutes: 15 };
@@ -37,4 +37,9 @@ test("server messages find the field they name", () => {
   assert.equal(fieldOf("this belongs to another merchant", PROMOTION_FIELDS), null);
   assert.equal(fieldOf("price_cents must be >= 0", ANIMAL_FIELDS), "price");
   assert.equal(fieldOf("slots must be 1-1000000", ANIMAL_FIELDS), "slots");
+});
+
+test("pasted coupon codes are read one per line or comma, blanks dropped", () => {
+  assert.deepEqual(parseCodes(" SPRING-1 \nSPRING-2,SPRING-3\r\n\n , "), ["SPRING-1", "SPRING-2", "SPRING-3"]);
+  assert.deepEqual(parseCodes("   "), []);
 });

@@ -1,5 +1,6 @@
-// The console's form checks, mirroring the server's rules but worded for a merchant, and the
-// mapping of a server message to the field it is about (so the error shows beside it).
+// The console's form checks, mirroring the server's rules but worded for a merchant, the
+// mapping of a server message to the field it is about (so the error shows beside it), and
+// the reading of pasted coupon codes.
 
 export type AnimalErrors = Partial<Record<"name" | "species" | "price" | "slots" | "description", string>>;
 
@@ -71,3 +72,11 @@ export const ANIMAL_FIELDS = [
   ["slots", "slots"],
   ["description", "description"],
 ] as const satisfies readonly (readonly [string, keyof AnimalErrors])[];
+
+/** Coupon codes pasted one per line (or separated by commas), trimmed, blanks dropped. */
+export function parseCodes(text: string): string[] {
+  return text
+    .split(/[\n,]/)
+    .map((c) => c.trim())
+    .filter((c) => c.length > 0);
+}

@@ -1,7 +1,7 @@
 // The merchant's promotions: list, create and edit (each field checked, errors next to it;
 // who may take part in plain words: followers only, invited friends, earlier adoptions),
-// cancel (after a confirmation), broadcast a message to everyone watching, and open the live
-// view of one.
+// cancel (after a confirmation), broadcast a message to everyone watching, add coupon codes to
+// a coupon promotion before it starts, and open the live view of one.
 import type { ActivityPage, ListedActivity } from "../lib/activities.ts";
 import { confirmDialog, field, h, replace, toast } from "../lib/dom.ts";
 import { inlineForm } from "../lib/forms.ts";
@@ -9,7 +9,7 @@ import { duration, fromLocalInput, toLocalInput, when } from "../lib/format.ts";
 import { choicesOf, describeRules, withChoices } from "../lib/rules.ts";
 import { api, explain } from "../lib/session.ts";
 import { type Animal, loadAnimals } from "./animals.ts";
-import { type FieldName, PROMOTION_FIELDS, type PromotionDraft, checkPromotion, fieldOf } from "./checks.ts";
+import { type FieldName, PROMOTION_FIELDS, type PromotionDraft, checkPromotion, fieldOf, parseCodes } from "./checks.ts";
 
 function promotionForm(animals: Animal[], existing: ListedActivity | null, done: () => void): HTMLFormElement {
   const now = Date.now();
@@ -29,6 +29,7 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
   const followersOnly = h("input", { type: "checkbox", id: "rule-followers", checked: chosen.followersOnly });
   const invited = h("input", { name: "invited", id: "rule-invited", type: "number", min: "0", max: "1000", step: "1", value: String(chosen.invited) });
   const loyal = h("input", { name: "loyal", id: "rule-loyal", type: "number", min: "0", max: "1000", step: "1", value: String(chosen.loyal) });
+  const coupon = h("input", { type: "checkbox", id: "rule-coupon", checked: chosen.coupon });
   const rulesError = h("span", { class: "field-error", attrs: { role: "alert" } });
   const rulesBox = h(
     "fieldset",
@@ -36,6 +37,7 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
     h("legend", { class: "field-label" }, "Who can take part"),
     h("label", { class: "check" }, followersOnly, " Only people who follow me"),
     h("div", { class: "two" }, field("Friends they invited (at least)", invited, "0: not needed").row, field("Paid adoptions from my earlier promotions (at least)", loyal, "0: not needed").row),
+    h("label", { class: "check" }, coupon, " Winners get a coupon code (add the codes after saving; one winner per code)"),
     h("span", { class: "hint" }, "Fixed when the promotion starts. People who miss a rule see what is missing and can fix it during the countdown."),
     rulesError,
   );
@@ -86,7 +88,7 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
             items: draft.items,
             per_user_limit: draft.per_user_limit,
             hold_seconds: Math.round(draft.hold_minutes * 60),
-            rules: withChoices(existing?.rules, { followersOnly: followersOnly.checked, invited: counts[0]!, loyal: counts[1]! }),
+            rules: withChoices(existing?.rules, { followersOnly: followersOnly.checked, invited: counts[0]!, loyal: counts[1]!, coupon: coupon.checked }),
           };
           try {
             if (existing) await api.put(`/api/v1/activities/${existing.activity_id}`, body);
@@ -113,6 +115,22 @@ function promotionForm(animals: Animal[], existing: ListedActivity | null, done:
     h("div", { class: "actions" }, h("button", { type: "submit", id: "save-promo" }, existing ? "Save changes" : "Create promotion"), h("button", { type: "button", class: "secondary", on: { click: done } }, "Close")),
   );
   return form;
+}
+
+function couponBox(a: ListedActivity): HTMLFormElement {
+  const codes = h("textarea", { name: "codes", rows: 3, placeholder: "One code per line", attrs: { "aria-label": "Coupon codes", "data-coupons": String(a.activity_id) } });
+  return inlineForm("Add codes", [codes], async () => {
+    const list = parseCodes(codes.value);
+    if (!list.length) return "Paste the codes first, one per line.";
+    const added = await api.post<{ added: number; duplicates: string[]; pool: { loaded: number; given: number } }>(
+      `/api/v1/activities/${a.activity_id}/coupons`,
+      { codes: list },
+    );
+    codes.value = "";
+    const skipped = added.duplicates.length ? ` (${added.duplicates.length} already there, skipped)` : "";
+    toast(`Added ${added.added} codes${skipped}. ${added.pool.loaded} codes ready: up to ${added.pool.loaded} winners.`);
+    return undefined;
+  });
 }
 
 function broadcastBox(a: ListedActivity): HTMLFormElement {
@@ -173,6 +191,7 @@ export function promotionsTab(me: number, openLive: (a: ListedActivity) => void)
                 running ? cancel : null,
               ),
               running ? broadcastBox(a) : null,
+              changeable && a.rules?.reward?.kind === "coupon" ? couponBox(a) : null,
             ),
           );
         }

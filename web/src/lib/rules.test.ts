@@ -30,8 +30,8 @@ test("every rule has plain words, and no rules say nothing", () => {
 });
 
 test("console choices become rules and read back, keeping rules the console does not offer", () => {
-  assert.equal(withChoices(undefined, { followersOnly: false, invited: 0, loyal: 0 }), null);
-  const rules = withChoices(undefined, { followersOnly: true, invited: 1, loyal: 2 });
+  assert.equal(withChoices(undefined, { followersOnly: false, invited: 0, loyal: 0, coupon: false }), null);
+  const rules = withChoices(undefined, { followersOnly: true, invited: 1, loyal: 2, coupon: false });
   assert.deepEqual(rules, {
     audience: { followers_only: true },
     requires: [
@@ -40,14 +40,26 @@ test("console choices become rules and read back, keeping rules the console does
     ],
     reward: { kind: "slot" },
   });
-  assert.deepEqual(choicesOf(rules ?? undefined), { followersOnly: true, invited: 1, loyal: 2 });
-  assert.deepEqual(choicesOf(undefined), { followersOnly: false, invited: 0, loyal: 0 });
+  assert.deepEqual(choicesOf(rules ?? undefined), { followersOnly: true, invited: 1, loyal: 2, coupon: false });
+  assert.deepEqual(choicesOf(undefined), { followersOnly: false, invited: 0, loyal: 0, coupon: false });
   const posts = { requires: [{ kind: "posts" as const, min: 2, since: 5 }] };
-  assert.deepEqual(withChoices(posts, { followersOnly: false, invited: 0, loyal: 0 }), {
+  assert.deepEqual(withChoices(posts, { followersOnly: false, invited: 0, loyal: 0, coupon: false }), {
     audience: { followers_only: false },
     requires: [{ kind: "posts", min: 2, since: 5 }],
     reward: { kind: "slot" },
   });
+});
+
+test("a coupon reward is a choice of its own and reads back", () => {
+  assert.deepEqual(withChoices(undefined, { followersOnly: false, invited: 0, loyal: 0, coupon: true }), {
+    audience: { followers_only: false },
+    requires: [],
+    reward: { kind: "coupon" },
+  });
+  const flash = withChoices(undefined, { followersOnly: true, invited: 0, loyal: 0, coupon: true });
+  assert.deepEqual(choicesOf(flash ?? undefined), { followersOnly: true, invited: 0, loyal: 0, coupon: true });
+  assert.deepEqual(describeRules(flash ?? undefined, String), ["followers only", "a coupon code for each winner"]);
+  assert.equal(withChoices(flash ?? undefined, { followersOnly: false, invited: 0, loyal: 0, coupon: false }), null);
 });
 
 test("what a user misses reads as a to-do", () => {

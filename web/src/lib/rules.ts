@@ -27,6 +27,8 @@ export interface RuleChoices {
   invited: number;
   /** Paid adoptions from the merchant's earlier promotions (0: not asked). */
   loyal: number;
+  /** Each winner gets a code from the promotion's coupon pool (else: a slot to pay for). */
+  coupon: boolean;
 }
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
@@ -44,6 +46,7 @@ export function describeRules(rules: Rules | undefined, day: (ms: number) => str
     else if (r.kind === "invited") out.push(`${plural(r.min, "friend", "friends")} invited`);
     else out.push(`${plural(r.min, "paid adoption", "paid adoptions")} ${r.merchant_only ? "from you" : "anywhere"} before`);
   }
+  if (rules?.reward?.kind === "coupon") out.push("a coupon code for each winner");
   return out;
 }
 
@@ -60,8 +63,8 @@ export function withChoices(existing: Rules | undefined, c: RuleChoices): Rules 
     requires.push({ kind: "confirmed_claims", min: c.loyal, merchant_only: scope?.kind === "confirmed_claims" ? (scope.merchant_only ?? false) : true });
   }
   const audience: Audience = { ...(existing?.audience ?? {}), followers_only: c.followersOnly };
-  const open = !audience.followers_only && audience.registered_before == null && audience.new_users_since == null && !requires.length;
-  return open ? null : { audience, requires, reward: existing?.reward ?? { kind: "slot" } };
+  const open = !audience.followers_only && audience.registered_before == null && audience.new_users_since == null && !requires.length && !c.coupon;
+  return open ? null : { audience, requires, reward: { kind: c.coupon ? "coupon" : "slot" } };
 }
 
 /** The console's choices read back from stored rules (rules it cannot show stay as they are). */
@@ -71,6 +74,7 @@ export function choicesOf(rules: Rules | undefined): RuleChoices {
     followersOnly: Boolean(rules?.audience?.followers_only),
     invited: find("invited")?.min ?? 0,
     loyal: find("confirmed_claims")?.min ?? 0,
+    coupon: rules?.reward?.kind === "coupon",
   };
 }
 

@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::Audit;
+use crate::store::sql::coupons;
 use crate::store::{Db, StoreError};
 
 /// The writable fields of an activity (validated by the caller).
@@ -202,7 +203,7 @@ impl ActivityRepo {
         Ok(())
     }
 
-    /// An activity with its items.
+    /// An activity with its items; a coupon promotion's slots capped by its codes loaded.
     pub async fn activity_record(
         &self,
         id: ActivityId,
@@ -226,7 +227,11 @@ impl ActivityRepo {
         .iter()
         .map(item_of)
         .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Some(record_of(&row, items)?))
+        let mut record = record_of(&row, items)?;
+        if record.gives_coupons() {
+            record.cap_slots(coupons::loaded(&self.pool, id).await?);
+        }
+        Ok(Some(record))
     }
 
     /// Ids of the activities not cancelled whose end is after `now`.
