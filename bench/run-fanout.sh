@@ -27,24 +27,7 @@ cargo build --release -p corral -p corral-loadtest
 CORRAL_BIN=${CORRAL_BIN:-$BIN/corral}
 [ -d bench/peers/node-ws/node_modules ] || bench/peers/node-ws/install.sh
 
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
-trap stop_server EXIT
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "run-fanout: nothing listening on port $1" >&2
-  return 1
-}
+. bench/lib.sh
 
 scenario() { # kind target members tokens
   local kind=$1 target=$2 members=$3 tokens=${4:-}
@@ -79,11 +62,11 @@ for members in $MEMBERS; do
     mkdir -p "$dir"
     case $server in
       rust)
-        taskset -c 0 "$BIN/broadcast-peer" 127.0.0.1:9001 & SERVER_PID=$!
+        taskset -c 0 "$BIN/broadcast-peer" 127.0.0.1:9001 & SERVER_PIDS=$!
         wait_port 9001
         scenario raw-broadcast ws://127.0.0.1:9001/ "$members" > "$dir/scenario.toml" ;;
       node)
-        taskset -c 0 node bench/peers/node-ws/server.js 9002 & SERVER_PID=$!
+        taskset -c 0 node bench/peers/node-ws/server.js 9002 & SERVER_PIDS=$!
         wait_port 9002
         scenario raw-broadcast ws://127.0.0.1:9002/ "$members" > "$dir/scenario.toml" ;;
       corral)
@@ -92,7 +75,7 @@ for members in $MEMBERS; do
         # Every member connects from 127.0.0.1: lift the per-address limits (default 1,000).
         CORRAL_SERVER__WORKERS=1 CORRAL_DATABASE__SQLITE_SYNCHRONOUS=normal CORRAL_LOG__FILTER=warn \
           CORRAL_WS__MAX_PER_IP=100000 CORRAL_SERVER__MAX_CONNECTIONS_PER_IP=100000 \
-          taskset -c 0 "$CORRAL_BIN" --data-dir "$data" --listen 127.0.0.1:9003 serve & SERVER_PID=$!
+          taskset -c 0 "$CORRAL_BIN" --data-dir "$data" --listen 127.0.0.1:9003 serve & SERVER_PIDS=$!
         wait_port 9003
         scenario chat-storm ws://127.0.0.1:9003/ws "$members" tokens.json > "$dir/scenario.toml" ;;
     esac

@@ -22,24 +22,7 @@ cargo build --release -p corral -p corral-loadtest
 CORRAL_BIN=${CORRAL_BIN:-$BIN/corral}
 [ -d bench/peers/node-ws/node_modules ] || bench/peers/node-ws/install.sh
 
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
-trap stop_server EXIT
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "run-idle: nothing listening on port $1" >&2
-  return 1
-}
+. bench/lib.sh
 
 scenario() { # name target raw [tokens]
   cat <<TOML
@@ -59,7 +42,7 @@ seconds = 120
 
 [capacity]
 settle_seconds = 5
-server_pid = $SERVER_PID
+server_pid = $SERVER_PIDS
 raw = $3
 TOML
 }
@@ -69,11 +52,11 @@ for server in $SERVERS; do
   mkdir -p "$dir"
   case $server in
     rust)
-      taskset -c 0 "$BIN/broadcast-peer" 127.0.0.1:9101 & SERVER_PID=$!
+      taskset -c 0 "$BIN/broadcast-peer" 127.0.0.1:9101 & SERVER_PIDS=$!
       wait_port 9101
       scenario rust ws://127.0.0.1:9101/ true > "$dir/scenario.toml" ;;
     node)
-      taskset -c 0 node bench/peers/node-ws/server.js 9102 & SERVER_PID=$!
+      taskset -c 0 node bench/peers/node-ws/server.js 9102 & SERVER_PIDS=$!
       wait_port 9102
       scenario node ws://127.0.0.1:9102/ true > "$dir/scenario.toml" ;;
     corral)
@@ -81,7 +64,7 @@ for server in $SERVERS; do
       "$CORRAL_BIN" --data-dir "$data" admin seed-users --count "$CLIENTS" --prefix idle --out "$dir/tokens.json"
       # Every client connects from 127.0.0.1-2: lift the per-address limits (default 1,000).
       CORRAL_LOG__FILTER=warn CORRAL_WS__MAX_PER_IP=100000 CORRAL_SERVER__MAX_CONNECTIONS_PER_IP=100000 \
-        taskset -c 0 "$CORRAL_BIN" --data-dir "$data" --listen 127.0.0.1:9103 serve & SERVER_PID=$!
+        taskset -c 0 "$CORRAL_BIN" --data-dir "$data" --listen 127.0.0.1:9103 serve & SERVER_PIDS=$!
       wait_port 9103
       scenario corral ws://127.0.0.1:9103/ws false tokens.json > "$dir/scenario.toml" ;;
   esac

@@ -47,24 +47,7 @@ cargo build --release -p corral -p corral-loadtest
 # Another build of Corral to measure against the same peers and load generator (a before/after).
 CORRAL_BIN=${CORRAL_BIN:-$BIN/corral}
 
-SERVER_PIDS=""
-stop_server() {
-  for pid in $SERVER_PIDS; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  SERVER_PIDS=""
-}
-trap stop_server EXIT
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "run-section10: nothing listening on port $1" >&2
-  return 1
-}
+. bench/lib.sh
 
 # Copies a scenario, scaled by $SCALE (clients, publishers, rooms, and phase lengths capped
 # at a few seconds when scaled down), and prints its client count.

@@ -107,14 +107,13 @@ fn failed_checks(result: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// 200 clients, 2 animals x 10 slots, one claim each at the start instant (over the nodes
-/// given, worker `i` on node `i`).
-async fn tiny_flash_crowd(apps: &[TestApp]) {
-    let result = run_scenario_on(
-        apps,
-        200,
+/// A flash crowd of 200 clients (two workers) on 2 animals x 10 slots, one claim each, the
+/// start 3 s after the connect phase; `crowd` sets the rest of `[crowd]` (jitter, retries,
+/// seconds, rules).
+fn crowd_of_200(name: &str, crowd: &str) -> String {
+    format!(
         r#"
-        name = "ci-crowd"
+        name = "{name}"
         kind = "flash-crowd"
         workers = 2
         source_addrs = 2
@@ -127,10 +126,18 @@ async fn tiny_flash_crowd(apps: &[TestApp]) {
         slots_per_item = 10
         per_user_limit = 1
         start_margin_seconds = 3
-        jitter_ms = 20
-        retries = 3
-        seconds = 10
-        "#,
+        {crowd}
+        "#
+    )
+}
+
+/// 200 clients, 2 animals x 10 slots, one claim each at the start instant (over the nodes
+/// given, worker `i` on node `i`).
+async fn tiny_flash_crowd(apps: &[TestApp]) {
+    let result = run_scenario_on(
+        apps,
+        200,
+        &crowd_of_200("ci-crowd", "jitter_ms = 20\nretries = 3\nseconds = 10"),
     )
     .await;
     assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
@@ -217,25 +224,10 @@ async fn flash_crowd_run_with_coupons_gives_one_code_per_winner() {
     let result = run_scenario(
         &app,
         200,
-        r#"
-        name = "ci-coupon-crowd"
-        kind = "flash-crowd"
-        workers = 2
-        source_addrs = 2
-        [connect]
-        clients = 200
-        ramp_per_sec = 2000
-        [crowd]
-        merchant_tokens = "merchant.json"
-        items = 2
-        slots_per_item = 10
-        per_user_limit = 1
-        start_margin_seconds = 3
-        jitter_ms = 20
-        retries = 3
-        seconds = 10
-        rules = { reward = { kind = "coupon" } }
-        "#,
+        &crowd_of_200(
+            "ci-coupon-crowd",
+            "jitter_ms = 20\nretries = 3\nseconds = 10\nrules = { reward = { kind = \"coupon\" } }",
+        ),
     )
     .await;
     assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
@@ -288,24 +280,10 @@ async fn flash_crowd_run_follows_its_clients_when_their_node_dies() {
     let result = run_scenario_on(
         &nodes,
         200,
-        r#"
-        name = "ci-crowd-failover"
-        kind = "flash-crowd"
-        workers = 2
-        source_addrs = 2
-        [connect]
-        clients = 200
-        ramp_per_sec = 2000
-        [crowd]
-        merchant_tokens = "merchant.json"
-        items = 2
-        slots_per_item = 10
-        per_user_limit = 1
-        start_margin_seconds = 3
-        jitter_ms = 600
-        retries = 5
-        seconds = 15
-        "#,
+        &crowd_of_200(
+            "ci-crowd-failover",
+            "jitter_ms = 600\nretries = 5\nseconds = 15",
+        ),
     )
     .await;
     kill.await.expect("the node was stopped");
