@@ -62,44 +62,55 @@ async fn connection(stream: tokio::net::TcpStream, id: u64, peers: Peers) {
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(WRITE_BUFFER);
-    let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
+    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
-    let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     lock(&peers).insert(id, tx);
-    let writer = tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            // Write what is queued, then flush once.
-            if sink.feed(msg).await.is_err() {
-                return;
-            }
-            while let Ok(more) = rx.try_recv() {
-                if sink.feed(more).await.is_err() {
-                    return;
+    // One task owns the socket: no split halves and no lock between reader and writer.
+    loop {
+        tokio::select! {
+            biased;
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                // Write what is queued, then flush once.
+                if ws.feed(msg).await.is_err() {
+                    break;
+                }
+                let mut failed = false;
+                while let Ok(more) = rx.try_recv() {
+                    if ws.feed(more).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed || ws.flush().await.is_err() {
+                    break;
                 }
             }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
-    while let Some(Ok(msg)) = source.next().await {
-        if let Message::Text(_) = msg {
-            let mut slow = Vec::new();
-            for (peer, tx) in lock(&peers).iter() {
-                if tx.try_send(msg.clone()).is_err() {
-                    slow.push(*peer);
-                }
-            }
-            if !slow.is_empty() {
-                let mut all = lock(&peers);
-                for peer in slow {
-                    all.remove(&peer);
+            incoming = ws.next() => {
+                let Some(Ok(msg)) = incoming else { break };
+                if let Message::Text(_) = msg {
+                    broadcast(&peers, &msg);
                 }
             }
         }
     }
     lock(&peers).remove(&id);
-    writer.abort();
+}
+
+/// Queues `msg` (shared bytes) to every connection; one whose queue is full is dropped.
+fn broadcast(peers: &Peers, msg: &Message) {
+    let mut slow = Vec::new();
+    for (peer, tx) in lock(peers).iter() {
+        if tx.try_send(msg.clone()).is_err() {
+            slow.push(*peer);
+        }
+    }
+    if !slow.is_empty() {
+        let mut all = lock(peers);
+        for peer in slow {
+            all.remove(&peer);
+        }
+    }
 }
