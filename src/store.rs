@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! store.rs                this page: the layout, and the adapters each mode gets
+//! store/attempt.rs        the arbiter's name for each decision of a claim key
 //! store/ledger.rs         the ClaimLedger: a SlotArbiter (in-process book or Redis) paired with
 //!                         the durable claim rows in SQL
 //! store/reconcile.rs      repairs Redis claim counters from the SQL claim rows
@@ -34,6 +35,7 @@
 //! `new(&Db)`, listed in [`Repos`] (when handlers need it), implementing the actors' port
 //! when the core needs it.
 
+pub mod attempt;
 pub mod ledger;
 pub mod memory;
 pub mod reconcile;

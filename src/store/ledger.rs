@@ -15,7 +15,13 @@ use corral_protocol::ops::{ActivityId, ClaimStatus};
 use corral_protocol::{EpochMs, UserId};
 use dashmap::DashMap;
 
-use super::sql::claims::{ClaimRows, Deadline, NewHold};
+use super::attempt::arbiter_key;
+use super::sql::claims::{ClaimRows, Deadline, KeyRow, NewHold};
+
+/// Most decisions of one key a single request makes: each further one follows a void of the
+/// one before, which takes reconciliation two passes, so more means the database is too slow
+/// to commit any hold, and the request is answered `unavailable` rather than looping.
+const MAX_ATTEMPTS_PER_REQUEST: i64 = 3;
 
 /// A decision and the epoch of the counters that took it (see [`SlotArbiter::fenced`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +166,7 @@ impl<A: SlotArbiter> DurableLedger<A> {
         let lapsed = [ClaimStatus::Expired, ClaimStatus::Cancelled];
         if self
             .arbiter
-            .retake(spec, claim.user, &claim.key, claim.item)
+            .retake(spec, claim.user, &decision(claim), claim.item)
             .await?
         {
             let row = self
@@ -179,7 +185,9 @@ impl<A: SlotArbiter> DurableLedger<A> {
                 other => {
                     // Someone else moved the claim first, or the write failed: give the
                     // slot back and report what the row says now.
-                    self.arbiter.release(spec, claim.user, &claim.key).await?;
+                    self.arbiter
+                        .release(spec, claim.user, &decision(claim))
+                        .await?;
                     other?;
                     self.settled(claim.claim_id).await
                 }
@@ -221,41 +229,64 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
         key: &str,
         now: EpochMs,
     ) -> Result<HoldOutcome, LedgerError> {
-        let ruled = self.decide(spec, user, key, item).await?;
-        let (item, fresh) = match ruled.decision {
-            Decision::Refused(refusal) => return Ok(HoldOutcome::Refused(refusal)),
-            Decision::Take(item) => (item, true),
-            Decision::Seen(item) => (item, false),
-        };
-        let hold = NewHold {
-            activity: spec.id,
-            item,
-            user,
-            key: key.to_string(),
-            expires_at: now.saturating_add(spec.hold_ms()),
-            now,
-            epoch: ruled.epoch,
-            coupon: spec.gives_coupons(),
-        };
-        match self.rows.insert(hold).await {
-            // A row that is not held was there first (the reconciler voided a key whose
-            // commit came too late): this request took nothing the client may count on.
-            Ok(claim) => {
-                let fresh = fresh && claim.status == ClaimStatus::Held;
-                Ok(HoldOutcome::Held { claim, fresh })
-            }
-            Err(err) => {
-                // A concurrent retry of the same key may have written the row; only give
-                // the slot back when no row stands for it.
-                if let Ok(Some(claim)) = self.rows.by_key(spec.id, user, key).await {
+        let mut attempt = 1;
+        for _ in 0..MAX_ATTEMPTS_PER_REQUEST {
+            let named = arbiter_key(key, attempt);
+            let ruled = self.decide(spec, user, &named, item).await?;
+            let (taken, fresh) = match ruled.decision {
+                Decision::Refused(refusal) => return Ok(HoldOutcome::Refused(refusal)),
+                Decision::Take(item) => (item, true),
+                Decision::Seen(item) => (item, false),
+            };
+            let hold = NewHold {
+                activity: spec.id,
+                item: taken,
+                user,
+                key: key.to_string(),
+                expires_at: now.saturating_add(spec.hold_ms()),
+                now,
+                epoch: ruled.epoch,
+                attempt,
+                coupon: spec.gives_coupons(),
+            };
+            let stored = match attempt {
+                1 => self.rows.insert(hold).await,
+                _ => self.rows.revive(&hold).await,
+            };
+            match stored {
+                // Reconciliation voided this decision (its row came too late) or a later
+                // one: no hold stands for the key, so it is decided afresh.
+                Ok(KeyRow {
+                    claim,
+                    voided: true,
+                }) if claim.attempt >= attempt => {
+                    attempt = claim.attempt + 1;
+                }
+                Ok(KeyRow { claim, .. }) => {
+                    let fresh =
+                        fresh && claim.attempt == attempt && claim.status == ClaimStatus::Held;
                     return Ok(HoldOutcome::Held { claim, fresh });
                 }
-                if fresh {
-                    self.arbiter.undo(spec, user, key, ruled.epoch).await?;
+                Err(err) => {
+                    // A concurrent retry of the same key may have written the row; only give
+                    // the slot back when no row stands for it.
+                    if let Ok(Some(KeyRow {
+                        claim,
+                        voided: false,
+                    })) = self.rows.by_key(spec.id, user, key).await
+                    {
+                        return Ok(HoldOutcome::Held { claim, fresh });
+                    }
+                    if fresh {
+                        self.arbiter.undo(spec, user, &named, ruled.epoch).await?;
+                    }
+                    return Err(err.into());
                 }
-                Err(err.into())
             }
         }
+        Err(LedgerError::Unavailable(
+            "the claim's row could not be committed in time".into(),
+        ))
     }
 
     async fn cancel(
@@ -275,8 +306,8 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                 spec.gives_coupons(),
             )
             .await?;
-        if row.is_some() {
-            self.arbiter.release(spec, claim.user, &claim.key).await?;
+        if let Some(row) = &row {
+            self.arbiter.release(spec, row.user, &decision(row)).await?;
         }
         Ok(row)
     }
@@ -310,7 +341,9 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                     )
                     .await?;
                 if let Some(row) = paid {
-                    self.arbiter.confirm(spec, row.user, &row.key).await?;
+                    self.arbiter
+                        .confirm(spec, row.user, &decision(&row))
+                        .await?;
                     return Ok(PaymentOutcome::Confirmed(row));
                 }
                 // Lapsed but not swept yet: expire it here (once), then treat it as lapsed.
@@ -328,7 +361,7 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                     .is_some()
                 {
                     self.arbiter
-                        .release(spec, current.user, &current.key)
+                        .release(spec, current.user, &decision(&current))
                         .await?;
                 }
                 let now_row = self.rows.by_id(current.claim_id).await?.unwrap_or(current);
@@ -352,7 +385,9 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
             .expire_due(spec.id, now, spec.gives_coupons())
             .await?;
         for claim in &expired {
-            self.arbiter.release(spec, claim.user, &claim.key).await?;
+            self.arbiter
+                .release(spec, claim.user, &decision(claim))
+                .await?;
         }
         Ok(expired)
     }
@@ -377,4 +412,9 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
     async fn claim(&self, claim_id: i64) -> Result<Option<ClaimRecord>, LedgerError> {
         Ok(self.rows.by_id(claim_id).await?)
     }
+}
+
+/// The arbiter's name for the decision that made `claim`.
+fn decision(claim: &ClaimRecord) -> std::borrow::Cow<'_, str> {
+    arbiter_key(&claim.key, claim.attempt)
 }

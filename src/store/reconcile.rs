@@ -6,11 +6,14 @@
 //! - a held row: in order;
 //! - a confirmed, expired or cancelled row: a `confirm` / `release` that did not reach Redis
 //!   (both are no-ops unless the slot is still held, so applying them again is safe);
-//! - no row: maybe a claim whose row is being committed right now. It becomes a suspect; a
-//!   suspect still without a row at the next pass (a pass that failed in between, Redis being
-//!   down, clears the suspects) is voided: a `cancelled` row is written for
-//!   its key (only if none stands: the unique key settles a race with a late commit either
-//!   way) and, if it was written, the slot is released.
+//! - no row for this decision of the key (none at all, or one of an earlier attempt, see
+//!   `attempt.rs`): maybe a claim whose row is being committed right now. It becomes a
+//!   suspect; a suspect still without its row at the next pass (a pass that failed in
+//!   between, Redis being down, clears the suspects) is voided: a `void` row is written for
+//!   its key and attempt (only if no other row stands: the unique key and the attempt settle
+//!   a race with a late commit either way) and, if it was written, the slot is released. The
+//!   client was never told `held`, so its retry of the key is decided afresh;
+//! - a row of a later attempt: this decision was voided and its release did not reach Redis.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -23,6 +26,7 @@ use corral_actors::ports::claims::LedgerError;
 use corral_protocol::UserId;
 use corral_protocol::ops::{ActivityId, ClaimStatus};
 
+use super::attempt;
 use super::ledger::SlotArbiter;
 use super::redis::ledger::RedisArbiter;
 use super::sql::claims::ClaimRows;
@@ -133,28 +137,44 @@ impl Reconciler {
     ) -> Result<HashSet<(UserId, String)>, LedgerError> {
         // Redis first, rows second: a row committed in between is seen.
         let held = self.arbiter.held(spec).await?;
-        let wanted: Vec<(UserId, &str)> = held.iter().map(|h| (h.user, h.key.as_str())).collect();
-        let rows = self.rows.statuses(spec.id, &wanted).await?;
+        let decisions: Vec<(UserId, &str, i64)> = held
+            .iter()
+            .map(|h| {
+                let (key, attempt) = attempt::split(&h.key);
+                (h.user, key, attempt)
+            })
+            .collect();
+        let wanted: Vec<(UserId, &str)> = decisions.iter().map(|&(u, k, _)| (u, k)).collect();
+        let rows = self.rows.standings(spec.id, &wanted).await?;
         let mut suspects = HashSet::new();
-        for hold in &held {
-            let identity = (hold.user, hold.key.clone());
-            match rows.get(&identity) {
-                Some(ClaimStatus::Held) => {}
-                Some(ClaimStatus::Confirmed) => {
-                    self.arbiter.confirm(spec, hold.user, &hold.key).await?;
+        for (hold, &(user, key, attempt)) in held.iter().zip(&decisions) {
+            let identity = (user, hold.key.clone());
+            let row = rows
+                .get(&(user, key.to_string()))
+                .filter(|row| row.attempt >= attempt);
+            match row {
+                Some(row) if row.attempt > attempt => {
+                    self.arbiter.release(spec, user, &hold.key).await?;
                     done.repaired += 1;
                 }
-                Some(_) => {
-                    self.arbiter.release(spec, hold.user, &hold.key).await?;
-                    done.repaired += 1;
-                }
+                Some(row) => match row.status {
+                    ClaimStatus::Held => {}
+                    ClaimStatus::Confirmed => {
+                        self.arbiter.confirm(spec, user, &hold.key).await?;
+                        done.repaired += 1;
+                    }
+                    _ => {
+                        self.arbiter.release(spec, user, &hold.key).await?;
+                        done.repaired += 1;
+                    }
+                },
                 None if before.contains(&identity) => {
                     if self
                         .rows
-                        .void(spec.id, hold.item, hold.user, &hold.key, now_ms())
+                        .void(spec.id, hold.item, user, key, attempt, now_ms())
                         .await?
                     {
-                        self.arbiter.release(spec, hold.user, &hold.key).await?;
+                        self.arbiter.release(spec, user, &hold.key).await?;
                         done.orphans += 1;
                     }
                 }

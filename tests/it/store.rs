@@ -14,6 +14,7 @@ use crate::support::{Engine, test_settings, unique};
 engine_tests!(
     users_are_stored_unique_and_roles_change,
     appends_queued_together_number_rooms_apart_and_keep_repeats_once,
+    a_voided_key_is_decided_again_once_and_a_stale_commit_never_lands,
 );
 
 async fn db(engine: Engine, dir: &std::path::Path) -> Db {
@@ -183,5 +184,84 @@ async fn appends_queued_together_number_rooms_apart_and_keep_repeats_once(engine
             .expect("exists")
             .last_seq,
         2 + firsts(0)
+    );
+}
+
+/// Reconciliation voids a decision whose row came too late; a retry of the key decides it
+/// afresh under the next attempt. The rows let exactly one decision of a key stand: a void
+/// replaces only a void of an earlier attempt, a revive only a void of an earlier attempt, and
+/// a stale first commit finds whatever stands.
+async fn a_voided_key_is_decided_again_once_and_a_stale_commit_never_lands(engine: Engine) {
+    use corral::store::sql::claims::{ClaimRows, KeyRow, NewHold};
+    use corral_protocol::ops::ClaimStatus;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db(engine, dir.path()).await;
+    let user = Repos::new(&db)
+        .accounts
+        .create_user(&unique("v"), "hash", Role::User, 1)
+        .await
+        .expect("user");
+    let rows = ClaimRows::start(db.clone(), 1);
+    let activity = 7;
+    let hold = |attempt: i64, item: i64| NewHold {
+        activity,
+        item,
+        user,
+        key: "k".into(),
+        expires_at: 60_000,
+        now: 10,
+        epoch: None,
+        attempt,
+        coupon: false,
+    };
+    let stands = |row: &KeyRow| {
+        (
+            row.claim.status,
+            row.claim.attempt,
+            row.voided,
+            row.claim.item,
+        )
+    };
+
+    assert!(rows.void(activity, 1, user, "k", 1, 5).await.unwrap());
+    assert!(
+        !rows.void(activity, 1, user, "k", 1, 6).await.unwrap(),
+        "voided once"
+    );
+    // The first decision's late commit lands nothing.
+    let late = rows.insert(hold(1, 1)).await.unwrap();
+    assert_eq!(stands(&late), (ClaimStatus::Cancelled, 1, true, 1));
+    // Attempt 2 was decided, then voided before its revive committed: the revive lands nothing.
+    assert!(rows.void(activity, 2, user, "k", 2, 7).await.unwrap());
+    let stale = rows.revive(&hold(2, 2)).await.unwrap();
+    assert_eq!(stands(&stale), (ClaimStatus::Cancelled, 2, true, 1));
+    // Attempt 3 holds; nothing earlier can replace or void it.
+    let fresh = rows.revive(&hold(3, 3)).await.unwrap();
+    assert_eq!(stands(&fresh), (ClaimStatus::Held, 3, false, 3));
+    assert!(!rows.void(activity, 3, user, "k", 3, 8).await.unwrap());
+    assert!(!rows.void(activity, 2, user, "k", 2, 8).await.unwrap());
+    assert_eq!(
+        stands(&rows.insert(hold(1, 1)).await.unwrap()),
+        stands(&fresh)
+    );
+    assert_eq!(
+        stands(&rows.revive(&hold(2, 2)).await.unwrap()),
+        stands(&fresh)
+    );
+    let standing = rows.standings(activity, &[(user, "k")]).await.unwrap();
+    let standing = standing[&(user, "k".to_string())];
+    assert_eq!((standing.status, standing.attempt), (ClaimStatus::Held, 3));
+    // A rebuilt arbiter pins the key's first decision and holds the slot under the third.
+    let restored: Vec<(String, bool)> = rows
+        .restorable(activity)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.active))
+        .collect();
+    assert_eq!(
+        restored,
+        vec![("k".to_string(), false), ("k\u{0}3".to_string(), true)]
     );
 }

@@ -360,10 +360,12 @@ impl Claims {
         user: UserId,
         params: ClaimParams,
     ) -> Result<ClaimOk, ErrorBody> {
-        if params.key.is_empty() || params.key.len() > 128 {
+        // NUL is refused: PostgreSQL text cannot hold it, and the arbiter names a key's later
+        // decisions with it.
+        if params.key.is_empty() || params.key.len() > 128 || params.key.contains('\0') {
             return Err(ErrorBody::new(
                 ErrorCode::BadRequest,
-                "key must be 1 to 128 bytes",
+                "key must be 1 to 128 bytes, without NUL",
             ));
         }
         self.within(self.clone().decide(user, params)).await

@@ -86,6 +86,9 @@ pub struct ClaimRecord {
     pub created_at: EpochMs,
     /// The code given with it, for a coupon promotion while it is held or confirmed.
     pub coupon_code: Option<String>,
+    /// Which decision of its key this is: 1, unless reconciliation voided an earlier one
+    /// whose row never came (the arbiter knows a claim by its key and this number).
+    pub attempt: i64,
 }
 
 /// The answer to a hold request.

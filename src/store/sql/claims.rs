@@ -18,11 +18,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::promotions::ActivityRepo;
 use super::{Backend, Db, StoreError, coupons};
+use crate::store::attempt;
 
-/// Columns every claim read returns, in [`record`]'s order (the last is its coupon code, bound
-/// only while the claim is held or confirmed; see `coupons.rs`).
+/// Columns every claim read returns, in [`record`]'s order (the ninth is its coupon code,
+/// bound only while the claim is held or confirmed; see `coupons.rs`).
 const COLUMNS: &str = "id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at, \
-     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id)";
+     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id), attempt";
+
+/// The status of a key whose decision reconciliation voided (see `0018_claim_attempts.sql`):
+/// read as `cancelled` by everyone but the ledger, which decides the key afresh.
+const VOID: &str = "void";
 
 /// Most holds committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -33,31 +38,73 @@ impl From<StoreError> for LedgerError {
     }
 }
 
+/// A key's row as a decision finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// The claim (a void row reads as `cancelled`).
+    pub claim: ClaimRecord,
+    /// Reconciliation voided the decision of `claim.attempt`: no hold stands for the key.
+    pub voided: bool,
+}
+
+/// How a key's row stands, as reconciliation compares it with the arbiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyStanding {
+    /// Its status (a void row reads as `cancelled`).
+    pub status: ClaimStatus,
+    /// The decision of the key the row is for.
+    pub attempt: i64,
+}
+
+fn status(name: &str) -> ClaimStatus {
+    // A void row never held anything; unknown names cannot be written (fixed enum names).
+    ClaimStatus::parse(name).unwrap_or(ClaimStatus::Cancelled)
+}
+
+fn key_row(row: &AnyRow) -> Result<KeyRow, StoreError> {
+    let name: String = row.try_get(5)?;
+    Ok(KeyRow {
+        claim: record(row)?,
+        voided: name == VOID,
+    })
+}
+
 fn record(row: &AnyRow) -> Result<ClaimRecord, StoreError> {
-    let status: String = row.try_get(5)?;
+    let name: String = row.try_get(5)?;
     Ok(ClaimRecord {
         claim_id: row.try_get(0)?,
         activity: row.try_get(1)?,
         item: row.try_get(2)?,
         user: row.try_get(3)?,
         key: row.try_get(4)?,
-        status: ClaimStatus::parse(&status).unwrap_or(ClaimStatus::Cancelled),
+        status: status(&name),
         expires_at: row.try_get(6)?,
         created_at: row.try_get(7)?,
         coupon_code: row.try_get(8)?,
+        attempt: row.try_get(9)?,
     })
 }
 
 /// How a claim row counts when an arbiter is rebuilt: held and confirmed claims occupy a
-/// slot; expired and cancelled ones only pin their key; `refund_due` never took a slot back.
-pub fn restored(claim: &ClaimRecord) -> Option<RestoredClaim> {
-    (claim.status != ClaimStatus::RefundDue).then(|| RestoredClaim {
-        active: matches!(claim.status, ClaimStatus::Held | ClaimStatus::Confirmed),
-        confirmed: claim.status == ClaimStatus::Confirmed,
+/// slot; expired, cancelled and void ones only pin their key; `refund_due` never took a slot
+/// back. A later decision of the key (after a void) also pins the key's first decision, so a
+/// retry reaches the row and its attempt rather than taking a slot under the bare key.
+pub fn restored(claim: &ClaimRecord) -> Vec<RestoredClaim> {
+    if claim.status == ClaimStatus::RefundDue {
+        return Vec::new();
+    }
+    let decision = |attempt: i64, active: bool| RestoredClaim {
+        active,
+        confirmed: active && claim.status == ClaimStatus::Confirmed,
         user: claim.user,
-        key: claim.key.clone(),
+        key: attempt::arbiter_key(&claim.key, attempt).into_owned(),
         item: claim.item,
-    })
+    };
+    let active = matches!(claim.status, ClaimStatus::Held | ClaimStatus::Confirmed);
+    match claim.attempt {
+        ..=1 => vec![decision(1, active)],
+        n => vec![decision(1, false), decision(n, active)],
+    }
 }
 
 /// A hold to make durable.
@@ -78,12 +125,14 @@ pub struct NewHold {
     /// The epoch of the counters that granted it: the row commits only while the activity's
     /// epoch in SQL is still this one (`None`: no fence).
     pub epoch: Option<i64>,
+    /// Which decision of the key granted it (1, or more after reconciliation voided one).
+    pub attempt: i64,
     /// Whether the activity rewards with a coupon: the hold then takes a code from the pool
     /// in the transaction that commits it.
     pub coupon: bool,
 }
 
-type Job = (NewHold, oneshot::Sender<Result<ClaimRecord, String>>);
+type Job = (NewHold, oneshot::Sender<Result<KeyRow, String>>);
 
 /// Claim rows in SQL, with a group-commit writer for new holds.
 #[derive(Clone)]
@@ -103,9 +152,9 @@ impl ClaimRows {
         ClaimRows { db, writer: tx }
     }
 
-    /// Makes `hold` durable (or finds the row its key already made) and returns the row,
-    /// once its transaction has committed.
-    pub async fn insert(&self, hold: NewHold) -> Result<ClaimRecord, StoreError> {
+    /// Makes `hold` (a key's first decision) durable, or finds the row its key already made,
+    /// and returns the row once its transaction has committed.
+    pub async fn insert(&self, hold: NewHold) -> Result<KeyRow, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer
             .send((hold, tx))
@@ -118,13 +167,72 @@ impl ClaimRows {
         }
     }
 
-    /// The claim `user` made with `key` in `activity`.
+    /// Makes `hold`, a later decision of a key whose earlier one was voided, durable: the void
+    /// row becomes the hold while it stands at an earlier attempt (in one conditional update,
+    /// under the epoch fence; a coupon promotion's code is bound in the same transaction).
+    /// Returns the key's row as it stands after, the hold or what came first.
+    pub async fn revive(&self, hold: &NewHold) -> Result<KeyRow, StoreError> {
+        let fence = match self.db.backend {
+            Backend::Sqlite => {
+                "SELECT 1 FROM claim_epochs c WHERE c.activity_id = $2 AND c.epoch = $8"
+            }
+            Backend::Postgres => {
+                "SELECT 1 FROM claim_epochs c WHERE c.activity_id = $2 AND c.epoch = $8 FOR SHARE"
+            }
+        };
+        let sql = format!(
+            "UPDATE claims SET status = 'held', item_id = $4, expires_at = $5, updated_at = $6, \
+             attempt = $7 WHERE user_id = $1 AND activity_id = $2 AND claim_key = $3 \
+             AND status = '{VOID}' AND attempt < $7 AND ($8 IS NULL OR EXISTS ({fence})) \
+             RETURNING {COLUMNS}"
+        );
+        let mut tx = self.db.pool.begin().await?;
+        let revived = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(hold.user)
+            .bind(hold.activity)
+            .bind(&hold.key)
+            .bind(hold.item)
+            .bind(hold.expires_at)
+            .bind(hold.now)
+            .bind(hold.attempt)
+            .bind(hold.epoch)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(key_row)
+            .transpose()?;
+        let Some(mut row) = revived else {
+            drop(tx);
+            return match self.by_key(hold.activity, hold.user, &hold.key).await? {
+                // Still void below this attempt: the epoch fence held the hold back.
+                Some(row) if !(row.voided && row.claim.attempt < hold.attempt) => Ok(row),
+                _ => Err(StoreError::Conflict(format!(
+                    "no claim row came back for key {:?}",
+                    hold.key
+                ))),
+            };
+        };
+        if hold.coupon {
+            let bound = coupons::assign(
+                &mut tx,
+                self.db.backend,
+                hold.activity,
+                &[row.claim.claim_id],
+            )
+            .await?;
+            row.claim.coupon_code = bound.into_iter().next().map(|(_, code)| code);
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The row of the claim `user` made with `key` in `activity`.
     pub async fn by_key(
         &self,
         activity: ActivityId,
         user: UserId,
         key: &str,
-    ) -> Result<Option<ClaimRecord>, StoreError> {
+    ) -> Result<Option<KeyRow>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM claims WHERE user_id = $1 AND activity_id = $2 AND claim_key = $3"
         )))
@@ -133,7 +241,7 @@ impl ClaimRows {
         .bind(key)
         .fetch_optional(&self.db.pool)
         .await?;
-        row.as_ref().map(record).transpose()
+        row.as_ref().map(key_row).transpose()
     }
 
     /// A claim by id.
@@ -153,7 +261,7 @@ impl ClaimRows {
             .claims_of_activity(activity)
             .await?
             .iter()
-            .filter_map(restored)
+            .flat_map(restored)
             .collect())
     }
 
@@ -283,13 +391,13 @@ impl ClaimRows {
         Ok(expired)
     }
 
-    /// The status of each claim among `wanted` (`(user, key)` pairs of `activity`) that has
-    /// a row; the others have none.
-    pub async fn statuses(
+    /// How each claim among `wanted` (`(user, key)` pairs of `activity`) that has a row
+    /// stands; the others have none.
+    pub async fn standings(
         &self,
         activity: ActivityId,
         wanted: &[(UserId, &str)],
-    ) -> Result<HashMap<(UserId, String), ClaimStatus>, StoreError> {
+    ) -> Result<HashMap<(UserId, String), KeyStanding>, StoreError> {
         let mut found = HashMap::new();
         if wanted.is_empty() {
             return Ok(found);
@@ -300,12 +408,12 @@ impl ClaimRows {
             .collect();
         let sql = match self.db.backend {
             Backend::Sqlite => {
-                "SELECT c.user_id, c.claim_key, c.status FROM json_each($2) AS w \
+                "SELECT c.user_id, c.claim_key, c.status, c.attempt FROM json_each($2) AS w \
                  JOIN claims c ON c.user_id = w.value ->> 'u' AND c.claim_key = w.value ->> 'k' \
                  WHERE c.activity_id = $1"
             }
             Backend::Postgres => {
-                "SELECT c.user_id, c.claim_key, c.status \
+                "SELECT c.user_id, c.claim_key, c.status, c.attempt \
                  FROM json_to_recordset($2::json) AS w(u BIGINT, k TEXT) \
                  JOIN claims c ON c.user_id = w.u AND c.claim_key = w.k WHERE c.activity_id = $1"
             }
@@ -316,37 +424,45 @@ impl ClaimRows {
             .fetch_all(&self.db.pool)
             .await?;
         for row in &rows {
-            let status: String = row.try_get(2)?;
+            let name: String = row.try_get(2)?;
             found.insert(
                 (row.try_get(0)?, row.try_get(1)?),
-                ClaimStatus::parse(&status).unwrap_or(ClaimStatus::Cancelled),
+                KeyStanding {
+                    status: status(&name),
+                    attempt: row.try_get(3)?,
+                },
             );
         }
         Ok(found)
     }
 
-    /// Records `(user, key)` of `activity` as cancelled unless a row already stands for it:
-    /// whether this call wrote it. Once written, a hold for that key can never be committed
-    /// (its upsert finds this row), so a slot taken for it may be given back.
+    /// Voids decision `attempt` of `(user, key)` of `activity`: writes a void row unless a
+    /// row already stands for the key, or raises a void row of an earlier attempt to this one;
+    /// whether this call wrote. Once written, that decision's hold can never be committed (its
+    /// upsert finds this row; its revive needs an earlier attempt), so its slot may be given
+    /// back, and a retry of the key is decided afresh under the next attempt.
     pub async fn void(
         &self,
         activity: ActivityId,
         item: i64,
         user: UserId,
         key: &str,
+        attempt: i64,
         now: EpochMs,
     ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO claims \
-             (activity_id, item_id, user_id, claim_key, status, expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'cancelled', $5, $5, $5) \
-             ON CONFLICT (user_id, activity_id, claim_key) DO NOTHING RETURNING id",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO claims (activity_id, item_id, user_id, claim_key, status, expires_at, \
+             created_at, updated_at, attempt) VALUES ($1, $2, $3, $4, '{VOID}', $5, $5, $5, $6) \
+             ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE \
+             SET attempt = excluded.attempt, updated_at = excluded.updated_at \
+             WHERE claims.status = '{VOID}' AND claims.attempt < excluded.attempt RETURNING id"
+        )))
         .bind(activity)
         .bind(item)
         .bind(user)
         .bind(key)
         .bind(now)
+        .bind(attempt)
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(row.is_some())
@@ -381,7 +497,7 @@ const INSERT_HOLDS_POSTGRES: &str = "INSERT INTO claims \
      WHERE c.activity_id = h.a AND c.epoch = h.f FOR SHARE) \
      ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
      RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at, \
-     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id)";
+     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id), attempt";
 
 /// [`INSERT_HOLDS_POSTGRES`] for SQLite, which writes one transaction at a time (so the epoch
 /// it reads cannot change before the insert commits). The `WHERE` clause also resolves the
@@ -394,7 +510,7 @@ const INSERT_HOLDS_SQLITE: &str = "INSERT INTO claims \
      WHERE c.activity_id = h.value ->> 'a' AND c.epoch = h.value ->> 'f') \
      ON CONFLICT (user_id, activity_id, claim_key) DO UPDATE SET claim_key = excluded.claim_key \
      RETURNING id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at, \
-     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id)";
+     (SELECT k.code FROM coupon_codes k WHERE k.claim_id = claims.id), attempt";
 
 async fn write_loop(db: Db, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -438,7 +554,7 @@ async fn write_loop(db: Db, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
 type ClaimIdentity = (UserId, ActivityId, String);
 
 /// Upserts the batch's holds in one statement; the row of each job, in order.
-async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, StoreError> {
+async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<KeyRow>>, StoreError> {
     let mut seen: HashSet<(UserId, ActivityId, &str)> = HashSet::with_capacity(batch.len());
     let holds: Vec<serde_json::Value> = batch
         .iter()
@@ -466,7 +582,7 @@ async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, Stor
             .fetch_all(&db.pool)
             .await?
             .iter()
-            .map(record)
+            .map(key_row)
             .collect::<Result<Vec<_>, _>>()?
     } else {
         // The codes are bound in the transaction that commits the holds: a hold that
@@ -476,11 +592,12 @@ async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, Stor
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(record)
+            .map(key_row)
             .collect::<Result<Vec<_>, _>>()?;
         for activity in coupon_activities {
             let needing: Vec<i64> = claims
                 .iter()
+                .map(|row| &row.claim)
                 .filter(|c| {
                     c.activity == activity
                         && c.coupon_code.is_none()
@@ -493,9 +610,9 @@ async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, Stor
                     .await?
                     .into_iter()
                     .collect();
-            for claim in &mut claims {
-                if let Some(code) = bound.get(&claim.claim_id) {
-                    claim.coupon_code = Some(code.clone());
+            for row in &mut claims {
+                if let Some(code) = bound.get(&row.claim.claim_id) {
+                    row.claim.coupon_code = Some(code.clone());
                 }
             }
         }
@@ -503,9 +620,10 @@ async fn commit(db: &Db, batch: &[Job]) -> Result<Vec<Option<ClaimRecord>>, Stor
         claims
     };
     // RETURNING order is unspecified: match rows to jobs by identity.
-    let mut by_identity: HashMap<ClaimIdentity, ClaimRecord> = HashMap::with_capacity(claims.len());
-    for claim in claims {
-        by_identity.insert((claim.user, claim.activity, claim.key.clone()), claim);
+    let mut by_identity: HashMap<ClaimIdentity, KeyRow> = HashMap::with_capacity(claims.len());
+    for row in claims {
+        let c = &row.claim;
+        by_identity.insert((c.user, c.activity, c.key.clone()), row);
     }
     Ok(batch
         .iter()
