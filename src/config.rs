@@ -57,6 +57,8 @@ pub struct OverloadSettings {
     pub shed_medium_lag_ms: u64,
     /// Lag (ms) above which claims and countdowns are shed too.
     pub shed_high_lag_ms: u64,
+    /// How long (ms) after a slow consumer was closed new room members are refused; 0: never.
+    pub member_pause_ms: u64,
 }
 
 impl OverloadSettings {
@@ -189,6 +191,11 @@ pub struct WsSettings {
     pub idle_timeout_ms: u64,
     /// Outbound queue length per connection.
     pub outbound_queue: usize,
+    /// How far (ms) a busy connection's client may fall behind its pushes before it is
+    /// closed as a slow consumer; 0: not judged.
+    pub max_lag_ms: u64,
+    /// How often (ms) a busy connection pings to measure that lag.
+    pub lag_probe_ms: u64,
     /// Sustained requests per second per connection.
     pub rate_per_sec: f64,
     /// Request burst per connection.

@@ -331,7 +331,9 @@ impl Application {
                 users.clone(),
                 arbiters,
             ),
-            overload: Arc::new(Overload::default()),
+            overload: Arc::new(Overload::new(Duration::from_millis(
+                settings.overload.member_pause_ms,
+            ))),
             activities: activities.clone(),
             claims: claims.clone(),
             social: Arc::new(SocialRepo::new(&db)),

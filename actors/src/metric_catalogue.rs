@@ -74,7 +74,9 @@ catalogue! {
     IDLE_DISCONNECTS: Counter, Count, [], "corral_idle_disconnects_total",
         "Connections closed for missing heartbeats.";
     SLOW_CONSUMER_DROPS: Counter, Count, [], "corral_slow_consumer_drops_total",
-        "Connections closed because their outbound queue was full (close code 4008).";
+        "Connections closed as slow consumers (close code 4008): outbound queue full, or too far behind.";
+    CLIENT_LAG: Histogram, Seconds, [], "corral_ws_client_lag_seconds",
+        "How far behind its pushes a busy connection's client is: the round trip of a ping queued after them.";
     REPLIES: Counter, Count, ["op", "outcome"], "corral_replies_total",
         "Replies sent, by op and outcome (ok or the error code).";
     REPLY_LATENCY: Histogram, Seconds, ["op"], "corral_reply_latency_seconds",
@@ -171,6 +173,8 @@ catalogue! {
         "Load shedding level: 0 serves everything, 1 sheds feeds and history, 2 also chat, 3 also claims.";
     SHED: Counter, Count, ["priority"], "corral_shed_total",
         "Requests refused by load shedding, by priority (low, medium, high).";
+    JOINS_REFUSED: Counter, Count, [], "corral_room_joins_refused_total",
+        "room.join refused under fan-out pressure (slow consumers closed lately).";
     EVENT_LOOP_LAG: Histogram, Seconds, [], "corral_event_loop_lag_seconds",
         "How late an actor thread ran the overload probe's timer.";
 

@@ -3,12 +3,19 @@
 //! a probe that measures how late the actor threads run a timer (scheduling lag): a node whose
 //! threads are behind answers low-priority requests `unavailable` at once instead of queueing
 //! them behind the claims that matter.
+//!
+//! A second signal is fan-out pressure ([`pressure`]): connections closed lately as slow
+//! consumers. While it lasts, new room members are refused, and every retry hint grows with
+//! whichever of the two signals is higher.
 
-use std::sync::Arc;
+mod pressure;
+
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::metric_catalogue as metric;
+use pressure::Pressure;
 
 // The priority classes live in the protocol's op table, beside each op (one listing from
 // which decoding, names and shedding derive); re-exported here where they are enforced.
@@ -29,13 +36,58 @@ pub struct OverloadConfig {
     pub shed_high: Duration,
 }
 
-/// The node's current overload level: 0 (serve everything) to 3 (serve only critical ops).
-#[derive(Default)]
+/// How long new room members are refused after a slow consumer was closed, by default.
+pub const MEMBER_PAUSE: Duration = Duration::from_secs(5);
+
+/// The node's current overload level: 0 (serve everything) to 3 (serve only critical ops),
+/// and its fan-out pressure.
 pub struct Overload {
     level: AtomicU8,
+    pressure: Mutex<Pressure>,
+}
+
+impl Default for Overload {
+    fn default() -> Self {
+        Overload::new(MEMBER_PAUSE)
+    }
 }
 
 impl Overload {
+    /// No load yet; new room members are refused for `member_pause` after each slow-consumer
+    /// close (zero: never).
+    pub fn new(member_pause: Duration) -> Overload {
+        Overload {
+            level: AtomicU8::new(0),
+            pressure: Mutex::new(Pressure::new(member_pause)),
+        }
+    }
+
+    /// A connection was closed for not keeping up with its pushes (4008).
+    pub fn note_slow_consumer(&self) {
+        if let Ok(mut pressure) = self.pressure.lock() {
+            pressure.note(Instant::now());
+        }
+    }
+
+    /// The fan-out pressure now (0 to 3, see [`pressure`]).
+    fn pressure(&self) -> u8 {
+        self.pressure
+            .lock()
+            .map_or(0, |pressure| pressure.level(Instant::now()))
+    }
+
+    /// Whether a new room member is refused now, and then how long it should wait: the node
+    /// closed slow consumers lately, and a member taken in now would be served late or
+    /// dropped in turn. Counted when refused.
+    pub fn refuses_members(&self) -> Option<Duration> {
+        let pressure = self.pressure();
+        if pressure == 0 {
+            return None;
+        }
+        metrics::counter!(metric::JOINS_REFUSED).increment(1);
+        Some(crate::retry_hint::jittered(pressure.max(self.level())))
+    }
+
     /// The current level.
     pub fn level(&self) -> u8 {
         self.level.load(Ordering::Relaxed)
@@ -60,9 +112,10 @@ impl Overload {
     }
 
     /// How long a client refused or closed now should wait before trying again: grows with
-    /// the level, jittered (see [`crate::retry_hint`]).
+    /// the level or the fan-out pressure, whichever is higher, jittered (see
+    /// [`crate::retry_hint`]).
     pub fn retry_after(&self) -> Duration {
-        crate::retry_hint::jittered(self.level())
+        crate::retry_hint::jittered(self.level().max(self.pressure()))
     }
 
     /// The level for a measured lag.

@@ -30,6 +30,9 @@ pub struct ClientError {
     pub code: String,
     /// For humans.
     pub detail: String,
+    /// How long the server asked the client to wait before trying again
+    /// (`retry_after_ms` of an `unavailable` answer).
+    pub retry_after: Option<Duration>,
 }
 
 impl ClientError {
@@ -38,6 +41,7 @@ impl ClientError {
         ClientError {
             code: code.to_string(),
             detail: detail.to_string(),
+            retry_after: None,
         }
     }
 }
@@ -260,10 +264,16 @@ impl Conn {
                 return Err(ClientError::new("unmatched_reply", text.as_str()));
             };
             let result = match frame.remove("error") {
-                Some(err) => Err(ClientError::new(
-                    err.get("code").and_then(Value::as_str).unwrap_or("unknown"),
-                    err.get("message").and_then(Value::as_str).unwrap_or(""),
-                )),
+                Some(err) => Err(ClientError {
+                    retry_after: err
+                        .get("retry_after_ms")
+                        .and_then(Value::as_u64)
+                        .map(Duration::from_millis),
+                    ..ClientError::new(
+                        err.get("code").and_then(Value::as_str).unwrap_or("unknown"),
+                        err.get("message").and_then(Value::as_str).unwrap_or(""),
+                    )
+                }),
                 None => Ok(frame.remove("ok").unwrap_or(Value::Null)),
             };
             return Ok(Some(Incoming::Reply {

@@ -37,8 +37,8 @@ pub enum Message {
     Binary,
     /// A ping, with its payload to echo.
     Ping(Bytes),
-    /// A pong.
-    Pong,
+    /// A pong, with the payload of the ping it answers.
+    Pong(Bytes),
     /// The client is closing.
     Close,
 }
@@ -191,7 +191,7 @@ impl Decoder {
     fn frame(&mut self, head: Head, payload: Vec<u8>) -> Result<Option<Message>, FrameError> {
         match head.opcode {
             opcode::PING => Ok(Some(Message::Ping(Bytes::from(payload)))),
-            opcode::PONG => Ok(Some(Message::Pong)),
+            opcode::PONG => Ok(Some(Message::Pong(Bytes::from(payload)))),
             opcode::CLOSE => {
                 if payload.len() == 1 {
                     return Err(FrameError::Protocol("close frame with a 1-byte payload"));
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn binary_close_and_pong_are_reported() {
         let mut bytes = client_frame(true, opcode::BINARY, b"\x00\x01", MASK);
-        bytes.extend(client_frame(true, opcode::PONG, b"", MASK));
+        bytes.extend(client_frame(true, opcode::PONG, b"\x00\x07", MASK));
         bytes.extend(client_frame(
             true,
             opcode::CLOSE,
@@ -429,7 +429,11 @@ mod tests {
         decoder.extend(&bytes);
         assert_eq!(
             decode_all(&mut decoder),
-            Ok(vec![Message::Binary, Message::Pong, Message::Close])
+            Ok(vec![
+                Message::Binary,
+                Message::Pong(Bytes::from_static(b"\x00\x07")),
+                Message::Close
+            ])
         );
     }
 

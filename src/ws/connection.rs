@@ -1,9 +1,12 @@
 //! One connection, run by the one task that owns its socket: it reads the client's frames,
-//! writes the queued ones itself (replies before pushes, several per write), pings, and closes.
+//! writes the queued ones itself (replies before pushes, several per write), pings (at the
+//! heartbeat, and every `ws.lag_probe_ms` while frames flow, to time the client: see `lag.rs`),
+//! and closes.
 //! Frame size and continuation limits are enforced by the codec; protocol work happens in the
 //! Session actor.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -13,9 +16,10 @@ use corral_actors::metric_catalogue as metric;
 use corral_actors::{CloseReason, ConnPermit, OutboundRx, Overload, SessionHandle, retry_hint};
 use corral_protocol::limits::close;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Interval;
+use tokio::time::Sleep;
 
 use super::codec::{Decoder, FrameError, Message, close_payload, opcode};
+use super::lag::LagProbe;
 use super::socket::{WRITE_BATCH, Writes, poll_read_into};
 use crate::config::WsSettings;
 use crate::http::conn_limit::PeerPermit;
@@ -29,6 +33,10 @@ pub struct ConnectionLimits {
     pub heartbeat: Duration,
     /// Silence before the socket is closed.
     pub idle: Duration,
+    /// How far behind its pushes a client may fall (`None`: not judged).
+    pub max_lag: Option<Duration>,
+    /// Ping interval while frames flow.
+    pub lag_probe: Duration,
 }
 
 impl From<&WsSettings> for ConnectionLimits {
@@ -37,6 +45,8 @@ impl From<&WsSettings> for ConnectionLimits {
             max_frame: ws.max_frame_bytes,
             heartbeat: Duration::from_millis(ws.heartbeat_interval_ms.max(100)),
             idle: Duration::from_millis(ws.idle_timeout_ms.max(200)),
+            max_lag: (ws.max_lag_ms > 0).then(|| Duration::from_millis(ws.max_lag_ms)),
+            lag_probe: Duration::from_millis(ws.lag_probe_ms.max(100)),
         }
     }
 }
@@ -117,7 +127,9 @@ struct Conn<T> {
     decoder: Decoder,
     writes: Writes,
     out: OutboundRx,
-    heartbeat: Interval,
+    /// The next ping (or lag check).
+    timer: Pin<Box<Sleep>>,
+    lag: LagProbe,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
@@ -156,6 +168,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                     Poll::Pending => break,
                 }
             }
+            if taken > 0 && self.lag.wrote() {
+                // Frames flow: the next probe is due within `probe_every`, not a heartbeat.
+                let soon = tokio::time::Instant::now() + self.lag.probe_every();
+                if self.timer.deadline() > soon {
+                    self.timer.as_mut().reset(soon);
+                }
+            }
             if self.writes.is_empty() {
                 if ended {
                     return Poll::Ready(Step::Ended);
@@ -173,8 +192,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                 Poll::Pending => break,
             }
         }
-        match self.heartbeat.poll_tick(cx) {
-            Poll::Ready(_) => Poll::Ready(Step::Tick),
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Step::Tick),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -193,6 +212,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             End::Lost => return,
             End::Plain => Bytes::new(),
             End::Reason(reason) => {
+                if reason.code == close::SLOW_CONSUMER {
+                    overload.note_slow_consumer();
+                }
                 let reason = with_retry_hint(reason, overload);
                 if reason.flush {
                     while let Some(frame) = self.out.try_recv() {
@@ -245,14 +267,14 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     let mut decoder = Decoder::new(limits.max_frame);
     decoder.extend(&read_ahead);
     drop(read_ahead);
-    let mut heartbeat = tokio::time::interval(limits.heartbeat);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first ping goes out at once, as the heartbeat interval's first tick always did.
     let mut conn = Conn {
         io,
         decoder,
         writes: Writes::default(),
         out,
-        heartbeat,
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        lag: LagProbe::new(limits.max_lag, limits.lag_probe, limits.heartbeat),
     };
     let mut last_heard = Instant::now();
 
@@ -277,7 +299,11 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                             conn.writes.push(opcode::PONG, payload);
                         }
                     }
-                    Message::Pong => {}
+                    Message::Pong(payload) => {
+                        if let Some(lag) = conn.lag.pong(&payload, Instant::now()) {
+                            metrics::histogram!(metric::CLIENT_LAG).record(lag.as_secs_f64());
+                        }
+                    }
                     Message::Close => break End::Plain,
                 }
             }
@@ -290,9 +316,25 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                     metrics::counter!(metric::IDLE_DISCONNECTS).increment(1);
                     break End::Reason(CloseReason::abrupt(close::IDLE, "no heartbeat"));
                 }
-                // Quiet between two pings: a burst's buffers are given back.
-                conn.trim();
-                conn.writes.push(opcode::PING, Bytes::new());
+                let now = Instant::now();
+                let tick = conn.lag.tick(now);
+                if let Some(behind) = tick.behind {
+                    metrics::counter!(metric::SLOW_CONSUMER_DROPS).increment(1);
+                    break End::Reason(CloseReason::abrupt(
+                        close::SLOW_CONSUMER,
+                        format!("slow consumer: {} ms behind", behind.as_millis()),
+                    ));
+                }
+                if !tick.busy {
+                    // Quiet since the last tick: a burst's buffers are given back.
+                    conn.trim();
+                }
+                if let Some(token) = tick.ping {
+                    conn.writes
+                        .push(opcode::PING, Bytes::copy_from_slice(&token));
+                }
+                let next = conn.lag.next_tick(now, tick.busy);
+                conn.timer.as_mut().reset(next.into());
             }
         }
     };

@@ -5,6 +5,7 @@
 
 mod codec;
 mod connection;
+mod lag;
 mod socket;
 pub mod upgrade;
 

@@ -78,6 +78,86 @@ async fn a_slow_consumer_close_carries_the_delay() {
     assert!(within_bounds(ms), "{ms}");
 }
 
+/// A member that stops reading while pushes flow is closed 4008 once it is `ws.max_lag_ms`
+/// behind (its unanswered probe), long before its queue or its kernel buffers fill; then, for
+/// `overload.member_pause_ms`, the node takes no new room members (`unavailable` with a hint)
+/// while its members keep being served, and after the pause a join is served again.
+#[actix_web::test]
+async fn a_member_too_far_behind_is_closed_and_new_members_wait_while_it_lasts() {
+    let app = TestApp::spawn_with(E, |s| {
+        s.ws.max_lag_ms = 300;
+        s.ws.lag_probe_ms = 100;
+        s.overload.member_pause_ms = 1_500;
+        s.ws.rate_per_sec = 100_000.0;
+        s.ws.rate_burst = 100_000.0;
+    })
+    .await;
+    let (_, a) = app.user("alice").await;
+    let room = create_room(&app, &a, false).await;
+    let (_, s) = app.user("sleepy").await;
+    let mut sleepy = app.client(Some(&s)).await;
+    join(&mut sleepy, room, None).await;
+    let mut alice = app.client(Some(&a)).await;
+    join(&mut alice, room, None).await;
+    // Small messages, a few a second: nothing near the queue (1,024 frames) or a socket's
+    // buffers; only the unanswered probe can tell that sleepy stopped reading.
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    while sent < 60 {
+        sent += 1;
+        let key = format!("m{sent}");
+        alice
+            .request(
+                "room.send",
+                json!({"room": room, "text": "hi", "client_msg_id": key}),
+            )
+            .await
+            .expect("send");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if app.state.hub.connections.len() == 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        app.state.hub.connections.len(),
+        1,
+        "sleepy closed after {sent} messages"
+    );
+    let closed_after = started.elapsed();
+    assert!(sent < 60, "closed within 3 s, after {closed_after:?}");
+    assert_eq!(sleepy.close_code().await, Some(close::SLOW_CONSUMER));
+
+    // A new member is refused while the pause lasts, with a hint; a member is still served.
+    let (_, n) = app.user("newcomer").await;
+    let mut newcomer = app.client(Some(&n)).await;
+    let refused = newcomer
+        .request("room.join", json!({"room": room}))
+        .await
+        .expect_err("refused while the node drops members");
+    assert_eq!(refused.code.as_str(), "unavailable");
+    assert!(within_bounds(refused.retry_after_ms.expect("a hint")));
+    alice
+        .request(
+            "room.send",
+            json!({"room": room, "text": "still", "client_msg_id": "s"}),
+        )
+        .await
+        .expect("a member is served");
+    // A member that keeps reading (its client answers pings as it reads) is never closed.
+    let pause = std::time::Instant::now();
+    while pause.elapsed() < std::time::Duration::from_millis(1_600) {
+        alice
+            .request("time.sync", json!({"client_time": 1}))
+            .await
+            .expect("alice stays");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    newcomer
+        .request("room.join", json!({"room": room}))
+        .await
+        .expect("served after the pause");
+}
+
 /// An upgrade refused for arrival rate says when to come back, from the same hint.
 #[actix_web::test]
 async fn an_upgrade_refused_for_rate_carries_retry_after() {

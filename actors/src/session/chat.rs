@@ -1,7 +1,8 @@
 //! The Session actor's chat ops: room.join, room.leave, room.send, room.history and dm.send.
 //!
 //! The session checks what it can alone (text and key limits, its rooms-per-connection
-//! count) and hands the request, with its reply, to the room's actor.
+//! count, the node's fan-out pressure for a new membership) and hands the request, with its
+//! reply, to the room's actor.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -42,13 +43,23 @@ impl Session {
             ChatOp::RoomJoin(params) => {
                 let room = params.room;
                 let chat = &mut self.chat;
-                if !chat.rooms.contains(&room)
-                    && chat.rooms.len() >= self.hub.rooms.config.rooms_per_connection
-                {
-                    return reply.error(
-                        ErrorCode::LimitReached,
-                        "too many rooms joined on this connection",
-                    );
+                if !chat.rooms.contains(&room) {
+                    if chat.rooms.len() >= self.hub.rooms.config.rooms_per_connection {
+                        return reply.error(
+                            ErrorCode::LimitReached,
+                            "too many rooms joined on this connection",
+                        );
+                    }
+                    // A node dropping members it cannot keep up with takes no new ones.
+                    if let Some(wait) = self.hub.overload.refuses_members() {
+                        return reply.fail(
+                            ErrorBody::new(
+                                ErrorCode::Unavailable,
+                                "the node is closing members it cannot keep up with; retry later",
+                            )
+                            .with_retry_after(wait),
+                        );
+                    }
                 }
                 chat.rooms.insert(room);
                 let (joined, outcome) = tokio::sync::oneshot::channel();

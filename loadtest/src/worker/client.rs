@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::ctx::{Ctx, lock};
 use super::payload::parse_payload;
+use super::scenarios::rejoin::with_own_jitter;
 use crate::checks::{HeldClaim, Stream, Tally};
 use crate::client::{ClientError, Conn, Incoming};
 use crate::outcome::{self, Class};
@@ -52,7 +53,8 @@ impl Client {
 }
 
 /// Retries of a setup request answered `unavailable` (a node shedding load) or
-/// `rate_limited`, with exponential back-off from 200 ms and jitter.
+/// `rate_limited`, with exponential back-off from 200 ms and jitter, and never sooner than
+/// the answer's `retry_after_ms` (protocol/README.md).
 const SETUP_RETRIES: usize = 4;
 
 /// A setup request: timed, retried with backoff while the node sheds load (as the protocol
@@ -81,7 +83,10 @@ pub(super) async fn request(
         match (result, backoff.next()) {
             (Err(err), Some(delay)) if shed(&err) => {
                 ctx.rec.with(|s, bin| s.count("setup_retries", bin, 1));
-                tokio::time::sleep(delay).await;
+                let hinted = err
+                    .retry_after
+                    .map(|hint| with_own_jitter(hint, rand::random::<f64>()));
+                tokio::time::sleep(hinted.map_or(delay, |hint| hint.max(delay))).await;
             }
             (other, _) => break other?,
         }

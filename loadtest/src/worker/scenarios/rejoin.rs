@@ -57,7 +57,7 @@ pub(in crate::worker) async fn come_back(
 
 /// The server's hint plus up to a quarter of it as our own jitter, never sooner than the hint
 /// (the SDK's rule, clients/js `atLeastHint`).
-fn with_own_jitter(hint: Duration, unit: f64) -> Duration {
+pub(in crate::worker) fn with_own_jitter(hint: Duration, unit: f64) -> Duration {
     hint + hint.mul_f64(unit.clamp(0.0, 1.0) / 4.0)
 }
 
