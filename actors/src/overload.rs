@@ -77,15 +77,15 @@ impl Overload {
     }
 
     /// Whether a new room member is refused now, and then how long it should wait: the node
-    /// closed slow consumers lately, and a member taken in now would be served late or
-    /// dropped in turn. Counted when refused.
+    /// closed slow consumers lately, or it is shedding (its threads run late), and a member
+    /// taken in now would be served late or dropped in turn. Counted when refused.
     pub fn refuses_members(&self) -> Option<Duration> {
-        let pressure = self.pressure();
-        if pressure == 0 {
+        let load = self.pressure().max(self.level());
+        if load == 0 {
             return None;
         }
         metrics::counter!(metric::JOINS_REFUSED).increment(1);
-        Some(crate::retry_hint::jittered(pressure.max(self.level())))
+        Some(crate::retry_hint::jittered(load))
     }
 
     /// The current level.
@@ -218,6 +218,25 @@ mod tests {
                 .expect("valid params");
             assert_eq!(op.priority(), priority, "{name}");
         }
+    }
+
+    #[test]
+    fn new_members_wait_under_fan_out_pressure_or_while_shedding() {
+        let overload = Overload::new(Duration::from_secs(5));
+        assert_eq!(overload.refuses_members(), None);
+        overload.note_slow_consumer();
+        let wait = overload
+            .refuses_members()
+            .expect("refused after a slow consumer");
+        assert!(wait >= crate::retry_hint::MIN, "{wait:?}");
+        let calm = Overload::new(Duration::from_secs(5));
+        calm.set_level(1);
+        assert!(calm.refuses_members().is_some(), "refused while shedding");
+        calm.set_level(0);
+        assert_eq!(calm.refuses_members(), None);
+        let never = Overload::new(Duration::ZERO);
+        never.note_slow_consumer();
+        assert_eq!(never.refuses_members(), None, "a zero pause never refuses");
     }
 
     #[test]
