@@ -57,8 +57,12 @@ pub struct OverloadSettings {
     pub shed_medium_lag_ms: u64,
     /// Lag (ms) above which claims and countdowns are shed too.
     pub shed_high_lag_ms: u64,
-    /// How long (ms) after a slow consumer was closed new room members are refused; 0: never.
+    /// How long (ms) after a slow consumer was closed (or a message fanned out late) new room
+    /// members are refused; 0: never.
     pub member_pause_ms: u64,
+    /// A room message fanned out this long (ms) after its request arrived counts as fan-out
+    /// pressure; 0: not counted.
+    pub fanout_delay_ms: u64,
 }
 
 impl OverloadSettings {

@@ -290,6 +290,10 @@ impl Application {
             claims.clone(),
             settings.promotions.stock_frames_per_sec,
         );
+        let overload = Arc::new(Overload::new(
+            Duration::from_millis(settings.overload.member_pause_ms),
+            Duration::from_millis(settings.overload.fanout_delay_ms),
+        ));
         let hub = Arc::new(Hub {
             session: SessionConfig {
                 auth_timeout: ws.auth_timeout(),
@@ -329,11 +333,10 @@ impl Application {
                 broker,
                 store::presence(redis.as_ref()),
                 users.clone(),
+                overload.clone(),
                 arbiters,
             ),
-            overload: Arc::new(Overload::new(Duration::from_millis(
-                settings.overload.member_pause_ms,
-            ))),
+            overload,
             activities: activities.clone(),
             claims: claims.clone(),
             social: Arc::new(SocialRepo::new(&db)),

@@ -5,8 +5,9 @@
 //! them behind the claims that matter.
 //!
 //! A second signal is fan-out pressure ([`pressure`]): connections closed lately as slow
-//! consumers. While it lasts, new room members are refused, and every retry hint grows with
-//! whichever of the two signals is higher.
+//! consumers, and room messages fanned out late (the node's own fan-out falling behind, which
+//! neither the clients nor the probe show). While it lasts, new room members are refused, and
+//! every retry hint grows with whichever of the two signals is higher.
 
 mod pressure;
 
@@ -39,30 +40,46 @@ pub struct OverloadConfig {
 /// How long new room members are refused after a slow consumer was closed, by default.
 pub const MEMBER_PAUSE: Duration = Duration::from_secs(5);
 
+/// A room message fanned out this long after its request arrived counts as fan-out
+/// pressure, by default.
+pub const FANOUT_DELAY: Duration = Duration::from_secs(2);
+
 /// The node's current overload level: 0 (serve everything) to 3 (serve only critical ops),
 /// and its fan-out pressure.
 pub struct Overload {
     level: AtomicU8,
     pressure: Mutex<Pressure>,
+    /// A fan-out later than this counts as pressure (zero: never).
+    fanout_delay: Duration,
 }
 
 impl Default for Overload {
     fn default() -> Self {
-        Overload::new(MEMBER_PAUSE)
+        Overload::new(MEMBER_PAUSE, FANOUT_DELAY)
     }
 }
 
 impl Overload {
     /// No load yet; new room members are refused for `member_pause` after each slow-consumer
-    /// close (zero: never).
-    pub fn new(member_pause: Duration) -> Overload {
+    /// close or fan-out later than `fanout_delay` (zero: never, not counted).
+    pub fn new(member_pause: Duration, fanout_delay: Duration) -> Overload {
         Overload {
             level: AtomicU8::new(0),
             pressure: Mutex::new(Pressure::new(member_pause)),
+            fanout_delay,
         }
     }
 
-    /// A connection was closed for not keeping up with its pushes (4008).
+    /// A room message was fanned out to this node's members `delay` after its request
+    /// arrived: pressure when that is later than the node's bound.
+    pub fn note_fanout_delay(&self, delay: Duration) {
+        if !self.fanout_delay.is_zero() && delay > self.fanout_delay {
+            self.note_slow_consumer();
+        }
+    }
+
+    /// A connection was closed for not keeping up with its pushes (4008), or a message was
+    /// fanned out late.
     pub fn note_slow_consumer(&self) {
         if let Ok(mut pressure) = self.pressure.lock() {
             pressure.note(Instant::now());
@@ -222,19 +239,35 @@ mod tests {
 
     #[test]
     fn new_members_wait_under_fan_out_pressure_or_while_shedding() {
-        let overload = Overload::new(Duration::from_secs(5));
+        let s = Duration::from_secs;
+        let overload = Overload::new(s(5), s(2));
         assert_eq!(overload.refuses_members(), None);
         overload.note_slow_consumer();
         let wait = overload
             .refuses_members()
             .expect("refused after a slow consumer");
         assert!(wait >= crate::retry_hint::MIN, "{wait:?}");
-        let calm = Overload::new(Duration::from_secs(5));
+        let late = Overload::new(s(5), s(2));
+        late.note_fanout_delay(s(1));
+        assert_eq!(late.refuses_members(), None, "a fan-out in time");
+        late.note_fanout_delay(Duration::from_millis(2_001));
+        assert!(
+            late.refuses_members().is_some(),
+            "refused after a late fan-out"
+        );
+        let unbounded = Overload::new(s(5), Duration::ZERO);
+        unbounded.note_fanout_delay(s(60));
+        assert_eq!(
+            unbounded.refuses_members(),
+            None,
+            "a zero bound counts nothing"
+        );
+        let calm = Overload::new(s(5), s(2));
         calm.set_level(1);
         assert!(calm.refuses_members().is_some(), "refused while shedding");
         calm.set_level(0);
         assert_eq!(calm.refuses_members(), None);
-        let never = Overload::new(Duration::ZERO);
+        let never = Overload::new(Duration::ZERO, s(2));
         never.note_slow_consumer();
         assert_eq!(never.refuses_members(), None, "a zero pause never refuses");
     }

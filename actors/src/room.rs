@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::now_ms;
 use crate::metric_catalogue as metric;
 use crate::outbound::Outbound;
+use crate::overload::Overload;
 use crate::ports::chat::{
     Appended, Broker, BrokerFrame, ChatStoreError, MessageStore, NewMessage, Online, PresenceStore,
     RoomInfo,
@@ -74,6 +75,8 @@ pub struct RoomsShared {
     pub presence: Option<Arc<dyn PresenceStore>>,
     /// The node's sessions by user, which room frames are delivered to.
     pub(crate) users: Arc<UserSessions>,
+    /// The node's load: a message fanned out late counts as fan-out pressure.
+    pub(crate) overload: Arc<Overload>,
     pub(crate) registry: Registry<RoomId, Room>,
     /// Room actors that have left the registry since the node started.
     pub(crate) forgotten: AtomicU64,

@@ -9,6 +9,7 @@ use actix::Addr;
 use corral_protocol::UserId;
 use corral_protocol::ops::RoomId;
 
+use crate::overload::Overload;
 use crate::ports::chat::{Broker, MessageStore, PresenceStore};
 use crate::registry::{Arbiters, Registry};
 use crate::room::{ChatConfig, MemberAdded, Room, RoomsShared};
@@ -36,6 +37,7 @@ impl Rooms {
         broker: Arc<dyn Broker>,
         presence: Option<Arc<dyn PresenceStore>>,
         users: Arc<UserSessions>,
+        overload: Arc<Overload>,
         arbiters: Arc<Arbiters>,
     ) -> Rooms {
         Rooms {
@@ -45,6 +47,7 @@ impl Rooms {
                 broker,
                 presence,
                 users,
+                overload,
                 registry: Registry::new(arbiters),
                 forgotten: AtomicU64::new(0),
             }),

@@ -90,7 +90,9 @@ impl Room {
         let sent = self.fan_out(&frame, None);
         metrics::counter!(metric::FANOUT_DELIVERIES).increment(sent as u64);
         if let Some(started) = started {
-            metrics::histogram!(metric::DELIVERY_LATENCY).record(started.elapsed().as_secs_f64());
+            let delay = started.elapsed();
+            metrics::histogram!(metric::DELIVERY_LATENCY).record(delay.as_secs_f64());
+            self.chat.overload.note_fanout_delay(delay);
         }
         if let Some(loaded) = self.ready() {
             loaded.recent.push_back(message);
