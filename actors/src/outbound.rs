@@ -279,6 +279,12 @@ impl OutboundRx {
         }
     }
 
+    /// Frames waiting in both lanes.
+    pub fn queued(&self) -> usize {
+        let lanes = self.shared.lanes();
+        lanes.replies.len() + lanes.pushes.len()
+    }
+
     /// Frames the lanes have room for without growing (replies, pushes).
     pub fn capacity(&self) -> (usize, usize) {
         let lanes = self.shared.lanes();

@@ -130,6 +130,9 @@ struct Conn<T> {
     /// The next ping (or lag check).
     timer: Pin<Box<Sleep>>,
     lag: LagProbe,
+    /// A probe's ping waiting for the frames queued before it to be taken (how many more):
+    /// it goes after them, so its answer times the whole backlog.
+    ping_after: Option<(usize, Bytes)>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
@@ -160,6 +163,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                     Poll::Ready(Some(frame)) => {
                         self.writes.push(opcode::TEXT, frame.into_bytes());
                         taken += 1;
+                        if let Some((ahead, _)) = &mut self.ping_after {
+                            *ahead -= 1;
+                            if *ahead == 0
+                                && let Some((_, token)) = self.ping_after.take()
+                            {
+                                self.writes.push(opcode::PING, token);
+                            }
+                        }
                     }
                     Poll::Ready(None) => {
                         ended = true;
@@ -275,6 +286,7 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
         out,
         timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         lag: LagProbe::new(limits.max_lag, limits.lag_probe, limits.heartbeat),
+        ping_after: None,
     };
     let mut last_heard = Instant::now();
 
@@ -330,8 +342,11 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                     conn.trim();
                 }
                 if let Some(token) = tick.ping {
-                    conn.writes
-                        .push(opcode::PING, Bytes::copy_from_slice(&token));
+                    let token = Bytes::copy_from_slice(&token);
+                    match conn.out.queued() {
+                        0 => conn.writes.push(opcode::PING, token),
+                        ahead => conn.ping_after = Some((ahead, token)),
+                    }
                 }
                 let next = conn.lag.next_tick(now, tick.busy);
                 conn.timer.as_mut().reset(next.into());

@@ -4,7 +4,8 @@
 //! the node writes: the kernel's socket buffers (megabytes on loopback and fast links) hold
 //! tens of seconds of a busy room before the queue fills, and every member is served that much
 //! late. So while frames flow, the connection pings every `probe_every` (the ping goes after
-//! the frames written before it, and the client answers once it has read them): a probe
+//! the frames queued before it, in the outbound queue and the write batch, and the client
+//! answers once it has read them, so its round trip is the whole backlog): a probe
 //! unanswered for more than `max_lag` while frames kept flowing means the client is that far
 //! behind, and it is closed as a slow consumer (4008, with a retry hint) to come back with
 //! `since` when it can. An idle connection is pinged every heartbeat as before, and a client
