@@ -4,7 +4,8 @@
 //!   broadcast publisher, a feed author) reached every member of that stream exactly once and
 //!   in sequence order.
 //! - Claims ([`ClaimsLedger`]): held + confirmed never above an item's slots, every `held` a
-//!   client was told about is present in the merchant view, no user above the per-user limit.
+//!   client was told about is present in the merchant view, no user above the per-user limit;
+//!   and, looked at during a soak ([`ClaimsLooks`]), the slots and the limit at every look.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -281,27 +282,63 @@ fn live(status: &str) -> bool {
     matches!(status, "held" | "confirmed")
 }
 
-impl ClaimsLedger {
-    /// Checks no oversell, no lost acknowledgement, and the per-user limit.
-    pub fn check(&self) -> Vec<Check> {
+/// What one look at the merchant view found live (held or confirmed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    /// Live claims over every item.
+    pub claims: u64,
+    /// Users holding at least one.
+    pub users: usize,
+    /// Items with more live claims than slots, spelled out.
+    pub oversold: Vec<String>,
+    /// Users above the per-user limit, spelled out.
+    pub over_limit: Vec<String>,
+}
+
+impl Live {
+    /// Counts the live claims of `view` against `slots` per item and `per_user_limit`.
+    pub fn count(view: &[LedgerRow], slots: &BTreeMap<i64, u64>, per_user_limit: u64) -> Live {
         let mut per_item: HashMap<i64, u64> = HashMap::new();
         let mut per_user: HashMap<i64, u64> = HashMap::new();
-        for row in self.view.iter().filter(|r| live(&r.status)) {
+        for row in view.iter().filter(|r| live(&r.status)) {
             *per_item.entry(row.item).or_default() += 1;
             *per_user.entry(row.user_id).or_default() += 1;
         }
         let mut oversold: Vec<String> = per_item
             .iter()
-            .filter(|(item, n)| **n > self.slots.get(item).copied().unwrap_or(0))
+            .filter(|(item, n)| **n > slots.get(item).copied().unwrap_or(0))
             .map(|(item, n)| {
                 format!(
                     "item {item}: {n} live claims for {} slots",
-                    self.slots.get(item).copied().unwrap_or(0)
+                    slots.get(item).copied().unwrap_or(0)
                 )
             })
             .collect();
         oversold.sort();
-        let live_total: u64 = per_item.values().sum();
+        let mut over_limit: Vec<String> = per_user
+            .iter()
+            .filter(|(_, n)| **n > per_user_limit)
+            .map(|(user, n)| format!("user {user}: {n} live claims"))
+            .collect();
+        over_limit.sort();
+        Live {
+            claims: per_item.values().sum(),
+            users: per_user.len(),
+            oversold,
+            over_limit,
+        }
+    }
+}
+
+impl ClaimsLedger {
+    /// Checks no oversell, no lost acknowledgement, and the per-user limit.
+    pub fn check(&self) -> Vec<Check> {
+        let Live {
+            claims: live_total,
+            users,
+            oversold,
+            over_limit: over,
+        } = Live::count(&self.view, &self.slots, self.per_user_limit);
         let slots_total: u64 = self.slots.values().sum();
 
         let known: HashSet<(i64, i64, i64)> = self
@@ -316,13 +353,6 @@ impl ClaimsLedger {
             .map(|h| format!("claim {} (user {}, item {})", h.claim_id, h.user_id, h.item))
             .collect();
         let lost_count = lost.len();
-
-        let mut over: Vec<String> = per_user
-            .iter()
-            .filter(|(_, n)| **n > self.per_user_limit)
-            .map(|(user, n)| format!("user {user}: {n} live claims"))
-            .collect();
-        over.sort();
 
         let detail = |mut list: Vec<String>, ok: String| {
             if list.is_empty() {
@@ -355,10 +385,73 @@ impl ClaimsLedger {
                 passed: over.is_empty(),
                 detail: detail(
                     over,
-                    format!("{} users, limit {}", per_user.len(), self.per_user_limit),
+                    format!("{users} users, limit {}", self.per_user_limit),
                 ),
             },
         ]
+    }
+}
+
+/// The merchant view looked at again and again while a soak runs: the live claims must stay
+/// within the slots and the per-user limit at every look, not only at the end (where a soak's
+/// short holds have mostly expired).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClaimsLooks {
+    /// Looks taken.
+    pub looks: u64,
+    /// Reads of the view that failed (not counted as looks).
+    pub failed_reads: u64,
+    /// The most live claims one look saw.
+    pub most_live: u64,
+    /// Slots over every item.
+    pub slots: u64,
+    /// What was wrong, at which second of the run (the first few).
+    pub violations: Vec<String>,
+}
+
+impl ClaimsLooks {
+    /// Takes in one look at `view`, `at_seconds` into the active phase.
+    pub fn look(
+        &mut self,
+        at_seconds: f64,
+        view: &[LedgerRow],
+        slots: &BTreeMap<i64, u64>,
+        per_user_limit: u64,
+    ) {
+        let live = Live::count(view, slots, per_user_limit);
+        self.looks += 1;
+        self.slots = slots.values().sum();
+        self.most_live = self.most_live.max(live.claims);
+        for wrong in live.oversold.into_iter().chain(live.over_limit) {
+            if self.violations.len() < SHOWN {
+                self.violations
+                    .push(format!("at {at_seconds:.0} s: {wrong}"));
+            }
+        }
+    }
+
+    /// One check: every look within the slots and the limit (and at least one look).
+    pub fn check(&self) -> Check {
+        let passed = self.violations.is_empty() && self.looks > 0;
+        let detail = if !self.violations.is_empty() {
+            self.violations.join("; ")
+        } else if self.looks == 0 {
+            format!(
+                "the merchant view could not be read ({} failed reads)",
+                self.failed_reads
+            )
+        } else {
+            format!(
+                "{} looks, at most {} live claims for {} slots ({} failed reads)",
+                self.looks, self.most_live, self.slots, self.failed_reads
+            )
+        };
+        Check {
+            name: "held + confirmed <= slots and the per-user limit at every look during the run"
+                .into(),
+            passed,
+            detail,
+        }
     }
 }
 
@@ -451,6 +544,37 @@ mod tests {
             failed(&ledger.check()),
             vec!["no user above the per-user limit"]
         );
+    }
+
+    #[test]
+    fn a_look_during_the_run_catches_an_oversell_the_end_no_longer_shows() {
+        let ledger = good_ledger();
+        let mut looks = ClaimsLooks::default();
+        looks.look(1.0, &ledger.view, &ledger.slots, 1);
+        assert!(looks.check().passed, "{:?}", looks.check());
+        let mut oversold = ledger.view.clone();
+        oversold.push(row(5, 14, 101, "held"));
+        looks.look(2.0, &oversold, &ledger.slots, 1);
+        // Later the extra hold expired: the end is clean, the run was not.
+        looks.look(3.0, &ledger.view, &ledger.slots, 1);
+        let check = looks.check();
+        assert!(!check.passed);
+        assert!(
+            check
+                .detail
+                .contains("at 2 s: item 101: 2 live claims for 1 slots"),
+            "{check:?}"
+        );
+        assert_eq!((looks.looks, looks.most_live, looks.slots), (3, 4, 3));
+    }
+
+    #[test]
+    fn no_look_at_all_cannot_pass() {
+        let looks = ClaimsLooks {
+            failed_reads: 3,
+            ..ClaimsLooks::default()
+        };
+        assert!(!looks.check().passed);
     }
 
     #[test]

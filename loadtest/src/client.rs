@@ -290,6 +290,11 @@ impl Conn {
         self.pending.len()
     }
 
+    /// The ops of the requests still waiting for their reply.
+    pub fn pending_ops(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.pending.values().map(|(op, _)| *op)
+    }
+
     /// Sends a request and waits for its reply (pushes arriving meanwhile go to `pushes`).
     /// Returns the reply latency with the result.
     pub async fn request<P: Serialize>(

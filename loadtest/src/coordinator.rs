@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{Api, ClaimsSummary};
 use crate::checks::{Check, ClaimsLedger, DeliveryLedger, HeldClaim};
+use crate::claims_watch::ClaimsWatcher;
 use crate::pipe::{self, Command, Event, Progress, WorkerPlan, WorkerResult};
 use crate::provision::{Promotion, provision};
 use crate::run_result::{Capacity, RunResult, Throughput};
@@ -21,6 +22,9 @@ use crate::server_watch::Watcher;
 use crate::stats::{Stats, Summary, now_us, t};
 use crate::timeline;
 use crate::{LoadError, proc_stat, report, tokens};
+
+/// How often a soak looks at its promotion's claims.
+const CLAIMS_LOOK_EVERY: Duration = Duration::from_secs(5);
 
 /// How workers run.
 #[derive(Debug, Clone)]
@@ -83,8 +87,8 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     if let (Some(path), true) = (&scenario.tokens, scenario.needs_tokens()) {
         tokens::load(path, scenario.connect.clients, "user")?;
     }
-    if let Some(crowd) = &scenario.crowd {
-        tokens::load(&crowd.merchant_tokens, 1, "merchant")?;
+    for merchant in scenario.merchant_tokens() {
+        tokens::load(merchant, 1, "merchant")?;
     }
     let promotion = provision(&mut scenario).await?;
     let bin_us = timeline::record_bin_us(scenario.max_seconds);
@@ -175,6 +179,15 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
             }),
         _ => None,
     };
+    // A soak's claims: the merchant view looked at through the churn.
+    let claims_watcher = match (&promotion, scenario.kind) {
+        (Some(promotion), Kind::Soak) => Some(ClaimsWatcher::start(
+            Api::new(&scenario.http_base()?)?,
+            promotion,
+            CLAIMS_LOOK_EVERY,
+        )),
+        _ => None,
+    };
     let mut done = vec![false; scenario.workers];
     let phase = wait_for(&mut events, &mut view, deadline, |i, ev| {
         if matches!(ev, Event::ActiveDone) {
@@ -189,6 +202,10 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     }
     let active_end = now_us();
     let server_watch = match watcher {
+        Some(watcher) => Some(watcher.stop().await),
+        None => None,
+    };
+    let claims_looks = match claims_watcher {
         Some(watcher) => Some(watcher.stop().await),
         None => None,
     };
@@ -250,6 +267,16 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         Kind::RawBroadcast | Kind::ChatStorm | Kind::FeedBurst | Kind::Soak => {
             checks.push(everyone("every client connected and set up"));
             checks.extend(delivery.check());
+            // A soak's claims: the crowd's checks at the end, and the slots and the limit at
+            // every look during the churn.
+            if let Some(promotion) = &promotion {
+                let (ledger, summary) = claims_ledger(&scenario, promotion, held).await?;
+                checks.extend(ledger.check());
+                claims = Some(summary);
+            }
+            if let Some(looks) = &claims_looks {
+                checks.push(looks.check());
+            }
             if let Some(watch) = &server_watch {
                 checks.extend(watch.checks());
             }
@@ -269,7 +296,11 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         }
     }
     let passed = checks.iter().all(|c| c.passed);
-    let starts_at_ms = promotion.as_ref().map(|p| p.activity.starts_at);
+    // A crowd's active phase begins at the promotion's start instant; a soak's at `go`.
+    let starts_at_ms = promotion
+        .as_ref()
+        .filter(|_| scenario.kind == Kind::FlashCrowd)
+        .map(|p| p.activity.starts_at);
     let phases = timeline::phases(started_at, ready_us, go_us, starts_at_ms, active_end);
     let window = (
         timeline::active_start_us(started_at, go_us, starts_at_ms),
@@ -300,6 +331,7 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         capacity,
         server_watch,
         claims,
+        claims_looks,
         checks,
         passed,
     };

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod chart;
 pub mod checks;
+pub mod claims_watch;
 pub mod client;
 pub mod coordinator;
 pub mod outcome;

@@ -96,7 +96,7 @@ pub struct WorkerResult {
     pub stats: WireStats,
     /// Delivery evidence (broadcast, chat, feed scenarios).
     pub delivery: DeliveryLedger,
-    /// Holds acknowledged to this worker's clients (flash crowd).
+    /// Holds acknowledged to this worker's clients (flash crowd, soak with claims).
     pub held: Vec<HeldClaim>,
     /// Clients that connected and finished setup.
     pub connected: u64,

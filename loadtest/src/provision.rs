@@ -1,11 +1,12 @@
 //! Self-provisioning: before any client connects, creates through the public HTTP API what
 //! the scenario needs and does not name, and writes the ids into the scenario (so
 //! `result.json` says what was used): chat-storm's public rooms and soak's room (created with
-//! the first account's token), flash-crowd's animals and activity (created with the
-//! merchant's token and the scenario's rules, starting after the expected end of the connect
-//! phase; the merchant's id is recorded for the clients that follow it; a coupon reward gets
-//! one generated code per slot uploaded before the start). Feed-burst needs
-//! nothing here: its followers follow the authors over the WebSocket during setup.
+//! the first account's token), and a promotion with the merchant's token, for a flash crowd
+//! or a soak that mixes claims in: its animals and activity, starting after the expected end
+//! of the connect phase (a flash crowd's with the scenario's rules; the merchant's id is
+//! recorded for the clients that follow it; a coupon reward gets one generated code per slot
+//! uploaded before the start). Feed-burst and the soak's feed need nothing here: followers
+//! follow over the WebSocket during setup.
 
 use crate::LoadError;
 use crate::api::{ActivityView, Api, NewActivity};
@@ -13,7 +14,8 @@ use crate::scenario::{Kind, Scenario};
 use crate::stats::now_us;
 use crate::tokens;
 
-/// The flash crowd's activity as the server describes it, and the merchant's token.
+/// The promotion clients claim in (a flash crowd's, a soak's) as the server describes it, and
+/// the merchant's token.
 #[derive(Debug, Clone)]
 pub struct Promotion {
     /// `GET /activities/{id}` before the run.
@@ -22,7 +24,7 @@ pub struct Promotion {
     pub merchant_token: String,
 }
 
-/// Creates what `scenario` needs; returns the flash crowd's activity.
+/// Creates what `scenario` needs; returns the promotion its clients claim in, if any.
 pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, LoadError> {
     let needs_room = match scenario.kind {
         Kind::ChatStorm => scenario
@@ -53,57 +55,116 @@ pub async fn provision(scenario: &mut Scenario) -> Result<Option<Promotion>, Loa
             s.room = ids.first().copied();
         }
     }
-    if scenario.kind != Kind::FlashCrowd {
-        return Ok(None);
-    }
+    // Clients are connected about this long after now (the ramp): a promotion must not open
+    // before.
     let connect_estimate_ms = match scenario.connect.ramp_per_sec {
         0 => 0,
         ramp => scenario.connect.clients as u64 * 1000 / ramp,
     };
-    let Some(crowd) = &mut scenario.crowd else {
-        return Ok(None);
-    };
-    let token = first_token(&crowd.merchant_tokens, "merchant")?;
-    let id = match crowd.activity {
+    let now_ms = now_us() / 1000;
+    let name = scenario.name.clone();
+    if let Some(crowd) = &mut scenario.crowd
+        && scenario.kind == Kind::FlashCrowd
+    {
+        let starts_at =
+            (now_ms + connect_estimate_ms + crowd.start_margin_seconds.max(1) * 1000) as i64;
+        let offer = Offer {
+            name: &name,
+            items: crowd.items,
+            slots_per_item: crowd.slots_per_item,
+            starts_at,
+            ends_at: starts_at + ((crowd.seconds + 60) * 1000) as i64,
+            per_user_limit: crowd.per_user_limit,
+            hold_seconds: crowd.hold_seconds,
+            rules: crowd.rules.clone(),
+        };
+        let promotion = promotion(&api, &crowd.merchant_tokens, crowd.activity, offer).await?;
+        crowd.activity = Some(promotion.activity.activity_id);
+        crowd.merchant = Some(promotion.activity.merchant_id);
+        return Ok(Some(promotion));
+    }
+    let max_seconds = scenario.max_seconds;
+    if let Some(claims) = scenario.soak.as_mut().and_then(|s| s.claims.as_mut())
+        && scenario.kind == Kind::Soak
+    {
+        // Open as the clients finish connecting (they claim from `starts_at` on), close
+        // after the run's bound.
+        let starts_at = (now_ms + connect_estimate_ms + 1000) as i64;
+        let offer = Offer {
+            name: &name,
+            items: claims.items,
+            slots_per_item: claims.slots_per_item,
+            starts_at,
+            ends_at: (now_ms + (max_seconds + 60) * 1000) as i64,
+            per_user_limit: claims.per_user_limit,
+            hold_seconds: claims.hold_seconds,
+            rules: None,
+        };
+        let promotion = promotion(&api, &claims.merchant_tokens, claims.activity, offer).await?;
+        claims.activity = Some(promotion.activity.activity_id);
+        return Ok(Some(promotion));
+    }
+    Ok(None)
+}
+
+/// What a created promotion offers.
+struct Offer<'a> {
+    /// The scenario's name (in the animals' and the activity's names).
+    name: &'a str,
+    items: u64,
+    slots_per_item: u64,
+    starts_at: i64,
+    ends_at: i64,
+    per_user_limit: u64,
+    hold_seconds: u64,
+    rules: Option<serde_json::Value>,
+}
+
+/// The merchant's promotion: `existing`, or one created as `offer` says (its animals first,
+/// and a coupon reward's codes, one per slot, before the start). Returns it as the server
+/// describes it, with the merchant's token.
+async fn promotion(
+    api: &Api,
+    merchant_tokens: &std::path::Path,
+    existing: Option<i64>,
+    offer: Offer<'_>,
+) -> Result<Promotion, LoadError> {
+    let token = first_token(merchant_tokens, "merchant")?;
+    let id = match existing {
         Some(id) => id,
         None => {
             let mut items = Vec::new();
-            for k in 0..crowd.items {
-                let name = format!("{} animal {k}", scenario.name);
+            for k in 0..offer.items {
+                let name = format!("{} animal {k}", offer.name);
                 let animal = api
-                    .create_animal(&token, &name, crowd.slots_per_item)
+                    .create_animal(&token, &name, offer.slots_per_item)
                     .await?;
-                items.push((animal, crowd.slots_per_item));
+                items.push((animal, offer.slots_per_item));
             }
-            let starts_at = (now_us() / 1000
-                + connect_estimate_ms
-                + crowd.start_margin_seconds.max(1) * 1000) as i64;
             let new = NewActivity {
-                title: format!("loadtest {}", scenario.name),
-                starts_at,
-                ends_at: starts_at + ((crowd.seconds + 60) * 1000) as i64,
+                title: format!("loadtest {}", offer.name),
+                starts_at: offer.starts_at,
+                ends_at: offer.ends_at,
                 items,
-                per_user_limit: crowd.per_user_limit,
-                hold_seconds: crowd.hold_seconds,
-                rules: crowd.rules.clone(),
+                per_user_limit: offer.per_user_limit,
+                hold_seconds: offer.hold_seconds,
+                rules: offer.rules,
             };
             let id = api.create_activity(&token, &new).await?;
             if gives_coupons(new.rules.as_ref()) {
                 // One code per slot, so every slot can be won.
-                let slots = crowd.items * crowd.slots_per_item;
+                let slots = offer.items * offer.slots_per_item;
                 api.upload_coupons(&token, id, &coupon_codes(id, slots))
                     .await?;
             }
-            crowd.activity = Some(id);
             id
         }
     };
     let activity = api.activity(&token, id).await?;
-    crowd.merchant = Some(activity.merchant_id);
-    Ok(Some(Promotion {
+    Ok(Promotion {
         activity,
         merchant_token: token,
-    }))
+    })
 }
 
 /// Whether `rules` give each winner a coupon code.

@@ -420,6 +420,7 @@ mod tests {
             },
             capacity: None,
             server_watch: None,
+            claims_looks: None,
             claims: None,
             checks: Vec::new(),
             passed: true,

@@ -273,6 +273,73 @@ pub struct SoakSpec {
     /// staying flat: RSS, open files, connections and running actors.
     #[serde(default)]
     pub warmup_seconds: Option<u64>,
+    /// Feed posts per second over all clients (each client posts at this rate divided by the
+    /// clients, to its own feed). Every client follows the next one (client `n` follows
+    /// client `n + 1`) during setup, and at the end reads its timeline: every acknowledged
+    /// post of the author it follows is there once, in order. 0: no posts, no follows.
+    #[serde(default)]
+    pub posts_per_sec: f64,
+    /// Claims mixed into the churn (`[soak.claims]`); absent: none.
+    #[serde(default)]
+    pub claims: Option<SoakClaims>,
+}
+
+/// `[soak.claims]`: a steady trickle of claims on one promotion through the whole soak. Every
+/// client subscribes to the promotion (again after each reconnect), claims with a fresh
+/// idempotency key at its share of the rate, sends a claim again with the same key when it
+/// was answered `unavailable`, `rate_limited` or `timeout` or lost with its socket, and gives
+/// some holds back with `claim.cancel` while the rest expire, so slots churn. Afterwards the
+/// flash crowd's checks: no oversell, every acknowledged hold in the merchant view, nobody
+/// above the per-user limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoakClaims {
+    /// Claims per second over all clients.
+    pub per_sec: f64,
+    /// Tokens file of the merchant that creates the promotion and reads its claims
+    /// (relative to the scenario file).
+    pub merchant_tokens: PathBuf,
+    /// An existing activity of the merchant, live through the whole run. When absent the run
+    /// creates `items` animals and an activity offering `slots_per_item` slots of each,
+    /// opening once the clients are connected and closing after `max_seconds` (and records
+    /// its id here in `result.json`).
+    #[serde(default)]
+    pub activity: Option<i64>,
+    /// Created activity: its items (animals), 1 to 100.
+    #[serde(default = "one_u64")]
+    pub items: u64,
+    /// Created activity: slots of each item.
+    #[serde(default = "default_soak_slots")]
+    pub slots_per_item: u64,
+    /// Created activity: hold lifetime; a hold not given back expires after it.
+    #[serde(default = "default_soak_hold")]
+    pub hold_seconds: u64,
+    /// Created activity: claims per user.
+    #[serde(default = "one_u64")]
+    pub per_user_limit: u64,
+    /// The share of holds (0 to 1) given back with `claim.cancel` at a random moment in the
+    /// first half of their lifetime; the others are left to expire.
+    #[serde(default = "half")]
+    pub cancel_share: f64,
+    /// Retries (same key) of a claim answered `unavailable`, `rate_limited` or `timeout`.
+    #[serde(default = "default_soak_retries")]
+    pub retries: u32,
+}
+
+fn default_soak_slots() -> u64 {
+    20
+}
+
+fn default_soak_hold() -> u64 {
+    30
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+fn default_soak_retries() -> u32 {
+    3
 }
 
 impl Scenario {
@@ -287,10 +354,12 @@ impl Scenario {
         {
             scenario.tokens = Some(dir.join(tokens));
         }
-        if let (Some(crowd), Some(dir)) = (&mut scenario.crowd, path.parent())
-            && crowd.merchant_tokens.is_relative()
-        {
-            crowd.merchant_tokens = dir.join(&crowd.merchant_tokens);
+        if let Some(dir) = path.parent() {
+            for merchant in scenario.merchant_tokens_mut() {
+                if merchant.is_relative() {
+                    *merchant = dir.join(&*merchant);
+                }
+            }
         }
         Ok(scenario)
     }
@@ -373,10 +442,33 @@ impl Scenario {
                 return bad("crowd: followers_share must be 0..=1".into());
             }
         }
-        if let Some(s) = &self.soak
-            && !(s.rate_per_sec > 0.0 && s.rate_per_sec <= 40.0 && s.reconnect_every_ms >= 100)
-        {
-            return bad("soak: rate_per_sec must be in (0, 40], reconnect_every_ms >= 100".into());
+        if let Some(s) = &self.soak {
+            if !(s.rate_per_sec > 0.0 && s.rate_per_sec <= 40.0 && s.reconnect_every_ms >= 100) {
+                return bad(
+                    "soak: rate_per_sec must be in (0, 40], reconnect_every_ms >= 100".into(),
+                );
+            }
+            if !(0.0..=10_000.0).contains(&s.posts_per_sec) {
+                return bad("soak: posts_per_sec must be 0..=10000".into());
+            }
+            if let Some(c) = &s.claims {
+                if !(c.per_sec > 0.0 && c.per_sec <= 10_000.0) {
+                    return bad("soak.claims: per_sec must be in (0, 10000]".into());
+                }
+                if !(1..=100).contains(&c.items) || c.slots_per_item == 0 || c.per_user_limit == 0 {
+                    return bad(
+                        "soak.claims: items must be 1..=100, slots_per_item and per_user_limit \
+                         >= 1"
+                            .into(),
+                    );
+                }
+                if !(2..=86_400).contains(&c.hold_seconds) {
+                    return bad("soak.claims: hold_seconds must be 2..=86400".into());
+                }
+                if !(0.0..=1.0).contains(&c.cancel_share) {
+                    return bad("soak.claims: cancel_share must be 0..=1".into());
+                }
+            }
         }
         if let Some(base) = &self.http_base {
             http_addr(base)?;
@@ -388,6 +480,28 @@ impl Scenario {
             target_addr(node)?;
         }
         target_addr(&self.target).map(|_| ())
+    }
+
+    /// The merchant tokens files the scenario names (a flash crowd's, a soak's claims').
+    pub fn merchant_tokens(&self) -> impl Iterator<Item = &PathBuf> {
+        let crowd = self.crowd.as_ref().map(|c| &c.merchant_tokens);
+        let soak = self.soak_claims().map(|c| &c.merchant_tokens);
+        crowd.into_iter().chain(soak)
+    }
+
+    fn merchant_tokens_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        let crowd = self.crowd.as_mut().map(|c| &mut c.merchant_tokens);
+        let soak = self
+            .soak
+            .as_mut()
+            .and_then(|s| s.claims.as_mut())
+            .map(|c| &mut c.merchant_tokens);
+        crowd.into_iter().chain(soak)
+    }
+
+    /// A soak's `[soak.claims]`, if it mixes claims in.
+    pub fn soak_claims(&self) -> Option<&SoakClaims> {
+        self.soak.as_ref().and_then(|s| s.claims.as_ref())
     }
 
     /// Whether clients speak plain WebSocket: no subprotocol, no `auth` (the raw broadcast,

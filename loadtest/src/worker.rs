@@ -7,9 +7,11 @@
 //! subscribe), wait for `go`, the scenario's active phase (bounded in time), then idle
 //! reading (answering pings, counting stragglers) until `finish`. This file holds the worker's
 //! loop and each client's run through the phases; [`ctx`] what the client tasks share,
-//! [`client`] one client's state and the accounting of what it receives, [`payload`] the
-//! message text, and [`scenarios`] what each scenario has a client do.
+//! [`client`] one client's state and the accounting of what it receives, [`claim_book`] its
+//! claims and their keys, [`payload`] the message text, and [`scenarios`] what each scenario
+//! has a client do.
 
+mod claim_book;
 mod client;
 mod ctx;
 mod failover;

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::claim_book::{Answer, ClaimBook};
 use super::ctx::{Ctx, lock};
 use super::payload::parse_payload;
 use super::scenarios::rejoin::with_own_jitter;
@@ -36,19 +37,25 @@ pub(super) struct Client {
     /// Flash crowd: the server clock minus this client's, in us, estimated with `time.sync`
     /// (protocol/README.md, "Rendering a countdown without drift").
     pub(super) clock_offset_us: i64,
+    /// Flash crowd, soak with claims: this client's claims and their keys.
+    pub(super) claims: ClaimBook,
+    /// Soak with posts: the author this client follows, and the newest post id of its
+    /// timeline before the run (the author's posts after it are the ones checked).
+    pub(super) follows: Option<(i64, u64)>,
 }
 
 impl Client {
-    /// The stream this client's `room.send` / `feed.post` publish into: its one room, or its
-    /// own feed.
-    fn own_stream(&self) -> Option<Stream> {
-        self.tallies
-            .keys()
-            .find_map(|s| match s {
+    /// The stream a request `op` publishes into: `room.send` into the client's one room,
+    /// `feed.post` into its own feed.
+    fn stream_of(&self, op: &str) -> Option<Stream> {
+        match op {
+            "room.send" => self.tallies.keys().find_map(|s| match s {
                 Stream::Room(room) => Some(Stream::Room(*room)),
                 _ => None,
-            })
-            .or((self.user_id != 0).then_some(Stream::Feed(self.user_id)))
+            }),
+            "feed.post" => (self.user_id != 0).then_some(Stream::Feed(self.user_id)),
+            _ => None,
+        }
     }
 }
 
@@ -227,11 +234,25 @@ pub(super) fn on_frame(ctx: &Ctx, client: &mut Client, frame: Frame) {
         }
         Frame::Corral(Incoming::Push(push)) => on_push(ctx, client, &push),
         Frame::Corral(Incoming::Reply {
+            id,
             op,
             latency_us,
             result,
-            ..
-        }) => on_reply(ctx, client, op, latency_us, result),
+        }) => {
+            if op == "claim" {
+                match client.claims.answered(id, &result) {
+                    // Not an answer yet: it goes again after the start.
+                    Answer::Early => {
+                        ctx.rec
+                            .with(|s, bin| s.count("not_started_retries", bin, 1));
+                        return;
+                    }
+                    Answer::Retry => ctx.rec.with(|s, bin| s.count("retries", bin, 1)),
+                    Answer::Final | Answer::Unknown => {}
+                }
+            }
+            on_reply(ctx, client, op, latency_us, result);
+        }
     }
 }
 
@@ -276,7 +297,7 @@ pub(super) fn on_reply(
     match op {
         // Acknowledged, so durable: it counts as published.
         "room.send" | "feed.post" => {
-            if let Some(stream) = client.own_stream() {
+            if let Some(stream) = client.stream_of(op) {
                 lock(&ctx.delivery).published(stream, 1);
             }
         }
@@ -360,16 +381,20 @@ pub(super) async fn collect_owed(ctx: &Ctx, client: &mut Client, mut open: bool)
             frame = next_frame(client) => open = account(ctx, client, frame),
         }
     }
-    let unacknowledged = client.conn.pending() as u64;
-    if unacknowledged > 0 {
-        for _ in 0..unacknowledged {
-            ctx.error(&ClientError::new(
-                "send_unacknowledged",
-                "no reply in time (the message may or may not be stored)",
-            ));
-        }
-        if let Some(stream) = client.own_stream() {
-            lock(&ctx.delivery).unacknowledged(stream, unacknowledged);
+    // Claims go again with their keys on the next socket ([`ClaimBook::resend_lost`]); the
+    // other requests are lost with this one.
+    let unacknowledged: Vec<&'static str> = client
+        .conn
+        .pending_ops()
+        .filter(|op| *op != "claim")
+        .collect();
+    for op in unacknowledged {
+        ctx.error(&ClientError::new(
+            "send_unacknowledged",
+            "no reply in time (the message may or may not be stored)",
+        ));
+        if let Some(stream) = client.stream_of(op) {
+            lock(&ctx.delivery).unacknowledged(stream, 1);
         }
     }
     open

@@ -82,3 +82,8 @@ pub(super) fn instant_of(at_us: u64) -> tokio::time::Instant {
             .unwrap_or(base)
     }
 }
+
+/// An instant no timer reaches (the disabled branch of a `select!` still builds its future).
+pub(super) fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400)
+}

@@ -15,12 +15,13 @@ use serde_json::{Value, json};
 
 use self::broadcast::{author_of, publish, room_of};
 use self::crowd::crowd;
-use self::soak::{soak, soak_room};
+use self::soak::{followee_of, soak, soak_activity, soak_room, timeline_floor};
+use super::claim_book::ClaimBook;
 use super::client::{Client, request, sync_clock};
 use super::ctx::Ctx;
 use crate::checks::{Stream, Tally};
 use crate::client::{self, ClientError, Conn};
-use crate::scenario::Kind;
+use crate::scenario::{Kind, Scenario};
 use crate::stats::{h, now_us, t};
 
 /// Connects, authenticates and does the scenario's setup.
@@ -40,6 +41,7 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         s.record(h::CONNECT, now_us().saturating_sub(started));
         s.count(t::CONNECTS, bin, 1);
     });
+    let (activity, retries) = claim_terms(scenario);
     let mut client = Client {
         n,
         conn: Conn::new(ws),
@@ -48,6 +50,8 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         tallies: HashMap::new(),
         starts_at_ms: None,
         clock_offset_us: 0,
+        claims: ClaimBook::new(format!("lt-{}-{n}", ctx.plan.epoch_us), activity, retries),
+        follows: None,
     };
     if raw {
         if let Some(b) = &scenario.broadcast {
@@ -78,6 +82,9 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
             client
                 .tallies
                 .insert(Stream::Room(room), Tally::after(last_seq));
+            if scenario.kind == Kind::Soak {
+                soak_setup(ctx, &mut client).await?;
+            }
         }
         Kind::FeedBurst => {
             if let Some(author) = author_of(ctx, n) {
@@ -112,6 +119,36 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
         Kind::ConnectCapacity | Kind::RawBroadcast => {}
     }
     Ok(client)
+}
+
+/// The promotion a scenario's clients claim in, and the retries of a claim (none for a
+/// scenario without claims).
+fn claim_terms(scenario: &Scenario) -> (i64, u32) {
+    match (scenario.kind, &scenario.crowd, scenario.soak_claims()) {
+        (Kind::FlashCrowd, Some(crowd), _) => (crowd.activity.unwrap_or_default(), crowd.retries),
+        (Kind::Soak, _, Some(claims)) => (claims.activity.unwrap_or_default(), claims.retries),
+        _ => (0, 0),
+    }
+}
+
+/// A soak client's setup beyond the room: it watches the promotion it will claim in, and
+/// follows the author whose posts it will look for in its timeline.
+async fn soak_setup(ctx: &Ctx, client: &mut Client) -> Result<(), ClientError> {
+    if let Some(activity) = soak_activity(ctx.scenario()) {
+        let ok = request(
+            ctx,
+            client,
+            "activity.subscribe",
+            &json!({ "activity": activity }),
+        )
+        .await?;
+        client.starts_at_ms = ok.get("starts_at").and_then(Value::as_i64);
+    }
+    if let Some(author) = followee_of(ctx, client.n) {
+        request(ctx, client, "follow", &json!({ "user": author })).await?;
+        client.follows = Some((author, timeline_floor(ctx, client).await?));
+    }
+    Ok(())
 }
 
 /// The scenario's active phase for one client; returns whether the socket is still open.

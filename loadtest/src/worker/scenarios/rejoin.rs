@@ -61,10 +61,11 @@ pub(in crate::worker) fn with_own_jitter(hint: Duration, unit: f64) -> Duration 
     hint + hint.mul_f64(unit.clamp(0.0, 1.0) / 4.0)
 }
 
-/// The wait before retry `attempt` (0-based) of a failed come-back: equal jitter, uniformly in
-/// `[cap/2, cap)` with cap = min(5 s, 200 ms * 2^attempt), so failing clients spread out and
-/// slow down instead of retrying together at a fixed pace.
-fn backoff(attempt: u32, unit: f64) -> Duration {
+/// The wait before retry `attempt` (0-based) of a failed come-back (or of a claim the node
+/// could not decide): equal jitter, uniformly in `[cap/2, cap)` with cap = min(5 s, 200 ms *
+/// 2^attempt), so failing clients spread out and slow down instead of retrying together at a
+/// fixed pace.
+pub(in crate::worker) fn backoff(attempt: u32, unit: f64) -> Duration {
     let cap = Duration::from_millis(200)
         .saturating_mul(1 << attempt.min(5))
         .min(Duration::from_secs(5));
