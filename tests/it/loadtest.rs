@@ -410,23 +410,123 @@ async fn soak_run_catches_up_after_every_reconnect() {
     );
 }
 
+/// The soak's mix in a few seconds: besides chat and churn, every client posts to its feed and
+/// claims on a promotion the run creates (2 s holds, half given back, half left to expire);
+/// every acknowledged post is in its follower's timeline, every acknowledged hold in the
+/// merchant view, and no item oversold.
+#[actix_web::test]
+async fn soak_run_mixes_posts_and_claims_into_the_churn() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let result = run_scenario(
+        &app,
+        30,
+        r#"
+        name = "ci-soak-mix"
+        kind = "soak"
+        [connect]
+        clients = 30
+        ramp_per_sec = 2000
+        [soak]
+        seconds = 6
+        reconnect_every_ms = 1500
+        rate_per_sec = 1
+        posts_per_sec = 10
+        [soak.claims]
+        per_sec = 10
+        merchant_tokens = "merchant.json"
+        items = 2
+        slots_per_item = 10
+        hold_seconds = 2
+        cancel_share = 0.5
+        "#,
+    )
+    .await;
+    assert_eq!(result["passed"], true, "{:?}", failed_checks(&result));
+    let names: Vec<&str> = result["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for check in [
+        "every message delivered to every member",
+        "held + confirmed <= slots",
+        "every acknowledged hold is in the merchant view",
+        "no user above the per-user limit",
+        "held + confirmed <= slots and the per-user limit at every look during the run",
+    ] {
+        assert!(names.contains(&check), "{check} missing from {names:?}");
+    }
+    // Looked at every 5 s from the start: at 0 s and 5 s at least.
+    assert!(
+        result["claims_looks"]["looks"].as_u64() >= Some(2),
+        "{}",
+        result["claims_looks"]
+    );
+    let count = |name: &str| result["latency"][name]["count"].as_u64().unwrap_or(0);
+    // Each client posts every 3 s and claims every 3 s for 6 s.
+    assert!(count("reply.feed.post") >= 30, "{}", result["latency"]);
+    // Every follower read its timeline at the start (the floor) and at the end.
+    assert!(count("reply.feed.timeline") >= 60, "{}", result["latency"]);
+    // The posts' streams were checked beside the room's.
+    let delivered = result["checks"]
+        .as_array()
+        .and_then(|checks| {
+            checks
+                .iter()
+                .find(|c| c["name"] == "every message delivered to every member")
+        })
+        .and_then(|c| c["detail"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let streams: u64 = delivered
+        .split(" over ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(streams > 20, "{delivered}");
+    assert!(count("reply.claim") >= 30, "{}", result["latency"]);
+    assert!(
+        result["outcomes"]["claim.held"].as_u64() > Some(0),
+        "{}",
+        result["outcomes"]
+    );
+    assert!(
+        result["scenario"]["soak"]["claims"]["activity"]
+            .as_i64()
+            .is_some()
+    );
+    // Slots churned: holds were given back and holds expired.
+    let claims = &result["claims"];
+    assert!(claims["cancelled"].as_u64() > Some(0), "{claims}");
+    assert!(claims["expired"].as_u64() > Some(0), "{claims}");
+    assert_eq!(claims["slots"], 20, "{claims}");
+}
+
 /// The soak of issue 20 at CI size: a real node process (embedded), 100 clients in one room
 /// for three minutes, 0.2 msg/s each, each dropping its socket every 0-10 s and coming back
-/// with `since`; after a minute's warm-up the node's RSS, open files, connections and actors
-/// stay within 5% (sampled once a second), and every message still reaches every member.
+/// with `since`, while they post to their feeds (2 posts/s in all) and claim on a promotion (2
+/// claims/s in all, 20 s holds, half given back, half left to expire); after a minute's
+/// warm-up the node's RSS, open files, connections and actors stay within 5% (sampled once a
+/// second), every message still reaches every member, every acknowledged post is in its
+/// follower's timeline, and the claims never oversell nor lose an acknowledged hold.
 #[actix_web::test]
 async fn a_three_minute_soak_keeps_the_node_flat() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tokens = dir.path().join("tokens.json");
-    let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["admin", "seed-users", "--count", "100", "--prefix", "soak"])
-        .arg("--out")
-        .arg(&tokens)
-        .output()
-        .expect("corral admin seed-users");
-    assert!(seeded.status.success(), "{seeded:?}");
+    let seed = |count: &str, prefix: &str, role: &str, out: &str| {
+        let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["admin", "seed-users", "--count", count, "--prefix", prefix])
+            .args(["--role", role, "--out"])
+            .arg(dir.path().join(out))
+            .output()
+            .expect("corral admin seed-users");
+        assert!(seeded.status.success(), "{seeded:?}");
+    };
+    seed("100", "soak", "user", "tokens.json");
+    seed("1", "soakmerchant", "merchant", "merchant.json");
     let node = NodeProcess::start(dir.path(), &[("CORRAL_WS__MAX_PER_IP", "100000")]).await;
     let file = dir.path().join("soak.toml");
     std::fs::write(
@@ -447,6 +547,14 @@ async fn a_three_minute_soak_keeps_the_node_flat() {
             reconnect_every_ms = 10000
             rate_per_sec = 0.2
             warmup_seconds = 60
+            posts_per_sec = 2
+            [soak.claims]
+            per_sec = 2
+            merchant_tokens = "merchant.json"
+            items = 2
+            slots_per_item = 20
+            hold_seconds = 20
+            cancel_share = 0.5
             "#,
             node.ws_url()
         ),
@@ -475,11 +583,19 @@ async fn a_three_minute_soak_keeps_the_node_flat() {
         .collect();
     // RSS, open files, and the three gauges from /metrics.
     assert_eq!(flat.len(), 5, "{:?}", result.checks);
-    for check in &flat {
-        println!("{}: {}", check.name, check.detail);
-    }
     assert!(result.passed, "{:?}", result.checks);
     assert!(result.counters.get("reconnects").copied().unwrap_or(0) >= 1000);
+    // The mix ran through the churn: ~360 posts and ~360 claims, and slots churned.
+    let replies = |op: &str| result.latency.get(op).map_or(0, |s| s.count);
+    assert!(replies("reply.feed.post") >= 250, "{:?}", result.latency);
+    assert!(replies("reply.claim") >= 250, "{:?}", result.latency);
+    let claims = result.claims.as_ref().expect("the merchant view");
+    assert!(claims.cancelled > 50 && claims.expired > 50, "{claims:?}");
+    let looks = result.claims_looks.as_ref().expect("looks at the claims");
+    assert!(looks.looks >= 30, "{looks:?}");
+    for check in &result.checks {
+        println!("{}: {}", check.name, check.detail);
+    }
 }
 
 async fn seeds_users_whose_tokens_work(engine: Engine) {
