@@ -5,7 +5,9 @@
 //!   in sequence order.
 //! - Claims ([`ClaimsLedger`]): held + confirmed never above an item's slots, every `held` a
 //!   client was told about is present in the merchant view, no user above the per-user limit;
-//!   and, looked at during a soak ([`ClaimsLooks`]), the slots and the limit at every look.
+//!   and, from the clients' own evidence, no instant of the run when the holds they were told
+//!   about exceeded an item's slots or the limit (a soak's holds come and go: the end alone
+//!   shows little).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -250,6 +252,23 @@ pub struct HeldClaim {
     pub user_id: i64,
     /// The item (activity item id).
     pub item: i64,
+    /// When the client read the reply (us since the epoch): the hold was made before.
+    #[serde(default)]
+    pub held_at_us: u64,
+    /// The reply's `expires_at` (ms since the epoch, server clock): unless given back, the
+    /// hold lives until then at least.
+    #[serde(default)]
+    pub expires_at_ms: i64,
+}
+
+/// A hold its client gave back: when it sent `claim.cancel` (us since the epoch), the hold was
+/// still live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GivenBack {
+    /// The claim.
+    pub claim_id: i64,
+    /// When the cancel was sent.
+    pub at_us: u64,
 }
 
 /// One row of the merchant view of an activity's claims.
@@ -270,6 +289,9 @@ pub struct LedgerRow {
 pub struct ClaimsLedger {
     /// Holds acknowledged to clients.
     pub acknowledged: Vec<HeldClaim>,
+    /// Holds their clients gave back.
+    #[serde(default)]
+    pub given_back: Vec<GivenBack>,
     /// The merchant view after the run.
     pub view: Vec<LedgerRow>,
     /// Slots per item.
@@ -330,7 +352,91 @@ impl Live {
     }
 }
 
+/// When one acknowledged hold was certainly live, in us since the epoch: from its `held`
+/// reply (made before) until its cancel was sent or its `expires_at` (released after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    from: u64,
+    until: u64,
+    item: i64,
+    user: i64,
+}
+
 impl ClaimsLedger {
+    /// The spans of the acknowledged holds (one per claim: a claim acknowledged twice counts
+    /// once, from its first acknowledgement; a hold acknowledged only after it lapsed has none).
+    fn spans(&self) -> Vec<Span> {
+        let mut given_back: HashMap<i64, u64> = HashMap::new();
+        for g in &self.given_back {
+            let at = given_back.entry(g.claim_id).or_insert(g.at_us);
+            *at = (*at).min(g.at_us);
+        }
+        let mut first: HashMap<i64, &HeldClaim> = HashMap::new();
+        for hold in &self.acknowledged {
+            let seen = first.entry(hold.claim_id).or_insert(hold);
+            if hold.held_at_us < seen.held_at_us {
+                *seen = hold;
+            }
+        }
+        first
+            .into_values()
+            .filter_map(|hold| {
+                let expires_us = u64::try_from(hold.expires_at_ms).ok()?.saturating_mul(1000);
+                let until = given_back
+                    .get(&hold.claim_id)
+                    .map_or(expires_us, |at| (*at).min(expires_us));
+                (until > hold.held_at_us).then_some(Span {
+                    from: hold.held_at_us,
+                    until,
+                    item: hold.item,
+                    user: hold.user_id,
+                })
+            })
+            .collect()
+    }
+
+    /// Sweeps the spans in time order: the instants where an item had more certainly-live
+    /// holds than slots, or a user more than the limit (the first few), and the most live at
+    /// once.
+    fn at_every_instant(&self) -> (Vec<String>, u64) {
+        let spans = self.spans();
+        let origin = spans.iter().map(|s| s.from).min().unwrap_or(0);
+        // Ends before starts at the same instant: a span is [from, until).
+        let mut events: Vec<(u64, bool, Span)> = spans
+            .iter()
+            .flat_map(|s| [(s.from, true, *s), (s.until, false, *s)])
+            .collect();
+        events.sort_by_key(|(at, starts, s)| (*at, *starts, s.item, s.user));
+        let (mut per_item, mut per_user) = (HashMap::new(), HashMap::new());
+        let (mut live, mut most, mut wrong) = (0u64, 0u64, Vec::new());
+        for (at, starts, span) in events {
+            let item: &mut u64 = per_item.entry(span.item).or_default();
+            let user: &mut u64 = per_user.entry(span.user).or_default();
+            if !starts {
+                *item -= 1;
+                *user -= 1;
+                live -= 1;
+                continue;
+            }
+            *item += 1;
+            *user += 1;
+            live += 1;
+            most = most.max(live);
+            let second = (at - origin) as f64 / 1e6;
+            let slots = self.slots.get(&span.item).copied().unwrap_or(0);
+            if *item > slots && wrong.len() < SHOWN {
+                wrong.push(format!(
+                    "+{second:.3} s: item {}: {item} holds for {slots} slots",
+                    span.item
+                ));
+            }
+            if *user > self.per_user_limit && wrong.len() < SHOWN {
+                wrong.push(format!("+{second:.3} s: user {}: {user} holds", span.user));
+            }
+        }
+        (wrong, most)
+    }
+
     /// Checks no oversell, no lost acknowledgement, and the per-user limit.
     pub fn check(&self) -> Vec<Check> {
         let Live {
@@ -340,6 +446,7 @@ impl ClaimsLedger {
             over_limit: over,
         } = Live::count(&self.view, &self.slots, self.per_user_limit);
         let slots_total: u64 = self.slots.values().sum();
+        let (wrong, most) = self.at_every_instant();
 
         let known: HashSet<(i64, i64, i64)> = self
             .view
@@ -388,70 +495,18 @@ impl ClaimsLedger {
                     format!("{users} users, limit {}", self.per_user_limit),
                 ),
             },
+            Check {
+                name: "acknowledged holds within the slots and the limit at every instant".into(),
+                passed: wrong.is_empty(),
+                detail: detail(
+                    wrong,
+                    format!(
+                        "at most {most} of {} acknowledged holds live at once, {slots_total} slots",
+                        self.acknowledged.len()
+                    ),
+                ),
+            },
         ]
-    }
-}
-
-/// The merchant view looked at again and again while a soak runs: the live claims must stay
-/// within the slots and the per-user limit at every look, not only at the end (where a soak's
-/// short holds have mostly expired).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ClaimsLooks {
-    /// Looks taken.
-    pub looks: u64,
-    /// Reads of the view that failed (not counted as looks).
-    pub failed_reads: u64,
-    /// The most live claims one look saw.
-    pub most_live: u64,
-    /// Slots over every item.
-    pub slots: u64,
-    /// What was wrong, at which second of the run (the first few).
-    pub violations: Vec<String>,
-}
-
-impl ClaimsLooks {
-    /// Takes in one look at `view`, `at_seconds` into the active phase.
-    pub fn look(
-        &mut self,
-        at_seconds: f64,
-        view: &[LedgerRow],
-        slots: &BTreeMap<i64, u64>,
-        per_user_limit: u64,
-    ) {
-        let live = Live::count(view, slots, per_user_limit);
-        self.looks += 1;
-        self.slots = slots.values().sum();
-        self.most_live = self.most_live.max(live.claims);
-        for wrong in live.oversold.into_iter().chain(live.over_limit) {
-            if self.violations.len() < SHOWN {
-                self.violations
-                    .push(format!("at {at_seconds:.0} s: {wrong}"));
-            }
-        }
-    }
-
-    /// One check: every look within the slots and the limit (and at least one look).
-    pub fn check(&self) -> Check {
-        let passed = self.violations.is_empty() && self.looks > 0;
-        let detail = if !self.violations.is_empty() {
-            self.violations.join("; ")
-        } else if self.looks == 0 {
-            format!(
-                "the merchant view could not be read ({} failed reads)",
-                self.failed_reads
-            )
-        } else {
-            format!(
-                "{} looks, at most {} live claims for {} slots ({} failed reads)",
-                self.looks, self.most_live, self.slots, self.failed_reads
-            )
-        };
-        Check {
-            name: "held + confirmed <= slots and the per-user limit at every look during the run"
-                .into(),
-            passed,
-            detail,
-        }
     }
 }
 
@@ -469,10 +524,23 @@ mod tests {
     }
 
     fn held(claim_id: i64, user_id: i64, item: i64) -> HeldClaim {
+        held_between(claim_id, user_id, item, 1_000_000, 1_900_000)
+    }
+
+    /// A hold acknowledged at `from_ms` that expires at `until_ms` (ms since the epoch).
+    fn held_between(
+        claim_id: i64,
+        user_id: i64,
+        item: i64,
+        from_ms: u64,
+        until_ms: i64,
+    ) -> HeldClaim {
         HeldClaim {
             claim_id,
             user_id,
             item,
+            held_at_us: from_ms * 1000,
+            expires_at_ms: until_ms,
         }
     }
 
@@ -487,6 +555,7 @@ mod tests {
             ],
             slots: BTreeMap::from([(100, 2), (101, 1)]),
             per_user_limit: 1,
+            given_back: Vec::new(),
         }
     }
 
@@ -501,7 +570,7 @@ mod tests {
     #[test]
     fn a_consistent_ledger_passes() {
         let checks = good_ledger().check();
-        assert_eq!(checks.len(), 3);
+        assert_eq!(checks.len(), 4);
         assert!(failed(&checks).is_empty(), "{checks:?}");
     }
 
@@ -546,35 +615,76 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_look_during_the_run_catches_an_oversell_the_end_no_longer_shows() {
-        let ledger = good_ledger();
-        let mut looks = ClaimsLooks::default();
-        looks.look(1.0, &ledger.view, &ledger.slots, 1);
-        assert!(looks.check().passed, "{:?}", looks.check());
-        let mut oversold = ledger.view.clone();
-        oversold.push(row(5, 14, 101, "held"));
-        looks.look(2.0, &oversold, &ledger.slots, 1);
-        // Later the extra hold expired: the end is clean, the run was not.
-        looks.look(3.0, &ledger.view, &ledger.slots, 1);
-        let check = looks.check();
-        assert!(!check.passed);
-        assert!(
-            check
-                .detail
-                .contains("at 2 s: item 101: 2 live claims for 1 slots"),
-            "{check:?}"
-        );
-        assert_eq!((looks.looks, looks.most_live, looks.slots), (3, 4, 3));
+    const INSTANT: &str = "acknowledged holds within the slots and the limit at every instant";
+
+    /// One slot (item 100), limit 1: holds of users 10 and 11 acknowledged at 1 000 s and
+    /// 1 010 s; the first expires at `first_until_ms` unless given back at `given_back_ms`.
+    fn one_slot_twice(first_until_ms: i64, given_back_ms: Option<u64>) -> ClaimsLedger {
+        ClaimsLedger {
+            acknowledged: vec![
+                held_between(1, 10, 100, 1_000_000, first_until_ms),
+                held_between(2, 11, 100, 1_010_000, 1_040_000),
+            ],
+            given_back: given_back_ms
+                .map(|ms| GivenBack {
+                    claim_id: 1,
+                    at_us: ms * 1000,
+                })
+                .into_iter()
+                .collect(),
+            // By the end both lapsed: the end alone shows nothing wrong.
+            view: vec![row(1, 10, 100, "expired"), row(2, 11, 100, "expired")],
+            slots: BTreeMap::from([(100, 1)]),
+            per_user_limit: 1,
+        }
     }
 
     #[test]
-    fn no_look_at_all_cannot_pass() {
-        let looks = ClaimsLooks {
-            failed_reads: 3,
-            ..ClaimsLooks::default()
-        };
-        assert!(!looks.check().passed);
+    fn a_slot_held_twice_at_once_fails_even_if_the_end_is_clean() {
+        // The first hold still had 20 s to live when the second was acknowledged.
+        let ledger = one_slot_twice(1_030_000, None);
+        let checks = ledger.check();
+        assert_eq!(failed(&checks), vec![INSTANT]);
+        let detail = &checks[3].detail;
+        assert!(
+            detail.contains("+10.000 s: item 100: 2 holds for 1 slots"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_slot_that_changes_hands_passes() {
+        // Expired before the second hold, or given back before it.
+        assert!(failed(&one_slot_twice(1_005_000, None).check()).is_empty());
+        assert!(failed(&one_slot_twice(1_030_000, Some(1_009_000)).check()).is_empty());
+        // Expiring at the very instant the next hold is acknowledged is no overlap.
+        assert!(failed(&one_slot_twice(1_010_000, None).check()).is_empty());
+        // A cancel sent after the second hold came does not excuse the overlap.
+        assert_eq!(
+            failed(&one_slot_twice(1_030_000, Some(1_011_000)).check()),
+            vec![INSTANT]
+        );
+    }
+
+    #[test]
+    fn a_hold_acknowledged_twice_counts_once() {
+        let mut ledger = one_slot_twice(1_005_000, None);
+        let again = held_between(2, 11, 100, 1_012_000, 1_040_000);
+        ledger.acknowledged.push(again);
+        let checks = ledger.check();
+        assert!(failed(&checks).is_empty(), "{checks:?}");
+        assert!(checks[3].detail.starts_with("at most 1 of 3"), "{checks:?}");
+    }
+
+    #[test]
+    fn a_user_over_the_limit_at_an_instant_fails() {
+        let mut ledger = one_slot_twice(1_030_000, None);
+        ledger.slots.insert(100, 2);
+        ledger.acknowledged[1].user_id = 10;
+        ledger.view[1].user_id = 10;
+        let checks = ledger.check();
+        assert_eq!(failed(&checks), vec![INSTANT]);
+        assert!(checks[3].detail.contains("user 10: 2 holds"), "{checks:?}");
     }
 
     #[test]

@@ -12,8 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::api::{Api, ClaimsSummary};
-use crate::checks::{Check, ClaimsLedger, DeliveryLedger, HeldClaim};
-use crate::claims_watch::ClaimsWatcher;
+use crate::checks::{Check, ClaimsLedger, DeliveryLedger, GivenBack, HeldClaim};
 use crate::pipe::{self, Command, Event, Progress, WorkerPlan, WorkerResult};
 use crate::provision::{Promotion, provision};
 use crate::run_result::{Capacity, RunResult, Throughput};
@@ -22,9 +21,6 @@ use crate::server_watch::Watcher;
 use crate::stats::{Stats, Summary, now_us, t};
 use crate::timeline;
 use crate::{LoadError, proc_stat, report, tokens};
-
-/// How often a soak looks at its promotion's claims.
-const CLAIMS_LOOK_EVERY: Duration = Duration::from_secs(5);
 
 /// How workers run.
 #[derive(Debug, Clone)]
@@ -179,15 +175,6 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
             }),
         _ => None,
     };
-    // A soak's claims: the merchant view looked at through the churn.
-    let claims_watcher = match (&promotion, scenario.kind) {
-        (Some(promotion), Kind::Soak) => Some(ClaimsWatcher::start(
-            Api::new(&scenario.http_base()?)?,
-            promotion,
-            CLAIMS_LOOK_EVERY,
-        )),
-        _ => None,
-    };
     let mut done = vec![false; scenario.workers];
     let phase = wait_for(&mut events, &mut view, deadline, |i, ev| {
         if matches!(ev, Event::ActiveDone) {
@@ -202,10 +189,6 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     }
     let active_end = now_us();
     let server_watch = match watcher {
-        Some(watcher) => Some(watcher.stop().await),
-        None => None,
-    };
-    let claims_looks = match claims_watcher {
         Some(watcher) => Some(watcher.stop().await),
         None => None,
     };
@@ -247,11 +230,13 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
     let mut stats = Stats::default();
     let mut delivery = DeliveryLedger::default();
     let mut held = Vec::new();
+    let mut given_back = Vec::new();
     let mut connected = 0;
     for result in results.into_iter().flatten() {
         stats.merge(&Stats::from_wire(&result.stats));
         delivery.merge(&result.delivery);
         held.extend(result.held);
+        given_back.extend(result.given_back);
         connected += result.connected;
     }
 
@@ -267,15 +252,12 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         Kind::RawBroadcast | Kind::ChatStorm | Kind::FeedBurst | Kind::Soak => {
             checks.push(everyone("every client connected and set up"));
             checks.extend(delivery.check());
-            // A soak's claims: the crowd's checks at the end, and the slots and the limit at
-            // every look during the churn.
+            // A soak's claims: the crowd's checks, over the whole churn.
             if let Some(promotion) = &promotion {
-                let (ledger, summary) = claims_ledger(&scenario, promotion, held).await?;
+                let (ledger, summary) =
+                    claims_ledger(&scenario, promotion, held, given_back).await?;
                 checks.extend(ledger.check());
                 claims = Some(summary);
-            }
-            if let Some(looks) = &claims_looks {
-                checks.push(looks.check());
             }
             if let Some(watch) = &server_watch {
                 checks.extend(watch.checks());
@@ -289,7 +271,8 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
                     passed: (ready_ms as i64) < starts_at,
                     detail: format!("ready {} ms before starts_at", starts_at - ready_ms as i64),
                 });
-                let (ledger, summary) = claims_ledger(&scenario, promotion, held).await?;
+                let (ledger, summary) =
+                    claims_ledger(&scenario, promotion, held, given_back).await?;
                 checks.extend(ledger.check());
                 claims = Some(summary);
             }
@@ -331,7 +314,6 @@ pub async fn run(mut scenario: Scenario, opts: &RunOptions) -> Result<RunResult,
         capacity,
         server_watch,
         claims,
-        claims_looks,
         checks,
         passed,
     };
@@ -583,6 +565,7 @@ async fn claims_ledger(
     scenario: &Scenario,
     promotion: &Promotion,
     acknowledged: Vec<HeldClaim>,
+    given_back: Vec<GivenBack>,
 ) -> Result<(ClaimsLedger, ClaimsSummary), LoadError> {
     let api = Api::new(&scenario.http_base()?)?;
     let token = &promotion.merchant_token;
@@ -591,6 +574,7 @@ async fn claims_ledger(
     let activity = api.activity(token, id).await?;
     let ledger = ClaimsLedger {
         acknowledged,
+        given_back,
         view: view.claims,
         slots: activity
             .items

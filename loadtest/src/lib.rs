@@ -15,7 +15,6 @@
 pub mod api;
 pub mod chart;
 pub mod checks;
-pub mod claims_watch;
 pub mod client;
 pub mod coordinator;
 pub mod outcome;

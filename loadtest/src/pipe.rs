@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::LoadError;
-use crate::checks::{DeliveryLedger, HeldClaim};
+use crate::checks::{DeliveryLedger, GivenBack, HeldClaim};
 use crate::scenario::Scenario;
 use crate::stats::WireStats;
 
@@ -98,6 +98,9 @@ pub struct WorkerResult {
     pub delivery: DeliveryLedger,
     /// Holds acknowledged to this worker's clients (flash crowd, soak with claims).
     pub held: Vec<HeldClaim>,
+    /// Holds this worker's clients gave back (soak with claims).
+    #[serde(default)]
+    pub given_back: Vec<GivenBack>,
     /// Clients that connected and finished setup.
     pub connected: u64,
 }

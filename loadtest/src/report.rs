@@ -420,7 +420,6 @@ mod tests {
             },
             capacity: None,
             server_watch: None,
-            claims_looks: None,
             claims: None,
             checks: Vec::new(),
             passed: true,

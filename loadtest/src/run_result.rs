@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::api::ClaimsSummary;
-use crate::checks::{Check, ClaimsLooks};
+use crate::checks::Check;
 use crate::scenario::Scenario;
 use crate::server_watch::ServerWatch;
 use crate::stats::Summary;
@@ -87,9 +87,6 @@ pub struct RunResult {
     pub server_watch: Option<ServerWatch>,
     /// Flash crowd, or a soak with claims: the merchant view's counts after the run.
     pub claims: Option<ClaimsSummary>,
-    /// Soak with claims: the merchant view looked at every few seconds through the run.
-    #[serde(default)]
-    pub claims_looks: Option<ClaimsLooks>,
     /// Invariant verdicts.
     pub checks: Vec<Check>,
     /// Whether every check passed.

@@ -80,6 +80,7 @@ where
         finish: watch::Sender::new(false),
         delivery: Mutex::new(DeliveryLedger::default()),
         held: Mutex::new(Vec::new()),
+        given_back: Mutex::new(Vec::new()),
     });
 
     let (events, events_rx) = mpsc::unbounded_channel::<Event>();
@@ -131,6 +132,7 @@ where
         stats: ctx.rec.snapshot().to_wire(),
         delivery: lock(&ctx.delivery).clone(),
         held: lock(&ctx.held).clone(),
+        given_back: lock(&ctx.given_back).clone(),
         connected: ctx.setup_ok.load(Ordering::Relaxed),
     };
     let _ = events.send(Event::Result(Box::new(result)));

@@ -199,7 +199,7 @@ async fn tiny_flash_crowd(apps: &[TestApp]) {
     assert_eq!(result["latency"]["start_skew"]["count"], 200);
     assert_eq!(result["latency"]["start_error"]["count"], 200);
     let checks = result["checks"].as_array().expect("checks");
-    assert_eq!(checks.len(), 4, "{checks:?}");
+    assert_eq!(checks.len(), 5, "{checks:?}");
     assert!(result["scenario"]["crowd"]["activity"].as_i64().is_some());
 }
 
@@ -413,7 +413,7 @@ async fn soak_run_catches_up_after_every_reconnect() {
 /// The soak's mix in a few seconds: besides chat and churn, every client posts to its feed and
 /// claims on a promotion the run creates (2 s holds, half given back, half left to expire);
 /// every acknowledged post is in its follower's timeline, every acknowledged hold in the
-/// merchant view, and no item oversold.
+/// merchant view, and no item oversold at any instant.
 #[actix_web::test]
 async fn soak_run_mixes_posts_and_claims_into_the_churn() {
     let app = TestApp::spawn(Engine::Sqlite).await;
@@ -453,16 +453,10 @@ async fn soak_run_mixes_posts_and_claims_into_the_churn() {
         "held + confirmed <= slots",
         "every acknowledged hold is in the merchant view",
         "no user above the per-user limit",
-        "held + confirmed <= slots and the per-user limit at every look during the run",
+        "acknowledged holds within the slots and the limit at every instant",
     ] {
         assert!(names.contains(&check), "{check} missing from {names:?}");
     }
-    // Looked at every 5 s from the start: at 0 s and 5 s at least.
-    assert!(
-        result["claims_looks"]["looks"].as_u64() >= Some(2),
-        "{}",
-        result["claims_looks"]
-    );
     let count = |name: &str| result["latency"][name]["count"].as_u64().unwrap_or(0);
     // Each client posts every 3 s and claims every 3 s for 6 s.
     assert!(count("reply.feed.post") >= 30, "{}", result["latency"]);
@@ -591,8 +585,6 @@ async fn a_three_minute_soak_keeps_the_node_flat() {
     assert!(replies("reply.claim") >= 250, "{:?}", result.latency);
     let claims = result.claims.as_ref().expect("the merchant view");
     assert!(claims.cancelled > 50 && claims.expired > 50, "{claims:?}");
-    let looks = result.claims_looks.as_ref().expect("looks at the claims");
-    assert!(looks.looks >= 30, "{looks:?}");
     for check in &result.checks {
         println!("{}: {}", check.name, check.detail);
     }

@@ -18,6 +18,7 @@ use super::scenarios::rejoin::with_own_jitter;
 use crate::checks::{HeldClaim, Stream, Tally};
 use crate::client::{ClientError, Conn, Incoming};
 use crate::outcome::{self, Class};
+use crate::scenario::Kind;
 use crate::stats::{h, now_us, t};
 
 /// How long one request may wait for its reply during setup.
@@ -309,6 +310,8 @@ pub(super) fn on_reply(
                     claim_id,
                     user_id: client.user_id,
                     item,
+                    held_at_us: now_us(),
+                    expires_at_ms: ok.get("expires_at").and_then(Value::as_i64).unwrap_or(0),
                 });
             }
         }
@@ -355,8 +358,9 @@ fn on_push(ctx: &Ctx, client: &mut Client, push: &Value) {
             }
         }
         // `{"ev": "activity.started", "activity", "server_time"}`: the skew is measured
-        // against `starts_at` from the subscribe reply.
-        "activity.started" => {
+        // against `starts_at` from the subscribe reply (in a flash crowd, whose clients read
+        // while they wait for the start; a soak's read nothing until `go`).
+        "activity.started" if ctx.scenario().kind == Kind::FlashCrowd => {
             if let Some(starts_at) = client.starts_at_ms {
                 let skew_us = now_us().saturating_sub(starts_at.max(0) as u64 * 1000);
                 ctx.rec.with(|s, _| s.record(h::START_SKEW, skew_us));

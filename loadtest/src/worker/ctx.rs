@@ -1,6 +1,7 @@
 //! What a worker's client tasks share ([`Ctx`]): the plan and the node it drives, the
 //! accounts, the recorder, the phase counters and signals (`go`, `finish`), and the evidence the
-//! checkers read (delivery tallies, acknowledged holds); and the wall clock as tokio instants.
+//! checkers read (delivery tallies, acknowledged holds and the ones given back); and the wall
+//! clock as tokio instants.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use crate::checks::{DeliveryLedger, HeldClaim};
+use crate::checks::{DeliveryLedger, GivenBack, HeldClaim};
 use crate::client::ClientError;
 use crate::pipe::{Progress, WorkerPlan};
 use crate::scenario::Scenario;
@@ -36,6 +37,7 @@ pub(super) struct Ctx {
     pub(super) finish: watch::Sender<bool>,
     pub(super) delivery: Mutex<DeliveryLedger>,
     pub(super) held: Mutex<Vec<HeldClaim>>,
+    pub(super) given_back: Mutex<Vec<GivenBack>>,
 }
 
 impl Ctx {

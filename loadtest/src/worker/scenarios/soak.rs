@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::rejoin::come_back;
-use crate::checks::{Stream, Tally};
+use crate::checks::{GivenBack, Stream, Tally};
 use crate::client::ClientError;
 use crate::scenario::{Scenario, SoakSpec};
 use crate::stats::{now_us, t};
@@ -199,6 +199,8 @@ impl Mix {
                 self.cancels = later;
                 let mut result = Ok(0);
                 for (_, claim_id) in due {
+                    // Live at least until now: the instant check ends its span here.
+                    let at_us = now_us();
                     result = client
                         .conn
                         .send("claim.cancel", &json!({ "claim_id": claim_id }))
@@ -207,6 +209,7 @@ impl Mix {
                     if result.is_err() {
                         break;
                     }
+                    lock(&ctx.given_back).push(GivenBack { claim_id, at_us });
                 }
                 result
             }
