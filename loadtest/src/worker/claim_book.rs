@@ -1,8 +1,8 @@
 //! A client's claims ([`ClaimBook`]), shared by the flash crowd and the soak: every claim has
 //! its own idempotency key for the run (`lt-<run>-<client>-<k>`), and the book remembers which
 //! request carries which key. A claim answered `unavailable`, `rate_limited` or `timeout` goes
-//! again with the same key after a short jittered backoff (up to the scenario's retries), as
-//! protocol/README.md tells clients to; one answered `not_started` (the client's estimate of
+//! again with the same key after a short jittered backoff, never sooner than the answer's
+//! `retry_after_ms` (up to the scenario's retries), as protocol/README.md tells clients to; one answered `not_started` (the client's estimate of
 //! the start was early) goes again just after the instant the client believes claiming opens;
 //! and claims lost with their socket go again on the next one. The server's idempotency, not
 //! the load generator, decides what each key got, so the claim checks hold whatever happened
@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::scenarios::rejoin::backoff;
+use super::scenarios::rejoin::{backoff, with_own_jitter};
 use crate::client::{ClientError, Conn};
 
 /// Before sending a claim again after `not_started`, at least this long.
@@ -128,7 +128,13 @@ impl ClaimBook {
                 Answer::Early
             }
             Err(err) if retryable(&err.code) && attempt.tries < self.retries => {
-                let at = now + backoff(attempt.tries, rand::random::<f64>());
+                let unit = rand::random::<f64>();
+                let wait = backoff(attempt.tries, unit);
+                // Never sooner than the node asked (an `unavailable`'s `retry_after_ms`).
+                let wait = err
+                    .retry_after
+                    .map_or(wait, |hint| wait.max(with_own_jitter(hint, unit)));
+                let at = now + wait;
                 let tries = attempt.tries + 1;
                 self.due.push((at, Attempt { tries, ..attempt }));
                 Answer::Retry
@@ -237,6 +243,22 @@ mod tests {
         sent(&mut book, 3, 1, 0, 0);
         assert_eq!(book.answered(3, &err("sold_out")), Answer::Final);
         assert_eq!(book.answered(3, &err("sold_out")), Answer::Unknown);
+    }
+
+    #[test]
+    fn a_retry_waits_at_least_what_the_node_asked() {
+        let mut book = ClaimBook::new("lt-1-2".into(), 9, 2);
+        sent(&mut book, 1, 0, 0, 0);
+        let hinted = Err(ClientError {
+            retry_after: Some(Duration::from_secs(3)),
+            ..ClientError::new("unavailable", "test")
+        });
+        assert_eq!(book.answered(1, &hinted), Answer::Retry);
+        let due = book.next_due().expect("due");
+        assert!(
+            due >= Instant::now() + Duration::from_millis(2_900),
+            "{due:?}"
+        );
     }
 
     #[test]
