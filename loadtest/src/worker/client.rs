@@ -106,6 +106,21 @@ pub(super) async fn request(
     Ok(ok)
 }
 
+/// Subscribes to `activity` (a setup request) and keeps the `starts_at` it answers, which the
+/// crowd fires on.
+pub(super) async fn subscribe(
+    ctx: &Ctx,
+    client: &mut Client,
+    activity: i64,
+) -> Result<(), ClientError> {
+    let params = serde_json::json!({ "activity": activity });
+    let ok = request(ctx, client, "activity.subscribe", &params).await?;
+    if let Some(starts_at) = ok.get("starts_at").and_then(Value::as_i64) {
+        client.starts_at_ms = Some(starts_at);
+    }
+    Ok(())
+}
+
 /// `time.sync` samples taken to estimate the clock offset; the one with the smallest round
 /// trip wins, as protocol/README.md tells clients to do.
 const CLOCK_SAMPLES: usize = 3;

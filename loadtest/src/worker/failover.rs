@@ -7,9 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::client::{Client, request};
+use super::client::{Client, request, subscribe};
 use super::ctx::Ctx;
 use crate::client::{self, ClientError, Conn};
 use crate::scenario::target_addr;
@@ -78,16 +78,7 @@ async fn rejoin(
 ) -> Result<(), ClientError> {
     request(ctx, client, "auth", &json!({ "token": token })).await?;
     if let Some(activity) = activity {
-        let ok = request(
-            ctx,
-            client,
-            "activity.subscribe",
-            &json!({ "activity": activity }),
-        )
-        .await?;
-        if let Some(starts_at) = ok.get("starts_at").and_then(Value::as_i64) {
-            client.starts_at_ms = Some(starts_at);
-        }
+        subscribe(ctx, client, activity).await?;
     }
     Ok(())
 }

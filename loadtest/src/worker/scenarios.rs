@@ -17,7 +17,7 @@ use self::broadcast::{author_of, publish, room_of};
 use self::crowd::crowd;
 use self::soak::{followee_of, soak, soak_activity, soak_room, timeline_floor};
 use super::claim_book::ClaimBook;
-use super::client::{Client, request, sync_clock};
+use super::client::{Client, request, subscribe, sync_clock};
 use super::ctx::Ctx;
 use crate::checks::{Stream, Tally};
 use crate::client::{self, ClientError, Conn};
@@ -103,14 +103,7 @@ pub(super) async fn setup(ctx: &Ctx, n: usize) -> Result<Client, ClientError> {
                 {
                     request(ctx, &mut client, "follow", &json!({ "user": merchant })).await?;
                 }
-                let ok = request(
-                    ctx,
-                    &mut client,
-                    "activity.subscribe",
-                    &json!({ "activity": crowd.activity.unwrap_or_default() }),
-                )
-                .await?;
-                client.starts_at_ms = ok.get("starts_at").and_then(Value::as_i64);
+                subscribe(ctx, &mut client, crowd.activity.unwrap_or_default()).await?;
                 client.clock_offset_us = sync_clock(ctx, &mut client).await?;
                 let error = client.clock_offset_us.unsigned_abs();
                 ctx.rec.with(|s, _| s.record(h::CLOCK_ERROR, error));
@@ -135,14 +128,7 @@ fn claim_terms(scenario: &Scenario) -> (i64, u32) {
 /// follows the author whose posts it will look for in its timeline.
 async fn soak_setup(ctx: &Ctx, client: &mut Client) -> Result<(), ClientError> {
     if let Some(activity) = soak_activity(ctx.scenario()) {
-        let ok = request(
-            ctx,
-            client,
-            "activity.subscribe",
-            &json!({ "activity": activity }),
-        )
-        .await?;
-        client.starts_at_ms = ok.get("starts_at").and_then(Value::as_i64);
+        subscribe(ctx, client, activity).await?;
     }
     if let Some(author) = followee_of(ctx, client.n) {
         request(ctx, client, "follow", &json!({ "user": author })).await?;

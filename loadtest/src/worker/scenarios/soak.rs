@@ -20,7 +20,9 @@ use crate::checks::{GivenBack, Stream, Tally};
 use crate::client::ClientError;
 use crate::scenario::{Scenario, SoakSpec};
 use crate::stats::{now_us, t};
-use crate::worker::client::{Client, account, collect_owed, next_frame, read_until, request};
+use crate::worker::client::{
+    Client, account, collect_owed, next_frame, read_until, request, subscribe,
+};
 use crate::worker::ctx::{Ctx, far_future, instant_of, lock};
 use crate::worker::payload::payload;
 
@@ -280,11 +282,10 @@ pub(in crate::worker) async fn soak(ctx: &Ctx, client: &mut Client, at_us: u64) 
         if !come_back(ctx, client, room, grace).await {
             return false;
         }
-        if let Some(activity) = activity {
-            let params = json!({ "activity": activity });
-            if let Err(err) = request(ctx, client, "activity.subscribe", &params).await {
-                ctx.error(&err);
-            }
+        if let Some(activity) = activity
+            && let Err(err) = subscribe(ctx, client, activity).await
+        {
+            ctx.error(&err);
         }
         if let Err(err) = client.claims.resend_lost(&mut client.conn).await {
             ctx.error(&err);
