@@ -57,12 +57,15 @@ pub struct OverloadSettings {
     pub shed_medium_lag_ms: u64,
     /// Lag (ms) above which claims and countdowns are shed too.
     pub shed_high_lag_ms: u64,
-    /// How long (ms) after a slow consumer was closed (or a message fanned out late) new room
-    /// members are refused; 0: never.
-    pub member_pause_ms: u64,
+    /// After fan-out pressure, new room members are taken in at a measured rate until this
+    /// long (ms) has passed without pressure and without a refused join; 0: never paced.
+    pub member_calm_ms: u64,
     /// A room message fanned out this long (ms) after its request arrived counts as fan-out
     /// pressure; 0: not counted.
     pub fanout_delay_ms: u64,
+    /// A lag probe answered this long (ms) after it was sent is a member served late; more
+    /// than 1% of a second's probes late counts as fan-out pressure; 0: not counted.
+    pub late_member_ms: u64,
 }
 
 impl OverloadSettings {
@@ -75,6 +78,16 @@ impl OverloadSettings {
             shed_low: ms(self.shed_low_lag_ms),
             shed_medium: ms(self.shed_medium_lag_ms),
             shed_high: ms(self.shed_high_lag_ms),
+        }
+    }
+
+    /// What counts as fan-out pressure, and how long joins stay paced after it.
+    pub fn to_pacing(&self) -> corral_actors::MemberPacing {
+        let ms = Duration::from_millis;
+        corral_actors::MemberPacing {
+            calm: ms(self.member_calm_ms),
+            fanout_delay: ms(self.fanout_delay_ms),
+            late_member: ms(self.late_member_ms),
         }
     }
 }

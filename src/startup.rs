@@ -290,10 +290,7 @@ impl Application {
             claims.clone(),
             settings.promotions.stock_frames_per_sec,
         );
-        let overload = Arc::new(Overload::new(
-            Duration::from_millis(settings.overload.member_pause_ms),
-            Duration::from_millis(settings.overload.fanout_delay_ms),
-        ));
+        let overload = Arc::new(Overload::new(settings.overload.to_pacing()));
         let hub = Arc::new(Hub {
             session: SessionConfig {
                 auth_timeout: ws.auth_timeout(),

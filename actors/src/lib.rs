@@ -39,7 +39,7 @@ pub use admission::{Admission, AdmissionConfig, ConnPermit, Refusal, UserPermit}
 pub use connections::Connections;
 pub use hub::{Hub, SessionConfig};
 pub use outbound::{CloseReason, Lane, Outbound, OutboundRx};
-pub use overload::{Overload, OverloadConfig, Priority};
+pub use overload::{MemberPacing, Overload, OverloadConfig, Priority};
 pub use ports::activities::{ActivityCatalog, ActivityItem, ActivityRecord, CatalogError};
 pub use ports::{AuthError, Identity, TokenVerifier};
 pub use registry::{Arbiters, Registry};

@@ -174,7 +174,9 @@ catalogue! {
     SHED: Counter, Count, ["priority"], "corral_shed_total",
         "Requests refused by load shedding, by priority (low, medium, high).";
     JOINS_REFUSED: Counter, Count, [], "corral_room_joins_refused_total",
-        "room.join refused under fan-out pressure (slow consumers closed lately).";
+        "room.join refused by the join budget (fan-out pressure or shedding).";
+    JOIN_BUDGET: Gauge, Count, [], "corral_room_join_budget",
+        "New room members a second the node takes in under fan-out pressure; 0 while unlimited.";
     EVENT_LOOP_LAG: Histogram, Seconds, [], "corral_event_loop_lag_seconds",
         "How late an actor thread ran the overload probe's timer.";
 

@@ -4,11 +4,16 @@
 //! threads are behind answers low-priority requests `unavailable` at once instead of queueing
 //! them behind the claims that matter.
 //!
-//! A second signal is fan-out pressure ([`pressure`]): connections closed lately as slow
-//! consumers, and room messages fanned out late (the node's own fan-out falling behind, which
-//! neither the clients nor the probe show). While it lasts, new room members are refused, and
-//! every retry hint grows with whichever of the two signals is higher.
+//! A second signal is fan-out pressure: connections closed lately as slow consumers
+//! ([`pressure`]), room messages fanned out late (the node's own fan-out falling behind, which
+//! neither the clients nor the probe show), and more than a few members a second answering
+//! their lag probes late ([`late_members`]). Under it new room members are taken in at a
+//! measured rate ([`join_budget`]: halved while the pressure lasts, grown back while it does
+//! not), so the node settles at the members it can serve; every retry hint grows with the
+//! level or the slow-consumer closes, whichever is higher.
 
+mod join_budget;
+mod late_members;
 mod pressure;
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -16,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::metric_catalogue as metric;
+use join_budget::{Admission, JoinBudget};
+use late_members::LateMembers;
 use pressure::Pressure;
 
 // The priority classes live in the protocol's op table, beside each op (one listing from
@@ -37,36 +44,66 @@ pub struct OverloadConfig {
     pub shed_high: Duration,
 }
 
-/// How long new room members are refused after a slow consumer was closed, by default.
-pub const MEMBER_PAUSE: Duration = Duration::from_secs(5);
+/// How long joins stay paced after the last pressure and the last refused join, by default.
+pub const MEMBER_CALM: Duration = Duration::from_secs(5);
 
 /// A room message fanned out this long after its request arrived counts as fan-out
 /// pressure, by default.
 pub const FANOUT_DELAY: Duration = Duration::from_secs(2);
+
+/// A lag probe answered this much later than it was sent is a member served late, by default.
+pub const LATE_MEMBER: Duration = Duration::from_secs(2);
+
+/// What counts as fan-out pressure and how long joins stay paced after it (from the
+/// `[overload]` config section; a zero turns that part off).
+#[derive(Debug, Clone, Copy)]
+pub struct MemberPacing {
+    /// Joins are paced until this long has passed without pressure and without a refused
+    /// join; the slow-consumer closes of this long make retry hints longer.
+    pub calm: Duration,
+    /// A room message fanned out later than this after its request arrived is pressure.
+    pub fanout_delay: Duration,
+    /// A lag probe answered later than this is a member served late.
+    pub late_member: Duration,
+}
+
+impl Default for MemberPacing {
+    fn default() -> Self {
+        MemberPacing {
+            calm: MEMBER_CALM,
+            fanout_delay: FANOUT_DELAY,
+            late_member: LATE_MEMBER,
+        }
+    }
+}
 
 /// The node's current overload level: 0 (serve everything) to 3 (serve only critical ops),
 /// and its fan-out pressure.
 pub struct Overload {
     level: AtomicU8,
     pressure: Mutex<Pressure>,
+    joins: Mutex<JoinBudget>,
+    late: Mutex<LateMembers>,
     /// A fan-out later than this counts as pressure (zero: never).
     fanout_delay: Duration,
 }
 
 impl Default for Overload {
     fn default() -> Self {
-        Overload::new(MEMBER_PAUSE, FANOUT_DELAY)
+        Overload::new(MemberPacing::default())
     }
 }
 
 impl Overload {
-    /// No load yet; new room members are refused for `member_pause` after each slow-consumer
-    /// close or fan-out later than `fanout_delay` (zero: never, not counted).
-    pub fn new(member_pause: Duration, fanout_delay: Duration) -> Overload {
+    /// No load yet.
+    pub fn new(pacing: MemberPacing) -> Overload {
+        let now = Instant::now();
         Overload {
             level: AtomicU8::new(0),
-            pressure: Mutex::new(Pressure::new(member_pause)),
-            fanout_delay,
+            pressure: Mutex::new(Pressure::new(pacing.calm)),
+            joins: Mutex::new(JoinBudget::new(pacing.calm, now)),
+            late: Mutex::new(LateMembers::new(pacing.late_member, now)),
+            fanout_delay: pacing.fanout_delay,
         }
     }
 
@@ -74,15 +111,33 @@ impl Overload {
     /// arrived: pressure when that is later than the node's bound.
     pub fn note_fanout_delay(&self, delay: Duration) {
         if !self.fanout_delay.is_zero() && delay > self.fanout_delay {
-            self.note_slow_consumer();
+            self.feel_pressure(Instant::now());
         }
     }
 
-    /// A connection was closed for not keeping up with its pushes (4008), or a message was
-    /// fanned out late.
+    /// A connection's lag probe was answered `lag` after it was sent: pressure when more
+    /// than a few of a second's probes are late.
+    pub fn note_client_lag(&self, lag: Duration) {
+        let now = Instant::now();
+        let late_second = self.late.lock().is_ok_and(|mut late| late.note(lag, now));
+        if late_second {
+            self.feel_pressure(now);
+        }
+    }
+
+    /// A connection was closed for not keeping up with its pushes (4008).
     pub fn note_slow_consumer(&self) {
+        let now = Instant::now();
         if let Ok(mut pressure) = self.pressure.lock() {
-            pressure.note(Instant::now());
+            pressure.note(now);
+        }
+        self.feel_pressure(now);
+    }
+
+    fn feel_pressure(&self, now: Instant) {
+        if let Ok(mut joins) = self.joins.lock() {
+            joins.pressure(now);
+            publish_budget(&joins);
         }
     }
 
@@ -93,16 +148,24 @@ impl Overload {
             .map_or(0, |pressure| pressure.level(Instant::now()))
     }
 
-    /// Whether a new room member is refused now, and then how long it should wait: the node
-    /// closed slow consumers lately, or it is shedding (its threads run late), and a member
-    /// taken in now would be served late or dropped in turn. Counted when refused.
+    /// Whether a new room member is refused now, and then how long it should wait: under
+    /// fan-out pressure, or while the node sheds (its threads run late), members are taken in
+    /// at the join budget's rate. Counted when refused.
     pub fn refuses_members(&self) -> Option<Duration> {
-        let load = self.pressure().max(self.level());
-        if load == 0 {
-            return None;
+        let now = Instant::now();
+        let mut joins = self.joins.lock().ok()?;
+        if self.level() > 0 {
+            joins.pressure(now);
         }
-        metrics::counter!(metric::JOINS_REFUSED).increment(1);
-        Some(crate::retry_hint::jittered(load))
+        let admission = joins.admit(now);
+        publish_budget(&joins);
+        match admission {
+            Admission::Admitted => None,
+            Admission::Wait(wait) => {
+                metrics::counter!(metric::JOINS_REFUSED).increment(1);
+                Some(crate::retry_hint::spread(wait))
+            }
+        }
     }
 
     /// The current level.
@@ -163,6 +226,11 @@ impl Overload {
             self.set_level(Overload::level_for(&config, worst));
         }
     }
+}
+
+/// The budget as a gauge: joins a second allowed, 0 while unlimited.
+fn publish_budget(joins: &JoinBudget) {
+    metrics::gauge!(metric::JOIN_BUDGET).set(joins.rate().unwrap_or(0.0));
 }
 
 #[cfg(test)]
@@ -237,39 +305,61 @@ mod tests {
         }
     }
 
+    fn pacing(calm: u64, fanout_delay: u64, late_member: u64) -> Overload {
+        let ms = Duration::from_millis;
+        Overload::new(MemberPacing {
+            calm: ms(calm),
+            fanout_delay: ms(fanout_delay),
+            late_member: ms(late_member),
+        })
+    }
+
+    /// Refused joins of `tries` at once.
+    fn refused(overload: &Overload, tries: usize) -> usize {
+        (0..tries)
+            .filter_map(|_| overload.refuses_members())
+            .inspect(|wait| assert!(*wait >= crate::retry_hint::MIN, "{wait:?}"))
+            .count()
+    }
+
     #[test]
-    fn new_members_wait_under_fan_out_pressure_or_while_shedding() {
-        let s = Duration::from_secs;
-        let overload = Overload::new(s(5), s(2));
-        assert_eq!(overload.refuses_members(), None);
+    fn new_members_are_paced_under_fan_out_pressure_or_while_shedding() {
+        let overload = pacing(5_000, 2_000, 2_000);
+        assert_eq!(refused(&overload, 100), 0);
         overload.note_slow_consumer();
-        let wait = overload
-            .refuses_members()
-            .expect("refused after a slow consumer");
-        assert!(wait >= crate::retry_hint::MIN, "{wait:?}");
-        let late = Overload::new(s(5), s(2));
-        late.note_fanout_delay(s(1));
-        assert_eq!(late.refuses_members(), None, "a fan-out in time");
+        // Half the last second's joins a second, starting from an empty bucket.
+        assert_eq!(refused(&overload, 10), 10, "paced after a slow consumer");
+
+        let late = pacing(5_000, 2_000, 2_000);
+        late.note_fanout_delay(Duration::from_secs(1));
+        assert_eq!(refused(&late, 10), 0, "a fan-out in time");
         late.note_fanout_delay(Duration::from_millis(2_001));
-        assert!(
-            late.refuses_members().is_some(),
-            "refused after a late fan-out"
-        );
-        let unbounded = Overload::new(s(5), Duration::ZERO);
-        unbounded.note_fanout_delay(s(60));
-        assert_eq!(
-            unbounded.refuses_members(),
-            None,
-            "a zero bound counts nothing"
-        );
-        let calm = Overload::new(s(5), s(2));
+        assert_eq!(refused(&late, 10), 10, "paced after a late fan-out");
+
+        let unbounded = pacing(5_000, 0, 0);
+        unbounded.note_fanout_delay(Duration::from_secs(60));
+        unbounded.note_client_lag(Duration::from_secs(60));
+        assert_eq!(refused(&unbounded, 10), 0, "zero bounds count nothing");
+
+        let calm = pacing(5_000, 2_000, 2_000);
         calm.set_level(1);
-        assert!(calm.refuses_members().is_some(), "refused while shedding");
-        calm.set_level(0);
-        assert_eq!(calm.refuses_members(), None);
-        let never = Overload::new(Duration::ZERO, s(2));
+        assert_eq!(refused(&calm, 10), 10, "paced while shedding");
+
+        let never = pacing(0, 2_000, 2_000);
         never.note_slow_consumer();
-        assert_eq!(never.refuses_members(), None, "a zero pause never refuses");
+        assert_eq!(refused(&never, 10), 0, "a zero calm never paces");
+    }
+
+    #[test]
+    fn members_answering_late_pace_new_ones() {
+        let overload = pacing(5_000, 2_000, 100);
+        for _ in 0..10 {
+            overload.note_client_lag(Duration::from_millis(500));
+        }
+        assert_eq!(refused(&overload, 10), 0, "no second has closed yet");
+        std::thread::sleep(Duration::from_millis(1_000));
+        overload.note_client_lag(Duration::from_millis(1));
+        assert_eq!(refused(&overload, 10), 10, "a late second paces joins");
     }
 
     #[test]

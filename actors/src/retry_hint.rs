@@ -1,7 +1,8 @@
 //! How long a client should wait before trying again, when the node refuses or closes for
 //! load (a shed request, a slow-consumer close, an admission refusal at the upgrade).
 //!
-//! The delay grows with the node's overload level and is jittered uniformly in `[d/2, d)`,
+//! The delay grows with the node's overload level (or, for a join the join budget refused,
+//! with the members waiting for it: [`spread`]) and is jittered uniformly in `[d/2, d)`,
 //! so a crowd told to wait at the same moment comes back spread out instead of as a second
 //! wave. It is bounded: never under [`MIN`], never over [`MAX`].
 
@@ -19,7 +20,12 @@ pub const MAX: Duration = Duration::from_millis(8_000);
 /// The base doubles per level (1 s, 2 s, 4 s, 8 s) and the result is uniform in
 /// `[base/2, base)`, so it always lies in `[MIN, MAX)`.
 pub fn delay(level: u8, unit: f64) -> Duration {
-    let base_ms = (2 * millis(MIN)) << level.min(3);
+    jitter_below((2 * millis(MIN)) << level.min(3), unit)
+}
+
+/// Uniform in `[base/2, base)` for a jitter sample `unit` in `[0, 1)` (out-of-range samples
+/// are clamped), within `[MIN, MAX)`.
+fn jitter_below(base_ms: u64, unit: f64) -> Duration {
     let unit = if unit.is_finite() {
         unit.clamp(0.0, 1.0)
     } else {
@@ -35,6 +41,18 @@ pub fn delay(level: u8, unit: f64) -> Duration {
 /// [`delay`] with a fresh random sample: what the node actually tells a client.
 pub fn jittered(level: u8) -> Duration {
     delay(level, rand::random::<f64>())
+}
+
+/// A hint for a client refused until the node has room for it, about `expected` from now:
+/// uniform in `[d/2, d)` for `d` = `expected` held within the bounds, from a jitter sample
+/// `unit` in `[0, 1)`. Pure: the caller draws the sample.
+pub fn spread_delay(expected: Duration, unit: f64) -> Duration {
+    jitter_below(millis(expected.clamp(2 * MIN, MAX)), unit)
+}
+
+/// [`spread_delay`] with a fresh random sample.
+pub fn spread(expected: Duration) -> Duration {
+    spread_delay(expected, rand::random::<f64>())
 }
 
 /// The machine-readable close reason carrying a hint, `{"retry_after_ms":N}` (at most 26
@@ -103,6 +121,19 @@ mod tests {
             "a crowd spreads out: {}",
             distinct.len()
         );
+    }
+
+    #[test]
+    fn a_spread_hint_follows_the_expected_wait_within_bounds() {
+        let s = Duration::from_secs;
+        assert_eq!(spread_delay(s(4), 0.0), s(2));
+        assert_eq!(spread_delay(s(4), 0.5), s(3));
+        for expected in [Duration::ZERO, s(1), s(7), s(60), Duration::MAX] {
+            for unit in [0.0, 0.5, 1.0, f64::NAN] {
+                let wait = spread_delay(expected, unit);
+                assert!(wait >= MIN && wait < MAX, "{expected:?} {unit}: {wait:?}");
+            }
+        }
     }
 
     #[test]

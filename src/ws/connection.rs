@@ -314,6 +314,7 @@ pub async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                     Message::Pong(payload) => {
                         if let Some(lag) = conn.lag.pong(&payload, Instant::now()) {
                             metrics::histogram!(metric::CLIENT_LAG).record(lag.as_secs_f64());
+                            overload.note_client_lag(lag);
                         }
                     }
                     Message::Close => break End::Plain,

@@ -133,8 +133,9 @@ pub async fn test_settings(engine: Engine, dir: &std::path::Path) -> Settings {
     // go unread for seconds while pushes flow: the lag rule and the member pause it sets off
     // have their own tests, which turn them on.
     s.ws.max_lag_ms = 0;
-    s.overload.member_pause_ms = 0;
+    s.overload.member_calm_ms = 0;
     s.overload.fanout_delay_ms = 0;
+    s.overload.late_member_ms = 0;
     // Tests register and log in many users from 127.0.0.1; the edge tests set these back.
     s.auth.login_per_ip_burst = 1e9;
     s.auth.register_per_ip_burst = 1e9;

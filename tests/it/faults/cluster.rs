@@ -49,6 +49,7 @@ fn tuning() -> Vec<(&'static str, String)> {
         ("CORRAL_WS__USER_RATE_PER_SEC", "100000"),
         ("CORRAL_WS__USER_RATE_BURST", "100000"),
         ("CORRAL_OVERLOAD__ENABLED", "false"),
+        ("CORRAL_OVERLOAD__MEMBER_CALM_MS", "0"),
         ("CORRAL_LOG__FILTER", "error"),
     ]
     .into_iter()

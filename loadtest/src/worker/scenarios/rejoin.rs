@@ -1,7 +1,8 @@
 //! Coming back after a drop, as a real client would: reconnect, authenticate and re-join the
-//! room with `since`, then account what was missed in seq order (`room.history` pages when the
-//! catch-up was truncated, the reply's `missed`, the pushes meanwhile). Chat members the
-//! server dropped and the soak's churning clients use it.
+//! room with `since` (a join refused `unavailable` with a hint is asked again after the hint,
+//! on the same connection), then account what was missed in seq order (`room.history` pages
+//! when the catch-up was truncated, the reply's `missed`, the pushes meanwhile). Chat members
+//! the server dropped and the soak's churning clients use it.
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub(in crate::worker) async fn come_back(
         tokio::time::sleep(with_own_jitter(wait, rand::random::<f64>())).await;
     }
     let mut attempt = 0;
+    let mut connected = false;
     loop {
         if tokio::time::Instant::now() >= grace || ctx.finishing() {
             ctx.error(&ClientError::new(
@@ -44,10 +46,30 @@ pub(in crate::worker) async fn come_back(
             ));
             return false;
         }
+        if !connected {
+            if let Err(err) = reconnect(ctx, client).await {
+                ctx.error(&err);
+                tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
+                attempt += 1;
+                continue;
+            }
+            connected = true;
+        }
         match rejoin(ctx, client, room, since).await {
             Ok(()) => return true,
+            // The node takes members in at the rate it can serve them: wait as asked, on the
+            // same connection, and ask again.
+            Err(ClientError {
+                code,
+                retry_after: Some(wait),
+                ..
+            }) if code == "unavailable" => {
+                ctx.rec.with(|s, bin| s.count("joins_paced", bin, 1));
+                tokio::time::sleep(with_own_jitter(wait, rand::random::<f64>())).await;
+            }
             Err(err) => {
                 ctx.error(&err);
+                connected = false;
                 tokio::time::sleep(backoff(attempt, rand::random::<f64>())).await;
                 attempt += 1;
             }
@@ -75,15 +97,8 @@ pub(in crate::worker) fn backoff(attempt: u32, unit: f64) -> Duration {
 /// Most `room.history` pages one catch-up reads (200 messages each).
 pub(in crate::worker) const MAX_HISTORY_PAGES: usize = 100;
 
-/// Reconnects, authenticates and re-joins `room` with `since`, then accounts what was missed
-/// in seq order: older pages from `room.history` when the reply was truncated, the reply's
-/// `missed`, then the pushes that arrived meanwhile.
-pub(in crate::worker) async fn rejoin(
-    ctx: &Ctx,
-    client: &mut Client,
-    room: i64,
-    since: Option<u64>,
-) -> Result<(), ClientError> {
+/// Opens a new connection for `client` and authenticates it.
+async fn reconnect(ctx: &Ctx, client: &mut Client) -> Result<(), ClientError> {
     let scenario = ctx.scenario();
     let started = now_us();
     let ws = client::connect(
@@ -105,6 +120,18 @@ pub(in crate::worker) async fn rejoin(
         .map(|a| a.token.clone())
         .unwrap_or_default();
     request(ctx, client, "auth", &json!({ "token": token })).await?;
+    Ok(())
+}
+
+/// Re-joins `room` with `since` on the client's connection, then accounts what was missed in
+/// seq order: older pages from `room.history` when the reply was truncated, the reply's
+/// `missed`, then the pushes that arrived meanwhile.
+async fn rejoin(
+    ctx: &Ctx,
+    client: &mut Client,
+    room: i64,
+    since: Option<u64>,
+) -> Result<(), ClientError> {
     let mut pushes = Vec::new();
     let (latency, ok) = client
         .conn
