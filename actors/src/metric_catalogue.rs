@@ -175,6 +175,8 @@ catalogue! {
         "Requests refused by load shedding, by priority (low, medium, high).";
     JOINS_REFUSED: Counter, Count, [], "corral_room_joins_refused_total",
         "room.join refused by the join budget (fan-out pressure or shedding).";
+    FANOUT_PRESSURE: Counter, Count, ["signal"], "corral_fanout_pressure_total",
+        "Fan-out pressure felt, by signal: slow_consumer, late_fanout, late_members, shedding.";
     JOIN_BUDGET: Gauge, Count, [], "corral_room_join_budget",
         "New room members a second the node takes in under fan-out pressure; 0 while unlimited.";
     EVENT_LOOP_LAG: Histogram, Seconds, [], "corral_event_loop_lag_seconds",

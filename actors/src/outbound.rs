@@ -82,9 +82,12 @@ impl Lanes {
         }
     }
 
-    /// The next frame to write: replies first.
-    fn pop(&mut self) -> Option<ByteString> {
-        self.replies.pop_front().or_else(|| self.pushes.pop_front())
+    /// The next frame to write and its lane: replies first.
+    fn pop(&mut self) -> Option<(Lane, ByteString)> {
+        match self.replies.pop_front() {
+            Some(frame) => Some((Lane::Reply, frame)),
+            None => self.pushes.pop_front().map(|frame| (Lane::Push, frame)),
+        }
     }
 }
 
@@ -222,20 +225,25 @@ impl OutboundRx {
     /// The next frame to write, replies before pushes, without waiting; `None` when both
     /// lanes are empty.
     pub fn try_recv(&self) -> Option<ByteString> {
-        self.shared.lanes().pop()
+        self.shared.lanes().pop().map(|(_, frame)| frame)
     }
 
     /// Polls for the next frame: `Ready(None)` once every sender is gone and the lanes are
     /// empty.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<ByteString>> {
-        if let Some(frame) = self.try_recv() {
-            return Poll::Ready(Some(frame));
+        self.poll_next(cx).map(|next| next.map(|(_, frame)| frame))
+    }
+
+    /// [`OutboundRx::poll_recv`] with the lane the frame came from.
+    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<(Lane, ByteString)>> {
+        if let Some(next) = self.shared.lanes().pop() {
+            return Poll::Ready(Some(next));
         }
         self.shared.waker.register(cx.waker());
         // Checked again after registering: a frame queued in between would otherwise wait
         // for the next one.
-        if let Some(frame) = self.try_recv() {
-            return Poll::Ready(Some(frame));
+        if let Some(next) = self.shared.lanes().pop() {
+            return Poll::Ready(Some(next));
         }
         if self.shared.senders.load(Ordering::Acquire) == 0 {
             return Poll::Ready(None);

@@ -111,7 +111,7 @@ impl Overload {
     /// arrived: pressure when that is later than the node's bound.
     pub fn note_fanout_delay(&self, delay: Duration) {
         if !self.fanout_delay.is_zero() && delay > self.fanout_delay {
-            self.feel_pressure(Instant::now());
+            self.feel_pressure(Instant::now(), "late_fanout");
         }
     }
 
@@ -121,7 +121,7 @@ impl Overload {
         let now = Instant::now();
         let late_second = self.late.lock().is_ok_and(|mut late| late.note(lag, now));
         if late_second {
-            self.feel_pressure(now);
+            self.feel_pressure(now, "late_members");
         }
     }
 
@@ -131,10 +131,11 @@ impl Overload {
         if let Ok(mut pressure) = self.pressure.lock() {
             pressure.note(now);
         }
-        self.feel_pressure(now);
+        self.feel_pressure(now, "slow_consumer");
     }
 
-    fn feel_pressure(&self, now: Instant) {
+    fn feel_pressure(&self, now: Instant, signal: &'static str) {
+        metrics::counter!(metric::FANOUT_PRESSURE, "signal" => signal).increment(1);
         if let Ok(mut joins) = self.joins.lock() {
             joins.pressure(now);
             publish_budget(&joins);
@@ -155,6 +156,7 @@ impl Overload {
         let now = Instant::now();
         let mut joins = self.joins.lock().ok()?;
         if self.level() > 0 {
+            metrics::counter!(metric::FANOUT_PRESSURE, "signal" => "shedding").increment(1);
             joins.pressure(now);
         }
         let admission = joins.admit(now);

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use corral_actors::metric_catalogue as metric;
-use corral_actors::{CloseReason, ConnPermit, OutboundRx, Overload, SessionHandle, retry_hint};
+use corral_actors::{
+    CloseReason, ConnPermit, Lane, OutboundRx, Overload, SessionHandle, retry_hint,
+};
 use corral_protocol::limits::close;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
@@ -157,12 +159,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         }
         loop {
             let mut taken = 0;
+            let mut pushed = false;
             let mut ended = false;
             while self.writes.len() < WRITE_BATCH {
-                match self.out.poll_recv(cx) {
-                    Poll::Ready(Some(frame)) => {
+                match self.out.poll_next(cx) {
+                    Poll::Ready(Some((lane, frame))) => {
                         self.writes.push(opcode::TEXT, frame.into_bytes());
                         taken += 1;
+                        pushed |= lane == Lane::Push;
                         if let Some((ahead, _)) = &mut self.ping_after {
                             *ahead -= 1;
                             if *ahead == 0
@@ -179,7 +183,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
                     Poll::Pending => break,
                 }
             }
-            if taken > 0 && self.lag.wrote() {
+            // Pushes flow (replies answer the client's own requests: a client may wait
+            // before reading one, as one told to come back later does).
+            if pushed && self.lag.wrote() {
                 // Frames flow: the next probe is due within `probe_every`, not a heartbeat.
                 let soon = tokio::time::Instant::now() + self.lag.probe_every();
                 if self.timer.deadline() > soon {

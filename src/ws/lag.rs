@@ -99,10 +99,11 @@ impl LagProbe {
             }
         }
         self.next_token = self.next_token.wrapping_add(1);
+        // A ping sent after frames were written goes out behind them.
         self.outstanding = Some(Probe {
             token: self.next_token,
             sent: now,
-            busy: false,
+            busy,
         });
         tick.ping = Some(self.next_token.to_be_bytes());
         tick
@@ -119,14 +120,18 @@ impl LagProbe {
         }
     }
 
-    /// A pong with `payload` at `now`: the client's lag when it answers the probe out.
+    /// A pong with `payload` at `now`: the client's lag when it answers the probe out and
+    /// frames flowed around it. An idle ping's round trip says nothing of lag: a client may
+    /// read late when nothing is pushed (one waiting out a retry hint does).
     pub fn pong(&mut self, payload: &[u8], now: Instant) -> Option<Duration> {
         let probe = self.outstanding?;
         if payload != probe.token.to_be_bytes() {
             return None;
         }
         self.outstanding = None;
-        Some(now.saturating_duration_since(probe.sent))
+        probe
+            .busy
+            .then(|| now.saturating_duration_since(probe.sent))
     }
 }
 
@@ -144,11 +149,17 @@ mod tests {
     fn an_answered_probe_measures_the_lag_and_the_next_one_follows() {
         let t0 = Instant::now();
         let mut p = probe();
-        let first = p.tick(t0).ping.expect("a ping");
+        p.wrote();
+        let first = p.tick(t0).ping.expect("a ping behind the frames");
         assert_eq!(p.pong(&first, t0 + 40 * MS), Some(40 * MS));
         assert_eq!(p.pong(&first, t0 + 50 * MS), None, "answered once");
         let second = p.tick(t0 + 1_000 * MS).ping.expect("another ping");
         assert_ne!(first, second);
+        assert_eq!(
+            p.pong(&second, t0 + 9_000 * MS),
+            None,
+            "an idle ping's round trip is no lag"
+        );
     }
 
     #[test]
@@ -181,6 +192,7 @@ mod tests {
         // A heartbeat later the unanswered ping is replaced.
         let second = p.tick(t0 + 15_000 * MS).ping.expect("a fresh ping");
         assert_ne!(first, second);
+        p.wrote();
         assert_eq!(p.pong(&first, t0 + 15_001 * MS), None, "a stale answer");
         assert!(p.pong(&second, t0 + 15_002 * MS).is_some());
     }
@@ -204,6 +216,13 @@ mod tests {
         let tick = p.tick(t0);
         assert!(tick.busy);
         assert_eq!(p.next_tick(t0, tick.busy), t0 + 1_000 * MS);
+        let ping = tick.ping.expect("a ping behind the frames");
+        assert_eq!(
+            p.next_tick(t0, false),
+            t0 + 1_000 * MS,
+            "soon while it is out"
+        );
+        p.pong(&ping, t0 + 10 * MS).expect("a lag");
         let quiet = p.tick(t0 + 1_000 * MS);
         assert!(!quiet.busy);
         assert_eq!(p.next_tick(t0, quiet.busy), t0 + 15_000 * MS);

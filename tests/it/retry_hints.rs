@@ -102,9 +102,9 @@ async fn a_member_too_far_behind_is_closed_and_new_members_are_paced_after_it() 
     }
     let (_, s) = app.user("sleepy").await;
     let mut sleepy = app.client(Some(&s)).await;
-    join(&mut sleepy, room, None).await;
     let mut alice = app.client(Some(&a)).await;
     join(&mut alice, room, None).await;
+    join(&mut sleepy, room, None).await;
     // Small messages, a few a second: nothing near the queue (1,024 frames) or a socket's
     // buffers; only the unanswered probe can tell that sleepy stopped reading.
     let started = std::time::Instant::now();
