@@ -3,13 +3,15 @@
 //! The outbound queue catches a client that stops reading, but not one that reads slower than
 //! the node writes: the kernel's socket buffers (megabytes on loopback and fast links) hold
 //! tens of seconds of a busy room before the queue fills, and every member is served that much
-//! late. So while frames flow, the connection pings every `probe_every` (the ping goes after
-//! the frames queued before it, in the outbound queue and the write batch, and the client
-//! answers once it has read them, so its round trip is the whole backlog): a probe
-//! unanswered for more than `max_lag` while frames kept flowing means the client is that far
-//! behind, and it is closed as a slow consumer (4008, with a retry hint) to come back with
-//! `since` when it can. An idle connection is pinged every heartbeat as before, and a client
-//! that answers no pings is judged by the idle timeout alone, never by lag.
+//! late. So while pushes flow (replies answer the client's own requests and do not count: a
+//! client may rightly read one late, as one waiting out a retry hint does), the connection
+//! pings every `probe_every` (the ping goes after the frames queued before it, in the outbound
+//! queue and the write batch, and the client answers once it has read them, so its round trip
+//! is the whole backlog): a probe unanswered for more than `max_lag` while frames kept flowing
+//! means the client is that far behind, and it is closed as a slow consumer (4008, with a retry
+//! hint) to come back with `since` when it can. An idle connection is pinged every heartbeat as
+//! before, and a client that answers no pings is judged by the idle timeout alone, never by
+//! lag.
 //!
 //! Pure: the connection loop owns the timer and the socket and passes the clock.
 
