@@ -71,5 +71,6 @@ fn process_collector() -> &'static metrics_process::Collector {
 /// recent as the scrape (nothing polls `/proc` between scrapes).
 pub fn render_metrics(handle: &PrometheusHandle) -> String {
     process_collector().collect();
+    crate::memory::publish_usage();
     handle.render()
 }

@@ -67,6 +67,10 @@ catalogue! {
         "Request frames received, by op.";
     FRAMES_OUT: Counter, Count, ["kind", "op"], "corral_frames_out_total",
         "Frames sent, by kind (reply, push) and op; room messages are counted in corral_fanout_deliveries_total.";
+    HEAP_IN_USE: Gauge, Bytes, [], "corral_heap_in_use_bytes",
+        "Bytes the memory allocator has handed out and not had back (read at each scrape).";
+    SQLITE_MEMORY: Gauge, Bytes, [], "corral_sqlite_memory_bytes",
+        "Bytes SQLite holds: page caches, prepared statements, schema (read at each scrape).";
     BYTES_IN: Counter, Bytes, [], "corral_bytes_in_total",
         "Bytes of WebSocket text frames received.";
     OVERSIZE_FRAMES: Counter, Count, [], "corral_oversize_frames_total",
