@@ -111,6 +111,10 @@ pub struct DeliveryLedger {
     /// Per stream: received count -> number of receivers with that count.
     #[serde(with = "count_pairs")]
     pub received: BTreeMap<String, BTreeMap<u64, u64>>,
+    /// Per stream: the last sequence number a receiver saw in order -> receivers, so a
+    /// receiver short of messages is told apart as stopped early or missing some in between.
+    #[serde(default, with = "count_pairs")]
+    pub ended_at: BTreeMap<String, BTreeMap<u64, u64>>,
     /// Duplicates seen, per stream.
     pub duplicates: BTreeMap<String, u64>,
     /// Out-of-order messages seen, per stream.
@@ -137,6 +141,14 @@ impl DeliveryLedger {
         if tally.out_of_order > 0 {
             *self.out_of_order.entry(stream.clone()).or_default() += tally.out_of_order;
         }
+        if let Some(last) = tally.last_seq {
+            *self
+                .ended_at
+                .entry(stream.clone())
+                .or_default()
+                .entry(last)
+                .or_default() += 1;
+        }
         *self
             .received
             .entry(stream)
@@ -153,10 +165,15 @@ impl DeliveryLedger {
         for (s, n) in &other.unacknowledged {
             *self.unacknowledged.entry(s.clone()).or_default() += n;
         }
-        for (s, counts) in &other.received {
-            let mine = self.received.entry(s.clone()).or_default();
-            for (got, members) in counts {
-                *mine.entry(*got).or_default() += members;
+        for (mine, theirs) in [
+            (&mut self.received, &other.received),
+            (&mut self.ended_at, &other.ended_at),
+        ] {
+            for (s, counts) in theirs {
+                let mine = mine.entry(s.clone()).or_default();
+                for (n, members) in counts {
+                    *mine.entry(*n).or_default() += members;
+                }
             }
         }
         for (s, n) in &other.duplicates {
@@ -187,6 +204,12 @@ impl DeliveryLedger {
                     ));
                 }
             }
+            if missing
+                .last()
+                .is_some_and(|m| m.starts_with(&format!("{stream}:")))
+            {
+                missing.push(self.where_they_stopped(stream));
+            }
         }
         let total_sent: u64 = self.sent.values().sum();
         // A run that published nothing proved nothing.
@@ -214,6 +237,30 @@ impl DeliveryLedger {
             detail: format!("{dups} duplicates, {ooo} out of order"),
         };
         vec![once, order]
+    }
+}
+
+impl DeliveryLedger {
+    /// How many receivers of `stream` stopped before the last sequence number any saw: those
+    /// missed the end (still reading a backlog when the run ended); the others missed
+    /// messages in between.
+    fn where_they_stopped(&self, stream: &str) -> String {
+        let ended = self.ended_at.get(stream);
+        let last = ended
+            .and_then(|e| e.keys().next_back().copied())
+            .unwrap_or(0);
+        let early: u64 = ended
+            .map(|e| e.range(..last).map(|(_, n)| n).sum())
+            .unwrap_or(0);
+        let earliest = ended.and_then(|e| e.keys().next().copied()).unwrap_or(0);
+        match early {
+            0 => {
+                format!("{stream}: every receiver saw seq {last}: the missing ones were in between")
+            }
+            n => format!(
+                "{stream}: {n} receiver(s) stopped before seq {last} (the earliest at {earliest})"
+            ),
+        }
     }
 }
 
@@ -718,6 +765,20 @@ mod tests {
         let checks = gappy.check();
         assert!(!checks[0].passed);
         assert!(checks[0].detail.contains("1 receiver(s) got 2 of 3"));
+        assert!(
+            checks[0].detail.contains("every receiver saw seq 3"),
+            "{}",
+            checks[0].detail
+        );
+        let mut short = good.clone();
+        let mut stopped = Tally::default();
+        stopped.see(1);
+        short.receiver(Stream::Room(1), &stopped);
+        let detail = &short.check()[0].detail;
+        assert!(
+            detail.contains("1 receiver(s) stopped before seq 3 (the earliest at 1)"),
+            "{detail}"
+        );
 
         // A message whose acknowledgement was lost may reach receivers, or not.
         let mut unsure = good.clone();
