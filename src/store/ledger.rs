@@ -268,17 +268,22 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                     return Ok(HoldOutcome::Held { claim, fresh });
                 }
                 Err(err) => {
-                    // A concurrent retry of the same key may have written the row; only give
-                    // the slot back when no row stands for it.
-                    if let Ok(Some(KeyRow {
-                        claim,
-                        voided: false,
-                    })) = self.rows.by_key(spec.id, user, key).await
-                    {
-                        return Ok(HoldOutcome::Held { claim, fresh });
-                    }
-                    if fresh {
-                        self.arbiter.undo(spec, user, &named, ruled.epoch).await?;
+                    // A concurrent retry of the same key may have written the row, and so may
+                    // this write itself: a connection cut mid-commit fails here after the row
+                    // committed. Only give the slot back when the rows say none stands; when
+                    // they cannot be read (the database is unreachable) the slot stays taken,
+                    // and reconciliation keeps it for a row or voids it without one. (Undoing
+                    // on any error handed a committed hold's slot to another client once the
+                    // database was back: two held rows for one slot.)
+                    match self.rows.by_key(spec.id, user, key).await {
+                        Ok(Some(KeyRow {
+                            claim,
+                            voided: false,
+                        })) => return Ok(HoldOutcome::Held { claim, fresh }),
+                        Ok(_) if fresh => {
+                            self.arbiter.undo(spec, user, &named, ruled.epoch).await?;
+                        }
+                        Ok(_) | Err(_) => {}
                     }
                     return Err(err.into());
                 }
