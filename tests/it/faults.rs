@@ -211,10 +211,26 @@ impl Load {
             true => Some(lapse::check_claims(&cluster.pool, self.activity, &history).await),
             false => {
                 let rows = held_rows(cluster, self.activity).await;
-                assert_eq!(
-                    told, rows,
-                    "the clients told `held` are exactly the held rows"
-                );
+                if told != rows {
+                    // What the clients of the held rows nobody was told were answered instead.
+                    let answers: HashMap<String, &Outcome> = history
+                        .iter()
+                        .map(|e| (e.key.clone(), &e.outcome))
+                        .collect();
+                    let untold = held_keys(cluster, self.activity).await;
+                    let untold: Vec<_> = untold
+                        .iter()
+                        .filter(|(id, _)| !told.contains(id))
+                        .map(|(id, key)| (id, key, answers.get(key)))
+                        .collect();
+                    panic!(
+                        "the clients told `held` are exactly the held rows: {} told, {} rows; \
+                         held rows never told (id, key, final answer), e.g. {:?}",
+                        told.len(),
+                        rows.len(),
+                        &untold[..untold.len().min(5)]
+                    );
+                }
                 None
             }
         };
@@ -274,6 +290,21 @@ async fn held_rows(cluster: &Cluster, activity: i64) -> HashSet<i64> {
         .expect("claims")
         .iter()
         .map(|row| row.get(0))
+        .collect()
+}
+
+/// (id, key) of the held or confirmed claims of `activity`.
+async fn held_keys(cluster: &Cluster, activity: i64) -> Vec<(i64, String)> {
+    use sqlx::Row;
+    let sql = "SELECT id, claim_key FROM claims WHERE activity_id = $1 \
+               AND status IN ('held', 'confirmed')";
+    sqlx::query(sql)
+        .bind(activity)
+        .fetch_all(&cluster.pool)
+        .await
+        .expect("claims")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
         .collect()
 }
 
