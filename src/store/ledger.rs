@@ -1,7 +1,8 @@
 //! The [`ClaimLedger`] adapters: a [`SlotArbiter`] decides atomically who gets a slot (the
 //! in-process `BookArbiter` on one node, the Redis Lua script across a cluster) and
 //! [`DurableLedger`] pairs it with the SQL claim rows, so that a hold is answered only after
-//! its row is committed, and a slot taken for a write that then failed is given back.
+//! its row is committed, and a slot taken for a write that then failed is given back once the
+//! rows show that no row stands for the key (unreadable rows leave it to reconciliation).
 
 use std::sync::Arc;
 
