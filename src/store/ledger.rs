@@ -1,8 +1,8 @@
 //! The [`ClaimLedger`] adapters: a [`SlotArbiter`] decides atomically who gets a slot (the
 //! in-process `BookArbiter` on one node, the Redis Lua script across a cluster) and
 //! [`DurableLedger`] pairs it with the SQL claim rows, so that a hold is answered only after
-//! its row is committed, and a slot taken for a write that then failed is given back once the
-//! rows show that no row stands for the key (unreadable rows leave it to reconciliation).
+//! its row is committed. A slot taken for a write that then failed is given back by
+//! reconciliation in a cluster (the write may still commit), by the ledger itself on one node.
 
 use std::sync::Arc;
 
@@ -270,18 +270,20 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                 }
                 Err(err) => {
                     // A concurrent retry of the same key may have written the row, and so may
-                    // this write itself: a connection cut mid-commit fails here after the row
-                    // committed. Only give the slot back when the rows say none stands; when
-                    // they cannot be read (the database is unreachable) the slot stays taken,
-                    // and reconciliation keeps it for a row or voids it without one. (Undoing
-                    // on any error handed a committed hold's slot to another client once the
-                    // database was back: two held rows for one slot.)
+                    // this write itself: one cut mid-commit fails here after the row committed,
+                    // and one that timed out behind a hung database may still commit after the
+                    // rows read empty. So the cluster's arbiter never gives the slot back here:
+                    // reconciliation keeps it for a row or voids the key without one (its void
+                    // writes only while no row stands). Undoing here handed a committed hold's
+                    // slot to another client once the database was back: two held rows for one
+                    // slot. The node's own arbiter has no reconciler: it undoes when the rows
+                    // answer that the key has none.
                     match self.rows.by_key(spec.id, user, key).await {
                         Ok(Some(KeyRow {
                             claim,
                             voided: false,
                         })) => return Ok(HoldOutcome::Held { claim, fresh }),
-                        Ok(_) if fresh => {
+                        Ok(_) if fresh && !self.arbiter.fenced() => {
                             self.arbiter.undo(spec, user, &named, ruled.epoch).await?;
                         }
                         Ok(_) | Err(_) => {}
