@@ -1,7 +1,8 @@
 //! The [`ClaimLedger`] adapters: a [`SlotArbiter`] decides atomically who gets a slot (the
 //! in-process `BookArbiter` on one node, the Redis Lua script across a cluster) and
 //! [`DurableLedger`] pairs it with the SQL claim rows, so that a hold is answered only after
-//! its row is committed, and a slot taken for a write that then failed is given back.
+//! its row is committed. A slot taken for a write that then failed is given back by
+//! reconciliation in a cluster (the write may still commit), by the ledger itself on one node.
 
 use std::sync::Arc;
 
@@ -268,17 +269,24 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                     return Ok(HoldOutcome::Held { claim, fresh });
                 }
                 Err(err) => {
-                    // A concurrent retry of the same key may have written the row; only give
-                    // the slot back when no row stands for it.
-                    if let Ok(Some(KeyRow {
-                        claim,
-                        voided: false,
-                    })) = self.rows.by_key(spec.id, user, key).await
-                    {
-                        return Ok(HoldOutcome::Held { claim, fresh });
-                    }
-                    if fresh {
-                        self.arbiter.undo(spec, user, &named, ruled.epoch).await?;
+                    // A concurrent retry of the same key may have written the row, and so may
+                    // this write itself: one cut mid-commit fails here after the row committed,
+                    // and one that timed out behind a hung database may still commit after the
+                    // rows read empty. So the cluster's arbiter never gives the slot back here:
+                    // reconciliation keeps it for a row or voids the key without one (its void
+                    // writes only while no row stands). Undoing here handed a committed hold's
+                    // slot to another client once the database was back: two held rows for one
+                    // slot. The node's own arbiter has no reconciler: it undoes when the rows
+                    // answer that the key has none.
+                    match self.rows.by_key(spec.id, user, key).await {
+                        Ok(Some(KeyRow {
+                            claim,
+                            voided: false,
+                        })) => return Ok(HoldOutcome::Held { claim, fresh }),
+                        Ok(_) if fresh && !self.arbiter.fenced() => {
+                            self.arbiter.undo(spec, user, &named, ruled.epoch).await?;
+                        }
+                        Ok(_) | Err(_) => {}
                     }
                     return Err(err.into());
                 }
@@ -385,9 +393,17 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
             .expire_due(spec.id, now, spec.gives_coupons())
             .await?;
         for claim in &expired {
-            self.arbiter
+            // The rows are expired whatever the arbiter says, and no later sweep returns them:
+            // failing here (Redis unreachable) would lose the holders' `claim.updated`. The
+            // slot stays taken in Redis until reconciliation, which releases the slot of an
+            // expired row, brings it back.
+            if let Err(err) = self
+                .arbiter
                 .release(spec, claim.user, &decision(claim))
-                .await?;
+                .await
+            {
+                tracing::warn!(%err, claim = claim.claim_id, "an expired hold's slot is left to reconciliation");
+            }
         }
         Ok(expired)
     }

@@ -125,6 +125,7 @@ where
                                 key: format!("k-{user}"),
                                 outcome: Outcome::Unknown,
                                 latency: Duration::ZERO,
+                                answered_at: now_ms(),
                             }));
                         }
                         out
@@ -153,6 +154,7 @@ async fn one_client(
         key: key.clone(),
         outcome: Outcome::Unknown,
         latency: Duration::ZERO,
+        answered_at: now_ms(),
     };
     let url = format!("ws://127.0.0.1:{port}/ws");
     let mut ws = None;
@@ -196,6 +198,7 @@ async fn one_client(
             key,
             outcome,
             latency: sent.elapsed(),
+            answered_at: now_ms(),
         };
     }
     eprintln!("client {user} was answered unavailable 20 times");
@@ -259,6 +262,7 @@ impl FailoverClient {
             key,
             outcome,
             latency: sent.elapsed(),
+            answered_at: now_ms(),
         }
     }
 

@@ -33,6 +33,10 @@ pub struct Event {
     pub outcome: Outcome,
     /// From sending the claim to its reply (zero when unknown).
     pub latency: Duration,
+    /// When the client had its answer (epoch ms on the host's clock, which the nodes share:
+    /// a hold told after another lapsed can be checked against its `expires_at`); for an
+    /// unknown outcome, when it was recorded.
+    pub answered_at: i64,
 }
 
 pub(crate) fn outcome_of(reply: Result<Value, corral_protocol::ErrorBody>) -> Outcome {

@@ -49,6 +49,7 @@ async fn limit_holds_across_devices_and_keys_repeat(engine: Engine) {
                 key,
                 outcome,
                 latency: Duration::ZERO,
+                answered_at: now_ms(),
             });
         }
     }

@@ -215,6 +215,7 @@ async fn sigkill_mid_crowd(storage: Storage) {
                 key,
                 outcome: outcome_of(reply),
                 latency: Duration::ZERO,
+                answered_at: now_ms(),
             }
         }
     }))
@@ -302,6 +303,7 @@ async fn ledger_is_rebuilt_from_the_rows_at_start_up(engine: Engine) {
             key: key.to_string(),
             outcome,
             latency: Duration::ZERO,
+            answered_at: now_ms(),
         });
     }
     node.restart().await;
@@ -325,6 +327,7 @@ async fn ledger_is_rebuilt_from_the_rows_at_start_up(engine: Engine) {
         key: "c1".into(),
         outcome: last,
         latency: Duration::ZERO,
+        answered_at: now_ms(),
     });
     let (_, dave_token) = &users[3];
     let none = claim(dave_token, "d1").await.expect_err("sold out");

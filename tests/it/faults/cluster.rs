@@ -1,8 +1,9 @@
 //! The cluster the faults are injected into: three nodes on one fresh PostgreSQL database
-//! and one private `redis-server`, each node reaching PostgreSQL through one shared proxy
-//! ([`Cluster::sql`]) and Redis through a proxy of its own ([`Cluster::redis_links`]), so a
-//! test can restart, hang, slow down or partition a dependency without touching the real
-//! one. The nodes are the real binary ([`Cluster::processes`]), or in-process nodes when the
+//! and one private `redis-server`, each node reaching PostgreSQL ([`Cluster::sql_links`]) and
+//! Redis ([`Cluster::redis_links`]) through proxies of its own, so a test can restart, hang,
+//! slow down or partition a dependency without touching the real one: a fault of the
+//! dependency itself breaks every node's link at once ([`Cluster::set_sql`],
+//! [`Cluster::set_redis`]), a partition breaks one. The nodes are the real binary ([`Cluster::processes`]), or in-process nodes when the
 //! fault needs the in-process hooks ([`Cluster::in_process`]). Checks read the database
 //! directly, never through the proxy.
 
@@ -16,9 +17,9 @@ use serde_json::json;
 use sqlx::AnyPool;
 
 use crate::claims::{Promo, bulk_users_in, seed_in};
-use crate::support::proxy::TcpProxy;
+use crate::support::proxy::{Mode, TcpProxy};
 use crate::support::redis::PrivateRedis;
-use crate::support::{NodeProcess, TestApp, WsClient, fresh_postgres_database, unique};
+use crate::support::{NodeProcess, TestApp, WAIT, WsClient, fresh_postgres_database, unique};
 
 /// How many nodes the cluster has.
 pub const NODES: usize = 3;
@@ -87,8 +88,8 @@ pub struct Cluster {
     pub redis: PrivateRedis,
     /// Node `i`'s link to Redis.
     pub redis_links: Vec<TcpProxy>,
-    /// Every node's link to PostgreSQL.
-    pub sql: TcpProxy,
+    /// Node `i`'s link to PostgreSQL.
+    pub sql_links: Vec<TcpProxy>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -115,30 +116,30 @@ fn address(url: &str) -> String {
 
 impl Cluster {
     /// The links and the database, before any node.
-    async fn links() -> (PrivateRedis, Vec<TcpProxy>, TcpProxy, String, AnyPool) {
+    async fn links() -> (PrivateRedis, Vec<TcpProxy>, Vec<TcpProxy>, String, AnyPool) {
         sqlx::any::install_default_drivers();
         let redis = PrivateRedis::start().await;
         let redis_links = (0..NODES)
             .map(|_| TcpProxy::start(&format!("127.0.0.1:{}", redis.port)))
             .collect();
         let db = fresh_postgres_database().await;
-        let sql = TcpProxy::start(&address(&db));
+        let sql_links = (0..NODES).map(|_| TcpProxy::start(&address(&db))).collect();
         let pool = sqlx::any::AnyPoolOptions::new()
             .max_connections(4)
             .connect(&db)
             .await
             .expect("the test database");
-        (redis, redis_links, sql, db, pool)
+        (redis, redis_links, sql_links, db, pool)
     }
 
     /// Three real `corral serve` processes.
     pub async fn processes() -> Cluster {
-        let (redis, redis_links, sql, db, pool) = Cluster::links().await;
+        let (redis, redis_links, sql_links, db, pool) = Cluster::links().await;
         let secret = unique("faults-secret");
         let prefix = unique("faults") + ":";
         let mut processes = Vec::new();
         let mut dirs = Vec::new();
-        for link in &redis_links {
+        for (link, sql) in redis_links.iter().zip(&sql_links) {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut env = tuning();
             env.extend([
@@ -158,19 +159,19 @@ impl Cluster {
             keys: std::sync::Arc::new(JwtKeys::new(&Secret::from(secret.as_str()), "corral", 3600)),
             redis,
             redis_links,
-            sql,
+            sql_links,
             _dirs: dirs,
         }
     }
 
     /// Three in-process nodes (for the fault-injection hooks).
     pub async fn in_process() -> Cluster {
-        let (redis, redis_links, sql, db, pool) = Cluster::links().await;
+        let (redis, redis_links, sql_links, db, pool) = Cluster::links().await;
         let next = Cell::new(0);
         let apps = TestApp::cluster(NODES, |s| {
             tune(s);
             s.redis.url = Secret::from(format!("redis://{}", redis_links[next.get()].addr()));
-            s.database.url = Secret::from(through(&db, &sql.addr()));
+            s.database.url = Secret::from(through(&db, &sql_links[next.get()].addr()));
             next.set(next.get() + 1);
         })
         .await;
@@ -182,9 +183,19 @@ impl Cluster {
             keys,
             redis,
             redis_links,
-            sql,
+            sql_links,
             _dirs: Vec::new(),
         }
+    }
+
+    /// A fault of PostgreSQL itself: every node's link at once.
+    pub fn set_sql(&self, mode: Mode) {
+        self.sql_links.iter().for_each(|link| link.set(mode));
+    }
+
+    /// A fault of Redis itself, as every node sees it: every node's link at once.
+    pub fn set_redis(&self, mode: Mode) {
+        self.redis_links.iter().for_each(|link| link.set(mode));
     }
 
     pub fn ports(&self) -> Vec<u16> {
@@ -270,6 +281,30 @@ impl Cluster {
         matches!(ws.try_request("room.send", send, within).await, Some(Ok(_)))
     }
 
+    /// Asserts that node `i` still serves: a fresh user's claim of `probe` is held and a
+    /// message to `room` acknowledged there (within 3 s each), as another node's fault goes on.
+    pub async fn serves(&self, i: usize, probe: i64, room: i64) {
+        let (user, token) = self.users(1).await.remove(0);
+        let port = self.ports()[i];
+        assert!(
+            self.works(port, user, &token, probe, room).await,
+            "node {i} serves a claim and a message"
+        );
+    }
+
+    /// A fresh member of `room`, joined on node `i` (before a fault: a join needs the
+    /// database).
+    pub async fn member(&self, i: usize, room: i64) -> WsClient {
+        let (_, token) = self.users(1).await.remove(0);
+        let url = format!("ws://127.0.0.1:{}/ws", self.ports()[i]);
+        let mut ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
+        let joined = ws
+            .try_request("room.join", json!({"room": room}), WAIT)
+            .await;
+        assert!(matches!(joined, Some(Ok(_))), "{joined:?}");
+        ws
+    }
+
     /// Whether a claim on node `i` is answered `unavailable` (and nothing else) within
     /// `within`: the arbiter is unreachable and the node says so instead of guessing.
     pub async fn fails_closed(&self, i: usize, activity: i64, within: Duration) -> Duration {
@@ -303,6 +338,27 @@ impl Cluster {
         let body: serde_json::Value = resp.json().await.expect("readiness");
         assert_eq!(status, 503, "{body}");
         assert_ne!(body[dependency], "ok", "{dependency} named as down: {body}");
+        waited
+    }
+
+    /// Whether a `room.send` on `member`'s connection is answered `unavailable` (and nothing
+    /// else) within the database deadline, with a second's slack: the database is
+    /// unreachable and the node says so instead of waiting it out. Returns the wait.
+    pub async fn send_fails_closed(member: &mut WsClient, room: i64) -> Duration {
+        let asked = Instant::now();
+        let id = unique("closed");
+        let params = json!({"room": room, "text": id, "client_msg_id": id});
+        let reply = member.try_request("room.send", params, WAIT).await;
+        let waited = asked.elapsed();
+        let deadline = Duration::from_millis(STATEMENT_TIMEOUT_MS) + Duration::from_secs(1);
+        assert!(
+            waited < deadline,
+            "room.send answered after {waited:?} ({reply:?}), past the {deadline:?} deadline"
+        );
+        let err = reply
+            .expect("an answer")
+            .expect_err("nothing stored while the database is unreachable");
+        assert_eq!(err.code.as_str(), "unavailable", "{err:?}");
         waited
     }
 }

@@ -37,6 +37,7 @@ async fn client(
         key: key.clone(),
         outcome: Outcome::Unknown,
         latency,
+        answered_at: now_ms(),
     };
     let url = format!("ws://127.0.0.1:{port}/ws");
     let mut ws = None;
@@ -85,6 +86,7 @@ async fn client(
             key,
             outcome,
             latency: sent.elapsed(),
+            answered_at: now_ms(),
         };
     }
     unknown(sent.elapsed())
