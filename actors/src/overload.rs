@@ -155,12 +155,16 @@ impl Overload {
     pub fn refuses_members(&self) -> Option<Duration> {
         let now = Instant::now();
         let mut joins = self.joins.lock().ok()?;
+        let before = joins.rate();
         if self.level() > 0 {
             metrics::counter!(metric::FANOUT_PRESSURE, "signal" => "shedding").increment(1);
             joins.pressure(now);
         }
         let admission = joins.admit(now);
-        publish_budget(&joins);
+        // Every join passes here: the gauge is written only when the budget moved.
+        if joins.rate() != before {
+            publish_budget(&joins);
+        }
         match admission {
             Admission::Admitted => None,
             Admission::Wait(wait) => {
