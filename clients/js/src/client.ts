@@ -43,10 +43,16 @@ export interface ClientOptions {
   WebSocket?: WebSocketCtor;
   /** How long a request waits for its reply (and for the connection, when it is down), ms. Default 10,000. */
   requestTimeoutMs?: number;
-  /** How long `room.send`, `dm.send`, `claim` and re-joins keep retrying, ms. Default 60,000. */
+  /**
+   * How long `room.send`, `dm.send`, `claim` and a first `joinRoom` keep retrying, ms; a re-join
+   * after a reconnect failing this long is reported to the room's `onError` once and goes on.
+   * Default 60,000.
+   */
   retryDeadlineMs?: number;
   /** Reconnect backoff: first ceiling and largest delay, ms. Defaults 500 and 30,000. */
   backoff?: { baseMs?: number; maxMs?: number };
+  /** Backoff between retries of a request and of a re-join (the server's `retry_after_ms` may ask for more), ms. Defaults 200 and 5,000. */
+  retryBackoff?: { baseMs?: number; maxMs?: number };
   /** Random source in [0, 1) for jitter (tests pass a fixed one). Default `Math.random`. */
   random?: () => number;
   /** `time.sync` samples per clock round. Default 5. */
@@ -86,9 +92,10 @@ export class CorralClient {
   /** The synced server clock. */
   readonly clock: ClockView;
 
-  readonly #opts: Required<Omit<ClientOptions, "WebSocket" | "backoff" | "time">>;
+  readonly #opts: Required<Omit<ClientOptions, "WebSocket" | "backoff" | "retryBackoff" | "time">>;
   readonly #ctor: WebSocketCtor;
   readonly #backoff: BackoffOptions;
+  readonly #retryBackoff: BackoffOptions;
   readonly #mode: DecodeMode;
   readonly #time: TimeSources;
   readonly #clock: ServerClock;
@@ -130,6 +137,11 @@ export class CorralClient {
     this.#backoff = {
       baseMs: options.backoff?.baseMs ?? DEFAULT_BACKOFF.baseMs,
       maxMs: options.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs,
+      random: this.#opts.random,
+    };
+    this.#retryBackoff = {
+      baseMs: options.retryBackoff?.baseMs ?? 200,
+      maxMs: options.retryBackoff?.maxMs ?? 5_000,
       random: this.#opts.random,
     };
     this.#mode = this.#opts.strictFrames ? STRICT : LENIENT;
@@ -219,6 +231,8 @@ export class CorralClient {
     const room = new Room(roomId, handlers, {
       request: (op, params) => this.request(op, params),
       retrying: (op, params) => this.#retrying(op, params),
+      rejoinPolicy: { deadlineMs: this.#opts.retryDeadlineMs, backoff: this.#retryBackoff },
+      connected: () => this.#state === "open",
       emit: (msg) => this.#emit({ ...msg, ev: "room.message" }),
       forget: (r) => this.#untrack(this.#rooms, r),
       newKey,
@@ -522,6 +536,8 @@ export class CorralClient {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     for (const undo of this.#cleanups.splice(0)) undo();
+    // A re-join waiting out its backoff stops now; the next `connect()` re-joins.
+    for (const room of this.#rooms.values()) room.suspend();
     const session = this.#session;
     this.#session = null;
     const wasClosed = this.#state === "closed";
@@ -619,7 +635,7 @@ export class CorralClient {
   #retrying<K extends OpName>(op: K, params: ParamsOf<K>): Promise<ReplyOf<K>> {
     return retryIdempotent(() => this.request(op, params), {
       deadlineMs: this.#opts.retryDeadlineMs,
-      backoff: { baseMs: 200, maxMs: 5_000, random: this.#opts.random },
+      backoff: this.#retryBackoff,
       cancelled: () => this.#state === "closed",
     });
   }

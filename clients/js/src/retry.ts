@@ -4,9 +4,29 @@
 import { atLeastHint, backoffDelay, type BackoffOptions } from "./backoff.js";
 import { CorralError } from "./errors.js";
 
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`, or as soon as `signal` aborts (its timer is cleared then). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done);
+  });
+}
+
+/**
+ * The wait before retry `attempt` (0-based) after `err`: jittered backoff, and never sooner
+ * than the server's `retry_after_ms` when the error carries one.
+ */
+export function retryDelay(attempt: number, err: CorralError, backoff: BackoffOptions): number {
+  return atLeastHint(backoffDelay(attempt, backoff), err.retryAfterMs, backoff.random);
 }
 
 export interface RetryPolicy {
@@ -39,7 +59,7 @@ export async function retryIdempotent<T>(attempt: () => Promise<T>, policy: Retr
       // A dropped socket is retried when the client is back; waiting for it is `request`'s job.
       // A server that said how long to wait (`retry_after_ms`) is not asked again sooner.
       if (err.code !== "disconnected") {
-        await sleep(atLeastHint(backoffDelay(n, policy.backoff), err.retryAfterMs, policy.backoff.random));
+        await sleep(retryDelay(n, err, policy.backoff));
       }
     }
   }

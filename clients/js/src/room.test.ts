@@ -2,7 +2,9 @@
 //! Corral does (gap-free seq, catch-up window, idempotent `client_msg_id`).
 
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
+import type { ClientOptions } from "./client.js";
+import { CorralError } from "./errors.js";
 import { FakeServer, until, type FakeSocket, type Req } from "./testing/fake-server.js";
 import type { ChatMessage } from "./wire.js";
 
@@ -226,5 +228,170 @@ test("joinRoom twice at once joins once; initialHistory loads the newest message
   room.append("e");
   await until(() => r1.lastSeq === 5);
   assert.deepEqual(r1.messages.map((m) => m.seq), [2, 3, 4, 5]);
+  client.close();
+});
+
+// --- re-joins paced by the server (room.join answered `unavailable` with a hint) ---
+
+/** A joined room whose client has a 100 ms retry deadline and quick retry backoff. */
+async function pacedSetup(t: TestContext, options: Partial<ClientOptions> = {}) {
+  const server = new FakeServer();
+  const room = new FakeRoom(12);
+  server.handler = (req, socket) => room.handle(req, socket);
+  const client = server.client({ retryDeadlineMs: 100, retryBackoff: { baseMs: 5, maxMs: 20 }, random: () => 0.5, ...options });
+  // A held room re-joins for as long as its client is up: close it even when an assertion fails.
+  t.after(() => client.close());
+  await client.connect();
+  const seen: number[] = [];
+  const errors: CorralError[] = [];
+  const joined = await client.joinRoom(12, { onMessage: (m) => seen.push(m.seq), onError: (e) => errors.push(e) });
+  return { server, room, client, joined, seen, errors };
+}
+
+/**
+ * From now on a re-join (`room.join` with `since`) is answered `unavailable` with a
+ * `retry_after_ms` of `hintMs` while `paced()` holds, as a node pacing a crowd's joins does;
+ * `times` gets each re-join's arrival.
+ */
+function pace(server: FakeServer, room: FakeRoom, hintMs: number, paced: () => boolean, times: number[] = []) {
+  server.handler = (req, socket) => {
+    if (req.op === "room.join" && req.since !== undefined) {
+      times.push(Date.now());
+      if (paced()) return { error: { code: "unavailable", message: "joins paced", retry_after_ms: hintMs } };
+    }
+    return room.handle(req, socket);
+  };
+}
+
+const rejoinReqs = (server: FakeServer) => server.ops("room.join").filter((r) => r.since !== undefined);
+const rejoins = (server: FakeServer) => rejoinReqs(server).length;
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("a re-join paced past the retry deadline keeps going, never sooner than the hint, and catches up; the app is told once", async (t) => {
+  const { server, room, client, joined, seen, errors } = await pacedSetup(t);
+  room.append("a");
+  await until(() => seen.length === 1);
+  const times: number[] = [];
+  let refusals = 0;
+  // Eight refusals of at least 30 ms each: the re-join outlives the 100 ms deadline.
+  pace(server, room, 30, () => refusals++ < 8, times);
+  await outage(server, room, () => {
+    room.append("b");
+    room.append("c");
+  });
+  await until(() => errors.length === 1, 2000, "the deadline report");
+  assert.deepEqual(seen, [1], "not re-joined yet");
+  await until(() => seen.length === 3, 3000, "the paced re-join");
+  assert.deepEqual(seen, [1, 2, 3]);
+  assert.equal(rejoins(server), 9, "eight refused, the ninth accepted");
+  for (let i = 1; i < times.length; i++) {
+    assert.ok(times[i]! - times[i - 1]! >= 30, `re-join ${i} came ${times[i]! - times[i - 1]!} ms after the one before`);
+  }
+  assert.ok(joined.joined && !joined.rejoining);
+  assert.equal(client.rooms.get(12), joined);
+  assert.equal(errors.length, 1, `told once, not on every attempt: ${errors.map((e) => e.message).join("; ")}`);
+  assert.equal(errors[0]?.code, "unavailable");
+  assert.ok(errors[0]?.retryable, "a retryable error: the re-join goes on");
+  assert.equal(errors[0]?.retryAfterMs, 30);
+  room.append("d");
+  await until(() => seen.length === 4);
+  await settle(50);
+  assert.deepEqual(seen, [1, 2, 3, 4]);
+  assert.equal(rejoins(server), 9);
+  assert.equal(errors.length, 1);
+  client.close();
+});
+
+test("a paced re-join hands over to the next session's when the socket drops; still told once", async (t) => {
+  const { server, room, client, joined, seen, errors } = await pacedSetup(t);
+  let paced = true;
+  pace(server, room, 20, () => paced);
+  await outage(server, room, () => room.append("a"));
+  await until(() => errors.length === 1, 2000, "the deadline report");
+  const before = rejoins(server);
+  room.members.clear();
+  server.last.drop(1006);
+  await until(() => server.sockets.length === 3 && rejoins(server) > before, 2000, "the next session's re-join");
+  assert.ok(rejoinReqs(server).slice(before).every((r) => server.last.received.includes(r)), "no re-join on the dropped socket");
+  await settle(250); // the new session's re-join, too, is paced past the 100 ms deadline
+  paced = false;
+  room.append("b");
+  await until(() => seen.length === 2, 2000, "the catch-up");
+  assert.deepEqual(seen, [1, 2]);
+  assert.ok(joined.joined && !joined.rejoining);
+  assert.equal(errors.length, 1, `told once: ${errors.map((e) => e.message).join("; ")}`);
+  const after = rejoins(server);
+  await settle(60);
+  assert.equal(rejoins(server), after, "one re-join loop, ended");
+  client.close();
+});
+
+test("a final refusal ends a paced re-join: the room is dropped and the app told", async (t) => {
+  const { server, room, client, joined, errors } = await pacedSetup(t);
+  let refusals = 0;
+  server.handler = (req, socket) => {
+    if (req.op === "room.join" && req.since !== undefined) {
+      if (refusals++ < 6) return { error: { code: "unavailable", message: "joins paced", retry_after_ms: 25 } };
+      return { error: { code: "forbidden", message: "removed from the room" } };
+    }
+    return room.handle(req, socket);
+  };
+  await outage(server, room, () => undefined);
+  await until(() => !joined.joined, 2000, "the refusal");
+  assert.deepEqual(
+    errors.map((e) => [e.code, e.retryable]),
+    [
+      ["unavailable", true],
+      ["forbidden", false],
+    ],
+  );
+  assert.equal(client.rooms.size, 0);
+  assert.ok(!joined.rejoining);
+  const n = rejoins(server);
+  await settle(60);
+  assert.equal(rejoins(server), n);
+  client.close();
+});
+
+test("leave() stops a paced re-join: no more attempts, its wait cleared", async (t) => {
+  // With no deadline the app is told at the first refusal, just before the re-join waits.
+  const { server, room, client, joined, errors } = await pacedSetup(t, { retryDeadlineMs: 0 });
+  pace(server, room, 60_000, () => true);
+  await outage(server, room, () => undefined);
+  await until(() => errors.length === 1, 2000, "the re-join waiting out the one-minute hint");
+  assert.equal(rejoins(server), 1);
+  const waiting = timers();
+  await joined.leave();
+  await settle(20);
+  assert.equal(timers(), waiting - 1, "the re-join's timer is cleared");
+  assert.ok(!joined.joined && !joined.rejoining);
+  assert.equal(client.rooms.size, 0);
+  assert.equal(server.ops("room.leave").length, 1);
+  assert.equal(rejoins(server), 1);
+  assert.equal(errors.length, 1);
+  client.close();
+});
+
+test("close() stops a paced re-join: no more attempts, no timer left; connect() re-joins afresh", async (t) => {
+  const { server, room, client, joined, seen, errors } = await pacedSetup(t, { retryDeadlineMs: 0 });
+  let paced = true;
+  pace(server, room, 60_000, () => paced);
+  await outage(server, room, () => room.append("a"));
+  await until(() => errors.length === 1, 2000, "the re-join waiting out the one-minute hint");
+  assert.equal(rejoins(server), 1);
+  const waiting = timers();
+  client.close();
+  await settle(20);
+  assert.equal(timers(), waiting - 1, "the re-join's timer is cleared");
+  assert.ok(!joined.rejoining);
+  assert.equal(rejoins(server), 1);
+  assert.equal(errors.length, 1);
+  // The room is still held: the next connect() re-joins it.
+  paced = false;
+  await client.connect();
+  await until(() => seen.length === 1, 2000, "the re-join after connect()");
+  assert.equal(rejoins(server), 2);
+  assert.ok(joined.joined && !joined.rejoining);
   client.close();
 });

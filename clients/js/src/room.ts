@@ -3,8 +3,15 @@
 //! Everything that changes the room (the join reply, pushes, gap repair) runs through one
 //! promise chain, so a re-join's `missed` is applied before the pushes that follow it and a
 //! message whose `seq` is already held is dropped wherever it came from.
+//!
+//! A re-join is not given up while the room is held: a node pacing its joins under load answers
+//! `unavailable` with a `retry_after_ms` that grows with the crowd waiting, and a crowd of
+//! thousands can wait longer than any fixed deadline. Past `retryDeadlineMs` the app is told
+//! once (`onError`, with a retryable error) and the room keeps re-joining.
 
+import type { BackoffOptions } from "./backoff.js";
 import { CorralError } from "./errors.js";
+import { retryDelay, sleep } from "./retry.js";
 import type { ChatMessage, OpName, ParamsOf, PushOf, ReplyOf, RoomJoinOk, RoomSendOk } from "./wire.js";
 
 export interface RoomHandlers {
@@ -14,7 +21,13 @@ export interface RoomHandlers {
   onPresence?(presence: PushOf<"presence">): void;
   /** The room's history was reset on the server (a new `epoch`): drop what was shown. */
   onReset?(): void;
-  /** The room could not be re-joined after a reconnect (e.g. `forbidden`: removed from a private room). */
+  /**
+   * The room could not be re-joined after a reconnect. A final refusal (`forbidden`: removed
+   * from a private room, `not_found`, `limit_reached`) ends the room (`joined` false). A
+   * retryable error (`unavailable`, …) means the re-join has been failing for longer than
+   * `retryDeadlineMs` and goes on (`rejoining` stays true): told once per re-join, not on
+   * every attempt.
+   */
   onError?(error: CorralError): void;
   /** On the first join, load this many of the newest messages into `messages` (default 0). */
   initialHistory?: number;
@@ -26,6 +39,10 @@ export interface RoomHandlers {
 export interface RoomHost {
   request<K extends OpName>(op: K, params: ParamsOf<K>): Promise<ReplyOf<K>>;
   retrying<K extends OpName>(op: K, params: ParamsOf<K>): Promise<ReplyOf<K>>;
+  /** How a re-join retries: its backoff, and after how long failing the app is told. */
+  readonly rejoinPolicy: { deadlineMs: number; backoff: BackoffOptions };
+  /** Whether the client is authenticated on an open socket (a re-join retries only then). */
+  connected(): boolean;
   emit(message: ChatMessage): void;
   forget(room: Room): void;
   newKey(): string;
@@ -46,9 +63,17 @@ export class Room {
   onlineCount = 0;
   /** Whether the room is joined (false after `leave()` or a failed re-join). */
   joined = false;
+  /** Whether a re-join after a reconnect is under way: no messages arrive until it succeeds. */
+  rejoining = false;
 
   #chain: Promise<void> = Promise.resolve();
   #everJoined = false;
+  /** The re-join running for the current session, aborted by the next one, `leave()` or `close()`. */
+  #rejoinRun: AbortController | null = null;
+  /** When the re-join under way started (it spans the sessions it takes), epoch ms. */
+  #rejoinSince: number | null = null;
+  /** Whether the app was told that this re-join outlived the retry deadline. */
+  #rejoinOverdueTold = false;
 
   constructor(
     readonly id: number,
@@ -69,25 +94,24 @@ export class Room {
     }, true);
   }
 
-  /** After a reconnect: join again with `since` = the last seq held, then deliver what was missed. */
+  /**
+   * After a reconnect: join again with `since` = the last seq held, then deliver what was
+   * missed. Retried with backoff (never sooner than the server's `retry_after_ms`) for as long
+   * as the client is connected and the room held; a dropped socket hands over to the next
+   * session's re-join; a final refusal ends the room.
+   */
   rejoin(): void {
     if (!this.#everJoined || !this.joined) return;
+    // The previous session's re-join, if still waiting, gives way to this one.
+    this.#rejoinRun?.abort();
+    const run = new AbortController();
+    this.#rejoinRun = run;
+    this.#rejoinSince ??= Date.now();
+    this.rejoining = true;
     void this.#enqueue(async () => {
-      let reply: RoomJoinOk;
-      try {
-        reply = await this.host.retrying("room.join", { room: this.id, since: this.lastSeq });
-      } catch (err) {
-        const error = err instanceof CorralError ? err : new CorralError("protocol", String(err));
-        // A dropped socket brings another re-join with the next session. A transient failure
-        // that outlived the retries is reported and retried at the next reconnect; a refusal
-        // (`forbidden`, `not_found`, `limit_reached`) is final.
-        if (error.code === "disconnected" || error.code === "closed") return;
-        if (error.retryable) throw error;
-        this.joined = false;
-        this.host.forget(this);
-        this.handlers.onError?.(error);
-        return;
-      }
+      const reply = await this.#rejoinReply(run.signal);
+      if (reply === null) return;
+      this.#endRejoin();
       const reset = (this.epoch !== null && reply.epoch !== this.epoch) || this.lastSeq > reply.last_seq;
       this.#adopt(reply);
       if (reset) {
@@ -100,6 +124,11 @@ export class Room {
       // repair in #deliver pages back through the rest.
       for (const m of reply.missed) await this.#deliver(m);
     }, false);
+  }
+
+  /** Stops a re-join under way (the client was closed); the next `connect()` re-joins afresh. */
+  suspend(): void {
+    this.#endRejoin();
   }
 
   /** A `room.message` push for this room. */
@@ -138,11 +167,66 @@ export class Room {
     return reply.messages;
   }
 
-  /** Leaves the room: no more messages, no re-join. */
+  /** Leaves the room: no more messages, no re-join (one under way stops). */
   async leave(): Promise<void> {
     this.joined = false;
+    this.#endRejoin();
     this.host.forget(this);
     await this.host.request("room.leave", { room: this.id });
+  }
+
+  /**
+   * The re-join reply for this session, or `null` when there is none to apply: the run was
+   * aborted (a newer session's re-join, `leave()`, `close()`), the socket dropped (the next
+   * session re-joins), or the server refused for good (the room ends, the app is told).
+   */
+  async #rejoinReply(signal: AbortSignal): Promise<RoomJoinOk | null> {
+    const { deadlineMs, backoff } = this.host.rejoinPolicy;
+    for (let attempt = 0; ; attempt++) {
+      if (signal.aborted || !this.joined || !this.host.connected()) return null;
+      let error: CorralError;
+      try {
+        const reply = await this.host.request("room.join", { room: this.id, since: this.lastSeq });
+        return signal.aborted || !this.joined ? null : reply;
+      } catch (err) {
+        error = err instanceof CorralError ? err : new CorralError("protocol", String(err));
+      }
+      if (signal.aborted || !this.joined) return null;
+      if (error.code === "disconnected" || error.code === "closed") return null;
+      if (!error.retryable) {
+        // `forbidden`, `not_found`, `limit_reached`: asking again will not change the answer.
+        this.joined = false;
+        this.#endRejoin();
+        this.host.forget(this);
+        this.handlers.onError?.(error);
+        return null;
+      }
+      const failingMs = Date.now() - (this.#rejoinSince ?? Date.now());
+      if (!this.#rejoinOverdueTold && failingMs >= deadlineMs) {
+        this.#rejoinOverdueTold = true;
+        const overdue = new CorralError(
+          error.code,
+          `room ${this.id} not re-joined after ${failingMs} ms, still retrying: ${error.message}`,
+          undefined,
+          { cause: error, retryAfterMs: error.retryAfterMs },
+        );
+        try {
+          this.handlers.onError?.(overdue);
+        } catch {
+          // A throwing handler must not stop the re-join.
+        }
+      }
+      await sleep(retryDelay(attempt, error, backoff), signal);
+    }
+  }
+
+  /** Ends the re-join under way, if any: its wait is cancelled and the next one starts afresh. */
+  #endRejoin(): void {
+    this.#rejoinRun?.abort();
+    this.#rejoinRun = null;
+    this.#rejoinSince = null;
+    this.#rejoinOverdueTold = false;
+    this.rejoining = false;
   }
 
   #adopt(reply: RoomJoinOk): void {
