@@ -557,13 +557,26 @@ impl Handler<Post> for Room {
             let (started, dm, reply) = (msg.started, msg.dm, msg.reply);
             // Not tied to the actor's context: a restart must not lose a commit's answer.
             actix::spawn(async move {
-                let result = store.append(new).await;
+                let (result, late) = match store.append(new).await {
+                    Err(ChatStoreError::Undecided { cause, outcome }) => {
+                        (Err(ChatStoreError::Unavailable(cause)), Some(outcome))
+                    }
+                    result => (result, None),
+                };
                 addr.do_send(Committed {
                     result,
                     started,
                     dm,
                     reply,
                 });
+                // Its sender was told `unavailable` and may never retry: should it commit
+                // after all, the room delivers it like any other.
+                if let Some(message) = match late {
+                    Some(late) => late.stored().await,
+                    None => None,
+                } {
+                    addr.do_send(CommittedLate(message));
+                }
             });
         });
     }
@@ -596,18 +609,54 @@ impl Handler<Committed> for Room {
             }
             if fresh {
                 metrics::counter!(metric::MESSAGES_STORED).increment(1);
-                let frame = encode(&message);
-                act.chat.broker.publish(
-                    act.id,
-                    BrokerFrame {
-                        origin: act.origin,
-                        seq: message.seq,
-                        frame: frame.clone(),
-                    },
-                );
-                act.offer(message, frame, Some(msg.started), ctx);
+                act.announce(message, Some(msg.started), ctx);
+            } else if message.seq > act.delivered.unwrap_or(0) {
+                // A retry found a message this room has not delivered: its first append's
+                // answer was lost (it committed past its deadline, or on a node that died
+                // before telling anyone). Nothing is acknowledged that the room does not
+                // deliver, so it is news here and, for all this node knows, everywhere.
+                act.announce(message, None, ctx);
             }
         });
+    }
+}
+
+/// A message whose append was answered `unavailable` at the store's deadline and committed
+/// afterwards.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CommittedLate(ChatMessage);
+
+impl Handler<CommittedLate> for Room {
+    type Result = ();
+
+    fn handle(&mut self, CommittedLate(message): CommittedLate, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| {
+            metrics::counter!(metric::MESSAGES_STORED).increment(1);
+            act.announce(message, None, ctx);
+        });
+    }
+}
+
+impl Room {
+    /// Publishes a committed message to the room's actors on other nodes and takes it into
+    /// this one's delivery order (an actor that already has it drops it).
+    fn announce(
+        &mut self,
+        message: ChatMessage,
+        started: Option<Instant>,
+        ctx: &mut Context<Self>,
+    ) {
+        let frame = encode(&message);
+        self.chat.broker.publish(
+            self.id,
+            BrokerFrame {
+                origin: self.origin,
+                seq: message.seq,
+                frame: frame.clone(),
+            },
+        );
+        self.offer(message, frame, started, ctx);
     }
 }
 

@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 use cluster::{Cluster, NODES};
 use storm::{Seat, Storm, StormReport};
 
-use crate::claims::{Counts, Event, Outcome, Promo, check_rows, crowd_failover, now_ms};
+use crate::claims::{
+    Counts, Event, Outcome, Promo, check_rows, crowd_failover, now_ms, outcome_of,
+};
 use crate::support::proxy::Mode;
 use crate::support::{WAIT, WsClient, check, wait_until};
 use serde_json::json;
@@ -477,7 +479,7 @@ async fn one_node_partitioned_from_postgres() {
     load.at(1_000).await;
     cluster.sql_links[2].set(Mode::Hang);
     let claim = closed(&cluster, &load, 2).await;
-    let send = Cluster::send_fails_closed(&mut member, load.room).await;
+    let (send, _) = Cluster::send_fails_closed(&mut member, load.room).await;
     let ready = cluster.unready(2, "sql", UNREADY).await;
     for i in 0..2 {
         cluster.serves(i, load.probe, load.room).await;
@@ -558,14 +560,12 @@ async fn redis_down_past_a_holds_lifetime() {
 /// PostgreSQL hung for 12 s, past the pool's 10 s wait for a connection (`CONNECT_TIMEOUT`
 /// in src/store/sql.rs): connections held, new ones accepted and never answered, so the
 /// pool's waits and connection attempts time out while it lasts. Claims still fail closed
-/// past that point, and the nodes come back by themselves (no restart).
-///
-/// Ignored in CI until the chat defect it found is fixed: once in about seven runs a member
-/// got a message (seq 65) past the room's last seq that a `room.join` on another node reported
-/// after the storm (64). The oversell it also found (a failed hold write undone while it still
-/// committed) is fixed. Run it by hand with `--ignored`.
+/// past that point, and the nodes come back by themselves (no restart). It found two
+/// defects, both fixed: a hold write undone while it still committed (an oversell; see
+/// [`a_hold_that_commits_after_its_write_failed_is_not_sold_twice`]), and a message that
+/// committed after its send was answered `unavailable`, which a `room.join` did not count
+/// (see [`a_message_committed_past_its_deadline_reaches_every_member`]).
 #[actix_web::test]
-#[ignore = "flaky: a room.join reports a last seq behind a delivered message after a 12 s hang (RELIABILITY.md)"]
 async fn postgres_down_past_the_pool_connect_timeout() {
     let _serial = SERIAL.lock().await;
     let cluster = Cluster::processes().await;
@@ -678,9 +678,146 @@ async fn a_send_fails_closed_while_postgres_hangs() {
     // The promise: an answer within the database's deadline (2 s here), with slack. The hang
     // lasts until the answer (or the helper's 10 s wait), so a send that waits for the
     // database fails.
-    let waited = Cluster::send_fails_closed(&mut member, room).await;
+    let (waited, _) = Cluster::send_fails_closed(&mut member, room).await;
     println!("PostgreSQL hung: room.send answered unavailable after {waited:?}");
     cluster.set_sql(Mode::Forward);
+}
+
+/// A message that commits after its sender was told `unavailable` (node 0's PostgreSQL hung
+/// past the store's deadline, then answering) reaches every member once, whether or not its
+/// sender retries: node 0 delivers it when the late commit lands, and node 1, answering the
+/// retry with it, delivers and publishes it at once. Chat resync is off and node 0 is cut
+/// from Redis once the send failed, so neither the periodic catch-up nor node 0's publish
+/// can be what brings it to nodes 1 and 2. (Found as a `room.join` that reported a last seq
+/// behind a message a member had, after PostgreSQL hung 12 s under the storm.)
+#[actix_web::test]
+async fn a_message_committed_past_its_deadline_reaches_every_member() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::processes_with(&[("CORRAL_CHAT__RESYNC_MS", "0")]).await;
+    let (_, sender) = cluster.users(1).await.remove(0);
+    let room = cluster.room(&sender).await;
+    let mut members = Vec::new();
+    for i in 0..NODES {
+        members.push(cluster.member(i, room).await);
+    }
+    let mut first = cluster.member_as(0, room, &sender).await;
+    cluster.sql_links[0].set(Mode::Hang);
+    let (_, id) = Cluster::send_fails_closed(&mut first, room).await;
+    cluster.redis_links[0].set(Mode::Refuse);
+    cluster.sql_links[0].set(Mode::Forward);
+    let arrives = async |member: &mut WsClient, node: usize| {
+        let until = tokio::time::Instant::now() + WAIT;
+        let msg = member.next_event_until("room.message", until).await;
+        let msg = msg.unwrap_or_else(|| panic!("node {node}'s member got the late message"));
+        assert_eq!(
+            (&msg["seq"], &msg["client_msg_id"]),
+            (&json!(1), &json!(id))
+        );
+    };
+    arrives(&mut members[0], 0).await;
+    // The retry on node 1 finds the message; node 1 knows it by the time it answers.
+    let mut retry = cluster.member_as(1, room, &sender).await;
+    let params = json!({"room": room, "text": id, "client_msg_id": id});
+    let ack = retry.try_request("room.send", params, WAIT).await;
+    let ack = ack.expect("an answer").expect("the retry acknowledged");
+    assert_eq!(ack["seq"], 1, "the retry answers the late message's seq");
+    let last_seq = async |node: usize| {
+        let (_, token) = cluster.users(1).await.remove(0);
+        let url = format!("ws://127.0.0.1:{}/ws", cluster.ports()[node]);
+        let mut ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
+        let joined = ws
+            .try_request("room.join", json!({"room": room}), WAIT)
+            .await;
+        joined.expect("an answer").expect("joined")["last_seq"].clone()
+    };
+    assert_eq!(last_seq(1).await, 1, "a join on node 1 right after its ack");
+    arrives(&mut members[1], 1).await;
+    arrives(&mut members[2], 2).await;
+    assert_eq!(last_seq(2).await, 1, "a join on node 2");
+    // Node 0 back on Redis: nobody gets it twice.
+    cluster.redis_links[0].set(Mode::Forward);
+    for member in &mut members {
+        member
+            .assert_silent_for("room.message", Duration::from_secs(2))
+            .await;
+    }
+}
+
+/// A hold whose write failed on its node but committed afterwards (a write cut mid-commit,
+/// or timed out behind a hung database, can; here a fault hook answers node 0's batch failed
+/// and commits it 3 s later) never leaves its one slot to a second client: node 0 does not
+/// give the slot back in Redis, so the second client, on node 1, is refused, and once the row
+/// lands or reconciliation voids the key, one of the two holds the slot and the rows agree
+/// with what each client was told. (When node 0 gave the slot back as the rows read empty,
+/// the second client held it too: two held rows for one slot.)
+#[actix_web::test]
+async fn a_hold_that_commits_after_its_write_failed_is_not_sold_twice() {
+    use corral::store::sql::claims::late_commit;
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::in_process().await;
+    let (activity, items) = cluster
+        .promotion(&Promo {
+            starts_at: now_ms() - 1,
+            ends_at: now_ms() + 600_000,
+            slots: vec![1],
+            per_user_limit: 1,
+            hold_seconds: LONG_HOLD_SECONDS,
+        })
+        .await;
+    late_commit::commit_late_once(activity, Duration::from_secs(3));
+    let mut clients = Vec::new();
+    for ((user, token), node) in cluster.users(2).await.into_iter().zip([0, 1]) {
+        let url = format!("ws://127.0.0.1:{}/ws", cluster.ports()[node]);
+        let ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
+        clients.push((user, format!("late-{user}"), ws));
+    }
+    let claim = async |(_, key, ws): &mut (i64, String, WsClient)| {
+        let params = json!({"activity": activity, "key": key});
+        outcome_of(
+            ws.try_request("claim", params, WAIT)
+                .await
+                .expect("an answer"),
+        )
+    };
+    let unavailable = Outcome::Refused("unavailable".into());
+    assert_eq!(
+        claim(&mut clients[0]).await,
+        unavailable,
+        "the write failed"
+    );
+    let second = claim(&mut clients[1]).await;
+    assert!(
+        matches!(&second, Outcome::Refused(code) if code == "sold_out" || code == "unavailable"),
+        "the slot is not handed out again while the first key is undecided: {second:?}"
+    );
+    // Each retries its key until it has a final answer: the late row (or reconciliation's
+    // void of the key) settles the slot within seconds.
+    let mut history = Vec::new();
+    for client in &mut clients {
+        let until = Instant::now() + RECOVERY;
+        let outcome = loop {
+            match claim(client).await {
+                outcome if outcome != unavailable => break outcome,
+                _ if Instant::now() > until => panic!("key {} never decided", client.1),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        history.push(Event {
+            user: client.0,
+            key: client.1.clone(),
+            outcome,
+            latency: Duration::ZERO,
+            answered_at: now_ms(),
+        });
+    }
+    let held: Vec<&Event> = history
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Held { .. }))
+        .collect();
+    assert_eq!(held.len(), 1, "exactly one holds the one slot: {history:?}");
+    let slots: HashMap<i64, i64> = items.iter().map(|i| (*i, 1)).collect();
+    check_rows(&cluster.pool, activity, &slots, 1, &history, None).await;
+    assert_eq!(held_rows(&cluster, activity).await.len(), 1, "one held row");
 }
 
 /// The proxy itself, against an echo server: forwards, delays, hangs (then delivers what

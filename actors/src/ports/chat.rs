@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bytestring::ByteString;
 use corral_protocol::ops::{ChatMessage, RoomId};
 use corral_protocol::{EpochMs, UserId};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,38 @@ pub enum ChatStoreError {
     /// The store is down or overloaded; nothing was stored.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An append was not answered within the store's deadline, but it was queued and may
+    /// still commit: `outcome` tells once its transaction ends.
+    #[error("store did not answer in time: {cause}")]
+    Undecided {
+        /// Why it was not answered in time.
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+        /// The append's outcome, once known.
+        outcome: LateOutcome,
+    },
+}
+
+/// The outcome of an append answered [`ChatStoreError::Undecided`], once its transaction
+/// ends: the room then delivers a message that committed after its sender was told
+/// `unavailable` (the sender may never retry it).
+#[derive(Debug)]
+pub struct LateOutcome(oneshot::Receiver<Result<Appended, ChatStoreError>>);
+
+impl LateOutcome {
+    /// The outcome `outcome` will carry.
+    pub fn new(outcome: oneshot::Receiver<Result<Appended, ChatStoreError>>) -> LateOutcome {
+        LateOutcome(outcome)
+    }
+
+    /// The message, if this append stored it (a duplicate, a failure or a store that stopped:
+    /// `None`).
+    pub async fn stored(self) -> Option<ChatMessage> {
+        match self.0.await {
+            Ok(Ok(Appended::Stored(message))) => Some(message),
+            _ => None,
+        }
+    }
 }
 
 /// Durable chat storage.
@@ -73,7 +105,8 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Stores a message and assigns its seq, idempotently on (room, sender, client_msg_id).
     /// Resolves only after the transaction holding it committed; many concurrent appends
-    /// share one transaction (group commit).
+    /// share one transaction (group commit). Past the store's deadline it resolves
+    /// [`ChatStoreError::Undecided`] if the append may still commit.
     async fn append(&self, message: NewMessage) -> Result<Appended, ChatStoreError>;
 
     /// Messages with `after < seq <= until`, oldest first.

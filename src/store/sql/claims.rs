@@ -20,6 +20,9 @@ use super::promotions::ActivityRepo;
 use super::{Backend, Db, StoreError, coupons};
 use crate::store::attempt;
 
+#[cfg(feature = "fault-injection")]
+pub mod late_commit;
+
 /// Columns every claim read returns, in [`record`]'s order (the ninth is its coupon code,
 /// bound only while the claim is held or confirmed; see `coupons.rs`).
 const COLUMNS: &str = "id, activity_id, item_id, user_id, claim_key, status, expires_at, created_at, \
@@ -525,6 +528,15 @@ async fn write_loop(db: Db, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
                     Err(_) => break,
                 }
             }
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(after) = late_commit::take(batch.iter().map(|(hold, _)| hold.activity)) {
+            for (_, reply) in &mut batch {
+                let (lost, _) = oneshot::channel();
+                let reply = std::mem::replace(reply, lost);
+                let _ = reply.send(Err("fault injected: the commit's answer was lost".into()));
+            }
+            tokio::time::sleep(after).await;
         }
         let started = std::time::Instant::now();
         let size = batch.len();

@@ -134,6 +134,11 @@ impl Cluster {
 
     /// Three real `corral serve` processes.
     pub async fn processes() -> Cluster {
+        Cluster::processes_with(&[]).await
+    }
+
+    /// [`Cluster::processes`] with `extra` settings (`CORRAL_...` variables) on every node.
+    pub async fn processes_with(extra: &[(&'static str, &str)]) -> Cluster {
         let (redis, redis_links, sql_links, db, pool) = Cluster::links().await;
         let secret = unique("faults-secret");
         let prefix = unique("faults") + ":";
@@ -148,6 +153,7 @@ impl Cluster {
                 ("CORRAL_REDIS__KEY_PREFIX", prefix.clone()),
                 ("CORRAL_AUTH__JWT_SECRET", secret.clone()),
             ]);
+            env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
             let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             processes.push(NodeProcess::start(dir.path(), &env).await);
             dirs.push(dir);
@@ -296,8 +302,13 @@ impl Cluster {
     /// database).
     pub async fn member(&self, i: usize, room: i64) -> WsClient {
         let (_, token) = self.users(1).await.remove(0);
+        self.member_as(i, room, &token).await
+    }
+
+    /// The user of `token` as a member of `room`, joined on node `i`.
+    pub async fn member_as(&self, i: usize, room: i64, token: &str) -> WsClient {
         let url = format!("ws://127.0.0.1:{}/ws", self.ports()[i]);
-        let mut ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
+        let mut ws = WsClient::connect(&url, Some(token)).await.expect("ws");
         let joined = ws
             .try_request("room.join", json!({"room": room}), WAIT)
             .await;
@@ -343,8 +354,9 @@ impl Cluster {
 
     /// Whether a `room.send` on `member`'s connection is answered `unavailable` (and nothing
     /// else) within the database deadline, with a second's slack: the database is
-    /// unreachable and the node says so instead of waiting it out. Returns the wait.
-    pub async fn send_fails_closed(member: &mut WsClient, room: i64) -> Duration {
+    /// unreachable and the node says so instead of waiting it out. Returns the wait and the
+    /// message's `client_msg_id`.
+    pub async fn send_fails_closed(member: &mut WsClient, room: i64) -> (Duration, String) {
         let asked = Instant::now();
         let id = unique("closed");
         let params = json!({"room": room, "text": id, "client_msg_id": id});
@@ -359,6 +371,6 @@ impl Cluster {
             .expect("an answer")
             .expect_err("nothing stored while the database is unreachable");
         assert_eq!(err.code.as_str(), "unavailable", "{err:?}");
-        waited
+        (waited, id)
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use corral_actors::metric_catalogue as metric;
-use corral_actors::ports::chat::{Appended, ChatStoreError, NewMessage};
+use corral_actors::ports::chat::{Appended, ChatStoreError, LateOutcome, NewMessage};
 use corral_protocol::ops::{ChatMessage, RoomId};
 use serde_json::{Value, json};
 use sqlx::{Any, Row, Transaction};
@@ -96,25 +96,30 @@ impl Batcher {
         Batcher { writers }
     }
 
-    /// Queues `message` and waits for its transaction to commit, at most `deadline`: past it
-    /// the sender is answered `unavailable` (the write may still commit; a retry with the same
-    /// `client_msg_id` finds it rather than storing it twice).
+    /// Queues `message` and waits for its transaction to commit, at most `deadline`. Past it
+    /// the answer is [`ChatStoreError::Unavailable`] if the message never reached a writer's
+    /// queue, or [`ChatStoreError::Undecided`] if it did (it may still commit; its outcome
+    /// follows, and a retry with the same `client_msg_id` finds it rather than storing it
+    /// twice).
     pub(super) async fn append(&self, message: NewMessage, deadline: Duration) -> Outcome {
-        let (done, outcome) = oneshot::channel();
+        let stopped = || ChatStoreError::Unavailable("the message store is stopped".into());
+        let deadline = tokio::time::Instant::now() + deadline;
+        let (done, mut outcome) = oneshot::channel();
         let shard = message.room.rem_euclid(self.writers.len() as i64) as usize;
-        let writer = &self.writers[shard];
-        let committed = async {
-            writer
-                .send(Job { message, done })
-                .await
-                .map_err(|_| ChatStoreError::Unavailable("the message store is stopped".into()))?;
-            outcome
-                .await
-                .map_err(|_| ChatStoreError::Unavailable("the message store is stopped".into()))?
-        };
-        tokio::time::timeout(deadline, committed)
-            .await
-            .unwrap_or_else(|elapsed| Err(ChatStoreError::Unavailable(Box::new(elapsed))))
+        let queued = self.writers[shard].send(Job { message, done });
+        match tokio::time::timeout_at(deadline, queued).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(stopped()),
+            Err(elapsed) => return Err(ChatStoreError::Unavailable(Box::new(elapsed))),
+        }
+        match tokio::time::timeout_at(deadline, &mut outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(stopped()),
+            Err(elapsed) => Err(ChatStoreError::Undecided {
+                cause: Box::new(elapsed),
+                outcome: LateOutcome::new(outcome),
+            }),
+        }
     }
 }
 
