@@ -30,6 +30,20 @@ async fn two_nodes(redis: &PrivateRedis, tweak: impl Fn(&mut Settings)) -> Vec<T
     .await
 }
 
+/// Two nodes on `redis` whose reconciliation passes run `reconcile_ms` apart, `promo` seeded,
+/// and `users` users: the set-up of the reconciliation tests.
+async fn reconciling(
+    redis: &PrivateRedis,
+    reconcile_ms: u64,
+    promo: &Promo,
+    users: usize,
+) -> (Vec<TestApp>, i64, Vec<(i64, String)>) {
+    let nodes = two_nodes(redis, |s| s.redis.claims_reconcile_ms = reconcile_ms).await;
+    let (activity, _, _) = seed(&nodes[0], promo).await;
+    let users = bulk_users(&nodes[0], users, Role::User).await;
+    (nodes, activity, users)
+}
+
 /// Waits until `/readyz` says the node's dependencies answer again.
 async fn wait_ready(node: &TestApp) {
     wait_until("the node is ready again", WAIT, async || {
@@ -471,14 +485,12 @@ async fn claims_fail_closed_while_redis_is_stopped_or_paused() {
 async fn a_hold_that_lapses_while_redis_is_unreachable_is_announced() {
     const SLOTS: i64 = 3;
     let redis = PrivateRedis::start().await;
-    let nodes = two_nodes(&redis, |s| s.redis.claims_reconcile_ms = 1_000).await;
     let promo = Promo {
         slots: vec![SLOTS],
         hold_seconds: 2,
         ..Promo::open(0)
     };
-    let (activity, _, _) = seed(&nodes[0], &promo).await;
-    let users = bulk_users(&nodes[0], 2, Role::User).await;
+    let (nodes, activity, users) = reconciling(&redis, 1_000, &promo, 2).await;
     let mut claimant = WsClient::connect(&nodes[0].ws_url(), Some(&users[0].1))
         .await
         .expect("ws");
@@ -528,16 +540,14 @@ async fn slots_returned_by_reconciliation_reach_every_watcher() {
 
     const SLOTS: i64 = 10;
     let redis = PrivateRedis::start().await;
-    // Passes 2 s apart: an orphan is returned on the second pass that sees it, well after
-    // the real hold below has been announced.
-    let nodes = two_nodes(&redis, |s| s.redis.claims_reconcile_ms = 2_000).await;
     let promo = Promo {
         slots: vec![SLOTS],
         per_user_limit: 5,
         ..Promo::open(0)
     };
-    let (activity, _, _) = seed(&nodes[0], &promo).await;
-    let users = bulk_users(&nodes[0], 4, Role::User).await;
+    // Passes 2 s apart: an orphan is returned on the second pass that sees it, well after
+    // the real hold below has been announced.
+    let (nodes, activity, users) = reconciling(&redis, 2_000, &promo, 4).await;
     let mut watchers = Vec::new();
     for (node, (_, token)) in nodes.iter().zip(&users[1..3]) {
         let mut ws = WsClient::connect(&node.ws_url(), Some(token))
@@ -865,14 +875,12 @@ async fn reconcile_rig(users: usize) -> ReconcileRig {
     use std::sync::Arc;
 
     let redis = PrivateRedis::start().await;
-    let nodes = two_nodes(&redis, |s| s.redis.claims_reconcile_ms = 3_600_000).await;
     let promo = Promo {
         slots: vec![10],
         per_user_limit: 5,
         ..Promo::open(0)
     };
-    let (activity, _, _) = seed(&nodes[0], &promo).await;
-    let users = bulk_users(&nodes[0], users, Role::User).await;
+    let (nodes, activity, users) = reconciling(&redis, 3_600_000, &promo, users).await;
     let catalog = Arc::new(SqlCatalog::new(Arc::new(ActivityRepo::new(
         &nodes[0].state.db,
     ))));
