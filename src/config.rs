@@ -118,8 +118,8 @@ pub struct ServerSettings {
     pub tls_cert: String,
     /// PEM private key of `tls_cert`.
     pub tls_key: String,
-    /// How often (s) at most freed memory is given back to the OS after room actors stopped
-    /// (0: never).
+    /// How often (s) the resident memory outside the live heap is looked at and, when it
+    /// grew since the last trim, the allocator's free memory given back to the OS (0: never).
     pub memory_trim_secs: u64,
     /// A second, operators' listener for `/metrics` and the admin API, which the public one
     /// then stops serving (empty: everything on `listen`).

@@ -338,10 +338,7 @@ impl Application {
             claims: claims.clone(),
             social: Arc::new(SocialRepo::new(&db)),
         });
-        crate::memory::spawn_trimmer(
-            hub.clone(),
-            Duration::from_secs(settings.server.memory_trim_secs),
-        );
+        crate::memory::spawn_trimmer(Duration::from_secs(settings.server.memory_trim_secs));
         // Re-arm the expiries of holds left by a previous run (they also recover lazily on
         // first use of their activity).
         actix_web::rt::spawn(async move {

@@ -69,6 +69,8 @@ catalogue! {
         "Frames sent, by kind (reply, push) and op; room messages are counted in corral_fanout_deliveries_total.";
     HEAP_IN_USE: Gauge, Bytes, [], "corral_heap_in_use_bytes",
         "Bytes the memory allocator has handed out and not had back (read at each scrape).";
+    HEAP_FREE: Gauge, Bytes, [], "corral_heap_free_bytes",
+        "Free bytes the memory allocator keeps rather than return to the OS (read at each scrape).";
     SQLITE_MEMORY: Gauge, Bytes, [], "corral_sqlite_memory_bytes",
         "Bytes SQLite holds: page caches, prepared statements, schema (read at each scrape).";
     BYTES_IN: Counter, Bytes, [], "corral_bytes_in_total",
@@ -116,7 +118,7 @@ catalogue! {
     ACTOR_RESTARTS: Counter, Count, ["kind"], "corral_actor_restarts_total",
         "Supervised actors restarted after a panic, by kind (room, activity).";
     MEMORY_TRIMS: Counter, Count, [], "corral_memory_trims_total",
-        "Times freed memory was returned to the operating system after room actors stopped.";
+        "Times the allocator's free memory was returned to the operating system (server.memory_trim_secs).";
 
     // Claims.
     CLAIMS: Counter, Count, ["outcome"], "corral_claims_total",
