@@ -7,7 +7,9 @@
 //! actors elsewhere, and the same bytes go to every session of every local recipient. Frames
 //! are delivered strictly in seq order: one that arrives early (from another node, or from a
 //! later batch) waits in a reorder buffer, and a gap that does not close by itself is read
-//! from the store.
+//! from the store. A message that commits after its sender was told `unavailable` (the
+//! store's deadline passed first), or that a retry finds undelivered here, is delivered and
+//! published like a fresh one: the room never acknowledges a seq it does not deliver.
 //!
 //! A handler that panics stops the actor; its supervisor restarts it, `restarting()` drops
 //! the store-derived state, and `started()` reloads it. The joined sessions and the newest seq
