@@ -51,15 +51,6 @@ pub trait SlotArbiter: Send + Sync + 'static {
         key: &str,
         item: Option<ItemId>,
     ) -> Result<Option<Ruled>, LedgerError>;
-    /// Reverses a `Take` of `epoch` whose row could not be written (a no-op under another
-    /// epoch: the key was decided again since).
-    async fn undo(
-        &self,
-        spec: &ActivityRecord,
-        user: UserId,
-        key: &str,
-        epoch: Option<i64>,
-    ) -> Result<(), LedgerError>;
     /// A hold lapsed or was cancelled (its row changed): the slot returns.
     async fn release(
         &self,
@@ -276,15 +267,23 @@ impl<A: SlotArbiter> ClaimLedger for DurableLedger<A> {
                     // reconciliation keeps it for a row or voids the key without one (its void
                     // writes only while no row stands). Undoing here handed a committed hold's
                     // slot to another client once the database was back: two held rows for one
-                    // slot. The node's own arbiter has no reconciler: it undoes when the rows
-                    // answer that the key has none.
+                    // slot. The node's own arbiter has no reconciler: it voids the decision
+                    // itself (a void row for the key, written only while no row stands, which a
+                    // late commit of this write then finds instead of landing) and gives the
+                    // slot back only if the void was written; rows that merely read empty are
+                    // not enough, as the write may commit after the read. The slot is released,
+                    // not forgotten: the key's retry then sees this decision, finds its void row
+                    // and is decided afresh under the next attempt, taking no second slot.
                     match self.rows.by_key(spec.id, user, key).await {
                         Ok(Some(KeyRow {
                             claim,
                             voided: false,
                         })) => return Ok(HoldOutcome::Held { claim, fresh }),
                         Ok(_) if fresh && !self.arbiter.fenced() => {
-                            self.arbiter.undo(spec, user, &named, ruled.epoch).await?;
+                            let voided = self.rows.void(spec.id, taken, user, key, attempt, now);
+                            if matches!(voided.await, Ok(true)) {
+                                self.arbiter.release(spec, user, &named).await?;
+                            }
                         }
                         Ok(_) | Err(_) => {}
                     }

@@ -13,7 +13,7 @@ use crate::ports::claims::{ClaimRefusal, StockLevel};
 /// What a claim request decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// A fresh hold on `item`: the caller must make it durable, or [`StockBook::undo`] it.
+    /// A fresh hold on `item`: the caller must make it durable, or release it.
     Take(ItemId),
     /// The key was used before and took `item`: answer with that same claim.
     Seen(ItemId),
@@ -154,14 +154,6 @@ impl StockBook {
             }
         }
         self.refresh(item);
-    }
-
-    /// Reverses a [`Decision::Take`] whose durable write failed: the slot returns and the key
-    /// is forgotten, so a retry decides afresh.
-    pub fn undo(&mut self, user: UserId, key: &str) {
-        if let Some(KeyState::Active(item)) = self.keys.remove(&(user, key.to_string())) {
-            self.vacate(user, item, false);
-        }
     }
 
     /// A hold lapsed or was cancelled: its slot returns to stock. False when the key held
@@ -342,14 +334,11 @@ mod tests {
     }
 
     #[test]
-    fn same_key_same_claim_and_undo_forgets() {
+    fn same_key_same_claim() {
         let mut book = StockBook::new(&spec(&[(10, 1), (11, 1)], 3));
         assert_eq!(book.decide(1, "k", None), Decision::Take(10));
         assert_eq!(book.decide(1, "k", Some(11)), Decision::Seen(10));
         assert_eq!(book.stock().held, 1);
-        book.undo(1, "k");
-        assert_eq!(book.stock(), StockLevel { left: 2, held: 0 });
-        assert_eq!(book.decide(1, "k", Some(11)), Decision::Take(11));
     }
 
     #[test]

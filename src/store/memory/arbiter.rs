@@ -49,17 +49,6 @@ impl SlotArbiter for BookArbiter {
         }))
     }
 
-    async fn undo(
-        &self,
-        spec: &ActivityRecord,
-        user: UserId,
-        key: &str,
-        _epoch: Option<i64>,
-    ) -> Result<(), LedgerError> {
-        self.with(spec.id, |b| b.undo(user, key));
-        Ok(())
-    }
-
     async fn release(
         &self,
         spec: &ActivityRecord,

@@ -306,19 +306,6 @@ impl SlotArbiter for RedisArbiter {
         decided.await.map_err(|_| stopped())?
     }
 
-    async fn undo(
-        &self,
-        spec: &ActivityRecord,
-        user: UserId,
-        key: &str,
-        epoch: Option<i64>,
-    ) -> Result<(), LedgerError> {
-        let epoch = epoch.map(|e| e.to_string()).unwrap_or_default();
-        self.flag(spec, "undo", &[user.to_string(), key.to_string(), epoch])
-            .await?;
-        Ok(())
-    }
-
     async fn release(
         &self,
         spec: &ActivityRecord,

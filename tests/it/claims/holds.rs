@@ -8,13 +8,14 @@ use corral_protocol::Role;
 use serde_json::json;
 
 use super::fixtures::{Promo, bulk_users, now_ms, seed};
-use super::history::{Event, Outcome, check_history, outcome_of};
+use super::history::{Event, Outcome, check_history, check_rows, outcome_of};
 use crate::support::{Engine, TestApp, WAIT};
 
 crate::engine_tests!(
     limit_holds_across_devices_and_keys_repeat,
     expiry_and_cancel_return_stock,
     window_is_decided_by_the_server_clock,
+    a_hold_that_commits_after_its_write_failed_is_not_sold_twice,
 );
 
 async fn limit_holds_across_devices_and_keys_repeat(engine: Engine) {
@@ -261,4 +262,62 @@ async fn expiry_and_cancel_return_stock(engine: Engine) {
         )
         .await;
     assert_eq!(status, 403);
+}
+
+/// A hold whose write failed but committed afterwards (a write cut mid-commit can, on
+/// PostgreSQL; a fault hook answers the batch failed and commits it 3 s later) leaves the one
+/// slot to one client: the node voids the decision in the rows before it gives the slot back,
+/// so the late commit finds the void row instead of landing. (Giving the slot back as soon as
+/// the rows read empty let a second client hold it too: two held rows for one slot.)
+async fn a_hold_that_commits_after_its_write_failed_is_not_sold_twice(engine: Engine) {
+    use corral::store::sql::claims::late_commit;
+    let app = TestApp::spawn(engine).await;
+    let (activity, items, _) = seed(&app, &Promo::open(1)).await;
+    late_commit::commit_late_once(activity, Duration::from_secs(3));
+    let mut clients = Vec::new();
+    for (user, token) in bulk_users(&app, 2, Role::User).await {
+        clients.push((user, format!("late-{user}"), app.client(Some(&token)).await));
+    }
+    let claim = async |(_, key, ws): &mut (i64, String, crate::support::WsClient)| {
+        let params = json!({"activity": activity, "key": key});
+        outcome_of(
+            ws.try_request("claim", params, WAIT)
+                .await
+                .expect("an answer"),
+        )
+    };
+    let unavailable = Outcome::Refused("unavailable".into());
+    assert_eq!(
+        claim(&mut clients[0]).await,
+        unavailable,
+        "the write failed"
+    );
+    // Each retries its key until it has a final answer, the late commit landing meanwhile.
+    let mut history = Vec::new();
+    for client in &mut clients {
+        let until = std::time::Instant::now() + 4 * WAIT;
+        let outcome = loop {
+            match claim(client).await {
+                outcome if outcome != unavailable => break outcome,
+                _ if std::time::Instant::now() > until => panic!("key {} never decided", client.1),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        history.push(Event {
+            user: client.0,
+            key: client.1.clone(),
+            outcome,
+            latency: Duration::ZERO,
+            answered_at: now_ms(),
+        });
+    }
+    // After the late commit has had its chance: one of the two holds the one slot.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let held = history
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Held { .. }))
+        .count();
+    assert_eq!(held, 1, "exactly one holds the one slot: {history:?}");
+    let slots = items.iter().map(|i| (*i, 1)).collect();
+    check_rows(&app.state.db.pool, activity, &slots, 1, &history, None).await;
 }

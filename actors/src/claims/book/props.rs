@@ -1,4 +1,4 @@
-//! The claim book against a reference model, over random sequences of claims, undos,
+//! The claim book against a reference model, over random sequences of claims,
 //! expiries and cancels, payments (of held and of lapsed holds), edits before the start and
 //! restarts (a rebuild from the durable rows). The model keeps each key's state in a plain map
 //! and recounts everything from it, so the book's incremental counters, its any-item choice
@@ -28,8 +28,6 @@ enum State {
 #[derive(Debug, Clone)]
 enum Step {
     Claim(UserId, usize, Option<usize>),
-    /// The row of the newest take could not be written.
-    UndoLastTake,
     /// A hold expired or was cancelled (the ledger releases held rows only).
     Release(UserId, usize),
     /// A held slot was paid.
@@ -48,7 +46,6 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (user.clone(), key.clone(), prop::option::of(0..ITEMS.len() + 1))
             .prop_map(|(u, k, i)| Step::Claim(u, k, i)),
-        1 => Just(Step::UndoLastTake),
         2 => (user.clone(), key.clone()).prop_map(|(u, k)| Step::Release(u, k)),
         2 => (user.clone(), key.clone()).prop_map(|(u, k)| Step::Confirm(u, k)),
         1 => (user, key).prop_map(|(u, k)| Step::Retake(u, k)),
@@ -193,7 +190,6 @@ proptest! {
             keys: HashMap::new(),
         };
         let mut book = StockBook::new(&model.spec());
-        let mut last_take: Option<(UserId, String)> = None;
         for step in steps {
             match step {
                 Step::Claim(user, k, item) => {
@@ -202,17 +198,6 @@ proptest! {
                     let got = book.decide(user, &key(k), item);
                     let want = model.decide(user, &key(k), item);
                     prop_assert_eq!(&got, &want);
-                    if matches!(got, Decision::Take(_)) {
-                        last_take = Some((user, key(k)));
-                    }
-                }
-                Step::UndoLastTake => {
-                    if let Some((user, k)) = last_take.take()
-                        && matches!(model.keys.get(&(user, k.clone())), Some(State::Held(_)))
-                    {
-                        book.undo(user, &k);
-                        model.keys.remove(&(user, k));
-                    }
                 }
                 Step::Release(user, k) => {
                     let id = (user, key(k));
@@ -241,7 +226,6 @@ proptest! {
                 Step::Restart => {
                     model.keys.retain(|_, s| !matches!(s, State::Refused(_)));
                     book = StockBook::restore(&model.spec(), &model.rows());
-                    last_take = None;
                 }
                 Step::Edit(slots, limit) => {
                     // Edits are allowed before the start only, when nothing is claimed.

@@ -19,8 +19,6 @@
 --                                   "take" item | "seen" item | "refused" why}
 --                                  | {""} when there are no counters (not built, or lost)
 --   ready   rules               -> {epoch} when counters stand under `rules`, else {""}
---   undo    user key epoch      -> {"1"} | {"0"}      forget a take whose row was not written
---                                                     (only under the epoch it was taken in)
 --   release user key            -> {"1"} | {"0"}      a hold expired or was cancelled
 --   confirm user key            -> {"1"} | {"0"}      a hold was paid
 --   retake  user key item       -> {"1"} | {"0"}      a lapsed hold was paid: take a slot again
@@ -149,13 +147,6 @@ local k = user .. '|' .. key
 local prev = redis.call('HGET', keys, k)
 local state, item = nil, nil
 if prev then state, item = string.match(prev, '^(%a)|(.*)$') end
-
-if op == 'undo' then
-  if state ~= 'h' or redis.call('HGET', meta, 'epoch') ~= ARGV[5] then return {'0'} end
-  vacate(user, item)
-  redis.call('HDEL', keys, k)
-  return {'1'}
-end
 
 if op == 'release' then
   if state ~= 'h' then return {'0'} end
