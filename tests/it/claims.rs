@@ -25,5 +25,7 @@ mod winners;
 
 pub(crate) use crowd::{Counts, crowd_failover, spawn_crowd};
 pub(crate) use fixtures::{Promo, bulk_users, bulk_users_in, now_ms, redis_mode, seed, seed_in};
-pub(crate) use history::{Event, Outcome, check_history, check_rows, outcome_of};
+pub(crate) use history::{
+    Event, Outcome, check_history, check_rows, claim_once, claim_until_decided, outcome_of,
+};
 pub(crate) use payments::pay;

@@ -36,7 +36,8 @@ use cluster::{Cluster, NODES};
 use storm::{Seat, Storm, StormReport};
 
 use crate::claims::{
-    Counts, Event, Outcome, Promo, check_rows, crowd_failover, now_ms, outcome_of,
+    Counts, Event, Outcome, Promo, check_rows, claim_once, claim_until_decided, crowd_failover,
+    now_ms,
 };
 use crate::support::proxy::Mode;
 use crate::support::{WAIT, WsClient, check, wait_until};
@@ -771,21 +772,15 @@ async fn a_hold_that_commits_after_its_write_failed_is_not_sold_twice() {
         let ws = WsClient::connect(&url, Some(&token)).await.expect("ws");
         clients.push((user, format!("late-{user}"), ws));
     }
-    let claim = async |(_, key, ws): &mut (i64, String, WsClient)| {
-        let params = json!({"activity": activity, "key": key});
-        outcome_of(
-            ws.try_request("claim", params, WAIT)
-                .await
-                .expect("an answer"),
-        )
-    };
-    let unavailable = Outcome::Refused("unavailable".into());
+    let (_, key, ws) = &mut clients[0];
+    let first = claim_once(ws, activity, key).await;
     assert_eq!(
-        claim(&mut clients[0]).await,
-        unavailable,
+        first,
+        Outcome::Refused("unavailable".into()),
         "the write failed"
     );
-    let second = claim(&mut clients[1]).await;
+    let (_, key, ws) = &mut clients[1];
+    let second = claim_once(ws, activity, key).await;
     assert!(
         matches!(&second, Outcome::Refused(code) if code == "sold_out" || code == "unavailable"),
         "the slot is not handed out again while the first key is undecided: {second:?}"
@@ -793,22 +788,8 @@ async fn a_hold_that_commits_after_its_write_failed_is_not_sold_twice() {
     // Each retries its key until it has a final answer: the late row (or reconciliation's
     // void of the key) settles the slot within seconds.
     let mut history = Vec::new();
-    for client in &mut clients {
-        let until = Instant::now() + RECOVERY;
-        let outcome = loop {
-            match claim(client).await {
-                outcome if outcome != unavailable => break outcome,
-                _ if Instant::now() > until => panic!("key {} never decided", client.1),
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
-        history.push(Event {
-            user: client.0,
-            key: client.1.clone(),
-            outcome,
-            latency: Duration::ZERO,
-            answered_at: now_ms(),
-        });
+    for (user, key, ws) in &mut clients {
+        history.push(claim_until_decided(ws, activity, (*user, key), RECOVERY).await);
     }
     let held: Vec<&Event> = history
         .iter()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::{AnyPool, Row};
 
-use crate::support::{TestApp, WAIT, check, wait_until};
+use crate::support::{TestApp, WAIT, WsClient, check, wait_until};
 
 /// What one client saw for one claim invocation.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +49,41 @@ pub(crate) fn outcome_of(reply: Result<Value, corral_protocol::ErrorBody>) -> Ou
             coupon: ok["coupon_code"].as_str().map(str::to_string),
         },
         Err(err) => Outcome::Refused(err.code.as_str().to_string()),
+    }
+}
+
+/// One `claim` of `key` on `activity` over `ws`, as its [`Outcome`].
+pub async fn claim_once(ws: &mut WsClient, activity: i64, key: &str) -> Outcome {
+    let params = serde_json::json!({"activity": activity, "key": key});
+    let reply = ws.try_request("claim", params, WAIT).await;
+    outcome_of(reply.expect("an answer"))
+}
+
+/// `user`'s claim of `key`, retried 200 ms apart while answered `unavailable`, as the
+/// [`Event`] of its final answer; a key still undecided after `within` fails the test.
+pub async fn claim_until_decided(
+    ws: &mut WsClient,
+    activity: i64,
+    (user, key): (i64, &str),
+    within: Duration,
+) -> Event {
+    let until = std::time::Instant::now() + within;
+    loop {
+        match claim_once(ws, activity, key).await {
+            Outcome::Refused(code) if code == "unavailable" => {
+                assert!(std::time::Instant::now() < until, "key {key} never decided");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            outcome => {
+                return Event {
+                    user,
+                    key: key.to_string(),
+                    outcome,
+                    latency: Duration::ZERO,
+                    answered_at: super::now_ms(),
+                };
+            }
+        }
     }
 }
 

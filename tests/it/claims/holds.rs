@@ -8,7 +8,9 @@ use corral_protocol::Role;
 use serde_json::json;
 
 use super::fixtures::{Promo, bulk_users, now_ms, seed};
-use super::history::{Event, Outcome, check_history, check_rows, outcome_of};
+use super::history::{
+    Event, Outcome, check_history, check_rows, claim_once, claim_until_decided, outcome_of,
+};
 use crate::support::{Engine, TestApp, WAIT};
 
 crate::engine_tests!(
@@ -278,38 +280,18 @@ async fn a_hold_that_commits_after_its_write_failed_is_not_sold_twice(engine: En
     for (user, token) in bulk_users(&app, 2, Role::User).await {
         clients.push((user, format!("late-{user}"), app.client(Some(&token)).await));
     }
-    let claim = async |(_, key, ws): &mut (i64, String, crate::support::WsClient)| {
-        let params = json!({"activity": activity, "key": key});
-        outcome_of(
-            ws.try_request("claim", params, WAIT)
-                .await
-                .expect("an answer"),
-        )
-    };
-    let unavailable = Outcome::Refused("unavailable".into());
+    let (_, key, ws) = &mut clients[0];
+    let first = claim_once(ws, activity, key).await;
     assert_eq!(
-        claim(&mut clients[0]).await,
-        unavailable,
+        first,
+        Outcome::Refused("unavailable".into()),
         "the write failed"
     );
     // Each retries its key until it has a final answer, the late commit landing meanwhile.
     let mut history = Vec::new();
-    for client in &mut clients {
-        let until = std::time::Instant::now() + 4 * WAIT;
-        let outcome = loop {
-            match claim(client).await {
-                outcome if outcome != unavailable => break outcome,
-                _ if std::time::Instant::now() > until => panic!("key {} never decided", client.1),
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
-        history.push(Event {
-            user: client.0,
-            key: client.1.clone(),
-            outcome,
-            latency: Duration::ZERO,
-            answered_at: now_ms(),
-        });
+    for (user, key, ws) in &mut clients {
+        let decided = claim_until_decided(ws, activity, (*user, key), 4 * WAIT).await;
+        history.push(decided);
     }
     // After the late commit has had its chance: one of the two holds the one slot.
     tokio::time::sleep(Duration::from_secs(4)).await;
